@@ -1,0 +1,45 @@
+# The two commands: `make run` (the portal with a demo province) and `make test` (the whole suite).
+# Both create .venv and install on first use; with no DATABASE_URL / REDIS_URL they start an
+# embedded PostgreSQL and Redis with their data under .data/.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint check sysdeps messages bench-provisioning clean-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/devenv.py run
+
+test: $(STAMP) sysdeps
+	$(PY) scripts/devenv.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# System packages the suite needs (scripts/system-packages.txt): installed when root, else named.
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Migrations must match the models (runs without a database).
+check: $(STAMP)
+	HOCBA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
+
+messages: $(STAMP)
+	cd portal && ../$(PY) ../manage.py makemessages -l vi -l en --no-obsolete
+	$(PY) manage.py compilemessages --ignore=.venv
+
+bench-provisioning: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/provisioning.py $(ARGS)
+
+clean-data:
+	rm -rf .data

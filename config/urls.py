@@ -1,0 +1,14 @@
+"""URLs: the public site at /, each school under /truong/<code>/ (resolved by portal.middleware)."""
+
+from django.conf import settings
+from django.urls import include, path
+
+from portal.admin import admin_site
+
+urlpatterns = [
+    path("", include("portal.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin_site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path(f"{settings.SCHOOL_URL_PREFIX}/<str:school_code>/", include("schools.urls")),
+]

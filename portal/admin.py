@@ -1,0 +1,364 @@
+"""The operators' admin site: each staff user sees and changes only what lies in their scope.
+
+Access is decided by portal.permissions (roles), not by Django's is_staff flag or model
+permissions: a division officer sees its division's schools, a school administrator its school.
+Grants and revocations go through the services, so the delegation rule and the audit log apply.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import selectors
+from .choices import Role
+from .models import AuditEntry, Department, Division, RoleAssignment, School, User
+from .permissions import (
+    access_for,
+    can_administer_province,
+    can_grant,
+    can_revoke,
+    can_use_admin,
+    grantable_roles,
+)
+from .provisioning import SchoolSpec, school_provision
+from .services import (
+    SCHOOL_EDITABLE_FIELDS,
+    role_assignment_grant,
+    role_assignment_revoke,
+    school_update,
+    user_changes_record,
+    user_create,
+)
+
+
+class PortalAdminSite(admin.AdminSite):
+    site_header = gettext_lazy("Digital school transcripts: administration")
+    site_title = gettext_lazy("Administration")
+    index_title = gettext_lazy("Schools, users and roles")
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return can_use_admin(request.user)
+
+    def login(self, request, extra_context=None):
+        # One login for the whole portal (allauth, with its second factor); no admin login form.
+        target = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        return redirect(f"{reverse('account_login')}?{REDIRECT_FIELD_NAME}={target}")
+
+
+admin_site = PortalAdminSite(name="admin")
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Base: module visibility by role, never by Django model permissions; no deletes."""
+
+    def has_module_permission(self, request):
+        return can_use_admin(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return can_use_admin(request.user)
+
+    def has_add_permission(self, request):
+        return can_administer_province(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return can_administer_province(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+@admin.register(Department, site=admin_site)
+class DepartmentAdmin(ScopedAdmin):
+    list_display = ("code", "name", "place_name")
+
+    def has_add_permission(self, request):
+        return can_administer_province(request.user) and not Department.objects.exists()
+
+
+@admin.register(Division, site=admin_site)
+class DivisionAdmin(ScopedAdmin):
+    list_display = ("code", "name", "kind", "active")
+    list_filter = ("kind", "active")
+    search_fields = ("code", "name")
+
+    def get_queryset(self, request):
+        return selectors.divisions_for(request.user)
+
+
+class SchoolForm(forms.ModelForm):
+    class Meta:
+        model = School
+        fields = ("code", "name", "levels", "division", "address", "active")
+
+
+@admin.register(School, site=admin_site)
+class SchoolAdmin(ScopedAdmin):
+    form = SchoolForm
+    list_display = ("code", "name", "division", "levels", "active")
+    list_filter = ("active", "division")
+    search_fields = ("code", "name")
+    list_select_related = ("division",)
+
+    def get_queryset(self, request):
+        return selectors.schools_for(request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("code",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        # Through the services: a new school gets its schema cloned; every change is audited.
+        if change:
+            fields = {name: form.cleaned_data[name] for name in SCHOOL_EDITABLE_FIELDS}
+            saved = school_update(actor=request.user, school=obj, **fields)
+        else:
+            spec = SchoolSpec(
+                code=obj.code,
+                name=obj.name,
+                levels=tuple(obj.levels),
+                address=obj.address,
+            )
+            saved, _outcome = school_provision(actor=request.user, spec=spec, division=obj.division)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+
+class RoleAssignmentInline(admin.TabularInline):
+    model = RoleAssignment
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    fields = ("role", "division", "school", "is_manager", "data_access", "valid_until", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+    def get_queryset(self, request):
+        return selectors.role_assignments_for(request.user).filter(revoked_at__isnull=True)
+
+
+class PortalUserCreationForm(forms.ModelForm):
+    password = forms.CharField(
+        label=gettext_lazy("Initial password"),
+        widget=forms.PasswordInput,
+        required=False,
+        help_text=gettext_lazy("Leave empty to let the user set one through password reset."),
+    )
+
+    class Meta:
+        model = User
+        fields = ("username", "full_name", "email")
+
+
+@admin.register(User, site=admin_site)
+class PortalUserAdmin(UserAdmin, ScopedAdmin):
+    add_form = PortalUserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    list_display = ("username", "full_name", "email", "is_active", "last_login")
+    list_filter = ("is_active",)
+    search_fields = ("username", "full_name", "email")
+    ordering = ("username",)
+    inlines = [RoleAssignmentInline]
+    fieldsets = ((None, {"fields": ("username", "password", "full_name", "email", "is_active", "last_login")}),)
+    add_fieldsets = ((None, {"fields": ("username", "full_name", "email", "password")}),)
+    readonly_fields = ("last_login",)
+
+    def get_queryset(self, request):
+        return selectors.users_for(request.user)
+
+    def has_add_permission(self, request):
+        return bool(grantable_roles(request.user))
+
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return bool(grantable_roles(request.user))
+        return selectors.user_is_within_scope(request.user, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            created = user_create(
+                actor=request.user,
+                username=form.cleaned_data["username"],
+                full_name=form.cleaned_data["full_name"],
+                email=form.cleaned_data.get("email", ""),
+                password=form.cleaned_data.get("password") or None,
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+            return
+        before = User.objects.get(pk=obj.pk)
+        changed = {
+            name: (getattr(before, name), getattr(obj, name))
+            for name in form.changed_data
+            if name in {"username", "full_name", "email", "is_active"}
+        }
+        obj.save(update_fields=[*changed] or None)
+        user_changes_record(actor=request.user, user=obj, changed=changed)
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            target = User.objects.get(pk=id)
+            user_changes_record(actor=request.user, user=target, changed={"password": ("***", "***")})
+        return response
+
+
+class RoleAssignmentForm(forms.ModelForm):
+    """Grant form: the choices offered are only those the acting user may grant."""
+
+    class Meta:
+        model = RoleAssignment
+        fields = ("user", "role", "division", "school", "is_manager", "data_access", "valid_until")
+
+    def __init__(self, *args, actor: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        self.fields["role"].choices = [(r, Role(r).label) for r in grantable_roles(actor)]
+        self.fields["user"].queryset = User.objects.filter(is_active=True).exclude(pk=actor.pk)
+        self.fields["school"].queryset = selectors.schools_for(actor).filter(active=True)
+        self.fields["division"].queryset = selectors.divisions_for(actor)
+        if not access_for(actor).is_department_admin:
+            for name in ("is_manager", "data_access", "division"):
+                self.fields[name].disabled = True
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        decision = can_grant(
+            self.actor,
+            grantee=data.get("user"),
+            role=data.get("role"),
+            division=data.get("division"),
+            school=data.get("school"),
+            is_manager=data.get("is_manager", False),
+            data_access=data.get("data_access", False),
+        )
+        if not decision:
+            raise ValidationError(decision.reason)
+        return data
+
+    def validate_unique(self):
+        # The service reports a duplicate active role in words; the model check would be terse.
+        return
+
+
+@admin.register(RoleAssignment, site=admin_site)
+class RoleAssignmentAdmin(ScopedAdmin):
+    form = RoleAssignmentForm
+    list_display = ("user", "role", "scope", "is_manager", "data_access", "granted_by", "granted_at", "status")
+    list_filter = ("role", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username", "user__full_name", "school__code", "school__name", "division__name")
+    autocomplete_fields = ()
+    actions = ["revoke_selected"]
+    list_select_related = ("user", "division", "school", "granted_by")
+
+    @admin.display(description=gettext_lazy("scope"))
+    def scope(self, obj):
+        return obj.scope_label
+
+    @admin.display(description=gettext_lazy("status"))
+    def status(self, obj):
+        return _("revoked") if obj.revoked_at else _("in force")
+
+    def get_queryset(self, request):
+        return selectors.role_assignments_for(request.user)
+
+    def has_add_permission(self, request):
+        return bool(grantable_roles(request.user))
+
+    def has_change_permission(self, request, obj=None):
+        # Assignments are never edited: they are granted, and revoked.
+        return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        actor = request.user
+
+        class BoundForm(form_class):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, actor=actor, **kw)
+
+        return BoundForm
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            saved = role_assignment_grant(
+                actor=request.user,
+                user=data["user"],
+                role=data["role"],
+                division=data.get("division"),
+                school=data.get("school"),
+                is_manager=data.get("is_manager", False),
+                data_access=data.get("data_access", False),
+                valid_until=data.get("valid_until"),
+            )
+        except (PermissionDenied, ValidationError) as exc:
+            raise PermissionDenied(str(exc)) from exc
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    @admin.action(description=gettext_lazy("Revoke the selected roles"))
+    def revoke_selected(self, request, queryset):
+        revoked, refused = 0, []
+        for assignment in queryset.filter(revoked_at__isnull=True):
+            decision = can_revoke(request.user, assignment)
+            if not decision:
+                refused.append(f"{assignment}: {decision.reason}")
+                continue
+            role_assignment_revoke(actor=request.user, assignment=assignment)
+            revoked += 1
+        if revoked:
+            self.message_user(request, _("%(count)d role(s) revoked.") % {"count": revoked}, messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.ERROR)
+
+
+@admin.register(AuditEntry, site=admin_site)
+class AuditEntryAdmin(ScopedAdmin):
+    list_display = ("at", "actor", "action", "summary", "school", "division")
+    list_filter = ("action",)
+    search_fields = ("summary", "actor__username", "object_id")
+    list_select_related = ("actor", "school", "division")
+    readonly_fields = ("at", "actor", "action", "object_type", "object_id", "summary", "changes", "school", "division")
+
+    def get_queryset(self, request):
+        return selectors.audit_entries_for(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

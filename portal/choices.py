@@ -1,0 +1,68 @@
+"""Enumerations of the public schema: division kinds, school levels, roles, audit actions."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class DivisionKind(models.TextChoices):
+    DISTRICT_OFFICE = "district_office", _("District education office")
+    COMMUNE = "commune", _("Commune/ward authority")
+    CLUSTER = "cluster", _("School cluster")
+
+
+class SchoolLevel(models.TextChoices):
+    PRIMARY = "primary", _("Primary")
+    LOWER_SECONDARY = "lower_secondary", _("Lower secondary")
+    UPPER_SECONDARY = "upper_secondary", _("Upper secondary")
+    CONTINUING = "continuing", _("Continuing education")
+
+
+class ScopeKind(models.TextChoices):
+    DEPARTMENT = "department", _("Department")
+    DIVISION = "division", _("Division")
+    SCHOOL = "school", _("School")
+
+
+class Role(models.TextChoices):
+    """The roles of domain.md §2. Each role has exactly one kind of scope (ROLE_SCOPE)."""
+
+    DEPARTMENT_ADMIN = "department_admin", _("Department administrator")
+    DEPARTMENT_OFFICER = "department_officer", _("Department officer")
+    DIVISION_OFFICER = "division_officer", _("Division officer")
+    SCHOOL_ADMIN = "school_admin", _("School administrator")
+    PRINCIPAL = "principal", _("Principal")
+    VICE_PRINCIPAL = "vice_principal", _("Vice-principal")
+    HOMEROOM_TEACHER = "homeroom_teacher", _("Homeroom teacher")
+    SUBJECT_TEACHER = "subject_teacher", _("Subject teacher")
+
+
+ROLE_SCOPE: dict[str, str] = {
+    Role.DEPARTMENT_ADMIN: ScopeKind.DEPARTMENT,
+    Role.DEPARTMENT_OFFICER: ScopeKind.DEPARTMENT,
+    Role.DIVISION_OFFICER: ScopeKind.DIVISION,
+    Role.SCHOOL_ADMIN: ScopeKind.SCHOOL,
+    Role.PRINCIPAL: ScopeKind.SCHOOL,
+    Role.VICE_PRINCIPAL: ScopeKind.SCHOOL,
+    Role.HOMEROOM_TEACHER: ScopeKind.SCHOOL,
+    Role.SUBJECT_TEACHER: ScopeKind.SCHOOL,
+}
+
+SCHOOL_ROLES = frozenset(role for role, scope in ROLE_SCOPE.items() if scope == ScopeKind.SCHOOL)
+TEACHER_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.SUBJECT_TEACHER})
+SCHOOL_LEADER_ROLES = frozenset({Role.PRINCIPAL, Role.VICE_PRINCIPAL})
+# Roles that must log in with a second factor (TOTP): those who sign for the school and administrators.
+TWO_FACTOR_ROLES = frozenset(
+    {Role.DEPARTMENT_ADMIN, Role.SCHOOL_ADMIN, Role.PRINCIPAL, Role.VICE_PRINCIPAL}
+)
+
+
+class AuditAction(models.TextChoices):
+    ROLE_GRANTED = "role_granted", _("Role granted")
+    ROLE_REVOKED = "role_revoked", _("Role revoked")
+    ROLE_EXPIRED = "role_expired", _("Role expired")
+    SCHOOL_PROVISIONED = "school_provisioned", _("School provisioned")
+    SCHOOL_CHANGED = "school_changed", _("School changed")
+    DIVISION_CREATED = "division_created", _("Division created")
+    DIVISION_CHANGED = "division_changed", _("Division changed")
+    USER_CREATED = "user_created", _("User created")
+    USER_CHANGED = "user_changed", _("User changed")

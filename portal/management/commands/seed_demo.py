@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand
+from django.utils import translation
+
+from portal.demo import DEMO_PASSWORD, demo_logins, demo_province_seed
+
+
+class Command(BaseCommand):
+    help = "Create the demo province (idempotent) and print the demo logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
+
+    def handle(self, *args, **options):
+        translation.activate("vi")
+        created = demo_province_seed()
+        self.stdout.write("Demo province created." if created else "Demo province already present.")
+        if options["quiet"]:
+            return
+        self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
+        for username, name, roles in demo_logins():
+            self.stdout.write(f"  {username:<20} {name:<22} {roles}")
+        self.stdout.write(
+            "\nPrincipals, vice-principals and administrators log in with a second factor:"
+            "\n  .venv/bin/python manage.py demo_totp <username>   prints the current code."
+        )

@@ -1,0 +1,109 @@
+"""Routing a request to its school, and the checks every school page shares.
+
+Schools live under /truong/<code>/. The school is resolved from the path through a cache (no
+query on a warm request) and set on the connection before any view runs. We do not use
+django-tenants' subfolder middleware: it queries the domain table on every URL match and clears
+Django's URL caches on every request (design.md §3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from .permissions import can_open_school_data, requires_two_factor, school_is_visible
+from .selectors import school_route_get
+
+_SCHOOL_PATH = re.compile(r"^/%s/(?P<code>[^/]+)/" % re.escape(settings.SCHOOL_URL_PREFIX))
+
+
+class SchoolRouteMiddleware:
+    """Set request.school and the connection's schema from the URL; public schema otherwise.
+
+    request.tenant is also set (to the school, or django-tenants' public stand-in), because
+    django-tenants' admin templates read it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        connection.set_schema_to_public()
+        request.school = None  # type: ignore[attr-defined]
+        request.tenant = connection.tenant  # type: ignore[attr-defined]
+        match = _SCHOOL_PATH.match(request.path_info)
+        if match:
+            school = school_route_get(match["code"], timeout=settings.SCHOOL_ROUTE_CACHE_SECONDS)
+            if school is None:
+                raise Http404("No such school")
+            request.school = request.tenant = school  # type: ignore[attr-defined]
+            connection.set_tenant(school)
+        try:
+            return self.get_response(request)
+        finally:
+            connection.set_schema_to_public()
+
+
+class SchoolAccessMiddleware:
+    """Every school page: login required; another school's pages answer 404; no data grant, 403.
+
+    Enforced here, once, so that no school view can forget it (NetBox's central enforcement).
+    The `school_code` URL argument is consumed here; views use request.school.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        school = getattr(request, "school", None)
+        if school is None:
+            return None
+        view_kwargs.pop("school_code", None)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not school_is_visible(request.user, school):
+            raise Http404("No such school")
+        if not can_open_school_data(request.user, school):
+            raise PermissionDenied("No data access")
+        return None
+
+
+class RequireTwoFactorMiddleware:
+    """Principals, vice-principals and administrators must set up TOTP before anything else."""
+
+    ALLOWED_PREFIXES = ("/accounts/", "/i18n/", "/static/", "/favicon")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            user.is_authenticated
+            and not request.path_info.startswith(self.ALLOWED_PREFIXES)
+            and requires_two_factor(user)
+            and not _has_totp(user)
+        ):
+            return redirect(reverse("mfa_activate_totp") + "?next=" + request.get_full_path())
+        return self.get_response(request)
+
+
+def _has_totp(user) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    cached = getattr(user, "_hocba_has_totp", None)
+    if cached is None:
+        cached = Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
+        user._hocba_has_totp = cached
+    return cached

@@ -1,0 +1,157 @@
+"""Reads of the public schema, scoped to the acting user (style.md rule 2).
+
+Everything a user lists goes through one of these; what is outside the scope is not there.
+"""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from .choices import ROLE_SCOPE, ScopeKind
+from .models import AuditEntry, Division, RoleAssignment, School, User
+from .permissions import access_for
+
+
+def divisions_for(user: User) -> QuerySet[Division]:
+    access = access_for(user)
+    if access.is_department_staff:
+        return Division.objects.all()
+    return Division.objects.filter(pk__in=access.division_ids)
+
+
+def schools_for(user: User) -> QuerySet[School]:
+    """Schools the user may see (not necessarily open): see permissions.school_is_visible."""
+    access = access_for(user)
+    qs = School.objects.select_related("division")
+    if access.is_department_staff:
+        return qs
+    return qs.filter(Q(pk__in=list(access.school_roles)) | Q(division_id__in=access.division_ids))
+
+
+def _assignment_scope_q(user: User) -> Q | None:
+    """The assignments inside the user's scope, as a filter; None means everything."""
+    access = access_for(user)
+    if access.is_department_staff:
+        return None
+    schools = set(access.school_roles)
+    return (
+        Q(school_id__in=schools)
+        | Q(school__division_id__in=access.division_ids)
+        | Q(division_id__in=access.division_ids)
+    )
+
+
+def role_assignments_for(user: User) -> QuerySet[RoleAssignment]:
+    qs = RoleAssignment.objects.select_related("user", "division", "school", "granted_by", "revoked_by")
+    scope = _assignment_scope_q(user)
+    return qs if scope is None else qs.filter(scope)
+
+
+def users_for(user: User) -> QuerySet[User]:
+    """Users who hold (or held) a role inside the user's scope, and the user themself."""
+    scope = _assignment_scope_q(user)
+    if scope is None:
+        return User.objects.all()
+    inside = RoleAssignment.objects.filter(scope).values("user_id")
+    return User.objects.filter(Q(pk__in=inside) | Q(pk=user.pk))
+
+
+def user_is_within_scope(actor: User, target: User) -> bool:
+    """Is every role the target holds inside the actor's scope? Only then may the actor edit them.
+
+    A school administrator must not reset the password of a department administrator who also
+    teaches in the school.
+    """
+    if access_for(actor).is_department_admin:
+        return True
+    if target.pk == actor.pk:
+        return False
+    scope = _assignment_scope_q(actor)
+    assert scope is not None  # department staff returned above or see everything read-only
+    held = RoleAssignment.objects.current().filter(user=target)
+    return held.exists() and not held.exclude(scope).exists()
+
+
+def audit_entries_for(user: User) -> QuerySet[AuditEntry]:
+    qs = AuditEntry.objects.select_related("actor", "school", "division")
+    access = access_for(user)
+    if access.is_department_staff:
+        return qs
+    return qs.filter(
+        Q(school_id__in=list(access.school_roles))
+        | Q(school__division_id__in=access.division_ids)
+        | Q(division_id__in=access.division_ids)
+    )
+
+
+def workplaces_for(user: User) -> list[dict[str, object]]:
+    """Where the user has roles, grouped by place, for the landing page."""
+    places: dict[tuple[str, int | None], dict[str, object]] = {}
+    for a in (
+        RoleAssignment.objects.current()
+        .filter(user=user)
+        .select_related("division", "school", "school__division")
+        .order_by("role")
+    ):
+        scope = ROLE_SCOPE[a.role]
+        if scope == ScopeKind.DEPARTMENT:
+            key: tuple[str, int | None] = (ScopeKind.DEPARTMENT, None)
+            place: object = None
+        elif scope == ScopeKind.DIVISION:
+            key, place = (ScopeKind.DIVISION, a.division_id), a.division
+        else:
+            key, place = (ScopeKind.SCHOOL, a.school_id), a.school
+        entry = places.setdefault(key, {"kind": key[0], "place": place, "roles": []})
+        entry["roles"].append(a.get_role_display())  # type: ignore[attr-defined]
+    order = {ScopeKind.DEPARTMENT: 0, ScopeKind.DIVISION: 1, ScopeKind.SCHOOL: 2}
+    return sorted(places.values(), key=lambda p: (order[p["kind"]], str(p["place"] or "")))
+
+
+# --- School routing --------------------------------------------------------------------------
+
+ROUTE_CACHE_PREFIX = "school-route:"
+_MISSING = "-"
+
+
+def school_route_get(code: str, *, timeout: int) -> School | None:
+    """The school for a URL code, from the cache when warm (no query), else from the database.
+
+    The cached value is the handful of fields a request needs; the instance is rebuilt from
+    them, so views must not save it (services load their own row under a lock).
+    """
+    key = ROUTE_CACHE_PREFIX + code.lower()
+    cached = cache.get(key)
+    if cached == _MISSING:
+        return None
+    if cached is None:
+        row = (
+            School.objects.filter(code__iexact=code)
+            .values("id", "schema_name", "code", "name", "division_id", "active", "levels")
+            .first()
+        )
+        cache.set(key, row or _MISSING, timeout)
+        if row is None:
+            return None
+        cached = row
+    school = School(**cached)
+    school._state.adding = False
+    return school
+
+
+def school_route_forget(code: str) -> None:
+    cache.delete(ROUTE_CACHE_PREFIX + code.lower())
+
+
+def school_staff(school: School) -> list[dict[str, object]]:
+    """The people holding roles in a school, each with their roles, for the school's leaders."""
+    people: dict[int, dict[str, object]] = {}
+    for a in (
+        RoleAssignment.objects.current()
+        .filter(school_id=school.pk)
+        .select_related("user")
+        .order_by("user__full_name", "role")
+    ):
+        entry = people.setdefault(a.user_id, {"user": a.user, "roles": []})
+        entry["roles"].append(a.get_role_display())  # type: ignore[attr-defined]
+    return list(people.values())

@@ -1,0 +1,260 @@
+"""Writes to the public schema: role grants and revocations, users, schools, the audit log.
+
+Every write checks its permission, runs in a transaction and writes an audit row in the same
+transaction (style.md rules 10 and 11).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .choices import AuditAction
+from .models import AuditEntry, Division, RoleAssignment, School, User
+from .permissions import can_grant, can_revoke, forget_access
+from .selectors import school_route_forget
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    obj: Any,
+    summary: str,
+    changes: dict[str, Any] | None = None,
+    school: School | None = None,
+    division: Division | None = None,
+) -> AuditEntry:
+    """Append one audit row. Call it inside the transaction of the change it records."""
+    return AuditEntry.objects.create(
+        actor=actor,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        summary=summary[:300],
+        changes=changes or {},
+        school=school,
+        division=division,
+    )
+
+
+def _assignment_snapshot(a: RoleAssignment) -> dict[str, Any]:
+    return {
+        "user": a.user.username,
+        "role": a.role,
+        "division": a.division.code if a.division else None,
+        "school": a.school.code if a.school else None,
+        "is_manager": a.is_manager,
+        "data_access": a.data_access,
+        "valid_until": a.valid_until.isoformat() if a.valid_until else None,
+    }
+
+
+@transaction.atomic
+def role_assignment_grant(
+    *,
+    actor: User,
+    user: User,
+    role: str,
+    division: Division | None = None,
+    school: School | None = None,
+    is_manager: bool = False,
+    data_access: bool = False,
+    valid_until: dt.date | None = None,
+) -> RoleAssignment:
+    """Grant a role, if the delegation rule allows it; audited. Refusals raise PermissionDenied."""
+    decision = can_grant(
+        actor,
+        grantee=user,
+        role=role,
+        division=division,
+        school=school,
+        is_manager=is_manager,
+        data_access=data_access,
+    )
+    if not decision:
+        raise PermissionDenied(decision.reason)
+    if valid_until is not None and valid_until < timezone.localdate():
+        raise ValidationError({"valid_until": _("The end date is in the past.")})
+    # Lock the grantee so two concurrent grants of the same role cannot both pass the check.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    existing = RoleAssignment.objects.filter(
+        user=user, role=role, division=division, school=school, revoked_at__isnull=True
+    ).first()
+    if existing is not None:
+        raise ValidationError(_("This user already holds this role here."))
+    assignment = RoleAssignment(
+        user=user,
+        role=role,
+        division=division,
+        school=school,
+        is_manager=is_manager,
+        data_access=data_access,
+        valid_until=valid_until,
+        granted_by=actor,
+    )
+    assignment.full_clean()
+    assignment.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.ROLE_GRANTED,
+        obj=assignment,
+        summary=_("%(actor)s granted %(role)s to %(user)s (%(scope)s)")
+        % {
+            "actor": actor,
+            "role": assignment.get_role_display(),
+            "user": user,
+            "scope": assignment.scope_label,
+        },
+        changes={"new": _assignment_snapshot(assignment)},
+        school=school,
+        division=division or (school.division if school else None),
+    )
+    forget_access(user)
+    return assignment
+
+
+@transaction.atomic
+def role_assignment_revoke(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
+    """Revoke a role (the row stays, for the record); audited."""
+    assignment = (
+        RoleAssignment.objects.select_for_update(no_key=True)
+        .select_related("user", "division", "school")
+        .get(pk=assignment.pk)
+    )
+    decision = can_revoke(actor, assignment)
+    if not decision:
+        raise PermissionDenied(decision.reason)
+    assignment.revoked_at = timezone.now()
+    assignment.revoked_by = actor
+    assignment.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.ROLE_REVOKED,
+        obj=assignment,
+        summary=_("%(actor)s revoked %(role)s from %(user)s (%(scope)s)")
+        % {
+            "actor": actor,
+            "role": assignment.get_role_display(),
+            "user": assignment.user,
+            "scope": assignment.scope_label,
+        },
+        changes={"old": _assignment_snapshot(assignment)},
+        school=assignment.school,
+        division=assignment.division or (assignment.school.division if assignment.school else None),
+    )
+    forget_access(assignment.user)
+    return assignment
+
+
+def role_assignments_expire(*, today: dt.date | None = None) -> int:
+    """Record, once, each assignment that passed its end date (they stop counting at once anyway)."""
+    today = today or timezone.localdate()
+    expired = 0
+    due = RoleAssignment.objects.filter(revoked_at__isnull=True, valid_until__lt=today).values_list("pk", flat=True)
+    for pk in due:
+        with transaction.atomic():
+            a = (
+                RoleAssignment.objects.select_for_update(no_key=True, skip_locked=True)
+                .select_related("user", "division", "school")
+                .filter(pk=pk, revoked_at__isnull=True)
+                .first()
+            )
+            if a is None:
+                continue
+            a.revoked_at = timezone.now()
+            a.revoked_by = a.granted_by or a.user
+            a.save(update_fields=["revoked_at", "revoked_by"])
+            audit_record(
+                actor=None,
+                action=AuditAction.ROLE_EXPIRED,
+                obj=a,
+                summary=_("%(role)s of %(user)s (%(scope)s) ended on %(date)s")
+                % {"role": a.get_role_display(), "user": a.user, "scope": a.scope_label, "date": a.valid_until},
+                changes={"old": _assignment_snapshot(a)},
+                school=a.school,
+                division=a.division or (a.school.division if a.school else None),
+            )
+            expired += 1
+    return expired
+
+
+@transaction.atomic
+def user_create(
+    *, actor: User | None, username: str, full_name: str, email: str = "", password: str | None = None
+) -> User:
+    """Create an account (operators and school administrators do; nobody signs up)."""
+    user = User(username=username, full_name=full_name, email=email)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_CREATED,
+        obj=user,
+        summary=_("Account %(username)s created") % {"username": username},
+        changes={"new": {"username": username, "full_name": full_name, "email": email}},
+    )
+    return user
+
+
+def user_changes_record(*, actor: User, user: User, changed: dict[str, tuple[Any, Any]]) -> None:
+    """Audit a change made to an account through a form (the admin's change page)."""
+    if not changed:
+        return
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_CHANGED,
+        obj=user,
+        summary=_("Account %(username)s changed: %(fields)s")
+        % {"username": user.username, "fields": ", ".join(sorted(changed))},
+        changes={name: {"old": old, "new": new} for name, (old, new) in changed.items()},
+    )
+
+
+SCHOOL_EDITABLE_FIELDS = ("name", "levels", "division", "address", "active")
+
+
+@transaction.atomic
+def school_update(*, actor: User | None, school: School, **fields: Any) -> School:
+    """Change a school's public data (name, levels, division, address, active); audited."""
+    locked = School.objects.select_for_update(no_key=True).get(pk=school.pk)
+    changes: dict[str, dict[str, Any]] = {}
+    for name, value in fields.items():
+        if name not in SCHOOL_EDITABLE_FIELDS:
+            raise ValueError(f"school_update cannot change {name!r}")
+        old = getattr(locked, name)
+        if old != value:
+            changes[name] = {"old": _plain(old), "new": _plain(value)}
+            setattr(locked, name, value)
+    if not changes:
+        return locked
+    locked.full_clean()
+    locked.save(update_fields=list(changes))
+    audit_record(
+        actor=actor,
+        action=AuditAction.SCHOOL_CHANGED,
+        obj=locked,
+        summary=_("School %(code)s changed: %(fields)s") % {"code": locked.code, "fields": ", ".join(changes)},
+        changes=changes,
+        school=locked,
+        division=locked.division,
+    )
+    transaction.on_commit(lambda: school_route_forget(locked.code))
+    return locked
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Division):
+        return value.code
+    if hasattr(value, "pk"):
+        return value.pk
+    return value

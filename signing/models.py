@@ -1,0 +1,1 @@
+"""Signing requests, batches and signatures (tenant schema). Built in later issues."""

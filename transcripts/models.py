@@ -1,0 +1,1 @@
+"""Assessments, year records and their versions (tenant schema). Built in later issues."""
