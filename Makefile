@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages bench-provisioning clean-data
+.PHONY: run test lint check sysdeps messages totp bench-provisioning clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,12 @@ check: $(STAMP)
 	HOCBA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 
 messages: $(STAMP)
-	cd portal && ../$(PY) ../manage.py makemessages -l vi -l en --no-obsolete
+	$(PY) manage.py makemessages -l vi -l en --no-obsolete -i ".venv/*" -i ".data/*" -i "tests/*" -i "bench/*" -i "scripts/*"
 	$(PY) manage.py compilemessages --ignore=.venv
+
+# The current TOTP code of a demo account: make totp u=th.hieutruong
+totp: $(STAMP)
+	@$(PY) scripts/devenv.py exec -- $(PY) manage.py demo_totp $(u)
 
 bench-provisioning: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/provisioning.py $(ARGS)

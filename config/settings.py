@@ -5,6 +5,8 @@ One deployment serves one province. Each school is a PostgreSQL schema (django-t
 
 from __future__ import annotations
 
+import sys
+import uuid
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -14,10 +16,11 @@ from .env import database_from_url, env_bool, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+TESTING = env_bool("HOCBA_TESTING", "pytest" in sys.modules)
 # The development key only works with DEBUG on; a deployment must set DJANGO_SECRET_KEY.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and not env_bool("HOCBA_TESTING", False):
+    if not DEBUG and not TESTING:
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
@@ -109,7 +112,10 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env_str("HOCBA_CACHE_PREFIX", "hocba"),
+        # A test run gets a prefix of its own, so it never reads (or clears) anyone else's keys.
+        "KEY_PREFIX": env_str(
+            "HOCBA_CACHE_PREFIX", f"hocba-test-{uuid.uuid4().hex[:8]}" if TESTING else "hocba"
+        ),
         "TIMEOUT": 300,
     }
 }
@@ -146,7 +152,9 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "hocbaso@localhost")
 # --- Language and time ---------------------------------------------------------------------
 LANGUAGE_CODE = "vi"
 LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# locale/: our strings (makemessages). locale_vendor/: Vietnamese for the django-allauth pages we
+# show (login, password reset, two-factor), which allauth does not ship; kept by hand.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]
 USE_I18N = True
 TIME_ZONE = "Asia/Ho_Chi_Minh"
 USE_TZ = True
@@ -188,6 +196,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+if TESTING:
+    # Hashing demo passwords at full strength would dominate the suite's time.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # How long the school route (code -> schema) stays cached; changes through services evict it.
 SCHOOL_ROUTE_CACHE_SECONDS = env_int("HOCBA_SCHOOL_ROUTE_CACHE_SECONDS", 300)

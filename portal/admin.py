@@ -13,7 +13,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -77,6 +77,10 @@ class ScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Out of scope answers 404, as everywhere else (Django's admin would redirect with a message).
+        raise Http404
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -182,7 +186,9 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
     search_fields = ("username", "full_name", "email")
     ordering = ("username",)
     inlines = [RoleAssignmentInline]
-    fieldsets = ((None, {"fields": ("username", "password", "full_name", "email", "is_active", "last_login")}),)
+    fieldsets = (
+        (None, {"fields": ("username", "password", "full_name", "email", "is_active", "last_login")}),
+    )
     add_fieldsets = ((None, {"fields": ("username", "full_name", "email", "password")}),)
     readonly_fields = ("last_login",)
 
@@ -277,7 +283,16 @@ class RoleAssignmentForm(forms.ModelForm):
 @admin.register(RoleAssignment, site=admin_site)
 class RoleAssignmentAdmin(ScopedAdmin):
     form = RoleAssignmentForm
-    list_display = ("user", "role", "scope", "is_manager", "data_access", "granted_by", "granted_at", "status")
+    list_display = (
+        "user",
+        "role",
+        "scope",
+        "is_manager",
+        "data_access",
+        "granted_by",
+        "granted_at",
+        "status",
+    )
     list_filter = ("role", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("user__username", "user__full_name", "school__code", "school__name", "division__name")
     autocomplete_fields = ()
@@ -352,7 +367,17 @@ class AuditEntryAdmin(ScopedAdmin):
     list_filter = ("action",)
     search_fields = ("summary", "actor__username", "object_id")
     list_select_related = ("actor", "school", "division")
-    readonly_fields = ("at", "actor", "action", "object_type", "object_id", "summary", "changes", "school", "division")
+    readonly_fields = (
+        "at",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "summary",
+        "changes",
+        "school",
+        "division",
+    )
 
     def get_queryset(self, request):
         return selectors.audit_entries_for(request.user)

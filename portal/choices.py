@@ -51,9 +51,7 @@ SCHOOL_ROLES = frozenset(role for role, scope in ROLE_SCOPE.items() if scope == 
 TEACHER_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.SUBJECT_TEACHER})
 SCHOOL_LEADER_ROLES = frozenset({Role.PRINCIPAL, Role.VICE_PRINCIPAL})
 # Roles that must log in with a second factor (TOTP): those who sign for the school and administrators.
-TWO_FACTOR_ROLES = frozenset(
-    {Role.DEPARTMENT_ADMIN, Role.SCHOOL_ADMIN, Role.PRINCIPAL, Role.VICE_PRINCIPAL}
-)
+TWO_FACTOR_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SCHOOL_ADMIN, Role.PRINCIPAL, Role.VICE_PRINCIPAL})
 
 
 class AuditAction(models.TextChoices):

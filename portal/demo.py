@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from .choices import DivisionKind, Role, SchoolLevel
 from .models import Department, Division, RoleAssignment, School, User
 from .provisioning import SchoolSpec, school_provision
-from .services import role_assignment_grant, user_create
+from .services import department_admin_bootstrap, role_assignment_grant, user_create
 
 DEMO_PASSWORD = "hocba-demo-2026"  # noqa: S105 - a published demo password, not a secret
 
@@ -27,7 +27,13 @@ DIVISIONS = [
 SCHOOLS = [
     # code, name, levels, division code, address
     ("th-kimdong", "Trường Tiểu học Kim Đồng", (SchoolLevel.PRIMARY,), "pgd-lc", "Phường Cốc Lếu, Lào Cai"),
-    ("thcs-lqd", "Trường THCS Lê Quý Đôn", (SchoolLevel.LOWER_SECONDARY,), "p-camduong", "Phường Cam Đường, Lào Cai"),
+    (
+        "thcs-lqd",
+        "Trường THCS Lê Quý Đôn",
+        (SchoolLevel.LOWER_SECONDARY,),
+        "p-camduong",
+        "Phường Cam Đường, Lào Cai",
+    ),
     ("thpt-so1", "Trường THPT số 1 Lào Cai", (SchoolLevel.UPPER_SECONDARY,), "", "Phường Duyên Hải, Lào Cai"),
     ("gdtx-lc", "Trung tâm GDNN-GDTX Lào Cai", (SchoolLevel.CONTINUING,), "", "Phường Bắc Lệnh, Lào Cai"),
 ]
@@ -89,7 +95,9 @@ def demo_province_seed(*, stdout=None) -> bool:
     if Department.objects.exists():
         return False
     Department.objects.create(**DEPARTMENT)
-    divisions = {code: Division.objects.create(code=code, name=name, kind=kind) for code, name, kind in DIVISIONS}
+    divisions = {
+        code: Division.objects.create(code=code, name=name, kind=kind) for code, name, kind in DIVISIONS
+    }
     schools: dict[str, School] = {}
     for code, name, levels, division_code, address in SCHOOLS:
         spec = SchoolSpec(code=code, name=name, levels=levels, division_code=division_code, address=address)
@@ -105,7 +113,7 @@ def demo_province_seed(*, stdout=None) -> bool:
         email=_email(operator_spec.username),
         password=DEMO_PASSWORD,
     )
-    RoleAssignment.objects.create(user=operator, role=Role.DEPARTMENT_ADMIN)
+    department_admin_bootstrap(user=operator)
     users = {operator.username: operator}
     for spec in DEMO_USERS[1:]:
         user = users.get(spec.username)

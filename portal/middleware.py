@@ -22,7 +22,7 @@ from django.urls import reverse
 from .permissions import can_open_school_data, requires_two_factor, school_is_visible
 from .selectors import school_route_get
 
-_SCHOOL_PATH = re.compile(r"^/%s/(?P<code>[^/]+)/" % re.escape(settings.SCHOOL_URL_PREFIX))
+_SCHOOL_PATH = re.compile(r"^/" + re.escape(settings.SCHOOL_URL_PREFIX) + r"/(?P<code>[^/]+)/")
 
 
 class SchoolRouteMiddleware:

@@ -47,8 +47,10 @@ def access_for(user: User) -> Access:
         return cached
     access = Access()
     if user.is_authenticated and user.is_active:
-        for a in RoleAssignment.objects.current().filter(user=user).only(
-            "role", "division_id", "school_id", "is_manager", "data_access"
+        for a in (
+            RoleAssignment.objects.current()
+            .filter(user=user)
+            .only("role", "division_id", "school_id", "is_manager", "data_access")
         ):
             access.roles.add(a.role)
             scope = ROLE_SCOPE[a.role]
@@ -144,7 +146,9 @@ def can_grant(
         return Decision(False, str(_("Unknown role.")))
     scope = ROLE_SCOPE[role]
     if scope == ScopeKind.DEPARTMENT and (division or school):
-        return Decision(False, str(_("This role applies to the whole department; choose no division or school.")))
+        return Decision(
+            False, str(_("This role applies to the whole department; choose no division or school."))
+        )
     if scope == ScopeKind.DIVISION and (division is None or school is not None):
         return Decision(False, str(_("This role needs a division, and no school.")))
     if scope == ScopeKind.SCHOOL and (school is None or division is not None):
@@ -162,7 +166,9 @@ def can_grant(
     if access.is_department_admin:
         return ALLOW
     if data_access or is_manager:
-        return Decision(False, str(_("Only the department administrator grants data access or the manager flag.")))
+        return Decision(
+            False, str(_("Only the department administrator grants data access or the manager flag."))
+        )
     if (
         role in DIVISION_MANAGER_GRANTS
         and school is not None

@@ -53,9 +53,7 @@ def template_schema_ensure(*, verbosity: int = 0) -> str:
     if not schema_exists(template):
         with connection.cursor() as cursor:
             cursor.execute(f'CREATE SCHEMA "{template}"')
-    call_command(
-        "migrate_schemas", schema_name=template, tenant=True, interactive=False, verbosity=verbosity
-    )
+    call_command("migrate_schemas", schema_name=template, tenant=True, interactive=False, verbosity=verbosity)
     connection.set_schema_to_public()
     return current
 
@@ -252,7 +250,10 @@ def school_csv_parse(data: bytes, *, filename: str) -> list[tuple[SchoolSpec, Di
                 CsvProblem(
                     number,
                     "ma_truong",
-                    _("School code '%(code)s' is too close to an existing code ('-' and '_' count as the same).")
+                    _(
+                        "School code '%(code)s' is too close to an existing code "
+                        "('-' and '_' count as the same)."
+                    )
                     % {"code": code},
                 )
             )
@@ -262,7 +263,9 @@ def school_csv_parse(data: bytes, *, filename: str) -> list[tuple[SchoolSpec, Di
         if not name:
             problems.append(CsvProblem(number, "ten_truong", _("The school name is empty.")))
         elif len(name) > 200:
-            problems.append(CsvProblem(number, "ten_truong", _("The school name is longer than 200 characters.")))
+            problems.append(
+                CsvProblem(number, "ten_truong", _("The school name is longer than 200 characters."))
+            )
         levels: list[str] = []
         for token in re.split(r"[;+|]", row["cap_hoc"]):
             token = token.strip().lower()
@@ -297,7 +300,12 @@ def school_csv_parse(data: bytes, *, filename: str) -> list[tuple[SchoolSpec, Di
         if len(address) > 300:
             problems.append(CsvProblem(number, "dia_chi", _("The address is longer than 300 characters.")))
         parsed.append(
-            (SchoolSpec(code=code, name=name, levels=tuple(levels), division_code=division_code, address=address), division)
+            (
+                SchoolSpec(
+                    code=code, name=name, levels=tuple(levels), division_code=division_code, address=address
+                ),
+                division,
+            )
         )
     if not parsed and not problems:
         problems.append(CsvProblem(2, "-", _("The file has no school rows.")))

@@ -123,7 +123,7 @@ def role_assignment_grant(
 def role_assignment_revoke(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     """Revoke a role (the row stays, for the record); audited."""
     assignment = (
-        RoleAssignment.objects.select_for_update(no_key=True)
+        RoleAssignment.objects.select_for_update(no_key=True, of=("self",))
         .select_related("user", "division", "school")
         .get(pk=assignment.pk)
     )
@@ -156,11 +156,13 @@ def role_assignments_expire(*, today: dt.date | None = None) -> int:
     """Record, once, each assignment that passed its end date (they stop counting at once anyway)."""
     today = today or timezone.localdate()
     expired = 0
-    due = RoleAssignment.objects.filter(revoked_at__isnull=True, valid_until__lt=today).values_list("pk", flat=True)
+    due = RoleAssignment.objects.filter(revoked_at__isnull=True, valid_until__lt=today).values_list(
+        "pk", flat=True
+    )
     for pk in due:
         with transaction.atomic():
             a = (
-                RoleAssignment.objects.select_for_update(no_key=True, skip_locked=True)
+                RoleAssignment.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
                 .select_related("user", "division", "school")
                 .filter(pk=pk, revoked_at__isnull=True)
                 .first()
@@ -175,7 +177,12 @@ def role_assignments_expire(*, today: dt.date | None = None) -> int:
                 action=AuditAction.ROLE_EXPIRED,
                 obj=a,
                 summary=_("%(role)s of %(user)s (%(scope)s) ended on %(date)s")
-                % {"role": a.get_role_display(), "user": a.user, "scope": a.scope_label, "date": a.valid_until},
+                % {
+                    "role": a.get_role_display(),
+                    "user": a.user,
+                    "scope": a.scope_label,
+                    "date": a.valid_until,
+                },
                 changes={"old": _assignment_snapshot(a)},
                 school=a.school,
                 division=a.division or (a.school.division if a.school else None),
@@ -243,7 +250,8 @@ def school_update(*, actor: User | None, school: School, **fields: Any) -> Schoo
         actor=actor,
         action=AuditAction.SCHOOL_CHANGED,
         obj=locked,
-        summary=_("School %(code)s changed: %(fields)s") % {"code": locked.code, "fields": ", ".join(changes)},
+        summary=_("School %(code)s changed: %(fields)s")
+        % {"code": locked.code, "fields": ", ".join(changes)},
         changes=changes,
         school=locked,
         division=locked.division,
@@ -258,3 +266,24 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "pk"):
         return value.pk
     return value
+
+
+@transaction.atomic
+def department_admin_bootstrap(*, user: User) -> RoleAssignment:
+    """Make the first department administrator (nobody is there yet to grant it); audited.
+
+    Refused once a department administrator exists: from then on, grants go through the rule.
+    """
+    from .choices import Role
+
+    if RoleAssignment.objects.current().filter(role=Role.DEPARTMENT_ADMIN).exists():
+        raise PermissionDenied(_("A department administrator already exists; ask them to grant the role."))
+    assignment = RoleAssignment.objects.create(user=user, role=Role.DEPARTMENT_ADMIN)
+    audit_record(
+        actor=None,
+        action=AuditAction.ROLE_GRANTED,
+        obj=assignment,
+        summary=_("%(user)s made the first department administrator (set-up)") % {"user": user},
+        changes={"new": _assignment_snapshot(assignment)},
+    )
+    return assignment

@@ -18,9 +18,13 @@ class SchoolYear(models.Model):
         verbose_name_plural = _("school years")
         ordering = ["-starts_on"]
         constraints = [
-            models.CheckConstraint(condition=Q(ends_on__gt=F("starts_on")), name="school_year_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(ends_on__gt=F("starts_on")), name="school_year_ends_after_start"
+            ),
             models.CheckConstraint(condition=Q(code__regex=r"^\d{4}-\d{4}$"), name="school_year_code_format"),
-            models.UniqueConstraint(fields=["is_current"], condition=Q(is_current=True), name="one_current_year"),
+            models.UniqueConstraint(
+                fields=["is_current"], condition=Q(is_current=True), name="one_current_year"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -72,7 +72,8 @@ def _postmaster_alive(pgdata: Path) -> bool:
 
 
 def _ensure_database(server, name: str) -> None:
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+    # The name comes from our own settings (HOCBA_DB_NAME), not from a user.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{name}";')
 
@@ -97,14 +98,21 @@ def embedded_redis() -> Iterator[str]:
     process = subprocess.Popen(
         [
             REDIS_SERVER_PATH,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(folder),
-            "--save", "60 1",
-            "--appendonly", "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(folder),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
             # Celery's broker must never lose a message to eviction (design.md §5).
-            "--maxmemory-policy", "noeviction",
-            "--logfile", str(folder / "redis.log"),
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(folder / "redis.log"),
         ],
         start_new_session=True,
     )
@@ -166,8 +174,16 @@ def run() -> int:
             "web": [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
             "beat": [
-                PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                "-s", str(DATA / "celerybeat-schedule"),
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(DATA / "celerybeat-schedule"),
             ],
         }
         processes = {

@@ -18,7 +18,7 @@ from django_tenants.signals import schema_migrated
 from django_tenants.utils import get_public_schema_name
 
 from portal.models import School
-from portal.provisioning import migration_state_current, template_schema_ensure
+from portal.provisioning import template_schema_ensure
 
 
 def _record_state(sender, schema_name: str, **kwargs) -> None:
@@ -58,7 +58,8 @@ class Command(MigrateSchemasCommand):
         pending = list(schools.values_list("schema_name", flat=True))
         total = School.objects.count()
         self.stdout.write(
-            f"{len(pending)} of {total} school schemas to migrate (template {settings.TENANT_BASE_SCHEMA} is current)."
+            f"{len(pending)} of {total} school schemas to migrate "
+            f"(template {settings.TENANT_BASE_SCHEMA} is current)."
         )
         if not pending:
             return None

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         try:
             data = csv_file.read_bytes()
         except OSError as exc:
-            raise CommandError(_("Cannot read %(file)s: %(error)s") % {"file": csv_file, "error": exc}) from exc
+            raise CommandError(
+                _("Cannot read %(file)s: %(error)s") % {"file": csv_file, "error": exc}
+            ) from exc
 
         verbosity = options["verbosity"]
 
@@ -35,7 +37,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"[{index}/{total}] {school.code}: {outcome}")
 
         try:
-            report = schools_provision_from_csv(actor=None, data=data, filename=csv_file.name, progress=progress)
+            report = schools_provision_from_csv(
+                actor=None, data=data, filename=csv_file.name, progress=progress
+            )
         except SchoolCsvError as exc:
             lines = [_("%(file)s was refused; no school was created:") % {"file": csv_file.name}]
             lines += [f"  {problem}" for problem in exc.problems]

@@ -21,5 +21,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<20} {name:<22} {roles}")
         self.stdout.write(
             "\nPrincipals, vice-principals and administrators log in with a second factor:"
-            "\n  .venv/bin/python manage.py demo_totp <username>   prints the current code."
+            "\n  make totp u=<username>   (in another terminal) prints the current code."
         )

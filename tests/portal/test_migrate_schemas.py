@@ -1,0 +1,49 @@
+"""migrate_schemas skips the schools already current, and resumes where an interrupted run stopped."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from django.core.management import call_command
+from django.db import connection
+
+from portal.models import School
+from portal.provisioning import migration_state_current
+
+
+def run_migrate() -> str:
+    out = StringIO()
+    call_command("migrate_schemas", interactive=False, verbosity=1, stdout=out)
+    connection.set_schema_to_public()
+    return out.getvalue()
+
+
+def test_a_run_with_nothing_to_do_visits_no_school(db):
+    total = School.objects.count()
+    assert f"0 of {total} school schemas to migrate" in run_migrate()
+
+
+def test_a_school_left_behind_is_migrated_and_recorded(db, school):
+    School.objects.filter(pk=school.pk).update(migration_state="interrupted")
+    total = School.objects.count()
+
+    output = run_migrate()
+
+    assert f"1 of {total} school schemas to migrate" in output
+    school.refresh_from_db()
+    assert school.migration_state == migration_state_current()
+    assert f"0 of {total} school schemas to migrate" in run_migrate()
+
+
+def test_the_digest_changes_with_the_migrations_on_disk(db, monkeypatch):
+    from django.db.migrations import loader
+
+    before = migration_state_current()
+    original = loader.MigrationLoader.load_disk
+
+    def with_an_extra_migration(self):
+        original(self)
+        self.disk_migrations[("schools", "9999_new")] = object()
+
+    monkeypatch.setattr(loader.MigrationLoader, "load_disk", with_an_extra_migration)
+    assert migration_state_current() != before
