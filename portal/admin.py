@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import selectors
-from .choices import Role
+from .choices import Role, SchoolLevel
 from .models import AuditEntry, Department, Division, RoleAssignment, School, User
 from .permissions import (
     access_for,
@@ -107,6 +107,12 @@ class DivisionAdmin(ScopedAdmin):
 
 
 class SchoolForm(forms.ModelForm):
+    levels = forms.TypedMultipleChoiceField(
+        label=gettext_lazy("levels taught"),
+        choices=SchoolLevel.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
     class Meta:
         model = School
         fields = ("code", "name", "levels", "division", "address", "active")

@@ -64,3 +64,4 @@ class AuditAction(models.TextChoices):
     DIVISION_CHANGED = "division_changed", _("Division changed")
     USER_CREATED = "user_created", _("User created")
     USER_CHANGED = "user_changed", _("User changed")
+    SCHOOL_DATA_VIEWED = "school_data_viewed", _("School data viewed under a data grant")

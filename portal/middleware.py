@@ -19,8 +19,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from .permissions import can_open_school_data, requires_two_factor, school_is_visible
+from .permissions import access_for, can_open_school_data, requires_two_factor, school_is_visible
 from .selectors import school_route_get
+from .services import school_data_view_record
 
 _SCHOOL_PATH = re.compile(r"^/" + re.escape(settings.SCHOOL_URL_PREFIX) + r"/(?P<code>[^/]+)/")
 
@@ -76,6 +77,10 @@ class SchoolAccessMiddleware:
             raise Http404("No such school")
         if not can_open_school_data(request.user, school):
             raise PermissionDenied("No data access")
+        if not access_for(request.user).roles_in_school(school.pk):
+            # A supervisor (department or division staff) reading a school under a data grant:
+            # every page they open is logged (domain.md §2).
+            school_data_view_record(user=request.user, school=school, path=request.get_full_path())
         return None
 
 

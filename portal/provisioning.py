@@ -28,19 +28,22 @@ from .services import audit_record, school_update
 # --- Migration state -------------------------------------------------------------------------
 
 
-def migration_state_current() -> str:
-    """A digest of every migration on disk. A school whose recorded digest equals it is current."""
-    loader = MigrationLoader(None, ignore_no_migrations=True)
-    names = sorted(f"{app}.{name}" for app, name in loader.disk_migrations)
+def migration_state_of(migrations) -> str:
+    """A digest of a set of (app, name) migration keys, independent of their order."""
+    names = sorted(f"{app}.{name}" for app, name in migrations)
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def migration_state_current() -> str:
+    """The digest of every migration on disk. A school whose recorded digest equals it is current."""
+    return migration_state_of(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
 
 
 def _schema_migration_state(schema: str) -> str:
     """The digest of what a schema's django_migrations table says is applied."""
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT app, name FROM "{schema}".django_migrations')  # noqa: S608 - our own schema name
-        names = sorted(f"{app}.{name}" for app, name in cursor.fetchall())
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+        return migration_state_of(cursor.fetchall())
 
 
 def template_schema_ensure(*, verbosity: int = 0) -> str:

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -287,3 +287,22 @@ def department_admin_bootstrap(*, user: User) -> RoleAssignment:
         changes={"new": _assignment_snapshot(assignment)},
     )
     return assignment
+
+
+def school_data_view_record(*, user: User, school: School, path: str) -> AuditEntry:
+    """Log a page of a school's data opened by someone outside the school (under a data grant)."""
+    connection_schema = connection.schema_name
+    connection.set_schema_to_public()
+    try:
+        return AuditEntry.objects.create(
+            actor=user,
+            action=AuditAction.SCHOOL_DATA_VIEWED,
+            object_type="portal.school",
+            object_id=str(school.pk),
+            summary=(_("%(user)s opened %(path)s") % {"user": user, "path": path})[:300],
+            school_id=school.pk,
+            division_id=school.division_id,
+        )
+    finally:
+        if connection_schema != connection.schema_name:
+            connection.set_tenant(school)

@@ -141,7 +141,9 @@ def test_a_bad_file_is_refused_naming_row_and_column_and_nothing_is_created(db, 
 
 def test_a_file_that_is_not_utf8_is_refused(db):
     with translation.override("vi"), pytest.raises(SchoolCsvError) as refused:
-        schools_provision_from_csv(actor=None, data=GOOD.encode("cp1258"), filename="truong.csv")
+        # "Trường" in a legacy 8-bit Vietnamese encoding (TCVN3 / Windows-1258 style bytes).
+        legacy = HEADER.encode() + b"p-x,Tr\xad\xeang Ti\xd6u h\xe4c,tieu_hoc,,\n"
+        schools_provision_from_csv(actor=None, data=legacy, filename="truong.csv")
     with translation.override("vi"):
         assert "không phải văn bản UTF-8" in str(refused.value.problems[0])
 

@@ -106,3 +106,24 @@ def test_a_revoked_teacher_loses_the_school_at_once(client_as, school_admin, sub
     assert client.get(f"/truong/{school.code}/").status_code == 200
     role_assignment_revoke(actor=school_admin, assignment=RoleAssignment.objects.get(user=subject_teacher))
     assert client.get(f"/truong/{school.code}/").status_code == 404
+
+
+def test_every_page_a_supervisor_opens_under_a_data_grant_is_logged(client_as, department_officer, school):
+    from portal.choices import AuditAction
+    from portal.models import AuditEntry
+
+    client_as(department_officer).get(f"/truong/{school.code}/")
+
+    entry = AuditEntry.objects.filter(action=AuditAction.SCHOOL_DATA_VIEWED).latest("id")
+    assert (entry.actor, entry.school_id) == (department_officer, school.pk)
+    assert f"/truong/{school.code}/" in entry.summary
+
+
+def test_school_staff_visits_are_not_logged_as_supervision(client_as, subject_teacher, school):
+    from portal.choices import AuditAction
+    from portal.models import AuditEntry
+
+    client_as(subject_teacher).get(f"/truong/{school.code}/")
+    assert not AuditEntry.objects.filter(
+        action=AuditAction.SCHOOL_DATA_VIEWED, actor=subject_teacher
+    ).exists()
