@@ -212,6 +212,9 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = self.add_form
@@ -238,6 +241,12 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
         obj.save(update_fields=[*changed] or None)
         user_changes_record(actor=request.user, user=obj, changed=changed)
 
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new account is useless until it holds a role: go straight to granting one.
+        if "_addanother" in request.POST or "_continue" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        return redirect(f"{reverse('admin:portal_roleassignment_add')}?user={obj.username}")
+
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:
@@ -246,8 +255,27 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
         return response
 
 
+class AccountField(forms.CharField):
+    """An account named by its exact username or email.
+
+    Not a drop-down: a school administrator must be able to grant a role to a visiting teacher
+    registered by another school, without being shown the province's list of people.
+    """
+
+    def clean(self, value):
+        value = super().clean(value).strip()
+        user = selectors.user_by_login(value)
+        if user is None:
+            raise ValidationError(
+                _("No active account has the username or email '%(login)s'.") % {"login": value}
+            )
+        return user
+
+
 class RoleAssignmentForm(forms.ModelForm):
     """Grant form: the choices offered are only those the acting user may grant."""
+
+    user = AccountField(label=gettext_lazy("Account (username or email)"), max_length=254)
 
     class Meta:
         model = RoleAssignment
@@ -257,7 +285,6 @@ class RoleAssignmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.actor = actor
         self.fields["role"].choices = [(r, Role(r).label) for r in grantable_roles(actor)]
-        self.fields["user"].queryset = User.objects.filter(is_active=True).exclude(pk=actor.pk)
         self.fields["school"].queryset = selectors.schools_for(actor).filter(active=True)
         self.fields["division"].queryset = selectors.divisions_for(actor)
         if not access_for(actor).is_department_admin:

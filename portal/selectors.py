@@ -57,6 +57,15 @@ def users_for(user: User) -> QuerySet[User]:
     return User.objects.filter(Q(pk__in=inside) | Q(pk=user.pk))
 
 
+def user_by_login(login: str) -> User | None:
+    """The active account with exactly this username or email (case-insensitive), if any."""
+    if not login:
+        return None
+    return (
+        User.objects.filter(is_active=True).filter(Q(username__iexact=login) | Q(email__iexact=login)).first()
+    )
+
+
 def user_is_within_scope(actor: User, target: User) -> bool:
     """Is every role the target holds inside the actor's scope? Only then may the actor edit them.
 

@@ -89,7 +89,7 @@ def test_a_school_administrator_grants_a_teacher_through_the_admin(client_as, sc
 
     response = client.post(
         "/admin/portal/roleassignment/add/",
-        {"user": newcomer.pk, "role": Role.SUBJECT_TEACHER, "school": school.pk},
+        {"user": newcomer.username, "role": Role.SUBJECT_TEACHER, "school": school.pk},
     )
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     assignment = RoleAssignment.objects.get(user=newcomer)
@@ -105,7 +105,7 @@ def test_a_school_administrator_cannot_grant_a_principal_through_the_admin(clien
     newcomer = User.objects.create_user(username="hieu-truong-gia", password="x")
     response = client_as(school_admin).post(
         "/admin/portal/roleassignment/add/",
-        {"user": newcomer.pk, "role": Role.PRINCIPAL, "school": school.pk},
+        {"user": newcomer.username, "role": Role.PRINCIPAL, "school": school.pk},
     )
     assert response.status_code == 200  # the form again, with the error
     assert not RoleAssignment.objects.filter(user=newcomer).exists()
@@ -117,7 +117,7 @@ def test_a_school_administrator_cannot_grant_in_another_school_through_the_admin
     newcomer = User.objects.create_user(username="gv-khac", password="x")
     response = client_as(school_admin).post(
         "/admin/portal/roleassignment/add/",
-        {"user": newcomer.pk, "role": Role.SUBJECT_TEACHER, "school": other_school.pk},
+        {"user": newcomer.username, "role": Role.SUBJECT_TEACHER, "school": other_school.pk},
     )
     assert response.status_code == 200
     assert not RoleAssignment.objects.filter(user=newcomer).exists()
@@ -181,3 +181,35 @@ def test_a_school_administrator_cannot_edit_a_department_administrator_who_teach
     assert not response.context["has_change_permission"]  # ...but not editable
     password_page = client_as(school_admin).get(f"/admin/portal/user/{other_admin.pk}/password/")
     assert password_page.status_code == 403
+
+
+def test_a_grant_names_the_account_by_username_or_email_and_an_unknown_one_is_refused(
+    client_as, school_admin, school
+):
+    User.objects.create_user(username="gv-thinh-giang", email="thinhgiang@test.local", password="x")
+    client = client_as(school_admin)
+
+    unknown = client.post(
+        "/admin/portal/roleassignment/add/",
+        {"user": "khong-ai-ca", "role": Role.SUBJECT_TEACHER, "school": school.pk},
+        HTTP_ACCEPT_LANGUAGE="vi",
+    )
+    assert unknown.status_code == 200
+    assert "khong-ai-ca" in str(unknown.context["adminform"].form.errors["user"])
+
+    by_email = client.post(
+        "/admin/portal/roleassignment/add/",
+        {"user": "THINHGIANG@test.local", "role": Role.SUBJECT_TEACHER, "school": school.pk},
+    )
+    assert by_email.status_code == 302
+    assert RoleAssignment.objects.filter(user__username="gv-thinh-giang", school=school).exists()
+
+
+def test_a_new_account_leads_straight_to_granting_it_a_role(client_as, school_admin):
+    response = client_as(school_admin).post(
+        "/admin/portal/user/add/",
+        {"username": "gv-moi-2", "full_name": "Giáo Viên Mới", "email": "", "password": ""},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/portal/roleassignment/add/?user=gv-moi-2"
+    assert User.objects.filter(username="gv-moi-2").exists()
