@@ -286,10 +286,8 @@ class RoleAssignmentForm(forms.ModelForm):
         self.actor = actor
         self.fields["role"].choices = [(r, Role(r).label) for r in grantable_roles(actor)]
         self.fields["school"].queryset = selectors.schools_for(actor).filter(active=True)
-        self.fields["division"].queryset = selectors.divisions_for(actor)
-        if not access_for(actor).is_department_admin:
-            for name in ("is_manager", "data_access", "division"):
-                self.fields[name].disabled = True
+        if "division" in self.fields:
+            self.fields["division"].queryset = selectors.divisions_for(actor)
 
     def clean(self):
         data = super().clean()
@@ -349,6 +347,13 @@ class RoleAssignmentAdmin(ScopedAdmin):
     def has_change_permission(self, request, obj=None):
         # Assignments are never edited: they are granted, and revoked.
         return False
+
+    def get_fields(self, request, obj=None):
+        # Division roles and the two flags are the department administrator's to grant; nobody
+        # else is shown them.
+        if access_for(request.user).is_department_admin:
+            return ("user", "role", "division", "school", "is_manager", "data_access", "valid_until")
+        return ("user", "role", "school", "valid_until")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)

