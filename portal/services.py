@@ -55,6 +55,27 @@ def _assignment_snapshot(a: RoleAssignment) -> dict[str, Any]:
     }
 
 
+def _assignment_audit(*, actor: User | None, assignment: RoleAssignment, action: str, summary: str) -> None:
+    """The audit row of a grant, revocation or expiry: the assignment's state, in its scope."""
+    school = assignment.school
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=assignment,
+        summary=summary
+        % {
+            "actor": actor,
+            "role": assignment.get_role_display(),
+            "user": assignment.user,
+            "scope": assignment.scope_label,
+            "date": assignment.valid_until,
+        },
+        changes={"old" if action != AuditAction.ROLE_GRANTED else "new": _assignment_snapshot(assignment)},
+        school=school,
+        division=assignment.division or (school.division if school else None),
+    )
+
+
 @transaction.atomic
 def role_assignment_grant(
     *,
@@ -100,20 +121,11 @@ def role_assignment_grant(
     )
     assignment.full_clean()
     assignment.save()
-    audit_record(
+    _assignment_audit(
         actor=actor,
+        assignment=assignment,
         action=AuditAction.ROLE_GRANTED,
-        obj=assignment,
-        summary=_("%(actor)s granted %(role)s to %(user)s (%(scope)s)")
-        % {
-            "actor": actor,
-            "role": assignment.get_role_display(),
-            "user": user,
-            "scope": assignment.scope_label,
-        },
-        changes={"new": _assignment_snapshot(assignment)},
-        school=school,
-        division=division or (school.division if school else None),
+        summary=_("%(actor)s granted %(role)s to %(user)s (%(scope)s)"),
     )
     forget_access(user)
     return assignment
@@ -133,20 +145,11 @@ def role_assignment_revoke(*, actor: User, assignment: RoleAssignment) -> RoleAs
     assignment.revoked_at = timezone.now()
     assignment.revoked_by = actor
     assignment.save(update_fields=["revoked_at", "revoked_by"])
-    audit_record(
+    _assignment_audit(
         actor=actor,
+        assignment=assignment,
         action=AuditAction.ROLE_REVOKED,
-        obj=assignment,
-        summary=_("%(actor)s revoked %(role)s from %(user)s (%(scope)s)")
-        % {
-            "actor": actor,
-            "role": assignment.get_role_display(),
-            "user": assignment.user,
-            "scope": assignment.scope_label,
-        },
-        changes={"old": _assignment_snapshot(assignment)},
-        school=assignment.school,
-        division=assignment.division or (assignment.school.division if assignment.school else None),
+        summary=_("%(actor)s revoked %(role)s from %(user)s (%(scope)s)"),
     )
     forget_access(assignment.user)
     return assignment

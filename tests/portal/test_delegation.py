@@ -19,15 +19,18 @@ def newcomer(db) -> User:
     return User.objects.create_user(username="newcomer", password="x", full_name="Người Mới")
 
 
-def scope_of(name, school, other_school, direct_school, division_a, division_b):
-    return {
+@pytest.fixture
+def scope_of(school, other_school, direct_school, division_a, division_b):
+    """scope_of("school") -> the keyword arguments that name that scope in a grant."""
+    scopes = {
         "school": {"school": school},
         "other_school": {"school": other_school},
         "direct_school": {"school": direct_school},
         "division_a": {"division": division_a},
         "division_b": {"division": division_b},
         "department": {},
-    }[name]
+    }
+    return scopes.__getitem__
 
 
 # (granter, role, scope, extra flags)
@@ -75,21 +78,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("granter", "role", "scope", "flags"), ALLOWED)
-def test_allowed_grants_take_effect_and_are_audited(
-    persona,
-    newcomer,
-    granter,
-    role,
-    scope,
-    flags,
-    school,
-    other_school,
-    direct_school,
-    division_a,
-    division_b,
-):
+def test_allowed_grants_take_effect_and_are_audited(persona, scope_of, newcomer, granter, role, scope, flags):
     actor = persona(granter)
-    where = scope_of(scope, school, other_school, direct_school, division_a, division_b)
+    where = scope_of(scope)
 
     assignment = role_assignment_grant(actor=actor, user=newcomer, role=role, **where, **flags)
 
@@ -101,21 +92,9 @@ def test_allowed_grants_take_effect_and_are_audited(
 
 
 @pytest.mark.parametrize(("granter", "role", "scope", "flags"), REFUSED)
-def test_refused_grants_change_nothing(
-    persona,
-    newcomer,
-    granter,
-    role,
-    scope,
-    flags,
-    school,
-    other_school,
-    direct_school,
-    division_a,
-    division_b,
-):
+def test_refused_grants_change_nothing(persona, scope_of, newcomer, granter, role, scope, flags):
     actor = persona(granter)
-    where = scope_of(scope, school, other_school, direct_school, division_a, division_b)
+    where = scope_of(scope)
     audit_rows = AuditEntry.objects.count()
 
     with pytest.raises(PermissionDenied):
