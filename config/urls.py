@@ -10,5 +10,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin_site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path(f"{settings.SCHOOL_URL_PREFIX}/<str:school_code>/", include("schools.urls")),
+    path(f"{settings.SCHOOL_URL_PREFIX}/<str:school_code>/", include("config.urls_school")),
 ]

@@ -7,6 +7,9 @@ With --reuse-db the province is kept between runs and found again by code.
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
+
 import pytest
 from django.db import connection
 
@@ -17,7 +20,12 @@ from portal.provisioning import SchoolSpec, school_provision
 PASSWORD = "test-password-2026"
 
 SCHOOLS = {
-    "school": ("t-th-a", "Trường Tiểu học Thử Nghiệm A", (SchoolLevel.PRIMARY,), "t-div-a"),
+    "school": (
+        "t-th-a",
+        "Trường Tiểu học và THCS Thử Nghiệm A",
+        (SchoolLevel.PRIMARY, SchoolLevel.LOWER_SECONDARY),
+        "t-div-a",
+    ),
     "other_school": ("t-thcs-b", "Trường THCS Thử Nghiệm B", (SchoolLevel.LOWER_SECONDARY,), "t-div-b"),
     "direct_school": ("t-thpt-c", "Trường THPT Thử Nghiệm C", (SchoolLevel.UPPER_SECONDARY,), ""),
 }
@@ -36,7 +44,16 @@ PERSONAS = {
     "subject_teacher": ("Đỗ Bộ Môn", Role.SUBJECT_TEACHER, "school", False, False),
     "other_school_admin": ("Lý Giáo Vụ", Role.SCHOOL_ADMIN, "other_school", False, False),
     "teacher_of_another_school": ("Hồ Giáo Viên", Role.SUBJECT_TEACHER, "other_school", False, False),
+    "colleague": ("Mai Đồng Nghiệp", Role.SUBJECT_TEACHER, "school", False, False),
 }
+
+# The test school's book: a grade 5 class (TT27) and a grade 8 class (TT22).
+STUDENTS = [
+    ("Nguyễn Văn An", 1),
+    ("Trần Thị Bình", 2),
+    ("Lê Minh Châu", 2),
+    ("Phạm Quốc Dũng", 1),
+]
 
 
 def _build_province() -> None:
@@ -57,8 +74,9 @@ def _build_province() -> None:
             spec=SchoolSpec(code=code, name=name, levels=levels, division_code=division_code),
             division=divisions.get(division_code),
         )
+    users = {}
     for username, (full_name, role, scope, is_manager, data_access) in PERSONAS.items():
-        user = User.objects.create_user(
+        user = users[username] = User.objects.create_user(
             username=username, password=PASSWORD, full_name=full_name, email=f"{username}@test.local"
         )
         RoleAssignment.objects.create(
@@ -69,6 +87,59 @@ def _build_province() -> None:
             is_manager=is_manager,
             data_access=data_access,
         )
+    with schools["school"]:
+        _build_school_book(schools["school"], users)
+
+
+def student_make(code: str, full_name: str, sex: int, born: dt.date, *, personal_id: bool = True):
+    """A student with a personal ID that agrees with their birth year and sex (province 010)."""
+    from schools.models import Student
+
+    century_sex = (born.year // 100 - 19) * 2 + (1 if sex == 2 else 0)
+    pid = (
+        f"010{century_sex}{born.year % 100:02d}{zlib.crc32(code.encode()) % 1_000_000:06d}"
+        if personal_id
+        else None
+    )
+    return Student.objects.create(
+        student_code=code,
+        personal_id=pid,
+        temporary_code="" if personal_id else f"TAM-{code}",
+        full_name=full_name,
+        sex=sex,
+        date_of_birth=born,
+    )
+
+
+def _build_school_book(school: School, users: dict[str, User]) -> None:
+    from schools.models import Subject
+    from schools.services import class_create, school_year_open, student_enrol, teaching_assignment_set
+
+    year = school_year_open(
+        code="2025-2026",
+        starts_on=dt.date(2025, 9, 5),
+        ends_on=dt.date(2026, 5, 31),
+        levels=list(school.levels),
+    )
+    primary = class_create(
+        school_year=year, name="5A", grade=5, levels=school.levels, homeroom_teacher=users["homeroom_teacher"]
+    )
+    secondary = class_create(
+        school_year=year, name="8A", grade=8, levels=school.levels, homeroom_teacher=users["homeroom_teacher"]
+    )
+    subjects = {s.code: s for s in Subject.objects.all()}
+    teaching_assignment_set(
+        school_class=primary, subject=subjects["ngoai_ngu_1"], teacher=users["subject_teacher"]
+    )
+    teaching_assignment_set(
+        school_class=secondary, subject=subjects["toan"], teacher=users["subject_teacher"]
+    )
+    teaching_assignment_set(school_class=secondary, subject=subjects["ngu_van"], teacher=users["colleague"])
+    for number, (name, sex) in enumerate(STUDENTS, start=1):
+        pupil = student_make(f"TH{number:03d}", name, sex, dt.date(2015, 3, number))
+        student_enrol(student=pupil, school_class=primary, enrolled_on=year.starts_on, number=number)
+        learner = student_make(f"CS{number:03d}", name + " Hai", sex, dt.date(2012, 4, number))
+        student_enrol(student=learner, school_class=secondary, enrolled_on=year.starts_on, number=number)
 
 
 @pytest.fixture(scope="session")
@@ -151,3 +222,25 @@ def _mark_two_factor_done(client, user: User) -> None:
 
     if requires_two_factor(user) and not Authenticator.objects.filter(user=user, type="totp").exists():
         TOTP.activate(user, generate_totp_secret())
+
+
+@pytest.fixture
+def in_school(school):
+    """Run the test body in the test school's schema."""
+    connection.set_tenant(school)
+    yield school
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def primary_class(in_school):
+    from schools.models import SchoolClass
+
+    return SchoolClass.objects.get(name="5A")
+
+
+@pytest.fixture
+def secondary_class(in_school):
+    from schools.models import SchoolClass
+
+    return SchoolClass.objects.get(name="8A")

@@ -7,7 +7,16 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def school_url(context, view_name: str, *args, school=None, **kwargs) -> str:
-    """`{% school_url "schools:home" %}`: a URL inside the current (or the given) school."""
+def school_url(context, view_name: str, school=None, **kwargs) -> str:
+    """`{% school_url "schools:home" %}`: a URL inside the current (or the given) school.
+
+    Arguments are given by name (Django's reverse() does not mix positional and named ones).
+    """
     school = school or context["request"].school
-    return reverse(view_name, args=args, kwargs={"school_code": school.code, **kwargs})
+    return reverse(view_name, kwargs={"school_code": school.code, **kwargs})
+
+
+@register.filter
+def get_item(mapping, key):
+    """`{{ row.cells|get_item:field }}`: a dict lookup by a variable key."""
+    return mapping.get(key, "") if mapping else ""

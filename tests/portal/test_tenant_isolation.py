@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-import schools.urls
+import config.urls_school
 
 
 def school_paths(code: str) -> list[str]:
@@ -29,7 +29,7 @@ def school_paths(code: str) -> list[str]:
                         route = route[:start] + value + route[end + 1 :]
                 paths.append(f"/truong/{code}/{route}")
 
-    walk(schools.urls.urlpatterns)
+    walk(config.urls_school.urlpatterns)
     assert paths, "the school URLconf has no routes"
     return paths
 

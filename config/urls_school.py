@@ -1,0 +1,11 @@
+"""Every page of a school, mounted under /truong/<code>/ by config.urls.
+
+The tenant isolation test walks this list, so a page added here is covered automatically.
+"""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("schools.urls")),
+    path("so-diem/", include("transcripts.urls")),
+]

@@ -1,0 +1,117 @@
+// The grade book: a spreadsheet feel on a server-rendered table.
+// Each cell saves on its own when it changes; a failed save (network) stays visible and is
+// retried with backoff until it goes through; a refused value shows the server's message and
+// is not kept. Arrow keys, Enter and Tab move between cells.
+(function () {
+  "use strict";
+  const table = document.getElementById("gradebook");
+  if (!table) return;
+  const messages = JSON.parse(document.getElementById("gradebook-messages").textContent);
+  const status = document.getElementById("save-status");
+  const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  const pending = new Map(); // input -> value waiting to be (re)sent
+  let selected = null;
+
+  function cellOf(input) {
+    const row = input.closest("tr");
+    return { row, enrolment: row.dataset.enrolment, field: input.dataset.field };
+  }
+
+  function showStatus() {
+    status.textContent = pending.size ? `${pending.size} ${messages.pending}` : "";
+  }
+
+  async function save(input, attempt = 0) {
+    const { row, enrolment, field } = cellOf(input);
+    const value = input.value;
+    const td = input.parentElement;
+    td.classList.remove("error", "saved");
+    td.classList.add("saving");
+    td.querySelector(".msg").textContent = "";
+    pending.set(input, value);
+    showStatus();
+    const body = new URLSearchParams({ enrolment, field, value, term: table.dataset.term, period: table.dataset.period });
+    let response;
+    try {
+      response = await fetch(table.dataset.saveUrl, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+        body,
+        credentials: "same-origin",
+      });
+    } catch (err) {
+      td.classList.remove("saving");
+      td.classList.add("offline");
+      td.querySelector(".msg").textContent = messages.offline;
+      const delay = Math.min(30000, 1000 * 2 ** attempt);
+      setTimeout(() => { if (pending.get(input) === value) save(input, attempt + 1); }, delay);
+      return;
+    }
+    if (pending.get(input) !== value) return; // a newer edit of this cell is on its way
+    td.classList.remove("saving", "offline");
+    if (response.status >= 500) {
+      td.classList.add("offline");
+      td.querySelector(".msg").textContent = messages.offline;
+      setTimeout(() => { if (pending.get(input) === value) save(input, attempt + 1); }, Math.min(30000, 1000 * 2 ** attempt));
+      return;
+    }
+    pending.delete(input);
+    showStatus();
+    const data = await response.json();
+    if (!response.ok) {
+      td.classList.add("error");
+      td.querySelector(".msg").textContent = data.error;
+      input.setAttribute("aria-invalid", "true");
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    input.value = data.value;
+    input.dataset.saved = data.value;
+    td.classList.add("saved");
+    td.title = messages.saved;
+    const avg = row.querySelector("[data-average]");
+    if (avg && data.average !== undefined && data.average !== null) avg.textContent = data.average;
+  }
+
+  function move(input, dRow, dCol) {
+    const { row } = cellOf(input);
+    const cells = Array.from(row.querySelectorAll("input"));
+    const col = cells.indexOf(input);
+    const rows = Array.from(table.querySelectorAll("tbody tr"));
+    const r = rows.indexOf(row) + dRow;
+    if (r < 0 || r >= rows.length) return;
+    const target = rows[r].querySelectorAll("input")[Math.max(0, Math.min(cells.length - 1, col + dCol))];
+    if (target) { target.focus(); target.select(); }
+  }
+
+  table.addEventListener("focusin", (e) => {
+    if (e.target.tagName !== "INPUT") return;
+    selected = e.target;
+    if (selected.dataset.saved === undefined) selected.dataset.saved = selected.value;
+    document.getElementById("show-history").disabled = false;
+  });
+  table.addEventListener("change", (e) => {
+    if (e.target.tagName === "INPUT" && !e.target.readOnly) save(e.target);
+  });
+  table.addEventListener("keydown", (e) => {
+    const input = e.target;
+    if (input.tagName !== "INPUT") return;
+    const atStart = input.selectionStart === 0 && input.selectionEnd === 0;
+    const atEnd = input.selectionStart === input.value.length;
+    if (e.key === "ArrowDown" || (e.key === "Enter" && !e.shiftKey)) { e.preventDefault(); move(input, 1, 0); }
+    else if (e.key === "ArrowUp" || (e.key === "Enter" && e.shiftKey)) { e.preventDefault(); move(input, -1, 0); }
+    else if (e.key === "ArrowRight" && (atEnd || input.selectionStart !== input.selectionEnd)) { e.preventDefault(); move(input, 0, 1); }
+    else if (e.key === "ArrowLeft" && (atStart || input.selectionStart !== input.selectionEnd)) { e.preventDefault(); move(input, 0, -1); }
+    else if (e.key === "Escape") { input.value = input.dataset.saved || ""; }
+  });
+
+  document.getElementById("show-history").addEventListener("click", async () => {
+    if (!selected) return;
+    const { enrolment, field } = cellOf(selected);
+    const params = new URLSearchParams({ enrolment, field, term: table.dataset.term, period: table.dataset.period });
+    const response = await fetch(`${table.dataset.historyUrl}?${params}`, { credentials: "same-origin" });
+    document.getElementById("history").innerHTML = await response.text();
+  });
+
+  window.addEventListener("beforeunload", (e) => { if (pending.size) { e.preventDefault(); e.returnValue = ""; } });
+})();

@@ -1,0 +1,180 @@
+"""The grade book pages. portal.middleware has already let the user into this school."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAssignment, Term
+
+from .choices import PrimaryPeriod
+from .models import PrimarySubjectAssessment, SubjectTermScores
+from .permissions import assigned_teacher_id, can_edit_subject, can_view_gradebook
+from .selectors import cell_history, classes_for, gradebook_for
+from .services import Cell, CellError, assessment_cell_save
+
+
+def _current_year(request: HttpRequest) -> SchoolYear:
+    year = SchoolYear.objects.filter(is_current=True).first()
+    if year is None:
+        raise Http404("No current school year")
+    return year
+
+
+def _class_and_entry(request: HttpRequest, class_id: int, subject_code: str):
+    """The class and subject of a grade book, or 404; 403 if the user may not open it."""
+    school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
+    if school_class is None:
+        raise Http404
+    entry = (
+        CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
+        )
+        .select_related("subject")
+        .first()
+    )
+    if entry is None:
+        raise Http404
+    teacher_id = assigned_teacher_id(school_class, entry.subject_id)
+    if not can_view_gradebook(request.user, request.school, school_class, teacher_id):
+        raise PermissionDenied
+    return school_class, entry, teacher_id
+
+
+@require_GET
+def gradebook_index(request: HttpRequest) -> HttpResponse:
+    """The classes and subjects this user opens, in the current school year."""
+    year = _current_year(request)
+    classes = list(classes_for(request.user, request.school, year.pk))
+    entries: dict[int, list[CurriculumEntry]] = {}
+    for entry in CurriculumEntry.objects.filter(school_year=year).select_related("subject"):
+        entries.setdefault(entry.grade, []).append(entry)
+    teachers = {
+        (a.school_class_id, a.subject_id): a.teacher_id
+        for a in TeachingAssignment.objects.filter(school_class__school_year=year)
+    }
+    books = []
+    for school_class in classes:
+        subjects = [
+            (
+                entry,
+                can_edit_subject(
+                    request.user,
+                    request.school,
+                    school_class,
+                    teachers.get((school_class.pk, entry.subject_id)),
+                ),
+            )
+            for entry in entries.get(school_class.grade, [])
+            if can_view_gradebook(
+                request.user, request.school, school_class, teachers.get((school_class.pk, entry.subject_id))
+            )
+        ]
+        if subjects:
+            books.append((school_class, subjects))
+    return render(request, "transcripts/index.html", {"school_year": year, "books": books})
+
+
+@require_GET
+def gradebook(request: HttpRequest, class_id: int, subject_code: str) -> HttpResponse:
+    """One class in one subject: every student on one screen, each cell saving on its own."""
+    school_class, entry, teacher_id = _class_and_entry(request, class_id, subject_code)
+    primary = school_class.ruleset == "tt27"
+    term = 2 if request.GET.get("hk") == "2" else 1
+    period = request.GET.get("ky", PrimaryPeriod.END1)
+    if period not in PrimaryPeriod.values:
+        period = PrimaryPeriod.END1
+    book = gradebook_for(school_class=school_class, entry=entry, term=term, period=period)
+    term_number = {"mid1": 1, "end1": 1}.get(period, 2) if primary else term
+    locked = Term.objects.filter(
+        school_year_id=school_class.school_year_id, number=term_number, locked_at__isnull=False
+    ).exists()
+    editable = can_edit_subject(request.user, request.school, school_class, teacher_id) and not locked
+    return render(
+        request,
+        "transcripts/gradebook.html",
+        {
+            "book": book,
+            "school_class": school_class,
+            "subject": entry.subject,
+            "primary": primary,
+            "periods": PrimaryPeriod.choices,
+            "editable": editable,
+            "locked": locked,
+        },
+    )
+
+
+def _cell_from(request, subject_id: int) -> Cell:
+    data = request.POST if request.method == "POST" else request.GET
+    try:
+        enrolment_id = int(data.get("enrolment", ""))
+        term = int(data["term"]) if data.get("term") else None
+    except ValueError:
+        raise Http404 from None
+    return Cell(
+        enrolment_id=enrolment_id,
+        subject_id=subject_id,
+        field=data.get("field", ""),
+        term=term,
+        period=data.get("period") or None,
+    )
+
+
+@require_POST
+def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonResponse:
+    """Save one cell; answer with the value as stored and the row's new average, or the error."""
+    # The service checks who may write this cell; here only the class is looked up.
+    school_class = SchoolClass.objects.filter(pk=class_id).first()
+    if school_class is None:
+        raise Http404
+    subject_id = (
+        CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
+        )
+        .values_list("subject_id", flat=True)
+        .first()
+    )
+    if subject_id is None:
+        raise Http404
+    cell = _cell_from(request, subject_id)
+    try:
+        saved = assessment_cell_save(
+            actor=request.user,
+            school=request.school,
+            school_class=school_class,
+            cell=cell,
+            raw=request.POST.get("value", ""),
+        )
+    except CellError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    return JsonResponse({"value": saved.value, "average": saved.average, "changed": saved.changed})
+
+
+@require_GET
+def cell_history_view(request: HttpRequest, class_id: int, subject_code: str) -> HttpResponse:
+    """Who changed a cell, when, from what to what."""
+    school_class, entry, _teacher = _class_and_entry(request, class_id, subject_code)
+    cell = _cell_from(request, entry.subject_id)
+    if cell.period:
+        model, key = PrimarySubjectAssessment, {"period": cell.period}
+    else:
+        model, key = SubjectTermScores, {"term": cell.term}
+    row = model.objects.filter(
+        enrolment_id=cell.enrolment_id,
+        enrolment__school_class=school_class,
+        subject_id=entry.subject_id,
+        **key,
+    ).first()
+    changes = (
+        cell_history(
+            enrolment_id=cell.enrolment_id, table=model._meta.model_name, row_id=row.pk, field=cell.field
+        )
+        if row
+        else []
+    )
+    return render(request, "transcripts/_cell_history.html", {"changes": changes})
