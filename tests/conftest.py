@@ -143,9 +143,26 @@ def _build_school_book(school: School, users: dict[str, User]) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(
+    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+):
+    """pytest-django's set-up, for the default database whatever the selected tests ask for.
+
+    (Its own fixture sets up only the databases that the selected tests mark; the browser tests
+    use the database through a server process and mark none.) Then the test province is built.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, aliases={"default"}, keepdb=keepdb
+        )
         _build_province()
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,9 @@ class CellSaved:
     value: str  # as the grade book shows it
     changed: bool
     average: str | None = None  # the row's recomputed term average, when it has one
+    # When the row was last written: saves of one row are serialised by its lock, so the page
+    # keeps the average of the newest version when responses arrive out of order.
+    version: str = ""
 
 
 # --- Parsing ---------------------------------------------------------------------------------
@@ -192,7 +195,12 @@ def assessment_cell_save(
     average = None
     if model is SubjectTermScores and entry.kind == SubjectKind.SCORED:
         average = display(row_average(row, entry.regular_count))
-    return CellSaved(value=display(getattr(row, cell.field)), changed=changed, average=average)
+    return CellSaved(
+        value=display(getattr(row, cell.field)),
+        changed=changed,
+        average=average,
+        version=row.updated_at.isoformat() if row.updated_at else "",
+    )
 
 
 def _primary_target(entry: CurriculumEntry, cell: Cell):

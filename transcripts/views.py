@@ -152,7 +152,9 @@ def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonRes
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     except PermissionDenied as exc:
         return JsonResponse({"error": str(exc)}, status=403)
-    return JsonResponse({"value": saved.value, "average": saved.average, "changed": saved.changed})
+    return JsonResponse(
+        {"value": saved.value, "average": saved.average, "changed": saved.changed, "version": saved.version}
+    )
 
 
 @require_GET

@@ -70,7 +70,11 @@
     td.classList.add("saved");
     td.title = messages.saved;
     const avg = row.querySelector("[data-average]");
-    if (avg && data.average !== undefined && data.average !== null) avg.textContent = data.average;
+    // Saves of one row may answer out of order: keep the average of the newest version.
+    if (avg && data.average !== null && data.average !== undefined && data.version >= (row.dataset.version || "")) {
+      row.dataset.version = data.version;
+      avg.textContent = data.average;
+    }
   }
 
   function move(input, dRow, dCol) {

@@ -1,0 +1,99 @@
+"""A real server and a real browser for end-to-end tests.
+
+The server is a separate `manage.py runserver` process on the test database: it sees what the
+session fixtures committed (the test province) and what the browser does is committed too, so
+each e2e test works in a class of its own. Chromium is Debian's (/usr/bin/chromium), driven by
+Playwright; it is installed by scripts/sysdeps.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_url(django_db_setup, django_db_blocker):
+    db = connection.settings_dict
+    host = db["HOST"]
+    query = f"?host={host}" if host.startswith("/") else ""
+    netloc = "" if host.startswith("/") else f"{host}:{db['PORT'] or 5432}"
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgresql://{db['USER']}@{netloc}/{db['NAME']}{query}",
+        REDIS_URL=settings.REDIS_URL,
+        HOCBA_CACHE_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+        DJANGO_DEBUG="1",  # runserver serves the static files
+        HOCBA_TESTING="1",
+        PYTHONUNBUFFERED="1",
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(server.stdout.read().decode()) from None
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; Django then refuses ORM
+    # calls made by the test's own fixtures, although nothing async touches them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make sysdeps` (as root) or install it"
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()

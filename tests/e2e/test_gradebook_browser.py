@@ -1,0 +1,87 @@
+"""A subject teacher fills a row of the grade book with the keyboard, in a real browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from portal.models import School, User
+from tests.conftest import PASSWORD, SCHOOLS, student_make
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def e2e_class(django_db_blocker):
+    """A class of the test school for this test only, committed so the server process sees it."""
+    from schools.models import SchoolClass, SchoolYear, Subject
+    from schools.services import class_create, student_enrol, teaching_assignment_set
+
+    with django_db_blocker.unblock():
+        school = School.objects.get(code=SCHOOLS["school"][0])
+        teacher = User.objects.get(username="subject_teacher")
+        with school:
+            year = SchoolYear.objects.get(is_current=True)
+            name = f"8E{SchoolClass.objects.filter(name__startswith='8E').count() + 1}"
+            school_class = class_create(school_year=year, name=name, grade=8, levels=school.levels)
+            teaching_assignment_set(
+                school_class=school_class, subject=Subject.objects.get(code="toan"), teacher=teacher
+            )
+            for number, full_name in enumerate(["Đinh Thị Ánh", "Vương Văn Bảo", "Quách Thu Cúc"], start=1):
+                student = student_make(f"{name}-{number}", full_name, 2, dt.date(2012, 5, number))
+                student_enrol(
+                    student=student, school_class=school_class, enrolled_on=year.starts_on, number=number
+                )
+            yield school, school_class
+        connection.set_schema_to_public()
+
+
+def test_a_teacher_fills_a_row_with_the_keyboard_and_it_survives_a_reload(live_url, page, e2e_class):
+    school, school_class = e2e_class
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", "subject_teacher")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
+    page.goto(book)
+    rows = page.locator("#gradebook tbody tr")
+    assert rows.count() == 3
+
+    # Row 1, typed as a teacher types: a value, Tab to the next cell, and so on; Enter at the end.
+    first = rows.nth(0)
+    first.locator("input[name=regular_1]").click()
+    for value in ["7", "8,5", "6", "9", "7"]:
+        page.keyboard.type(value)
+        page.keyboard.press("Tab")
+    page.keyboard.type("8")
+    page.keyboard.press("Enter")  # saves and moves down to row 2
+    for field in ["regular_1", "regular_2", "regular_3", "regular_4", "mid", "end"]:
+        first.locator(f"td.{field}.saved").wait_for(timeout=10_000)
+    # (7 + 8.5 + 6 + 9 + 2·7 + 3·8) / 9 = 68.5 / 9 = 7.61… → 7,6
+    assert first.locator("[data-average]").inner_text() == "7,6"
+
+    # Row 2: Enter moved the cursor down into the same column; an invalid score is refused.
+    focused = page.evaluate("document.activeElement.closest('tr').dataset.enrolment")
+    assert focused == rows.nth(1).get_attribute("data-enrolment")
+    page.keyboard.type("11")
+    page.keyboard.press("ArrowUp")
+    error_cell = rows.nth(1).locator("td.end.error")
+    error_cell.wait_for(timeout=10_000)
+    assert "Điểm là số từ 0 đến 10" in error_cell.locator(".msg").inner_text()
+
+    page.reload()
+    first = page.locator("#gradebook tbody tr").nth(0)
+    assert [
+        first.locator(f"input[name={f}]").input_value() for f in ("regular_1", "regular_2", "mid", "end")
+    ] == [
+        "7,0",
+        "8,5",
+        "7,0",
+        "8,0",
+    ]
+    assert first.locator("[data-average]").inner_text() == "7,6"
+    assert page.locator("#gradebook tbody tr").nth(1).locator("input[name=end]").input_value() == ""
