@@ -6,6 +6,9 @@ app_name = "transcripts"
 
 urlpatterns = [
     path("", views.gradebook_index, name="index"),
+    path("lop/<int:class_id>/", views.homeroom, name="homeroom"),
+    path("lop/<int:class_id>/o/", views.homeroom_cell_save, name="homeroom_cell_save"),
+    path("lop/<int:class_id>/ket-qua/", views.results_compute, name="results_compute"),
     path("<int:class_id>/<str:subject_code>/", views.gradebook, name="gradebook"),
     path("<int:class_id>/<str:subject_code>/o/", views.cell_save, name="cell_save"),
     path("<int:class_id>/<str:subject_code>/lich-su/", views.cell_history_view, name="cell_history"),

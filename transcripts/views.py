@@ -9,11 +9,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAssignment, Term
 
-from .choices import PrimaryPeriod
+from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
 from .models import PrimarySubjectAssessment, SubjectTermScores
-from .permissions import assigned_teacher_id, can_edit_subject, can_view_gradebook
+from .permissions import assigned_teacher_id, can_edit_homeroom, can_edit_subject, can_view_gradebook
+from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_store
 from .selectors import cell_history, classes_for, gradebook_for
 from .services import Cell, CellError, assessment_cell_save
+
+QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 
 
 def _current_year(request: HttpRequest) -> SchoolYear:
@@ -180,3 +183,101 @@ def cell_history_view(request: HttpRequest, class_id: int, subject_code: str) ->
         else []
     )
     return render(request, "transcripts/_cell_history.html", {"changes": changes})
+
+
+def _homeroom_class(request: HttpRequest, class_id: int) -> SchoolClass:
+    school_class = (
+        SchoolClass.objects.filter(pk=class_id).select_related("school_year", "homeroom_teacher").first()
+    )
+    if school_class is None:
+        raise Http404
+    if not can_view_gradebook(request.user, request.school, school_class, None):
+        raise PermissionDenied
+    return school_class
+
+
+@require_GET
+def homeroom(request: HttpRequest, class_id: int) -> HttpResponse:
+    """The homeroom view of a class: conduct, absences, qualities, and every student's year result."""
+    school_class = _homeroom_class(request, class_id)
+    primary = school_class.ruleset == "tt27"
+    period = PrimaryPeriod.END1 if request.GET.get("ky") == PrimaryPeriod.END1 else PrimaryPeriod.END2
+    outcomes = class_results(school_class)
+    quality_levels: dict[tuple[int, str], str] = {}
+    if primary:
+        from .models import QualityAssessment
+
+        quality_levels = {
+            (q.enrolment_id, q.code): q.level
+            for q in QualityAssessment.objects.filter(
+                enrolment__in=[o.enrolment for o in outcomes], period=period
+            )
+        }
+    rows = [
+        {
+            "outcome": o,
+            "qualities": [
+                (code, quality_levels.get((o.enrolment.pk, code), ""))
+                for code in QUALITY_CODES + COMPETENCY_CODES
+            ],
+        }
+        for o in outcomes
+    ]
+    return render(
+        request,
+        "transcripts/homeroom.html",
+        {
+            "school_class": school_class,
+            "primary": primary,
+            "period": period,
+            "rows": rows,
+            "quality_headers": QUALITY_HEADERS,
+            "editable": can_edit_homeroom(request.user, request.school, school_class),
+            "complete": sum(1 for o in outcomes if o.result is not None),
+        },
+    )
+
+
+@require_POST
+def homeroom_cell_save(request: HttpRequest, class_id: int) -> JsonResponse:
+    """Save one of the homeroom teacher's cells (conduct, absences, comments, qualities)."""
+    school_class = SchoolClass.objects.filter(pk=class_id).first()
+    if school_class is None:
+        raise Http404
+    try:
+        enrolment_id = int(request.POST.get("enrolment", ""))
+    except ValueError:
+        raise Http404 from None
+    cell = Cell(
+        enrolment_id=enrolment_id,
+        field=request.POST.get("field", ""),
+        period=request.POST.get("period") or None,
+    )
+    try:
+        saved = assessment_cell_save(
+            actor=request.user,
+            school=request.school,
+            school_class=school_class,
+            cell=cell,
+            raw=request.POST.get("value", ""),
+        )
+    except CellError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    return JsonResponse({"value": saved.value, "changed": saved.changed, "average": None, "version": ""})
+
+
+@require_POST
+def results_compute(request: HttpRequest, class_id: int) -> HttpResponse:
+    """Compute and store the class's year results under its rule set (the homeroom teacher's step)."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+    from django.utils.translation import gettext as _
+
+    school_class = _homeroom_class(request, class_id)
+    if not can_edit_homeroom(request.user, request.school, school_class):
+        raise PermissionDenied
+    stored = class_results_store(school_class=school_class)
+    messages.success(request, _("Results computed for %(count)d students.") % {"count": stored})
+    return redirect(request.path.rsplit("ket-qua/", 1)[0])

@@ -20,3 +20,14 @@ def school_url(context, view_name: str, school=None, **kwargs) -> str:
 def get_item(mapping, key):
     """`{{ row.cells|get_item:field }}`: a dict lookup by a variable key."""
     return mapping.get(key, "") if mapping else ""
+
+
+@register.filter
+def split(value: str) -> list[str]:
+    return value.split()
+
+
+@register.filter
+def attr(obj, name: str):
+    """`{{ year|attr:field }}`: an attribute by a variable name (None when the object is None)."""
+    return getattr(obj, name, None) if obj is not None else None

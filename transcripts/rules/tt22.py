@@ -1,8 +1,8 @@
 """Secondary assessment, Thông tư 22/2021/TT-BGDĐT (THCS and THPT), domain.md §3.
 
 Pure functions over frozen dataclasses. The inputs are assumed valid (scores 0-10 with at most one
-decimal, as Decimals; at least one regular score per term): the boundary that reads them, such as
-`manage.py evaluate`, checks them first.
+decimal, as Decimals; at least MIN_REGULAR_SCORES regular scores per term): the boundary that
+reads them, such as `manage.py evaluate`, checks them first.
 
 TT43/2021 (continuing education) is this rule set with the "at least 6 subjects" thresholds set to
 5: every function that counts subjects takes `min_subjects`, and tt43.py passes its own.
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from functools import reduce
 
-from .common import CONTEXT, PASSING_RATINGS, CommentGrade, Rating, mean_rounded
+from .common import CONTEXT, PASSING_RATINGS, TENTH, CommentGrade, Rating
 
 CODE = "tt22"
 CIRCULAR = "Thông tư 22/2021/TT-BGDĐT"
@@ -38,6 +39,14 @@ _PASS_FLOOR = Decimal("3.5")  # ... and none below this
 _EXCELLENT = Decimal("9.0")  # Xuất sắc: at least min_subjects year averages at least this
 _MID_WEIGHT = 2
 _END_WEIGHT = 3
+_YEAR_WEIGHT_TERM2 = 2
+
+# A province's batch computes millions of averages: the context's operations are bound once (the
+# exact arithmetic and the half-up rounding are common.round_half_up's, written out here).
+_add = CONTEXT.add
+_multiply = CONTEXT.multiply
+_divide = CONTEXT.divide
+_fma = CONTEXT.fma  # fma(a, b, c) = a·b + c, exactly
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +132,11 @@ class SecondaryResult:
 
 def term_average(term: TermScores) -> Decimal:
     """ĐTBmhk = (ΣĐĐGtx + 2·ĐĐGgk + 3·ĐĐGck) / (number of ĐĐGtx + 5), rounded half up."""
-    total = CONTEXT.add(CONTEXT.multiply(term.mid, _MID_WEIGHT), CONTEXT.multiply(term.end, _END_WEIGHT))
-    for score in term.regular:
-        total = CONTEXT.add(total, score)
-    return mean_rounded(total, len(term.regular) + _MID_WEIGHT + _END_WEIGHT)
+    regular = term.regular
+    weighted = _fma(term.end, _END_WEIGHT, _multiply(term.mid, _MID_WEIGHT))
+    total = reduce(_add, regular, weighted)
+    count = len(regular) + _MID_WEIGHT + _END_WEIGHT
+    return _divide(total, count).quantize(TENTH, ROUND_HALF_UP, CONTEXT)
 
 
 def year_average(term1: Decimal, term2: Decimal) -> Decimal:
@@ -135,7 +145,8 @@ def year_average(term1: Decimal, term2: Decimal) -> Decimal:
     The circular defines it over the term averages as they are recorded, that is rounded; using
     the unrounded quotients can give a different year average (the tests hold such a case).
     """
-    return mean_rounded(CONTEXT.add(term1, CONTEXT.multiply(term2, 2)), 3)
+    total = _fma(term2, _YEAR_WEIGHT_TERM2, term1)
+    return _divide(total, 1 + _YEAR_WEIGHT_TERM2).quantize(TENTH, ROUND_HALF_UP, CONTEXT)
 
 
 def learning_result(
@@ -157,20 +168,19 @@ def learning_result(
     The circulars give no exception, and inventing one would be a rule the Ministry did not write;
     a student exempt from subjects is the principal's decision (domain.md §3), not this function's.
     """
-    failed_comments = sum(1 for grade in comments if grade != CommentGrade.ACHIEVED)
-    if scored:
-        lowest = min(scored)
-        if failed_comments == 0:
-            if lowest >= _GOOD_FLOOR and _count_at_least(scored, _GOOD_HIGH) >= min_subjects:
-                return Rating.GOOD
-            if lowest >= _FAIR_FLOOR and _count_at_least(scored, _FAIR_HIGH) >= min_subjects:
-                return Rating.FAIR
-        if (
-            failed_comments <= 1
-            and lowest >= _PASS_FLOOR
-            and _count_at_least(scored, _PASS_HIGH) >= min_subjects
-        ):
-            return Rating.ACHIEVED
+    # "At least n of them reach x" is "the n-th best reaches x": one sort answers all three.
+    nth_best = _nth_best(scored, min_subjects)
+    if nth_best is None:
+        return Rating.NOT_ACHIEVED
+    lowest = min(scored)
+    failed_comments = len(comments) - sum(1 for grade in comments if grade == CommentGrade.ACHIEVED)
+    if failed_comments == 0:
+        if lowest >= _GOOD_FLOOR and nth_best >= _GOOD_HIGH:
+            return Rating.GOOD
+        if lowest >= _FAIR_FLOOR and nth_best >= _FAIR_HIGH:
+            return Rating.FAIR
+    if failed_comments <= 1 and lowest >= _PASS_FLOOR and nth_best >= _PASS_HIGH:
+        return Rating.ACHIEVED
     return Rating.NOT_ACHIEVED
 
 
@@ -185,7 +195,8 @@ def title(
     Học sinh Giỏi: conduct Tốt and learning Tốt; otherwise no title. (TT43: 5 subjects.)"""
     if conduct_year != Rating.GOOD or learning_year != Rating.GOOD:
         return None
-    if _count_at_least(year_averages, _EXCELLENT) >= min_subjects:
+    nth_best = _nth_best(year_averages, min_subjects)
+    if nth_best is not None and nth_best >= _EXCELLENT:
         return Title.EXCELLENT
     return Title.GOOD
 
@@ -248,5 +259,8 @@ def evaluate(student: SecondaryStudent, *, min_subjects: int = MIN_SUBJECTS) -> 
     )
 
 
-def _count_at_least(values: Sequence[Decimal], threshold: Decimal) -> int:
-    return sum(1 for value in values if value >= threshold)
+def _nth_best(values: Sequence[Decimal], n: int) -> Decimal | None:
+    """The n-th highest value (n counted from 1), or None when there are fewer than n values."""
+    if len(values) < n:
+        return None
+    return sorted(values, reverse=True)[n - 1]

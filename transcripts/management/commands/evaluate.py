@@ -16,21 +16,28 @@ Output, compact UTF-8 JSON, students in input order: {"students": [...]} with
 - TT27: {"id", "result": "HTXS" | "HTT" | "HT" | "CHT"}.
 
 Input that breaks the contract (invalid JSON, an unknown rule set, a score of 11 or 7.25, a missing
-term, a negative absence count, an unknown level, a field that is not in the contract) is refused:
-the command exits non-zero, writes nothing on stdout, and names on stderr every faulty student (the
-first MAX_REPORTED of them) by position and id, with the field as a JSON path:
-`students[3] (id "HS0042"): subjects[1].term2.mid: 11 is above 10`. The path stays as in the JSON;
-the problem is translated (Vietnamese by default).
+term, a negative absence count, an unknown level, a field that is not in the contract, a subject
+code given twice, an empty list of subjects) is refused: the command exits non-zero, writes
+nothing on stdout, and names on stderr every faulty student (the first MAX_REPORTED of them) by
+position and id, with the field as a JSON path:
+`students[3] (id "HS0042"): subjects[1].term2.mid: 11 is above 10`. The location stays as in the
+JSON; the problem after it is translated (Vietnamese by default).
 
 The database is never opened (no system checks, no models), so it runs anywhere the code is.
-Scores are read as Decimals straight from the JSON text, never through binary floats.
+
+Memory and time, for a province's 200,000 students: the input is read at once, but parsed one
+student at a time from a window of decoded text (_JsonStream), so it is never all in memory as
+Python objects; each student's output is kept as compact JSON text until the whole batch has
+passed. Scores are read as Decimals straight from the JSON text, never through binary floats.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -66,17 +73,26 @@ MAX_REPORTED = 20
 # as 4500 for 45.0, not a student to hold back.
 MAX_ABSENCE_SESSIONS = 2 * 366
 
-# Every valid secondary score (0.0, 0.1, ... 10.0), keyed by value: an int 7, a Decimal 7.5 or 7.50
-# all find their canonical Decimal with one lookup (equal numbers hash equal).
+# Every valid secondary score, 0.0, 0.1, ... 10.0, as one shared Decimal each.
 _VALID_SCORES = [Decimal(tenths).scaleb(-1) for tenths in range(101)]
+# Keyed by value: an int 7, a Decimal 7.5 or 7.50 all find their shared Decimal (equal numbers
+# hash equal; True equals 1 too, so the careful reader rules booleans out first).
 _SCORES: dict[object, Decimal] = dict(zip(_VALID_SCORES, _VALID_SCORES, strict=True))
+# Keyed by identity, for the fast reader: a JSON number that is a valid score is parsed either to
+# one of the shared Decimals (_Literals below) or to an int from 0 to 10, which CPython also
+# shares. So one dict lookup on id() recognises a valid score, without hashing a Decimal, and
+# nothing else can pass (not True, not 11, not 7.25); whatever fails goes to the careful reader.
+_SCORE_BY_ID: dict[int, Decimal] = {id(score): score for score in _VALID_SCORES} | {
+    id(number): _SCORES[number] for number in range(11)
+}
 _RATINGS = {rating.value: rating for rating in Rating}
 _COMMENT_GRADES = {grade.value: grade for grade in CommentGrade}
 _SUBJECT_LEVELS = {level.value: level for level in SubjectLevel}
 _QUALITY_LEVELS = {level.value: level for level in QualityLevel}
-_BATCH_FIELDS = frozenset({"ruleset", "students"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Output is joined and encoded this many students at a time.
+_OUTPUT_BATCH = 2000
 
 
 class Command(BaseCommand):
@@ -86,43 +102,73 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def handle(self, *args, **options):
-        stdin = getattr(sys.stdin, "buffer", sys.stdin)
-        try:
-            payload = json.loads(stdin.read(), parse_float=Decimal, parse_constant=_reject_constant)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
-            raise CommandError(_("The input is not valid JSON: %(error)s") % {"error": exc}) from exc
-        ruleset, students = _batch(payload)
-        parts = _evaluate_all(ruleset, students)
-        text = '{"students":[' + ",".join(parts) + "]}\n"
+        stdin = getattr(sys.stdin, "buffer", None)
+        data = stdin.read() if stdin is not None else sys.stdin.read().encode()
+        chunks = _evaluate_input(data)
         # The contract says UTF-8, whatever the locale of the terminal says.
+        text = b'{"students":[' + b",".join(chunks) + b"]}\n"
         buffer = getattr(self.stdout, "buffer", None)
         if buffer is not None:
             self.stdout.flush()
-            buffer.write(text.encode())
+            buffer.write(text)
             buffer.flush()
         else:
-            self.stdout.write(text, ending="")
+            self.stdout.write(text.decode(), ending="")
 
 
-def _batch(payload: object) -> tuple[RuleSet, list]:
-    if type(payload) is not dict:
+# --- The batch -------------------------------------------------------------------------------
+
+
+def _evaluate_input(data: bytes) -> list[bytes]:
+    """The output of every student, as chunks of UTF-8 JSON; CommandError for any fault.
+
+    The students are evaluated as they are read, so the rule set must be known by then: when
+    "students" comes before "ruleset" in the object, the students are first only read through (for
+    their syntax) and the input is read a second time.
+    """
+    ruleset, chunks = _evaluate_pass(data, None)
+    if chunks is None:
+        _, chunks = _evaluate_pass(data, ruleset)
+    return chunks
+
+
+def _evaluate_pass(data: bytes, known: RuleSet | None) -> tuple[RuleSet, list[bytes] | None]:
+    stream = _JsonStream(data)
+    if stream.peek() != "{":
+        stream.value()  # a syntax error is the more useful message
         raise CommandError(_('The input must be a JSON object with the fields "ruleset" and "students".'))
-    problems = []
-    try:
-        ruleset = _read(payload, "ruleset", _ruleset)
-    except _Invalid as exc:
-        problems.append(exc.describe())
-    try:
-        students = _read(payload, "students", _list)
-    except _Invalid as exc:
-        problems.append(exc.describe())
-    try:
-        _only(payload, _BATCH_FIELDS, 2)
-    except _Invalid as exc:
-        problems.append(exc.describe())
+    ruleset = known
+    chunks = None
+    problems: list[str] = []
+    seen = set()
+    for key in stream.members():
+        seen.add(key)
+        if key == "ruleset":
+            value = stream.value()
+            if known is None:
+                try:
+                    ruleset = _ruleset(value)
+                except _Invalid as exc:
+                    problems.append(exc.under("ruleset").describe())
+        elif key == "students":
+            if stream.peek() != "[":
+                stream.value()
+                problems.append(_Invalid(_("must be a list"), "students").describe())
+            elif ruleset is None or problems:
+                for _student in stream.items():
+                    pass  # read through: evaluated on the second pass, or not at all
+            else:
+                chunks = _evaluate_students(ruleset, stream)
+        else:
+            stream.value()
+            problems.append(_Invalid(_("unexpected field"), key).describe())
+    stream.end()
+    for key in ("ruleset", "students"):
+        if key not in seen:
+            problems.append(_Invalid(_("is missing"), key).describe())
     if problems:
         raise CommandError("\n".join(problems))
-    return ruleset, students
+    return ruleset, chunks
 
 
 def _ruleset(value: object) -> RuleSet:
@@ -135,31 +181,40 @@ def _ruleset(value: object) -> RuleSet:
         ) from None
 
 
-def _evaluate_all(ruleset: RuleSet, students: list) -> list[str]:
-    """Each student's output as compact JSON, in input order; every faulty student is reported.
+def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
+    """Read, check and evaluate the students one by one; every faulty student is reported.
 
     After the first fault the rest are only checked, not evaluated, since nothing will be written.
-    Each input student is dropped once read, so the parsed input shrinks as the output grows.
     """
-    secondary = ruleset.kind == "secondary"
-    read = _secondary_student if secondary else _primary_pupil
-    render = _render_secondary if secondary else _render_primary
+    if ruleset.kind == "secondary":
+        read, render = _secondary_student, _render_secondary
+    else:
+        read, render = _primary_pupil, _render_primary
     evaluate = ruleset.evaluate
     encode = _ENCODER.encode
-    parts: list[str] = []
+    chunks: list[bytes] = []
+    batch: list[str] = []
     problems: list[str] = []
     faulty = 0
-    for index, raw in enumerate(students):
-        students[index] = None
-        try:
-            student_id, student = read(raw)
-        except _Invalid as exc:
-            faulty += 1
-            if faulty <= MAX_REPORTED:
-                problems.append(exc.describe_student(index, raw))
-            continue
-        if not faulty:
-            parts.append(encode(render(student_id, evaluate(student))))
+    index = 0
+    try:
+        for raw in stream.items():
+            try:
+                student_id, student = read(raw)
+            except _Invalid as exc:
+                faulty += 1
+                if faulty <= MAX_REPORTED:
+                    problems.append(exc.describe_student(index, raw))
+            else:
+                if not faulty:
+                    batch.append(encode(render(student_id, evaluate(student))))
+                    if len(batch) == _OUTPUT_BATCH:
+                        chunks.append(",".join(batch).encode())
+                        batch.clear()
+            index += 1
+    except CommandError as exc:  # not JSON: said after the faults found before it
+        problems.append(f"students[{index}]: {exc}")
+        raise CommandError("\n".join(problems)) from None
     if faulty:
         if faulty > MAX_REPORTED:
             rest = faulty - MAX_REPORTED
@@ -172,7 +227,168 @@ def _evaluate_all(ruleset: RuleSet, students: list) -> list[str]:
                 % {"count": rest}
             )
         raise CommandError("\n".join(problems))
-    return parts
+    if batch:
+        chunks.append(",".join(batch).encode())
+    return chunks
+
+
+# --- Reading JSON a value at a time ----------------------------------------------------------
+
+
+class _Literals(dict):
+    """JSON number text -> Decimal, for json's parse_float: valid scores come back as the shared
+    Decimals (so _SCORE_BY_ID knows them), anything else as a new Decimal. Never a binary float."""
+
+    def __missing__(self, text: str) -> Decimal:
+        number = Decimal(text)
+        try:
+            return _SCORES.get(number, number)
+        except TypeError:  # a signalling NaN cannot be hashed; JSON has none, but be safe
+            return number
+
+
+_LITERALS = _Literals({f"{tenths // 10}.{tenths % 10}": score for tenths, score in enumerate(_VALID_SCORES)})
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class _JsonStream:
+    """One JSON document in UTF-8 bytes, read a value at a time from a window of decoded text.
+
+    json.loads on a province's batch would hold every student as Python objects at once (several
+    GB for 200,000 students); here only the current window (about _CHUNK characters) and the value
+    being read are. Members of the top object and items of an array are walked by hand; every
+    value inside them is parsed by json's C scanner. Syntax errors raise CommandError with the
+    line and column in the whole input.
+    """
+
+    _CHUNK = 1 << 20
+    # A single value (one student) larger than this is refused rather than read without end.
+    _MAX_WINDOW = 64 << 20
+
+    def __init__(self, data: bytes):
+        self._data = memoryview(data)
+        self._next = 3 if data[:3] == codecs.BOM_UTF8 else 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._eof = False
+        self._text = ""
+        self._pos = 0
+        # Where self._text starts in the whole input, for error messages.
+        self._offset = 0
+        self._line = 1
+        self._column = 1
+        self._scan = json.JSONDecoder(
+            parse_float=_LITERALS.__getitem__, parse_constant=_reject_constant
+        ).raw_decode
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
+        while True:
+            self._pos = _WHITESPACE.match(self._text, self._pos).end()
+            if self._pos < len(self._text):
+                return self._text[self._pos]
+            if not self._more():
+                return ""
+
+    def value(self) -> object:
+        """The next complete JSON value."""
+        self.peek()
+        while True:
+            try:
+                value, end = self._scan(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                # Most often the value runs past the window: read on and try again.
+                if len(self._text) - self._pos < self._MAX_WINDOW and self._more():
+                    continue
+                raise self._error(exc.msg, exc.pos) from None
+            except ValueError as exc:  # NaN, Infinity
+                raise self._error(str(exc), self._pos) from None
+            # A number at the very end of the window may go on in the next chunk.
+            if end == len(self._text) and self._more():
+                continue
+            self._pos = end
+            return value
+
+    def members(self) -> Iterator[str]:
+        """The keys of an object, one at a time; the caller reads each value."""
+        self._expect("{")
+        if self.peek() == "}":
+            self._pos += 1
+            return
+        while True:
+            if self.peek() != '"':
+                raise self._error("Expecting property name enclosed in double quotes", self._pos)
+            key = self.value()
+            self._expect(":")
+            yield key
+            if self._separator("}"):
+                return
+
+    def items(self) -> Iterator[object]:
+        """The items of an array, one at a time."""
+        self._expect("[")
+        if self.peek() == "]":
+            self._pos += 1
+            return
+        while True:
+            yield self.value()
+            if self._separator("]"):
+                return
+
+    def end(self) -> None:
+        if self.peek():
+            raise self._error("Extra data", self._pos)
+
+    def _separator(self, closing: str) -> bool:
+        """After a member or item: True at the closing bracket, False after a comma."""
+        found = self.peek()
+        if found not in (",", closing):
+            raise self._error(f"Expecting ',' or '{closing}' delimiter", self._pos)
+        self._pos += 1
+        return found == closing
+
+    def _expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise self._error(f"Expecting '{char}'", self._pos)
+        self._pos += 1
+
+    def _more(self) -> bool:
+        """Decode the next chunk onto the window, dropping what was read; False at the end."""
+        if self._eof:
+            return False
+        read = self._text[: self._pos]
+        if read:
+            newlines = read.count("\n")
+            if newlines:
+                self._line += newlines
+                self._column = len(read) - read.rfind("\n")
+            else:
+                self._column += len(read)
+            self._offset += len(read)
+            self._text = self._text[self._pos :]
+            self._pos = 0
+        chunk = self._data[self._next : self._next + self._CHUNK]
+        self._next += len(chunk)
+        self._eof = self._next >= len(self._data)
+        try:
+            self._text += self._decoder.decode(chunk, self._eof)
+        except UnicodeDecodeError as exc:
+            self._eof = True
+            raise self._error(f"not UTF-8 text ({exc.reason})", len(self._text)) from None
+        return True
+
+    def _error(self, message: str, pos: int) -> CommandError:
+        before = self._text[:pos]
+        newlines = before.count("\n")
+        if newlines:
+            line, column = self._line + newlines, pos - before.rfind("\n")
+        else:
+            line, column = self._line, self._column + pos
+        where = f"{message}: line {line} column {column} (char {self._offset + pos})"
+        return CommandError(_("The input is not valid JSON: %(error)s") % {"error": where})
 
 
 # --- Output ----------------------------------------------------------------------------------
@@ -248,10 +464,6 @@ def _show(value: object) -> str:
     """A value as it looks in JSON, shortened."""
     text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _object(value: object) -> dict:
@@ -382,7 +594,77 @@ _TERM_FIELDS = frozenset({"regular", "mid", "end"})
 _CONDUCT_FIELDS = frozenset({"term1", "term2", "year"})
 
 
+class _NotPlain(Exception):
+    """The fast reader met something it does not vouch for: the careful reader takes over."""
+
+
 def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    """A TT22/TT43 student from its JSON, or _Invalid saying what is wrong and where.
+
+    Nearly every student of a batch is well formed: _plain_secondary_student reads those with as few
+    operations as it can and accepts only what the careful reader (_checked_secondary_student)
+    would accept; anything unusual, valid or not, is left to the careful reader, which is the one
+    that says what is wrong.
+    """
+    try:
+        return _plain_secondary_student(raw)
+    except (_NotPlain, KeyError, TypeError, AttributeError):
+        return _checked_secondary_student(raw)
+
+
+def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    if raw.__class__ is not dict or len(raw) != len(_SECONDARY_STUDENT_FIELDS):
+        raise _NotPlain
+    student_id = raw["id"]
+    absences = raw["absences"]
+    conduct = raw["conduct"]
+    subjects = raw["subjects"]
+    if (
+        student_id.__class__ is not str
+        or not student_id
+        or absences.__class__ is not int
+        or not 0 <= absences <= MAX_ABSENCE_SESSIONS
+        or conduct.__class__ is not dict
+        or len(conduct) != len(_CONDUCT_FIELDS)
+        or subjects.__class__ is not list
+        or not subjects
+    ):
+        raise _NotPlain
+    ratings = Ratings(_RATINGS[conduct["term1"]], _RATINGS[conduct["term2"]], _RATINGS[conduct["year"]])
+    read = []
+    codes = set()
+    for subject in subjects:
+        if subject.__class__ is not dict or len(subject) != len(_SCORED_FIELDS):
+            raise _NotPlain
+        code = subject["code"]
+        scored = subject["scored"]
+        if code.__class__ is not str or not code or code in codes:
+            raise _NotPlain
+        codes.add(code)
+        if scored is True:
+            read.append(ScoredSubject(code, _plain_term(subject["term1"]), _plain_term(subject["term2"])))
+        elif scored is False:
+            grades = _COMMENT_GRADES
+            read.append(CommentSubject(code, grades[subject["term1"]], grades[subject["term2"]]))
+        else:
+            raise _NotPlain
+    return student_id, SecondaryStudent(tuple(read), ratings, absences)
+
+
+def _plain_term(term: object) -> TermScores:
+    if term.__class__ is not dict or len(term) != len(_TERM_FIELDS):
+        raise _NotPlain
+    regular = term["regular"]
+    if regular.__class__ is not list or len(regular) < MIN_REGULAR_SCORES:
+        raise _NotPlain
+    by_id = _SCORE_BY_ID
+    # KeyError for anything that is not a valid score.
+    return TermScores(
+        tuple(map(by_id.__getitem__, map(id, regular))), by_id[id(term["mid"])], by_id[id(term["end"])]
+    )
+
+
+def _checked_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
     student_id = _student_id(raw)
     student = SecondaryStudent(
         subjects=_subjects(raw, _secondary_subject),

@@ -1,0 +1,184 @@
+"""A class's year results: the grade book's data turned into the rules' input, and the outputs.
+
+The rules (transcripts.rules) are pure; this module reads the database once per class, builds
+their dataclasses, and stores what they decide with the rule set's code, so that a result can
+be recomputed and audited later (domain.md §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from schools.choices import Ruleset, SubjectKind
+from schools.models import CurriculumEntry, Enrolment, SchoolClass
+
+from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
+from .models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
+from .rules import ruleset_for
+from .rules.common import CommentGrade, Rating
+from .rules.tt22 import CommentSubject, Ratings, ScoredSubject, SecondaryStudent, TermScores
+from .rules.tt27 import PrimaryPupil, PrimarySubject, QualityLevel, SubjectLevel
+from .selectors import active_enrolments
+from .services import REGULAR_FIELDS
+
+QUALITY_CODES = [code for code, _label in QUALITIES]
+COMPETENCY_CODES = [code for code, _label in GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES]
+
+
+@dataclass
+class StudentOutcome:
+    """One student's computed year, or what is still missing to compute it."""
+
+    enrolment: Enrolment
+    year: StudentYear | None
+    missing: list[str] = field(default_factory=list)
+    result: dict | None = None
+
+
+def class_results(school_class: SchoolClass) -> list[StudentOutcome]:
+    """Compute every student's year under the class's rule set (a fixed number of queries)."""
+    enrolments = active_enrolments(school_class)
+    entries = list(
+        CurriculumEntry.objects.filter(school_year_id=school_class.school_year_id, grade=school_class.grade)
+        .select_related("subject")
+        .order_by("position")
+    )
+    years = {y.enrolment_id: y for y in StudentYear.objects.filter(enrolment__in=enrolments)}
+    ruleset = ruleset_for(school_class.ruleset)
+    if school_class.ruleset == Ruleset.TT27:
+        build = _primary_builder(enrolments, entries)
+    else:
+        build = _secondary_builder(enrolments, entries, years)
+    outcomes = []
+    for enrolment in enrolments:
+        outcome = StudentOutcome(enrolment=enrolment, year=years.get(enrolment.pk))
+        data = build(enrolment, outcome.missing)
+        if not outcome.missing:
+            outcome.result = _as_json(ruleset.evaluate(data))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _secondary_builder(enrolments, entries, years):
+    rows = {
+        (r.enrolment_id, r.subject_id, r.term): r
+        for r in SubjectTermScores.objects.filter(enrolment__in=enrolments)
+    }
+
+    def build(enrolment: Enrolment, missing: list[str]) -> SecondaryStudent | None:
+        subjects = []
+        for entry in entries:
+            terms = []
+            for term in (1, 2):
+                row = rows.get((enrolment.pk, entry.subject_id, term))
+                label = _("%(subject)s, term %(term)s") % {
+                    "subject": entry.subject.name,
+                    "term": "I" if term == 1 else "II",
+                }
+                if entry.kind == SubjectKind.SCORED:
+                    regular = (
+                        [getattr(row, f) for f in REGULAR_FIELDS[: entry.regular_count]] if row else [None]
+                    )
+                    if row is None or row.mid is None or row.end is None or None in regular:
+                        missing.append(label)
+                        continue
+                    terms.append(TermScores(regular=tuple(regular), mid=row.mid, end=row.end))
+                else:
+                    if row is None or not row.level:
+                        missing.append(label)
+                        continue
+                    terms.append(CommentGrade(row.level))
+            if len(terms) == 2:
+                cls = ScoredSubject if entry.kind == SubjectKind.SCORED else CommentSubject
+                subjects.append(cls(code=entry.subject.code, term1=terms[0], term2=terms[1]))
+        year = years.get(enrolment.pk)
+        conduct = [
+            getattr(year, f, "") if year else "" for f in ("conduct_term1", "conduct_term2", "conduct_year")
+        ]
+        if "" in conduct:
+            missing.append(_("conduct"))
+        if missing:
+            return None
+        return SecondaryStudent(
+            subjects=tuple(subjects),
+            conduct=Ratings(*(Rating(c) for c in conduct)),
+            absences=year.absences,
+        )
+
+    return build
+
+
+def _primary_builder(enrolments, entries):
+    levels = {
+        (r.enrolment_id, r.subject_id): r
+        for r in PrimarySubjectAssessment.objects.filter(enrolment__in=enrolments, period=PrimaryPeriod.END2)
+    }
+    qualities = {
+        (q.enrolment_id, q.code): q.level
+        for q in QualityAssessment.objects.filter(enrolment__in=enrolments, period=PrimaryPeriod.END2)
+    }
+
+    def build(enrolment: Enrolment, missing: list[str]) -> PrimaryPupil | None:
+        subjects = []
+        for entry in entries:
+            row = levels.get((enrolment.pk, entry.subject_id))
+            if row is None or not row.level or (entry.has_test and row.test_score is None):
+                missing.append(entry.subject.name)
+                continue
+            subjects.append(
+                PrimarySubject(
+                    code=entry.subject.code,
+                    level=SubjectLevel(row.level),
+                    test_score=row.test_score if entry.has_test else None,
+                )
+            )
+        found = {code: qualities.get((enrolment.pk, code)) for code in QUALITY_CODES + COMPETENCY_CODES}
+        if not all(found.values()):
+            missing.append(_("qualities and competencies"))
+        if missing:
+            return None
+        return PrimaryPupil(
+            subjects=tuple(subjects),
+            qualities={c: QualityLevel(found[c]) for c in QUALITY_CODES},
+            competencies={c: QualityLevel(found[c]) for c in COMPETENCY_CODES},
+        )
+
+    return build
+
+
+def _as_json(result) -> dict:
+    """The rules' output as stored in StudentYear.results (the evaluate command's shape)."""
+    if hasattr(result, "learning"):
+        return {
+            "subjects": {
+                s.code: {"term1": str(s.term1), "term2": str(s.term2), "year": str(s.year)}
+                for s in result.subjects
+            },
+            "learning": {
+                "term1": str(result.learning.term1),
+                "term2": str(result.learning.term2),
+                "year": str(result.learning.year),
+            },
+            "title": str(result.title) if result.title else None,
+            "outcome": str(result.outcome),
+        }
+    return {"result": str(result.result), "completed": result.completed}
+
+
+@transaction.atomic
+def class_results_store(*, school_class: SchoolClass) -> int:
+    """Compute and store the class's results (with the rule set's code); returns how many."""
+    stored = 0
+    now = timezone.now()
+    for outcome in class_results(school_class):
+        if outcome.result is None:
+            continue
+        year = outcome.year or StudentYear.objects.create(enrolment=outcome.enrolment)
+        year.ruleset, year.results, year.computed_at = school_class.ruleset, outcome.result, now
+        year.save(update_fields=["ruleset", "results", "computed_at"])
+        stored += 1
+    return stored
