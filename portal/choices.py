@@ -65,3 +65,5 @@ class AuditAction(models.TextChoices):
     USER_CREATED = "user_created", _("User created")
     USER_CHANGED = "user_changed", _("User changed")
     SCHOOL_DATA_VIEWED = "school_data_viewed", _("School data viewed under a data grant")
+    TERM_LOCKED = "term_locked", _("Term locked")
+    TERM_UNLOCKED = "term_unlocked", _("Term unlocked")

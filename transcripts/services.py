@@ -11,7 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.choices import AuditAction
 from portal.models import School, User
+from portal.services import audit_record
 from schools.choices import SubjectKind
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, Term
 
@@ -300,7 +302,17 @@ def term_lock_set(*, actor: User, school: School, term: Term, locked: bool) -> T
     if not can_lock_terms(actor, school):
         raise PermissionDenied(_("Only the principal or a vice-principal locks and unlocks terms."))
     term = Term.objects.select_for_update().get(pk=term.pk)
+    if (term.locked_at is not None) == locked:
+        return term
     term.locked_at = timezone.now() if locked else None
     term.locked_by = actor if locked else None
     term.save(update_fields=["locked_at", "locked_by"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.TERM_LOCKED if locked else AuditAction.TERM_UNLOCKED,
+        obj=term,
+        summary=(_("%(term)s locked") if locked else _("%(term)s unlocked")) % {"term": term},
+        school=school,
+        division=None,
+    )
     return term

@@ -6,6 +6,7 @@ app_name = "transcripts"
 
 urlpatterns = [
     path("", views.gradebook_index, name="index"),
+    path("hoc-ki/<int:term_id>/khoa/", views.term_lock, name="term_lock"),
     path("lop/<int:class_id>/", views.homeroom, name="homeroom"),
     path("lop/<int:class_id>/o/", views.homeroom_cell_save, name="homeroom_cell_save"),
     path("lop/<int:class_id>/ket-qua/", views.results_compute, name="results_compute"),

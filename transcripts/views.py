@@ -11,10 +11,16 @@ from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAss
 
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
 from .models import PrimarySubjectAssessment, SubjectTermScores
-from .permissions import assigned_teacher_id, can_edit_homeroom, can_edit_subject, can_view_gradebook
+from .permissions import (
+    assigned_teacher_id,
+    can_edit_homeroom,
+    can_edit_subject,
+    can_lock_terms,
+    can_view_gradebook,
+)
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_store
 from .selectors import cell_history, classes_for, gradebook_for
-from .services import Cell, CellError, assessment_cell_save
+from .services import Cell, CellError, assessment_cell_save, term_lock_set
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 
@@ -77,7 +83,16 @@ def gradebook_index(request: HttpRequest) -> HttpResponse:
         ]
         if subjects:
             books.append((school_class, subjects))
-    return render(request, "transcripts/index.html", {"school_year": year, "books": books})
+    return render(
+        request,
+        "transcripts/index.html",
+        {
+            "school_year": year,
+            "books": books,
+            "terms": Term.objects.filter(school_year=year).select_related("locked_by"),
+            "can_lock": can_lock_terms(request.user, request.school),
+        },
+    )
 
 
 @require_GET
@@ -281,3 +296,17 @@ def results_compute(request: HttpRequest, class_id: int) -> HttpResponse:
     stored = class_results_store(school_class=school_class)
     messages.success(request, _("Results computed for %(count)d students.") % {"count": stored})
     return redirect(request.path.rsplit("ket-qua/", 1)[0])
+
+
+@require_POST
+def term_lock(request: HttpRequest, term_id: int) -> HttpResponse:
+    """Lock a term (no more changes) or unlock it: the principal's or a vice-principal's decision."""
+    from django.shortcuts import redirect
+
+    term = Term.objects.filter(pk=term_id).first()
+    if term is None:
+        raise Http404
+    term_lock_set(
+        actor=request.user, school=request.school, term=term, locked=request.POST.get("locked") == "1"
+    )
+    return redirect(request.path.split("hoc-ki/", 1)[0])

@@ -345,3 +345,23 @@ def test_the_audit_trail_cannot_be_rewritten(client_as, subject_teacher, school,
     connection.set_tenant(school)
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE transcripts_assessmentchange SET new = '10'")
+
+
+def test_the_principal_locks_a_term_from_the_page_and_it_is_audited(
+    client_as, principal, subject_teacher, school, secondary_class
+):
+    from portal.models import AuditEntry
+
+    connection.set_tenant(school)
+    term = Term.objects.get(school_year=secondary_class.school_year, number=1)
+    url = f"/truong/{school.code}/so-diem/hoc-ki/{term.pk}/khoa/"
+
+    assert client_as(subject_teacher).post(url, {"locked": "1"}).status_code == 403
+    assert client_as(principal).post(url, {"locked": "1"}).status_code == 302
+
+    connection.set_tenant(school)
+    term.refresh_from_db()
+    assert term.locked_by_id == principal.pk
+    connection.set_schema_to_public()
+    entry = AuditEntry.objects.filter(action="term_locked", school=school).latest("id")
+    assert entry.actor == principal
