@@ -7,7 +7,6 @@ code `manage.py demo_totp <username>` prints.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -102,7 +101,6 @@ def demo_province_seed(*, stdout=None) -> bool:
     for code, name, levels, division_code, address in SCHOOLS:
         spec = SchoolSpec(code=code, name=name, levels=levels, division_code=division_code, address=address)
         schools[code], _ = school_provision(actor=None, spec=spec, division=divisions.get(division_code))
-        _school_year_seed(schools[code])
 
     # The operator is created first and grants everyone else, as it would happen for real.
     operator_spec = DEMO_USERS[0]
@@ -135,17 +133,16 @@ def demo_province_seed(*, stdout=None) -> bool:
             data_access=spec.data_access,
         )
     _two_factor_seed(users.values())
+    # Each school's year at its close, once its teachers exist (they are its classes' teachers).
+    for school in schools.values():
+        _school_year_seed(school, users)
     return True
 
 
-def _school_year_seed(school: School) -> None:
-    from schools.models import SchoolYear
+def _school_year_seed(school: School, users: dict[str, User]) -> None:
+    from schools.demo import school_demo_seed
 
-    with school:
-        SchoolYear.objects.get_or_create(
-            code="2025-2026",
-            defaults={"starts_on": dt.date(2025, 9, 5), "ends_on": dt.date(2026, 5, 31), "is_current": True},
-        )
+    school_demo_seed(school, users)
 
 
 def _two_factor_seed(users) -> None:

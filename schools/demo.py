@@ -1,0 +1,807 @@
+"""A demo school's 2025-2026 year at its close: classes, students, teachers, a full year of assessments.
+
+`make run` seeds the four demo schools with it (portal/demo.py), so every page has something
+realistic to show: class lists of 30-45 students with Vietnamese names (a few of Lào Cai's ethnic
+minorities among them), personal ID numbers that agree with birth year and sex (a few students
+still on a temporary code), TT22/TT43 scores and TT27 levels for both terms, a few weak students
+(re-assessment, one subject below 3.5), one student over the 45-absence limit.
+
+Deterministic (one random.Random seeded by the school code) and idempotent (nothing happens once
+the year has classes). Everything is bulk-inserted; a whole school takes well under a second.
+The names, places and comments are data, not interface text: they are not translated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+
+from portal.models import School, User
+from transcripts.choices import (
+    GENERAL_COMPETENCIES,
+    QUALITIES,
+    SPECIFIC_COMPETENCIES,
+    CommentLevel,
+    PrimaryLevel,
+    PrimaryPeriod,
+    QualityLevel,
+    ResultLevel,
+)
+from transcripts.models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
+from transcripts.rules.tt22 import TermScores, term_average
+
+from .choices import Sex, SubjectKind
+from .models import CurriculumEntry, Enrolment, SchoolClass, SchoolYear, Student, Subject
+from .services import (
+    CONTINUING,
+    LOWER,
+    PRIMARY,
+    UPPER,
+    class_create,
+    school_year_open,
+    teaching_assignment_set,
+)
+
+YEAR_CODE = "2025-2026"
+YEAR_STARTS = dt.date(2025, 9, 5)
+YEAR_ENDS = dt.date(2026, 5, 31)
+
+# Classes per level, (name, grade); the first class of the school gets its demo homeroom teacher.
+LEVEL_CLASSES = {
+    PRIMARY: [("1A", 1), ("3A", 3), ("5A", 5), ("5B", 5)],
+    LOWER: [("6A1", 6), ("9A1", 9)],
+    UPPER: [("10A1", 10), ("12A1", 12)],
+    CONTINUING: [("10B", 10), ("12B", 12)],
+}
+# Demo usernames are "<prefix>.gvcn" / "<prefix>.gvbm" (portal/demo.py).
+LEVEL_PREFIX = {PRIMARY: "th", LOWER: "thcs", UPPER: "thpt", CONTINUING: "gdtx"}
+# The centre has no subject teacher of its own: the visiting teacher (also at thpt-so1) teaches there.
+SUBJECT_TEACHER = {"gdtx": "gv.thinhgiang"}
+# Class sizes: primary at most 35 pupils a class, secondary at most 45 (one class is that full).
+PRIMARY_SIZE = (30, 35)
+SECONDARY_SIZE = (33, 40)
+FULL_CLASS = 45
+MISSING_IDS = 3  # students per school still waiting for a verified personal ID number
+PROVINCE = "010"  # Lào Cai, the province of birth registration in every demo personal ID
+
+# --- Names, places -------------------------------------------------------------------------------
+
+KINH_FAMILY = [
+    *["Nguyễn"] * 8,
+    *["Trần"] * 3,
+    *["Lê"] * 3,
+    *["Phạm"] * 2,
+    *["Hoàng"] * 2,
+    "Vũ",
+    "Vũ",
+    "Đặng",
+    "Bùi",
+    "Đỗ",
+    "Hồ",
+    "Ngô",
+    "Dương",
+    "Lý",
+]
+KINH_MIDDLE = {
+    Sex.MALE: ["Văn", "Văn", "Đức", "Minh", "Quốc", "Hữu", "Thành", "Gia", "Anh", "Công", "Trung", "Bảo"],
+    Sex.FEMALE: ["Thị", "Thị", "Thị", "Ngọc", "Thu", "Thanh", "Minh", "Phương", "Khánh", "Bảo", "Thùy"],
+}
+KINH_GIVEN = {
+    Sex.MALE: [
+        "An",
+        "Bình",
+        "Cường",
+        "Dũng",
+        "Đạt",
+        "Đức",
+        "Hải",
+        "Hiếu",
+        "Hoàng",
+        "Huy",
+        "Hùng",
+        "Khánh",
+        "Khoa",
+        "Kiên",
+        "Lâm",
+        "Long",
+        "Minh",
+        "Nam",
+        "Nghĩa",
+        "Phong",
+        "Phúc",
+        "Quân",
+        "Quang",
+        "Sơn",
+        "Tài",
+        "Thắng",
+        "Thành",
+        "Trung",
+        "Tùng",
+        "Việt",
+        "Vinh",
+    ],
+    Sex.FEMALE: [
+        "Anh",
+        "Chi",
+        "Diệp",
+        "Dung",
+        "Giang",
+        "Hà",
+        "Hằng",
+        "Hạnh",
+        "Hoa",
+        "Hương",
+        "Huyền",
+        "Lan",
+        "Linh",
+        "Loan",
+        "Mai",
+        "My",
+        "Ngân",
+        "Ngọc",
+        "Nhung",
+        "Oanh",
+        "Phương",
+        "Quỳnh",
+        "Thảo",
+        "Trang",
+        "Trâm",
+        "Uyên",
+        "Vân",
+        "Yến",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Community:
+    """An ethnic group of Lào Cai, with its usual family names, middle names, given names, birthplaces."""
+
+    ethnicity: str
+    family: tuple[str, ...]
+    middle: dict[int, tuple[str, ...]]
+    given: dict[int, tuple[str, ...]]
+    places: tuple[str, ...]
+
+
+MINORITIES = [
+    Community(
+        "H'Mông",
+        ("Giàng", "Sùng", "Thào", "Vàng", "Lù", "Mùa"),
+        {Sex.MALE: ("A", "Seo", "Văn"), Sex.FEMALE: ("Thị",)},
+        {
+            Sex.MALE: ("Páo", "Sử", "Chứ", "Dế", "Pháy", "Lềnh"),
+            Sex.FEMALE: ("Mỷ", "Dợ", "Sính", "Pằng", "Máy"),
+        },
+        (
+            "Xã Lùng Phình, huyện Bắc Hà, tỉnh Lào Cai",
+            "Xã Tả Van, thị xã Sa Pa, tỉnh Lào Cai",
+            "Xã Pha Long, huyện Mường Khương, tỉnh Lào Cai",
+            "Xã Sán Chải, huyện Si Ma Cai, tỉnh Lào Cai",
+        ),
+    ),
+    Community(
+        "Dao",
+        ("Tẩn", "Phàn", "Triệu", "Bàn", "Lý"),
+        {Sex.MALE: ("Láo", "Văn"), Sex.FEMALE: ("Thị", "Tả")},
+        {Sex.MALE: ("Lở", "Tả", "Chàn", "Phú", "Dền"), Sex.FEMALE: ("Mẩy", "Sứ", "Chạn", "Mây")},
+        (
+            "Xã Tả Phìn, thị xã Sa Pa, tỉnh Lào Cai",
+            "Xã Nậm Xé, huyện Văn Bàn, tỉnh Lào Cai",
+            "Xã Bản Xèo, huyện Bát Xát, tỉnh Lào Cai",
+        ),
+    ),
+    Community(
+        "Tày",
+        ("Hoàng", "Nông", "La", "Lương"),
+        {Sex.MALE: ("Văn", "Đức"), Sex.FEMALE: ("Thị",)},
+        {s: tuple(names) for s, names in KINH_GIVEN.items()},
+        (
+            "Xã Cam Cọn, huyện Bảo Yên, tỉnh Lào Cai",
+            "Xã Xuân Quang, huyện Bảo Thắng, tỉnh Lào Cai",
+            "Xã Khánh Yên Hạ, huyện Văn Bàn, tỉnh Lào Cai",
+        ),
+    ),
+    Community(
+        "Giáy",
+        ("Lò", "Vàng", "Hoàng"),
+        {Sex.MALE: ("Văn",), Sex.FEMALE: ("Thị",)},
+        {s: tuple(names) for s, names in KINH_GIVEN.items()},
+        (
+            "Xã Quang Kim, huyện Bát Xát, tỉnh Lào Cai",
+            "Xã Mường Vi, huyện Bát Xát, tỉnh Lào Cai",
+            "Xã Bản Vược, huyện Bát Xát, tỉnh Lào Cai",
+        ),
+    ),
+]
+# As written on birth certificates, i.e. with the districts in force before July 2025.
+KINH_PLACES = [
+    "Phường Cốc Lếu, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Kim Tân, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Duyên Hải, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Bắc Lệnh, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Pom Hán, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Bình Minh, thành phố Lào Cai, tỉnh Lào Cai",
+    "Phường Sa Pa, thị xã Sa Pa, tỉnh Lào Cai",
+    "Thị trấn Phố Lu, huyện Bảo Thắng, tỉnh Lào Cai",
+    "Thị trấn Phố Ràng, huyện Bảo Yên, tỉnh Lào Cai",
+    "Xã Gia Phú, huyện Bảo Thắng, tỉnh Lào Cai",
+]
+STREETS = ["Hoàng Liên", "Trần Hưng Đạo", "Nguyễn Huệ", "Hồng Hà", "Hoàng Sào", "Minh Khai", "Điện Biên"]
+WARDS = ["Cốc Lếu", "Kim Tân", "Duyên Hải", "Bắc Lệnh", "Pom Hán", "Bình Minh", "Cam Đường"]
+
+# --- Comments ------------------------------------------------------------------------------------
+
+PRIMARY_COMMENTS = {
+    PrimaryLevel.T: [
+        "Em học tốt, tích cực phát biểu.",
+        "Hoàn thành tốt các bài tập, trình bày sạch đẹp.",
+        "Tiếp thu bài nhanh, vận dụng tốt.",
+        "Nắm vững kiến thức, làm bài cẩn thận.",
+        "Em chăm chỉ, có nhiều tiến bộ.",
+    ],
+    PrimaryLevel.H: [
+        "Em hoàn thành các nội dung của môn học.",
+        "Em cần mạnh dạn phát biểu hơn.",
+        "Em cần cẩn thận hơn khi làm bài.",
+        "Nắm được kiến thức cơ bản, cần luyện tập thêm.",
+        "Em có tiến bộ, cần cố gắng hơn nữa.",
+    ],
+    PrimaryLevel.C: [
+        "Em chưa hoàn thành một số nội dung, cần được hỗ trợ thêm.",
+        "Em cần luyện tập thêm ở nhà, mong gia đình quan tâm kèm cặp.",
+        "Em tiếp thu còn chậm, cần cố gắng nhiều hơn.",
+    ],
+}
+PRIMARY_SUBJECT_COMMENTS = {
+    ("tieng_viet", PrimaryLevel.T): [
+        "Đọc to, rõ ràng; viết đúng chính tả, chữ đẹp.",
+        "Viết đoạn văn hay, dùng từ chính xác.",
+    ],
+    ("tieng_viet", PrimaryLevel.H): [
+        "Đọc còn chậm, cần luyện viết đúng chính tả.",
+        "Cần luyện thêm kĩ năng viết câu.",
+    ],
+    ("toan", PrimaryLevel.T): ["Tính toán nhanh, chính xác.", "Giải toán có lời văn tốt."],
+    ("toan", PrimaryLevel.H): ["Cần cẩn thận hơn khi làm tính.", "Cần luyện thêm bài toán có lời văn."],
+    ("ngoai_ngu_1", PrimaryLevel.T): ["Phát âm tốt, mạnh dạn giao tiếp."],
+    ("ngoai_ngu_1", PrimaryLevel.H): ["Cần học thêm từ vựng, luyện phát âm."],
+    ("gdtc", PrimaryLevel.T): ["Tích cực tham gia các hoạt động thể dục, thể thao."],
+    ("am_nhac", PrimaryLevel.T): ["Hát đúng giai điệu, thuộc lời bài hát."],
+    ("mi_thuat", PrimaryLevel.T): ["Vẽ đẹp, phối màu hài hòa."],
+    ("hdtn", PrimaryLevel.T): ["Tích cực tham gia hoạt động của lớp, của trường."],
+}
+QUALITY_COMMENTS = {
+    "qualities": {
+        QualityLevel.T: [
+            "Em ngoan, lễ phép, biết giúp đỡ bạn.",
+            "Chăm chỉ, trung thực, có trách nhiệm với việc chung.",
+        ],
+        QualityLevel.D: [
+            "Em biết vâng lời thầy cô, cần chủ động hơn.",
+            "Có ý thức giữ gìn đồ dùng, cần chăm chỉ hơn.",
+        ],
+        QualityLevel.C: ["Em cần cố gắng rèn luyện thêm, thực hiện đúng nội quy lớp."],
+    },
+    "general": {
+        QualityLevel.T: ["Tự giác học tập, hợp tác tốt với bạn.", "Biết tự giải quyết nhiệm vụ học tập."],
+        QualityLevel.D: ["Biết hợp tác với bạn, cần mạnh dạn hơn.", "Có cố gắng tự học, cần chủ động hơn."],
+        QualityLevel.C: ["Cần được hướng dẫn thêm khi tự học và làm việc nhóm."],
+    },
+    "specific": {
+        QualityLevel.T: ["Vận dụng kiến thức tốt vào thực tế.", "Diễn đạt rõ ràng, mạch lạc."],
+        QualityLevel.D: ["Có năng lực cơ bản, cần luyện tập thêm."],
+        QualityLevel.C: ["Cần được hỗ trợ thêm."],
+    },
+}
+PRIMARY_YEAR_COMMENTS = {
+    "strong": [
+        "Em ngoan, chăm học, hoàn thành tốt nhiệm vụ học tập và rèn luyện.",
+        "Em học giỏi, tích cực tham gia các hoạt động, là tấm gương cho các bạn.",
+    ],
+    "average": [
+        "Em ngoan, hoàn thành chương trình lớp học, cần mạnh dạn hơn trong học tập.",
+        "Em có tiến bộ trong năm học, cần tiếp tục cố gắng.",
+    ],
+    "weak": ["Em cần cố gắng nhiều hơn, gia đình cần phối hợp kèm cặp em trong hè."],
+}
+SCORED_COMMENTS = [
+    (
+        Decimal("8.0"),
+        [
+            "Học tốt, nắm vững kiến thức.",
+            "Tích cực, vận dụng kiến thức tốt.",
+            "Có năng lực tốt, cần phát huy.",
+        ],
+    ),
+    (
+        Decimal("6.5"),
+        [
+            "Có tiến bộ, cần phát huy.",
+            "Nắm được kiến thức cơ bản, làm bài khá.",
+            "Chăm học, cần cẩn thận hơn.",
+        ],
+    ),
+    (Decimal("5.0"), ["Cần cố gắng hơn.", "Nắm được kiến thức cơ bản, cần luyện tập thêm."]),
+    (Decimal("0"), ["Kiến thức còn hổng, cần ôn tập thêm.", "Chưa đạt yêu cầu, cần cố gắng nhiều."]),
+]
+COMMENT_SUBJECT_COMMENTS = {
+    CommentLevel.D: [
+        "Tích cực tham gia các hoạt động.",
+        "Hoàn thành các nội dung của môn học.",
+        "Có ý thức tốt, tham gia đầy đủ.",
+    ],
+    CommentLevel.CD: ["Chưa hoàn thành đủ các nội dung, cần cố gắng hơn."],
+}
+SECONDARY_YEAR_COMMENTS = {
+    "strong": [
+        "Ngoan, lễ phép, có ý thức học tập tốt; tích cực tham gia các phong trào của lớp.",
+        "Chăm chỉ, có năng lực, kết quả học tập tốt. Cần phát huy.",
+    ],
+    "average": [
+        "Ngoan, có ý thức học tập; cần tích cực phát biểu xây dựng bài hơn.",
+        "Có cố gắng trong học tập, cần tránh nói chuyện riêng trong giờ học.",
+        "Thực hiện tốt nội quy, cần dành thêm thời gian tự học.",
+    ],
+    "weak": ["Học lực còn yếu ở một số môn, cần ôn tập trong hè và cố gắng nhiều hơn."],
+    "absent": ["Nghỉ học quá nhiều buổi trong năm học, gia đình cần phối hợp với nhà trường."],
+}
+
+# --- Students --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Learner:
+    """One generated student, with the hidden traits the assessments are drawn from."""
+
+    student: Student
+    ability: float  # the student's usual score level (0-10)
+    manner: float  # conduct/qualities: probability of the best level
+    aptitude: dict[str, float] = field(default_factory=dict)  # per subject code
+    weak: bool = False
+    absent: bool = False  # the one student over the 45-absence limit
+
+
+def school_demo_seed(
+    school: School, users_by_username: dict[str, User], *, students_per_class: int | None = None
+) -> None:
+    """Seed the school's 2025-2026 year at its close; do nothing if the year already has classes.
+
+    users_by_username holds the demo users (portal/demo.py) by username; the homeroom and subject
+    teachers are looked up in it and left out when missing. students_per_class overrides the
+    realistic class sizes (primary 30-35, secondary 33-40 and one class of 45), to keep tests small.
+    """
+    with school:
+        _seed(school, users_by_username, students_per_class)
+
+
+@transaction.atomic
+def _seed(school: School, users: dict[str, User], students_per_class: int | None) -> None:
+    levels = list(school.levels)
+    year = SchoolYear.objects.filter(code=YEAR_CODE).first()
+    if year is not None and year.classes.exists():
+        return
+    if year is None:
+        year = school_year_open(code=YEAR_CODE, starts_on=YEAR_STARTS, ends_on=YEAR_ENDS, levels=levels)
+    rng = random.Random(school.code)  # noqa: S311 - demo data, not secrets: reproducible on purpose
+    prefix = LEVEL_PREFIX[levels[0]]
+    homeroom = users.get(f"{prefix}.gvcn")
+    subject_teacher = users.get(SUBJECT_TEACHER.get(prefix, f"{prefix}.gvbm"))
+
+    plan = [(name, grade) for level in levels for name, grade in LEVEL_CLASSES.get(level, [])]
+    classes = [
+        class_create(
+            school_year=year,
+            name=name,
+            grade=grade,
+            levels=levels,
+            homeroom_teacher=homeroom if index == 0 else None,
+        )
+        for index, (name, grade) in enumerate(plan)
+    ]
+    subjects = {s.code: s for s in Subject.objects.all()}
+    _assignments(classes, subjects, homeroom=homeroom, subject_teacher=subject_teacher)
+
+    curriculum: dict[int, list[CurriculumEntry]] = {}
+    for entry in CurriculumEntry.objects.filter(school_year=year).select_related("subject"):
+        curriculum.setdefault(entry.grade, []).append(entry)
+
+    sizes = _class_sizes(rng, classes, students_per_class)
+    learners = _students(rng, school, classes, sizes)
+    enrolments = _enrol(classes, learners)
+    rows = _assessments(rng, classes, learners, enrolments, curriculum)
+    # Initial data, not edits: no AssessmentChange rows. The audit trail starts with the first
+    # change a user makes in the grade book.
+    for model, objs in rows.items():
+        model.objects.bulk_create(objs, batch_size=2000)
+
+
+def _assignments(
+    classes: list[SchoolClass], subjects: dict[str, Subject], *, homeroom, subject_teacher
+) -> None:
+    """Secondary: the subject teacher teaches Toán everywhere, the homeroom teacher Ngữ văn in
+    their class. Primary: the subject teacher teaches Ngoại ngữ 1 from grade 3; the homeroom
+    teacher enters the rest of their own class."""
+    for school_class in classes:
+        if school_class.grade <= 5:
+            if subject_teacher is not None and school_class.grade >= 3:
+                teaching_assignment_set(
+                    school_class=school_class, subject=subjects["ngoai_ngu_1"], teacher=subject_teacher
+                )
+            continue
+        if subject_teacher is not None:
+            teaching_assignment_set(
+                school_class=school_class, subject=subjects["toan"], teacher=subject_teacher
+            )
+        if homeroom is not None and school_class.homeroom_teacher_id == homeroom.pk:
+            teaching_assignment_set(school_class=school_class, subject=subjects["ngu_van"], teacher=homeroom)
+
+
+def _class_sizes(rng: random.Random, classes: list[SchoolClass], override: int | None) -> list[int]:
+    if override is not None:
+        return [override] * len(classes)
+    sizes = []
+    full_done = False
+    for school_class in classes:
+        if school_class.grade <= 5:
+            sizes.append(rng.randint(*PRIMARY_SIZE))
+        elif not full_done:
+            sizes.append(FULL_CLASS)  # the grade book at the size a full secondary class has
+            full_done = True
+        else:
+            sizes.append(rng.randint(*SECONDARY_SIZE))
+    return sizes
+
+
+def _students(
+    rng: random.Random, school: School, classes: list[SchoolClass], sizes: list[int]
+) -> list[list[_Learner]]:
+    """Per class, its learners (saved), ordered as Vietnamese class lists are: by given name."""
+    continuing = CONTINUING in school.levels
+    minority_share = 0.22 if continuing else 0.12
+    total = sum(sizes)
+    missing = set(rng.sample(range(total), min(MISSING_IDS, total)))
+    used_ids: set[str] = set()
+    per_class: list[list[_Learner]] = []
+    serial = 0
+    very_weak_done = False
+    for school_class, size in zip(classes, sizes, strict=True):
+        learners = []
+        for _i in range(size):
+            learners.append(
+                _learner(
+                    rng,
+                    grade=school_class.grade,
+                    continuing=continuing,
+                    minority=rng.random() < minority_share,
+                    missing_id=serial in missing,
+                    used_ids=used_ids,
+                )
+            )
+            serial += 1
+        learners.sort(key=lambda learner: _name_key(learner.student.full_name))
+        primary = school_class.grade <= 5
+        _traits(
+            rng,
+            learners,
+            primary=primary,
+            continuing=continuing,
+            very_weak=not primary and not very_weak_done,
+        )
+        very_weak_done = very_weak_done or not primary
+        for number, learner in enumerate(learners, start=1):
+            learner.student.student_code = _student_code(school.code, school_class.name, number)
+        per_class.append(learners)
+    # The one learner over the 45-absence limit, in a secondary class (TT22/TT43 only count it).
+    secondary = [learners for learners, c in zip(per_class, classes, strict=True) if c.grade >= 6]
+    if secondary:
+        candidates = [learner for learner in secondary[-1] if not learner.weak]
+        rng.choice(candidates or secondary[-1]).absent = True
+    Student.objects.bulk_create(
+        [learner.student for learners in per_class for learner in learners], batch_size=1000
+    )
+    return per_class
+
+
+def _learner(
+    rng: random.Random, *, grade: int, continuing: bool, minority: bool, missing_id: bool, used_ids: set[str]
+) -> _Learner:
+    sex = rng.choice([Sex.MALE, Sex.FEMALE])
+    if minority:
+        community = rng.choice(MINORITIES)
+        family = rng.choice(community.family)
+        full_name = f"{family} {rng.choice(community.middle[sex])} {rng.choice(community.given[sex])}"
+        father = f"{family} {rng.choice(community.middle[Sex.MALE])} {rng.choice(community.given[Sex.MALE])}"
+        mother_family = rng.choice(community.family)
+        mother = f"{mother_family} Thị {rng.choice(community.given[Sex.FEMALE])}"
+        ethnicity, places = community.ethnicity, list(community.places)
+    else:
+        family = rng.choice(KINH_FAMILY)
+        full_name = f"{family} {rng.choice(KINH_MIDDLE[sex])} {rng.choice(KINH_GIVEN[sex])}"
+        father = f"{family} {rng.choice(KINH_MIDDLE[Sex.MALE])} {rng.choice(KINH_GIVEN[Sex.MALE])}"
+        mother = f"{rng.choice(KINH_FAMILY)} Thị {rng.choice(KINH_GIVEN[Sex.FEMALE])}"
+        ethnicity, places = "Kinh", KINH_PLACES
+    # Grade g in 2025-2026 is born in 2020 - g; some continuing-education learners are older.
+    birth_year = 2020 - grade
+    if continuing and rng.random() < 0.15:
+        birth_year -= rng.choice([1, 1, 2])
+    born = dt.date(birth_year, 1, 1) + dt.timedelta(days=rng.randrange(365))
+    place = rng.choice(places)
+    home_town = place if rng.random() < 0.7 else rng.choice(places)
+    address = (
+        f"Số {rng.randint(1, 200)}, đường {rng.choice(STREETS)}, phường {rng.choice(WARDS)}, tỉnh Lào Cai"
+        if rng.random() < 0.6
+        else f"Tổ {rng.randint(1, 30)}, phường {rng.choice(WARDS)}, tỉnh Lào Cai"
+    )
+    no_father = rng.random() < 0.03
+    student = Student(
+        personal_id=None if missing_id else _personal_id(rng, born, sex, used_ids),
+        temporary_code=f"TAM-{PROVINCE}-{rng.randrange(10**8):08d}" if missing_id else "",
+        full_name=full_name,
+        sex=sex,
+        date_of_birth=born,
+        place_of_birth=place,
+        ethnicity=ethnicity,
+        home_town=home_town,
+        current_address=address,
+        father_name="" if no_father else father,
+        mother_name=mother,
+        policy_category="Con hộ nghèo" if minority and rng.random() < 0.25 else "",
+    )
+    return _Learner(student=student, ability=0.0, manner=0.0)
+
+
+def _personal_id(rng: random.Random, born: dt.date, sex: int, used: set[str]) -> str:
+    """PPP G YY NNNNNN (schools/identity.py): G is 0/1 for the 1900s, 2/3 for the 2000s (male/female)."""
+    century_sex = (born.year // 100 - 19) * 2 + (1 if sex == Sex.FEMALE else 0)
+    while True:
+        value = f"{PROVINCE}{century_sex}{born.year % 100:02d}{rng.randrange(10**6):06d}"
+        if value not in used:
+            used.add(value)
+            return value
+
+
+def _student_code(school_code: str, class_name: str, number: int) -> str:
+    """<SCHOOL>-<class>-<nn>, the school code shortened if the whole would not fit 20 characters."""
+    tail = f"-{class_name}-{number:02d}"
+    return school_code.upper()[: 20 - len(tail)] + tail
+
+
+def _traits(
+    rng: random.Random, learners: list[_Learner], *, primary: bool, continuing: bool, very_weak: bool
+) -> None:
+    """Hidden abilities, so that results come out as a school's usually do.
+
+    Primary: about a quarter excellent, a quarter good, most of the rest "Hoàn thành", one pupil a
+    class who struggles (a few C). Secondary: ~15 % strong, two weak students a class (averages
+    below 5, re-assessment) and, when very_weak, one of them weaker still (a subject below 3.5).
+    Continuing-education learners score a little lower on average.
+    """
+    weak = rng.sample(range(len(learners)), min(len(learners), 1 if primary else 2))
+    for index, learner in enumerate(learners):
+        roll = rng.random()
+        if index in weak:
+            learner.weak = True
+            learner.ability = rng.gauss(5.6 if primary else 4.8, 0.25)
+            learner.manner = 0.4
+        elif primary and roll < 0.25:
+            learner.ability, learner.manner = rng.gauss(9.3, 0.2), 0.995
+        elif primary and roll < 0.5:
+            learner.ability, learner.manner = rng.gauss(8.6, 0.25), 0.97
+        elif primary:
+            learner.ability, learner.manner = min(max(rng.gauss(7.4, 0.6), 6.2), 8.6), rng.uniform(0.5, 0.85)
+        elif roll < 0.15:
+            learner.ability, learner.manner = rng.gauss(8.7, 0.3), 0.95
+        else:
+            learner.ability = min(max(rng.gauss(6.5 if continuing else 7.0, 0.8), 5.4), 9.0)
+            learner.manner = rng.uniform(0.6, 0.9)
+    if very_weak and weak:
+        learners[weak[0]].ability = 4.0
+
+
+# --- Enrolments and assessments --------------------------------------------------------------------
+
+
+def _enrol(classes: list[SchoolClass], learners: list[list[_Learner]]) -> list[list[Enrolment]]:
+    objs = [
+        [
+            Enrolment(
+                student=learner.student, school_class=school_class, number=number, enrolled_on=YEAR_STARTS
+            )
+            for number, learner in enumerate(class_learners, start=1)
+        ]
+        for school_class, class_learners in zip(classes, learners, strict=True)
+    ]
+    Enrolment.objects.bulk_create([e for row in objs for e in row], batch_size=1000)
+    return objs
+
+
+def _assessments(rng, classes, learners, enrolments, curriculum) -> dict[type, list]:
+    rows: dict[type, list] = {
+        SubjectTermScores: [],
+        PrimarySubjectAssessment: [],
+        QualityAssessment: [],
+        StudentYear: [],
+    }
+    for school_class, class_learners, class_enrolments in zip(classes, learners, enrolments, strict=True):
+        entries = curriculum.get(school_class.grade, [])
+        primary = school_class.grade <= 5
+        for learner, enrolment in zip(class_learners, class_enrolments, strict=True):
+            for entry in entries:
+                learner.aptitude[entry.subject.code] = rng.gauss(0, 0.35 if primary else 0.6)
+            if primary:
+                rows[PrimarySubjectAssessment] += _primary_subjects(rng, learner, enrolment, entries)
+                rows[QualityAssessment] += _qualities(rng, learner, enrolment)
+                rows[StudentYear].append(_primary_year(rng, learner, enrolment))
+            else:
+                rows[SubjectTermScores] += _secondary_subjects(rng, learner, enrolment, entries)
+                rows[StudentYear].append(_secondary_year(rng, learner, enrolment))
+    return rows
+
+
+PERIODS = [PrimaryPeriod.MID1, PrimaryPeriod.END1, PrimaryPeriod.MID2, PrimaryPeriod.END2]
+
+
+def _primary_subjects(
+    rng, learner: _Learner, enrolment: Enrolment, entries
+) -> list[PrimarySubjectAssessment]:
+    rows = []
+    for entry in entries:
+        code = entry.subject.code
+        for step, period in enumerate(PERIODS):
+            # Pupils progress a little through the year.
+            latent = learner.ability + learner.aptitude[code] + 0.1 * step + rng.gauss(0, 0.3)
+            level = PrimaryLevel.T if latent >= 7.5 else PrimaryLevel.H if latent >= 5.0 else PrimaryLevel.C
+            tested = entry.has_test and (
+                period in (PrimaryPeriod.END1, PrimaryPeriod.END2) or entry.has_mid_test
+            )
+            score = None
+            if tested:
+                score = min(max(round(latent + rng.gauss(0, 0.6)), 1), 10)
+                # The test and the level agree as a teacher's would: T from 7, H 5-9, C below 5.
+                score = {PrimaryLevel.T: max(score, 7), PrimaryLevel.H: min(max(score, 5), 9)}.get(
+                    level, min(score, 4)
+                )
+            comments = PRIMARY_SUBJECT_COMMENTS.get((code, level), []) + PRIMARY_COMMENTS[level]
+            rows.append(
+                PrimarySubjectAssessment(
+                    enrolment=enrolment,
+                    subject=entry.subject,
+                    period=period,
+                    level=level,
+                    test_score=score,
+                    comment=rng.choice(comments),
+                )
+            )
+    return rows
+
+
+QUALITY_GROUPS = [
+    ("qualities", [code for code, _label in QUALITIES]),
+    ("general", [code for code, _label in GENERAL_COMPETENCIES]),
+    ("specific", [code for code, _label in SPECIFIC_COMPETENCIES]),
+]
+
+
+def _qualities(rng, learner: _Learner, enrolment: Enrolment) -> list[QualityAssessment]:
+    rows = []
+    for period in (PrimaryPeriod.END1, PrimaryPeriod.END2):
+        for group, codes in QUALITY_GROUPS:
+            for code in codes:
+                roll = rng.random()
+                if roll < learner.manner:
+                    level = QualityLevel.T
+                elif learner.weak and roll > 0.85:
+                    level = QualityLevel.C
+                else:
+                    level = QualityLevel.D
+                rows.append(
+                    QualityAssessment(
+                        enrolment=enrolment,
+                        code=code,
+                        period=period,
+                        level=level,
+                        comment=rng.choice(QUALITY_COMMENTS[group][level]),
+                    )
+                )
+    return rows
+
+
+def _primary_year(rng, learner: _Learner, enrolment: Enrolment) -> StudentYear:
+    kind = "weak" if learner.weak else "strong" if learner.ability >= 8.5 else "average"
+    return StudentYear(
+        enrolment=enrolment,
+        absences=rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 6]),
+        homeroom_comment=rng.choice(PRIMARY_YEAR_COMMENTS[kind]),
+    )
+
+
+def _score(rng, mean: float, *, regular: bool) -> Decimal:
+    """A score around mean, 0-10 with one decimal; regular scores are mostly whole or halves."""
+    value = min(max(rng.gauss(mean, 0.8), 0.0), 10.0)
+    roll = rng.random()
+    if roll < (0.55 if regular else 0.2):
+        value = round(value)
+    elif roll < (0.8 if regular else 0.45):
+        value = round(value * 2) / 2
+    return Decimal(f"{min(max(value, 0.0), 10.0):.1f}")
+
+
+def _secondary_subjects(rng, learner: _Learner, enrolment: Enrolment, entries) -> list[SubjectTermScores]:
+    rows = []
+    progress = rng.gauss(0.15, 0.3)  # term II against term I
+    for entry in entries:
+        code = entry.subject.code
+        for term in (1, 2):
+            row = SubjectTermScores(enrolment=enrolment, subject=entry.subject, term=term)
+            if entry.kind == SubjectKind.SCORED:
+                mean = min(learner.ability + learner.aptitude[code] + (progress if term == 2 else 0), 9.7)
+                regular = [_score(rng, mean, regular=True) for _i in range(entry.regular_count)]
+                for index, value in enumerate(regular, start=1):
+                    setattr(row, f"regular_{index}", value)
+                row.mid = _score(rng, mean, regular=False)
+                row.end = _score(rng, mean, regular=False)
+                average = term_average(TermScores(regular=tuple(regular), mid=row.mid, end=row.end))
+                row.comment = rng.choice(next(texts for floor, texts in SCORED_COMMENTS if average >= floor))
+            else:
+                failing = learner.weak and rng.random() < (0.2 if term == 1 else 0.1)
+                row.level = CommentLevel.CD if failing else CommentLevel.D
+                row.comment = rng.choice(COMMENT_SUBJECT_COMMENTS[row.level])
+            rows.append(row)
+    return rows
+
+
+def _conduct(rng, manner: float) -> str:
+    roll = rng.random()
+    if roll < manner:
+        return ResultLevel.T
+    if roll < manner + (1 - manner) * 0.8:
+        return ResultLevel.K
+    return ResultLevel.D
+
+
+def _secondary_year(rng, learner: _Learner, enrolment: Enrolment) -> StudentYear:
+    term1, term2 = _conduct(rng, learner.manner), _conduct(rng, min(learner.manner + 0.05, 1.0))
+    if learner.absent:
+        absences, kind = 50, "absent"
+    else:
+        absences = rng.choice([0, 0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10])
+        kind = "weak" if learner.weak else "strong" if learner.ability >= 8.3 else "average"
+    return StudentYear(
+        enrolment=enrolment,
+        conduct_term1=term1,
+        conduct_term2=term2,
+        # The year's conduct follows term II, the homeroom teacher's usual reading of TT22.
+        conduct_year=term2,
+        absences=absences,
+        homeroom_comment=rng.choice(SECONDARY_YEAR_COMMENTS[kind]),
+    )
+
+
+# --- Vietnamese alphabetical order ------------------------------------------------------------------
+
+_ALPHABET = "aăâbcdđeêfghijklmnoôơpqrstuưvwxyz"
+# Dictionary order of the tones: ngang, huyền, hỏi, ngã, sắc, nặng.
+_TONES = {"\u0300": 1, "\u0309": 2, "\u0303": 3, "\u0301": 4, "\u0323": 5}
+
+
+def _word_key(word: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    letters, tones = [], []
+    for char in word.lower():
+        parts = unicodedata.normalize("NFD", char)
+        tone = next((_TONES[p] for p in parts if p in _TONES), 0)
+        base = unicodedata.normalize("NFC", "".join(p for p in parts if p not in _TONES))
+        letters.append(_ALPHABET.index(base) if base in _ALPHABET else 100 + ord(base))
+        tones.append(tone)
+    return tuple(letters), tuple(tones)
+
+
+def _name_key(full_name: str):
+    """Class lists sort by the given name (the last word), then the family and middle names."""
+    words = full_name.split()
+    return (_word_key(words[-1]), [_word_key(w) for w in words[:-1]])
