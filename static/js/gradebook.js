@@ -92,6 +92,8 @@
     if (e.target.tagName !== "INPUT") return;
     selected = e.target;
     if (selected.dataset.saved === undefined) selected.dataset.saved = selected.value;
+    // As in a spreadsheet: entering a cell selects its content, so typing replaces it.
+    selected.select();
     document.getElementById("show-history").disabled = false;
   });
   table.addEventListener("change", (e) => {
