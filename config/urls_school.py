@@ -8,4 +8,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("schools.urls")),
     path("so-diem/", include("transcripts.urls")),
+    path("du-lieu/", include("schools.urls_data")),
 ]

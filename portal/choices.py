@@ -67,3 +67,4 @@ class AuditAction(models.TextChoices):
     SCHOOL_DATA_VIEWED = "school_data_viewed", _("School data viewed under a data grant")
     TERM_LOCKED = "term_locked", _("Term locked")
     TERM_UNLOCKED = "term_unlocked", _("Term unlocked")
+    SCHOOL_DATA_IMPORTED = "school_data_imported", _("School data imported from a file")

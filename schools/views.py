@@ -10,6 +10,7 @@ from portal.choices import Role
 from portal.permissions import access_for
 from portal.selectors import school_staff
 
+from .imports import can_import_school_data
 from .selectors import school_year_current
 
 # What each role does in a school, as the school home tells it (domain.md §2).
@@ -54,5 +55,6 @@ def home(request: HttpRequest) -> HttpResponse:
             "duties": duties,
             "supervising": not roles,
             "staff": school_staff(school) if shows_staff else None,
+            "can_import": can_import_school_data(request.user, school),
         },
     )

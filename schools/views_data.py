@@ -1,0 +1,93 @@
+"""Imports and exports of a school's data. portal.middleware has already let the user into the school."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .exports import can_export_score_sheet, score_sheet_export
+from .imports import (
+    MAX_BYTES,
+    XLSX_CONTENT_TYPE,
+    SchoolImportError,
+    can_import_school_data,
+    import_template,
+    school_data_import,
+)
+from .models import SchoolClass
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("Excel file (.xlsx)"), widget=forms.FileInput(attrs={"accept": f".xlsx,{XLSX_CONTENT_TYPE}"})
+    )
+
+
+def _xlsx(content: bytes, filename: str) -> HttpResponse:
+    return HttpResponse(
+        content,
+        content_type=XLSX_CONTENT_TYPE,
+        headers={"Content-Disposition": content_disposition_header(True, filename)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def data_import(request: HttpRequest) -> HttpResponse:
+    """The import page; a POST imports the uploaded workbook and shows the report or every problem."""
+    school = request.school
+    if not can_import_school_data(request.user, school):
+        raise PermissionDenied
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
+    report = problems = None
+    filename = ""
+    if form.is_bound and form.is_valid():
+        upload = form.cleaned_data["file"]
+        filename = upload.name
+        try:
+            # One byte over the limit is enough for the service to refuse the file as too large.
+            report = school_data_import(
+                actor=request.user, school=school, data=upload.read(MAX_BYTES + 1), filename=upload.name
+            )
+        except SchoolImportError as exc:
+            problems = exc.problems
+    return render(
+        request,
+        "schools/import.html",
+        {
+            "form": form,
+            "report": report,
+            "problems": problems,
+            "filename": filename,
+            "max_mb": MAX_BYTES // (1024 * 1024),
+        },
+    )
+
+
+@require_GET
+def data_import_template(request: HttpRequest) -> HttpResponse:
+    """The empty workbook to fill in."""
+    if not can_import_school_data(request.user, request.school):
+        raise PermissionDenied
+    return _xlsx(import_template(), "mau-nhap-du-lieu.xlsx")
+
+
+@require_GET
+def score_sheet(request: HttpRequest, class_id: int) -> HttpResponse:
+    """A class's score sheet for term ?hk=1 (default) or ?hk=2, as an .xlsx download."""
+    school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
+    if school_class is None:
+        raise Http404
+    if not can_export_score_sheet(request.user, request.school, school_class):
+        raise PermissionDenied
+    term = {"1": 1, "2": 2}.get(request.GET.get("hk", "1"))
+    if term is None:
+        raise Http404
+    content = score_sheet_export(school_class=school_class, term=term, school=request.school)
+    filename = f"bang-diem-{slugify(school_class.name)}-hk{term}-{school_class.school_year.code}.xlsx"
+    return _xlsx(content, filename)
