@@ -17,10 +17,10 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils.translation import gettext as _
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
 from .choices import AuditAction, SchoolLevel
+from .clone import schema_clone
 from .models import CODE_PATTERN, Division, School, User
 from .selectors import school_route_forget
 from .services import audit_record, school_update
@@ -112,7 +112,7 @@ def school_provision(
         )
         school.full_clean()
         school.save()
-        CloneSchema().clone_schema(settings.TENANT_BASE_SCHEMA, school.schema_name, "DATA")
+        schema_clone(template=settings.TENANT_BASE_SCHEMA, new_schema=school.schema_name, state=state)
         audit_record(
             actor=actor,
             action=AuditAction.SCHOOL_PROVISIONED,

@@ -183,3 +183,47 @@ def test_codes_that_would_share_a_schema_are_refused(db):
     with pytest.raises(SchoolCsvError) as refused:
         provision(HEADER + "p-x-1,Trường A,thcs,,\np_x_1,Trường B,thcs,,\n")
     assert [(p.row, p.column) for p in refused.value.problems] == [(3, "ma_truong")]
+
+
+def catalogue(schema: str) -> dict[str, set]:
+    """What a schema is made of, with the schema's own name taken out."""
+    queries = {
+        "columns": """SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '')
+                      FROM information_schema.columns WHERE table_schema = %s""",
+        # A CHECK's text is normalised differently once re-parsed (ARRAY casts), so CHECKs are
+        # compared by name; keys and foreign keys by their definition.
+        "constraints": """SELECT conrelid::regclass::text, conname, contype,
+                                 CASE WHEN contype = 'c' THEN '' ELSE pg_get_constraintdef(oid) END
+                          FROM pg_constraint WHERE connamespace = %s::regnamespace""",
+        "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s",
+        "triggers": """SELECT tgname, pg_get_triggerdef(t.oid)
+                       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                       WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal""",
+        "functions": "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = %s::regnamespace",
+        "migrations": "SELECT app, name FROM {schema}.django_migrations",
+    }
+    found = {}
+    with connection.cursor() as cursor:
+        for name, sql in queries.items():
+            if "{schema}" in sql:
+                cursor.execute(sql.format(schema=schema))
+            else:
+                cursor.execute(sql, [schema])
+            found[name] = {
+                tuple(str(v).replace(schema, "<schema>") for v in row) for row in cursor.fetchall()
+            }
+    return found
+
+
+def test_a_cloned_schema_is_the_template_to_the_last_constraint_trigger_and_row(db):
+    provision(GOOD)
+    clone, template = catalogue("sch_p_th_01"), catalogue("school_template")
+    assert clone == template
+    assert clone["triggers"] and clone["functions"] and clone["constraints"]
+
+
+def test_a_cloned_schools_sequences_start_where_the_templates_are(db):
+    provision(GOOD)
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO sch_p_th_01.schools_subject (code, name) VALUES ('x', 'X') RETURNING id")
+        assert cursor.fetchone()[0] == 1
