@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages totp bench-provisioning clean-data
+.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ messages: $(STAMP)
 # The current TOTP code of a demo account: make totp u=th.hieutruong
 totp: $(STAMP)
 	@$(PY) scripts/devenv.py exec -- $(PY) manage.py demo_totp $(u)
+
+bench-gradebook: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/gradebook.py $(ARGS)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/evaluate.py
 
 bench-provisioning: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/provisioning.py $(ARGS)

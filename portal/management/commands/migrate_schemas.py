@@ -57,10 +57,11 @@ class Command(MigrateSchemasCommand):
             schools = schools.exclude(migration_state=state)
         pending = list(schools.values_list("schema_name", flat=True))
         total = School.objects.count()
-        self.stdout.write(
-            f"{len(pending)} of {total} school schemas to migrate "
-            f"(template {settings.TENANT_BASE_SCHEMA} is current)."
-        )
+        if options.get("verbosity", 1) >= 1:
+            self.stdout.write(
+                f"{len(pending)} of {total} school schemas to migrate "
+                f"(template {settings.TENANT_BASE_SCHEMA} is current)."
+            )
         if not pending:
             return None
         # SyncCommon.handle fills in self.args/self.options/self.executor for the executor.
