@@ -169,11 +169,11 @@ def learning_result(
     a student exempt from subjects is the principal's decision (domain.md §3), not this function's.
     """
     # "At least n of them reach x" is "the n-th best reaches x": one sort answers all three.
-    nth_best = _nth_best(scored, min_subjects)
-    if nth_best is None:
+    if len(scored) < min_subjects:
         return Rating.NOT_ACHIEVED
-    lowest = min(scored)
-    failed_comments = len(comments) - sum(1 for grade in comments if grade == CommentGrade.ACHIEVED)
+    ranked = sorted(scored, reverse=True)
+    nth_best, lowest = ranked[min_subjects - 1], ranked[-1]
+    failed_comments = len(comments) - comments.count(CommentGrade.ACHIEVED)
     if failed_comments == 0:
         if lowest >= _GOOD_FLOOR and nth_best >= _GOOD_HIGH:
             return Rating.GOOD

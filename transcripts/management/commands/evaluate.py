@@ -85,12 +85,14 @@ _SCORES: dict[object, Decimal] = dict(zip(_VALID_SCORES, _VALID_SCORES, strict=T
 _SCORE_BY_ID: dict[int, Decimal] = {id(score): score for score in _VALID_SCORES} | {
     id(number): _SCORES[number] for number in range(11)
 }
+_score_by_id = _SCORE_BY_ID.__getitem__
 _RATINGS = {rating.value: rating for rating in Rating}
 _COMMENT_GRADES = {grade.value: grade for grade in CommentGrade}
 _SUBJECT_LEVELS = {level.value: level for level in SubjectLevel}
 _QUALITY_LEVELS = {level.value: level for level in QualityLevel}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# A str as a JSON string literal, non-ASCII kept as it is (ensure_ascii=False).
+_json_string = json.encoder.encode_basestring
 # Output is joined and encoded this many students at a time.
 _OUTPUT_BATCH = 2000
 
@@ -105,15 +107,24 @@ class Command(BaseCommand):
         stdin = getattr(sys.stdin, "buffer", None)
         data = stdin.read() if stdin is not None else sys.stdin.read().encode()
         chunks = _evaluate_input(data)
-        # The contract says UTF-8, whatever the locale of the terminal says.
-        text = b'{"students":[' + b",".join(chunks) + b"]}\n"
+        del data
+        # Only now, when every student has passed, is anything written. The contract says UTF-8,
+        # whatever the locale of the terminal says: bytes go to the binary buffer when there is one.
         buffer = getattr(self.stdout, "buffer", None)
-        if buffer is not None:
-            self.stdout.flush()
-            buffer.write(text)
-            buffer.flush()
+        if buffer is None:  # a text stream, such as call_command(stdout=StringIO()) gives
+
+            def write(chunk: bytes) -> None:
+                self.stdout.write(chunk.decode(), ending="")
+
         else:
-            self.stdout.write(text.decode(), ending="")
+            write = buffer.write
+        self.stdout.flush()
+        write(b'{"students":[')
+        for index, chunk in enumerate(chunks):
+            write(b"," + chunk if index else chunk)
+        write(b"]}\n")
+        if buffer is not None:
+            buffer.flush()
 
 
 # --- The batch -------------------------------------------------------------------------------
@@ -191,7 +202,6 @@ def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
     else:
         read, render = _primary_pupil, _render_primary
     evaluate = ruleset.evaluate
-    encode = _ENCODER.encode
     chunks: list[bytes] = []
     batch: list[str] = []
     problems: list[str] = []
@@ -207,7 +217,7 @@ def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
                     problems.append(exc.describe_student(index, raw))
             else:
                 if not faulty:
-                    batch.append(encode(render(student_id, evaluate(student))))
+                    batch.append(render(student_id, evaluate(student)))
                     if len(batch) == _OUTPUT_BATCH:
                         chunks.append(",".join(batch).encode())
                         batch.clear()
@@ -394,30 +404,50 @@ class _JsonStream:
 # --- Output ----------------------------------------------------------------------------------
 
 
-def _render_secondary(student_id: str, result: SecondaryResult) -> dict:
-    subjects = {}
-    for subject in result.subjects:
-        if subject.scored:
-            # float() of a one-decimal Decimal prints back as that decimal: 7.7, 8.0, 10.0.
-            subjects[subject.code] = {
-                "term1": float(subject.term1),
-                "term2": float(subject.term2),
-                "year": float(subject.year),
-            }
-        else:
-            subjects[subject.code] = {"term1": subject.term1, "term2": subject.term2, "year": subject.year}
+# Written by hand rather than through json: a third of the command's time went to building dicts
+# and converting averages to floats. What goes in is safe: averages are Decimals quantized to one
+# decimal in 0-10, whose str() is plain JSON ("7.7", "10.0"); levels, titles and outcomes are the
+# rules' enum values; the id and the codes go through json's own string encoder.
+_SCORED_ROW = '%s:{"term1":%s,"term2":%s,"year":%s}'
+_COMMENT_ROW = '%s:{"term1":"%s","term2":"%s","year":"%s"}'
+_SECONDARY = (
+    '{"id":%s,"subjects":{%s},"learning":{"term1":"%s","term2":"%s","year":"%s"},"title":%s,"outcome":"%s"}'
+)
+_PRIMARY = '{"id":%s,"result":"%s"}'
+_CODES: dict[str, str] = {}
+
+
+def _render_secondary(student_id: str, result: SecondaryResult) -> str:
+    rows = [
+        (_SCORED_ROW if subject.scored else _COMMENT_ROW)
+        % (_code(subject.code), subject.term1, subject.term2, subject.year)
+        for subject in result.subjects
+    ]
     learning = result.learning
-    return {
-        "id": student_id,
-        "subjects": subjects,
-        "learning": {"term1": learning.term1, "term2": learning.term2, "year": learning.year},
-        "title": result.title,
-        "outcome": result.outcome,
-    }
+    title = "null" if result.title is None else f'"{result.title}"'
+    return _SECONDARY % (
+        _json_string(student_id),
+        ",".join(rows),
+        learning.term1,
+        learning.term2,
+        learning.year,
+        title,
+        result.outcome,
+    )
 
 
-def _render_primary(student_id: str, result: PrimaryResult) -> dict:
-    return {"id": student_id, "result": result.result}
+def _render_primary(student_id: str, result: PrimaryResult) -> str:
+    return _PRIMARY % (_json_string(student_id), result.result)
+
+
+def _code(code: str) -> str:
+    """A subject code as a JSON string; the few codes of a batch are encoded once."""
+    found = _CODES.get(code)
+    if found is None:
+        found = _json_string(code)
+        if len(_CODES) < 10_000:
+            _CODES[code] = found
+    return found
 
 
 # --- Input -----------------------------------------------------------------------------------
@@ -608,7 +638,7 @@ def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
     """
     try:
         return _plain_secondary_student(raw)
-    except (_NotPlain, KeyError, TypeError, AttributeError):
+    except (_NotPlain, KeyError, TypeError):
         return _checked_secondary_student(raw)
 
 
@@ -657,11 +687,9 @@ def _plain_term(term: object) -> TermScores:
     regular = term["regular"]
     if regular.__class__ is not list or len(regular) < MIN_REGULAR_SCORES:
         raise _NotPlain
-    by_id = _SCORE_BY_ID
     # KeyError for anything that is not a valid score.
-    return TermScores(
-        tuple(map(by_id.__getitem__, map(id, regular))), by_id[id(term["mid"])], by_id[id(term["end"])]
-    )
+    scores = tuple(map(_score_by_id, map(id, regular)))
+    return TermScores(scores, _score_by_id(id(term["mid"])), _score_by_id(id(term["end"])))
 
 
 def _checked_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
