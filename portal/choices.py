@@ -68,3 +68,5 @@ class AuditAction(models.TextChoices):
     TERM_LOCKED = "term_locked", _("Term locked")
     TERM_UNLOCKED = "term_unlocked", _("Term unlocked")
     SCHOOL_DATA_IMPORTED = "school_data_imported", _("School data imported from a file")
+    CLASS_YEAR_APPROVED = "class_year_approved", _("Class year approved")
+    CLASS_SUMMER_CLOSED = "class_summer_closed", _("Class re-assessment closed")

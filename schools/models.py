@@ -127,6 +127,13 @@ class SchoolClass(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
+    # The principal's approval of the year's results; after it the book is read-only, except
+    # for the August re-assessment of the students sent to it, closed again by summer_closed_at.
+    closed_at = models.DateTimeField(_("year approved at"), null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    summer_closed_at = models.DateTimeField(_("re-assessment closed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("class")

@@ -121,6 +121,9 @@ class StudentYear(models.Model):
     homeroom_comment = models.TextField(_("homeroom teacher's comment"), blank=True)
     award_proposal = models.CharField(_("award proposal"), max_length=200, blank=True)
     # Outputs of the rule set, with the rule set that produced them (recomputable, auditable).
+    conduct_after_training = models.CharField(
+        _("conduct after summer re-training"), max_length=2, choices=ResultLevel.choices, blank=True
+    )
     ruleset = models.CharField(max_length=8, blank=True)
     results = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
@@ -131,6 +134,27 @@ class StudentYear(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enrolment_id}"
+
+
+class Retake(models.Model):
+    """TT22/TT43: the August re-assessment result of one subject (a score, or Đ/CĐ)."""
+
+    enrolment = models.ForeignKey("schools.Enrolment", on_delete=models.PROTECT, related_name="+")
+    subject = models.ForeignKey("schools.Subject", on_delete=models.PROTECT, related_name="+")
+    score = _score_field(_("re-assessment score"))
+    level = models.CharField(_("re-assessment level"), max_length=2, choices=CommentLevel.choices, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("re-assessment")
+        verbose_name_plural = _("re-assessments")
+        constraints = [
+            models.UniqueConstraint(fields=["enrolment", "subject"], name="retake_one_per_subject"),
+            _score_range("score"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enrolment_id}/{self.subject_id}"
 
 
 class AssessmentChange(models.Model):

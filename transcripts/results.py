@@ -37,6 +37,7 @@ class StudentOutcome:
     year: StudentYear | None
     missing: list[str] = field(default_factory=list)
     result: dict | None = None
+    raw: object = None  # the rule set's own result object
 
 
 def class_results(school_class: SchoolClass) -> list[StudentOutcome]:
@@ -58,7 +59,8 @@ def class_results(school_class: SchoolClass) -> list[StudentOutcome]:
         outcome = StudentOutcome(enrolment=enrolment, year=years.get(enrolment.pk))
         data = build(enrolment, outcome.missing)
         if not outcome.missing:
-            outcome.result = _as_json(ruleset.evaluate(data))
+            outcome.raw = ruleset.evaluate(data)
+            outcome.result = _as_json(outcome.raw)
         outcomes.append(outcome)
     return outcomes
 

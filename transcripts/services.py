@@ -148,6 +148,8 @@ def _term_locked(school_class: SchoolClass, term: int) -> bool:
 
 
 def _refuse_if_locked(school_class: SchoolClass, term: int) -> None:
+    if school_class.closed_at is not None:
+        raise CellError(_("The principal has approved this class's year: its book is closed."))
     if _term_locked(school_class, term):
         raise CellError(
             _("Term %(term)s is locked. Ask the principal to unlock it.")

@@ -20,7 +20,7 @@ from .permissions import (
 )
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_store
 from .selectors import cell_history, classes_for, gradebook_for
-from .services import Cell, CellError, assessment_cell_save, term_lock_set
+from .services import Cell, CellError, assessment_cell_save, display, term_lock_set
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 
@@ -247,8 +247,13 @@ def homeroom(request: HttpRequest, class_id: int) -> HttpResponse:
             "period": period,
             "rows": rows,
             "quality_headers": QUALITY_HEADERS,
-            "editable": can_edit_homeroom(request.user, request.school, school_class),
+            "editable": can_edit_homeroom(request.user, request.school, school_class)
+            and school_class.closed_at is None,
             "complete": sum(1 for o in outcomes if o.result is not None),
+            "can_approve": can_lock_terms(request.user, request.school),
+            "summer": _summer_rows(school_class) if school_class.closed_at and not primary else [],
+            "summer_editable": can_edit_homeroom(request.user, request.school, school_class)
+            and school_class.summer_closed_at is None,
         },
     )
 
@@ -310,3 +315,120 @@ def term_lock(request: HttpRequest, term_id: int) -> HttpResponse:
         actor=request.user, school=request.school, term=term, locked=request.POST.get("locked") == "1"
     )
     return redirect(request.path.split("hoc-ki/", 1)[0])
+
+
+def _summer_rows(school_class: SchoolClass) -> list[dict]:
+    """The students re-assessed or re-trained this summer, with what they retake."""
+    from .models import Retake, StudentYear
+    from .yearclose import SUMMER_OUTCOMES, _summer_subjects
+
+    years = StudentYear.objects.filter(enrolment__school_class=school_class).select_related(
+        "enrolment__student"
+    )
+    retakes = {
+        (r.enrolment_id, r.subject_id): r for r in Retake.objects.filter(enrolment__school_class=school_class)
+    }
+    names = dict(
+        CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade
+        ).values_list("subject__code", "subject__name")
+    )
+    ids = dict(
+        CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade
+        ).values_list("subject__code", "subject_id")
+    )
+    rows = []
+    for year in years:
+        if year.results.get("outcome") not in SUMMER_OUTCOMES:
+            continue
+        subjects = []
+        for code in _summer_subjects(year):
+            retake = retakes.get((year.enrolment_id, ids.get(code)))
+            value = "" if retake is None else (retake.level or display(retake.score))
+            subjects.append(
+                {
+                    "code": code,
+                    "name": names.get(code, code),
+                    "year": year.results["subjects"][code]["year"],
+                    "value": value,
+                }
+            )
+        rows.append({"year": year, "subjects": subjects, "after": year.results.get("after_summer")})
+    return rows
+
+
+def _back_to_homeroom(request: HttpRequest, marker: str) -> HttpResponse:
+    from django.shortcuts import redirect
+
+    return redirect(request.path.rsplit(marker, 1)[0])
+
+
+@require_POST
+def year_close(request: HttpRequest, class_id: int) -> HttpResponse:
+    """The principal approves the class's year: results stored, the book closed."""
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    from .yearclose import class_year_close
+
+    school_class = _homeroom_class(request, class_id)
+    try:
+        count = class_year_close(actor=request.user, school=request.school, school_class=school_class)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            _("The year of class %(name)s is approved (%(count)d students).")
+            % {"name": school_class.name, "count": count},
+        )
+    return _back_to_homeroom(request, "phe-duyet/")
+
+
+@require_POST
+def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
+    """An August cell: a subject's re-assessment result, or the conduct after re-training."""
+    from .yearclose import summer_cell_save
+
+    school_class = SchoolClass.objects.filter(pk=class_id).first()
+    if school_class is None:
+        raise Http404
+    try:
+        enrolment_id = int(request.POST.get("enrolment", ""))
+    except ValueError:
+        raise Http404 from None
+    try:
+        saved = summer_cell_save(
+            actor=request.user,
+            school=request.school,
+            school_class=school_class,
+            enrolment_id=enrolment_id,
+            field=request.POST.get("field", ""),
+            raw=request.POST.get("value", ""),
+        )
+    except CellError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    return JsonResponse({"value": saved.value, "changed": saved.changed, "average": None, "version": ""})
+
+
+@require_POST
+def summer_close(request: HttpRequest, class_id: int) -> HttpResponse:
+    """August: the principal closes the re-assessment; the rules decide who is promoted."""
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    from .yearclose import class_summer_close
+
+    school_class = _homeroom_class(request, class_id)
+    try:
+        count = class_summer_close(actor=request.user, school=request.school, school_class=school_class)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Re-assessment closed for %(count)d students.") % {"count": count})
+    return _back_to_homeroom(request, "dong-so-he/")

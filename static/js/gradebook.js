@@ -4,9 +4,14 @@
 // is not kept. Arrow keys, Enter and Tab move between cells.
 (function () {
   "use strict";
-  const table = document.getElementById("gradebook");
-  if (!table) return;
-  const messages = JSON.parse(document.getElementById("gradebook-messages").textContent);
+  const messagesNode = document.getElementById("gradebook-messages");
+  if (!messagesNode) return;
+  const messages = JSON.parse(messagesNode.textContent);
+  document.querySelectorAll("table[data-save-url]").forEach((table) => setUp(table, messages));
+})();
+
+function setUp(table, messages) {
+  "use strict";
   const status = document.getElementById("save-status");
   const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
   const pending = new Map(); // input -> value waiting to be (re)sent
@@ -24,7 +29,7 @@
   async function save(input, attempt = 0) {
     const { row, enrolment, field } = cellOf(input);
     const value = input.value;
-    const td = input.parentElement;
+    const td = input.closest(".cell") || input.closest("td");
     td.classList.remove("error", "saved");
     td.classList.add("saving");
     td.querySelector(".msg").textContent = "";
@@ -94,7 +99,7 @@
     if (selected.dataset.saved === undefined) selected.dataset.saved = selected.value;
     // As in a spreadsheet: entering a cell selects its content, so typing replaces it.
     selected.select();
-    document.getElementById("show-history").disabled = false;
+    if (historyButton && table.dataset.historyUrl) historyButton.disabled = false;
   });
   table.addEventListener("change", (e) => {
     if (e.target.tagName === "INPUT" && !e.target.readOnly) save(e.target);
@@ -111,7 +116,8 @@
     else if (e.key === "Escape") { input.value = input.dataset.saved || ""; }
   });
 
-  document.getElementById("show-history").addEventListener("click", async () => {
+  const historyButton = document.getElementById("show-history");
+  if (historyButton && table.dataset.historyUrl) historyButton.addEventListener("click", async () => {
     if (!selected) return;
     const { enrolment, field } = cellOf(selected);
     const params = new URLSearchParams({ enrolment, field, term: table.dataset.term, period: table.dataset.period });
@@ -120,4 +126,4 @@
   });
 
   window.addEventListener("beforeunload", (e) => { if (pending.size) { e.preventDefault(); e.returnValue = ""; } });
-})();
+}

@@ -1,0 +1,187 @@
+"""Closing a class's year: the principal's approval in June, and the August re-assessment.
+
+June: the homeroom teacher has entered conduct and computed the results; the principal (or a
+vice-principal) approves them, which closes the class's book. August: the students sent to
+re-assessment get their subjects' re-assessment results and those sent to summer re-training a
+new conduct result; the principal closes the class again and the rules decide, from the new
+results, who is promoted and who repeats the grade (domain.md §3, TT22 art. 12-13).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.choices import AuditAction
+from portal.models import School, User
+from portal.services import audit_record
+from schools.choices import Ruleset
+from schools.models import Enrolment, SchoolClass, Subject
+
+from .models import Retake, StudentYear
+from .permissions import can_edit_homeroom, can_lock_terms
+from .results import class_results, class_results_store
+from .rules import tt43
+from .rules.common import CommentGrade, Rating
+from .rules.reassessment import after_summer, subjects_to_retake
+from .services import CellError, CellSaved, display, parse_comment_level, parse_result_level, parse_score
+
+SUMMER_OUTCOMES = ("reassessment", "summer_training")
+
+
+@transaction.atomic
+def class_year_close(*, actor: User, school: School, school_class: SchoolClass) -> int:
+    """The principal approves the class's year: results stored, book closed. Returns the count."""
+    if not can_lock_terms(actor, school):
+        raise PermissionDenied(_("Only the principal or a vice-principal approves the year."))
+    school_class = SchoolClass.objects.select_for_update().get(pk=school_class.pk)
+    if school_class.closed_at is not None:
+        raise ValidationError(_("This class's year is already approved."))
+    outcomes = class_results(school_class)
+    incomplete = [o for o in outcomes if o.result is None]
+    if incomplete:
+        raise ValidationError(
+            _("%(count)d students still miss data, e.g. %(name)s: %(missing)s.")
+            % {
+                "count": len(incomplete),
+                "name": incomplete[0].enrolment.student.full_name,
+                "missing": "; ".join(incomplete[0].missing[:3]),
+            }
+        )
+    stored = class_results_store(school_class=school_class)
+    school_class.closed_at, school_class.closed_by = timezone.now(), actor
+    school_class.save(update_fields=["closed_at", "closed_by"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.CLASS_YEAR_APPROVED,
+        obj=school_class,
+        summary=_("Year of class %(name)s approved (%(count)d students)")
+        % {"name": school_class.name, "count": stored},
+        school=school,
+    )
+    return stored
+
+
+def _summer_subjects(year: StudentYear | None) -> list[str]:
+    """The subject codes a student is re-assessed in, from the stored results."""
+    if year is None or not year.results or year.results.get("outcome") != "reassessment":
+        return []
+    failed = []
+    for code, values in year.results.get("subjects", {}).items():
+        value = values["year"]
+        if value == "CĐ" or (value not in ("Đ", "CĐ") and Decimal(value) < Decimal("5.0")):
+            failed.append(code)
+    return failed
+
+
+@transaction.atomic
+def summer_cell_save(
+    *, actor: User, school: School, school_class: SchoolClass, enrolment_id: int, field: str, raw: str
+) -> CellSaved:
+    """An August cell: `retake:<subject code>` or `conduct_after_training`."""
+    if not can_edit_homeroom(actor, school, school_class):
+        raise PermissionDenied(_("Only the class's homeroom teacher enters this."))
+    if school_class.closed_at is None or school_class.summer_closed_at is not None:
+        raise CellError(
+            _("Re-assessment results are entered after the year is approved, until August's close.")
+        )
+    enrolment = Enrolment.objects.filter(pk=enrolment_id, school_class=school_class).first()
+    year = StudentYear.objects.filter(enrolment=enrolment).first() if enrolment else None
+    if year is None or year.results.get("outcome") not in SUMMER_OUTCOMES:
+        raise CellError(_("This student is not re-assessed this summer."))
+    if field == "conduct_after_training":
+        if year.results.get("outcome") != "summer_training":
+            raise CellError(_("This student was not sent to summer re-training."))
+        value = parse_result_level(raw)
+        old, year.conduct_after_training = year.conduct_after_training, value
+        year.save(update_fields=["conduct_after_training"])
+        _change(actor, enrolment, None, "studentyear", year.pk, field, old, value)
+        return CellSaved(value=value, changed=old != value)
+    code = field.removeprefix("retake:")
+    if not field.startswith("retake:") or code not in _summer_subjects(year):
+        raise CellError(_("This subject is not re-assessed for this student."))
+    subject = Subject.objects.get(code=code)
+    comment_subject = year.results["subjects"][code]["year"] in ("Đ", "CĐ")
+    retake, _created = Retake.objects.select_for_update().get_or_create(enrolment=enrolment, subject=subject)
+    name = "level" if comment_subject else "score"
+    value = parse_comment_level(raw) if comment_subject else parse_score(raw)
+    old = getattr(retake, name)
+    setattr(retake, name, value if value is not None else ("" if comment_subject else None))
+    retake.save(update_fields=[name, "updated_at"])
+    _change(actor, enrolment, subject.pk, "retake", retake.pk, name, old, value)
+    return CellSaved(value=display(value), changed=old != value)
+
+
+def _change(actor, enrolment, subject_id, table, row_id, field, old, new) -> None:
+    from .models import AssessmentChange
+
+    if old != new:
+        AssessmentChange.objects.create(
+            actor=actor,
+            enrolment=enrolment,
+            subject_id=subject_id,
+            table=table,
+            row_id=row_id,
+            field=field,
+            old=display(old),
+            new=display(new),
+        )
+
+
+@transaction.atomic
+def class_summer_close(*, actor: User, school: School, school_class: SchoolClass) -> int:
+    """August: apply the re-assessment and re-training results; the rules decide promotion."""
+    if not can_lock_terms(actor, school):
+        raise PermissionDenied(_("Only the principal or a vice-principal approves the year."))
+    school_class = SchoolClass.objects.select_for_update().get(pk=school_class.pk)
+    if school_class.closed_at is None or school_class.summer_closed_at is not None:
+        raise ValidationError(_("The re-assessment can be closed once, after the year is approved."))
+    min_subjects = tt43.MIN_SUBJECTS if school_class.ruleset == Ruleset.TT43 else None
+    retakes: dict[int, dict[str, Decimal | CommentGrade]] = {}
+    for r in Retake.objects.filter(enrolment__school_class=school_class).select_related("subject"):
+        value = CommentGrade(r.level) if r.level else r.score
+        if value is not None:
+            retakes.setdefault(r.enrolment_id, {})[r.subject.code] = value
+    decided = 0
+    for outcome in class_results(school_class):
+        year = outcome.year
+        if outcome.raw is None or year is None or year.results.get("outcome") not in SUMMER_OUTCOMES:
+            continue
+        kwargs = {"min_subjects": min_subjects} if min_subjects else {}
+        after = after_summer(
+            outcome.raw,
+            conduct_year=Rating(year.conduct_year),
+            retakes=retakes.get(outcome.enrolment.pk, {}),
+            conduct_after_training=Rating(year.conduct_after_training)
+            if year.conduct_after_training
+            else None,
+            **kwargs,
+        )
+        year.results = {
+            **year.results,
+            "after_summer": {
+                "learning_year": str(after.learning_year),
+                "conduct_year": str(after.conduct_year),
+                "outcome": str(after.outcome),
+                "retaken": sorted(
+                    set(subjects_to_retake(outcome.raw)) & set(retakes.get(outcome.enrolment.pk, {}))
+                ),
+            },
+        }
+        year.save(update_fields=["results"])
+        decided += 1
+    school_class.summer_closed_at = timezone.now()
+    school_class.save(update_fields=["summer_closed_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.CLASS_SUMMER_CLOSED,
+        obj=school_class,
+        summary=_("Re-assessment of class %(name)s closed (%(count)d students)")
+        % {"name": school_class.name, "count": decided},
+        school=school,
+    )
+    return decided
