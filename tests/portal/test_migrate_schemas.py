@@ -45,3 +45,13 @@ def test_the_digest_is_what_the_template_schema_has_applied(db):
     assert applied == on_disk
     assert migration_state_of(applied) == migration_state_current()
     assert migration_state_of(applied | {("schools", "9999_new")}) != migration_state_current()
+
+
+def test_migrating_one_school_by_name_records_it_as_current(db, school):
+    School.objects.filter(pk=school.pk).update(migration_state="behind")
+    call_command(
+        "migrate_schemas", schema_name=school.schema_name, tenant=True, interactive=False, verbosity=0
+    )
+    connection.set_schema_to_public()
+    school.refresh_from_db()
+    assert school.migration_state == migration_state_current()

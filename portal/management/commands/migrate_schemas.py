@@ -18,7 +18,7 @@ from django_tenants.signals import schema_migrated
 from django_tenants.utils import get_public_schema_name
 
 from portal.models import School
-from portal.provisioning import template_schema_ensure
+from portal.provisioning import migration_state_current, template_schema_ensure
 
 
 def _record_state(sender, schema_name: str, **kwargs) -> None:
@@ -39,6 +39,19 @@ class Command(MigrateSchemasCommand):
         )
 
     def handle(self, *args, **options):
+        if options.get("schema_name") and not (
+            options.get("app_label")
+            or options.get("fake")
+            or options.get("plan")
+            or options.get("check_unapplied")
+        ):
+            # One school migrated to the end: record it, so the next full run need not visit it.
+            _record_state.state = migration_state_current()
+            schema_migrated.connect(_record_state, dispatch_uid="portal-migration-state")
+            try:
+                return super().handle(*args, **options)
+            finally:
+                schema_migrated.disconnect(dispatch_uid="portal-migration-state")
         targeted = options.get("schema_name") or options.get("app_label") or options.get("migration_name")
         if targeted or options.get("fake") or options.get("plan") or options.get("check_unapplied"):
             return super().handle(*args, **options)
