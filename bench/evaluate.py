@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # These need ROOT on sys.path; none of them reads settings.
-from transcripts.management.commands.evaluate import _render_secondary  # noqa: E402
+from transcripts.evaluate.output import _render_secondary  # noqa: E402
 from transcripts.rules import tt22  # noqa: E402
 from transcripts.rules.common import CommentGrade, Rating  # noqa: E402
 

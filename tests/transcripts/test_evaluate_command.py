@@ -20,7 +20,7 @@ from django.core.management import CommandError, call_command
 from django.utils import translation
 from django.utils.translation import gettext
 
-from transcripts.management.commands import evaluate as command
+from transcripts.evaluate import jsonstream as command
 
 ROOT = Path(__file__).resolve().parents[2]
 

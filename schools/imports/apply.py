@@ -1,0 +1,202 @@
+"""Applying a checked workbook: who may import, the writes in one transaction, the report, the audit.
+
+school_data_import is the service: it reads the file, checks it under a lock on the school and,
+when nothing is wrong, writes the plan and one audit row, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.choices import Role
+from portal.models import School, User
+from portal.permissions import access_for
+
+from ..models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
+from ..services import class_create, teaching_assignment_set
+from .checks import _class_key, _Plan, _plan
+from .workbook import (
+    ASSIGNMENT_SHEET,
+    CLASS_SHEET,
+    STUDENT_SHEET,
+    ImportProblem,
+    SchoolImportError,
+    _workbook_read,
+)
+
+IMPORTERS = frozenset({Role.SCHOOL_ADMIN, Role.PRINCIPAL})
+
+
+def can_import_school_data(user: User, school: School) -> bool:
+    """Imports create classes and students: the school administrator and the principal."""
+    return bool(access_for(user).roles_in_school(school.pk) & IMPORTERS)
+
+
+# --- The report ------------------------------------------------------------------------------
+
+
+@dataclass
+class SheetCounts:
+    sheet: str
+    label: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What an import did, per sheet present in the file."""
+
+    filename: str
+    sheets: list[SheetCounts] = field(default_factory=list)
+
+    def counts(self, sheet: str) -> SheetCounts | None:
+        return next((s for s in self.sheets if s.sheet == sheet), None)
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def _enrolment_day(year: SchoolYear) -> dt.date:
+    """Today, within the school year: an import before the year starts enrols from its first day."""
+    return min(max(timezone.localdate(), year.starts_on), year.ends_on)
+
+
+def _apply(plan: _Plan, filename: str) -> ImportReport:
+    assert plan.year is not None
+    report = ImportReport(filename=filename)
+    labels = {
+        CLASS_SHEET: SchoolClass._meta.verbose_name_plural,
+        STUDENT_SHEET: Student._meta.verbose_name_plural,
+        ASSIGNMENT_SHEET: TeachingAssignment._meta.verbose_name_plural,
+    }
+    counts = {name: SheetCounts(sheet=name, label=str(labels[name])) for name in plan.sheets}
+    report.sheets = list(counts.values())
+
+    classes = dict(plan.existing_classes)
+    for item in plan.classes:
+        if item.existing is None:
+            classes[_class_key(item.name)] = class_create(
+                school_year=plan.year,
+                name=item.name,
+                grade=item.grade,
+                levels=list(plan.school.levels),
+                homeroom_teacher=item.homeroom,
+            )
+            counts[CLASS_SHEET].created += 1
+        elif item.homeroom is not None and item.homeroom.pk != item.existing.homeroom_teacher_id:
+            # An empty gvcn cell leaves the homeroom teacher as it is (it never clears it).
+            item.existing.homeroom_teacher = item.homeroom
+            item.existing.save(update_fields=["homeroom_teacher"])
+            counts[CLASS_SHEET].updated += 1
+        else:
+            counts[CLASS_SHEET].unchanged += 1
+
+    Student.objects.bulk_create([item.student for item in plan.students if item.is_new])
+    day = _enrolment_day(plan.year)
+    new_enrolments = []
+    for item in plan.students:
+        changed = bool(item.changed)
+        if item.changed:
+            item.student.save(update_fields=item.changed)
+        if item.enrolment is None:
+            enrolment = Enrolment(
+                student=item.student,
+                school_class=classes[item.class_key],
+                enrolled_on=day,
+                number=item.number or 0,
+            )
+            enrolment.full_clean(
+                exclude=["student", "school_class"], validate_unique=False, validate_constraints=False
+            )
+            new_enrolments.append(enrolment)
+            changed = True
+        elif item.number is not None and item.enrolment.number != item.number:
+            item.enrolment.number = item.number
+            item.enrolment.save(update_fields=["number"])
+            changed = True
+        if item.is_new:
+            counts[STUDENT_SHEET].created += 1
+        elif changed:
+            counts[STUDENT_SHEET].updated += 1
+        else:
+            counts[STUDENT_SHEET].unchanged += 1
+    Enrolment.objects.bulk_create(new_enrolments)
+
+    for item in plan.assignments:
+        if item.current_teacher_id == item.teacher.pk:
+            counts[ASSIGNMENT_SHEET].unchanged += 1
+            continue
+        teaching_assignment_set(
+            school_class=classes[item.class_key], subject=item.subject, teacher=item.teacher
+        )
+        if item.current_teacher_id is None:
+            counts[ASSIGNMENT_SHEET].created += 1
+        else:
+            counts[ASSIGNMENT_SHEET].updated += 1
+    return report
+
+
+def _import_audit(*, actor: User, school: School, report: ImportReport) -> None:
+    """One row in the province's audit log per import that changed something (who, what file, counts)."""
+    from dataclasses import asdict
+
+    from portal.choices import AuditAction
+    from portal.services import audit_record
+
+    if not any(s.created or s.updated for s in report.sheets):
+        return  # a re-import that changed nothing writes nothing, not even a log row
+    counts = {
+        s.sheet: {k: v for k, v in asdict(s).items() if k not in ("sheet", "label")} for s in report.sheets
+    }
+    audit_record(
+        actor=actor,
+        action=AuditAction.SCHOOL_DATA_IMPORTED,
+        obj=school,
+        summary=_("%(file)s imported") % {"file": report.filename},
+        changes=counts,
+        school=school,
+        division=None,
+    )
+
+
+def school_data_import(*, actor: User, school: School, data: bytes, filename: str) -> ImportReport:
+    """Import a workbook of classes, students and teaching assignments into the school.
+
+    Call with the school's schema active. The whole file is checked first; any problem raises
+    SchoolImportError listing all of them, and nothing is written. Otherwise everything is
+    applied in one transaction. Imports of one school are serialised (an advisory lock), so the
+    checks still hold when the rows are written.
+    """
+    if not can_import_school_data(actor, school):
+        raise PermissionDenied(_("Only the school administrator or the principal may import data."))
+    sheets = _workbook_read(data, filename)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"schools.import:{school.schema_name}"]
+                )
+            plan = _plan(school, sheets)
+            if plan.problems:
+                raise SchoolImportError(filename, plan.problems)
+            report = _apply(plan, filename)
+            _import_audit(actor=actor, school=school, report=report)
+            return report
+    except IntegrityError:
+        # Another writer (the admin site, say) changed the same rows between check and write.
+        raise SchoolImportError(
+            filename,
+            [
+                ImportProblem(
+                    "", 0, "", _("The school's data changed during the import; import the file again.")
+                )
+            ],
+        ) from None

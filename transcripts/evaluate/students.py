@@ -1,0 +1,405 @@
+"""A student's JSON checked against the contract and turned into the rules' dataclasses.
+
+Whatever breaks the contract raises _Invalid, which says what is wrong and where, as a JSON path
+built outward as the error rises (`subjects[1].term2.mid: 11 is above 10`). Well-formed secondary
+students, nearly all of a batch, go through a fast path that vouches only for what the careful
+reader would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+from django.utils.translation import gettext as _
+
+from transcripts.rules.common import CommentGrade, Rating
+from transcripts.rules.tt22 import (
+    MIN_REGULAR_SCORES,
+    SCORE_MAX,
+    SCORE_MIN,
+    CommentSubject,
+    Ratings,
+    ScoredSubject,
+    SecondaryStudent,
+    TermScores,
+)
+from transcripts.rules.tt27 import (
+    TEST_SCORE_MAX,
+    TEST_SCORE_MIN,
+    PrimaryPupil,
+    PrimarySubject,
+    QualityLevel,
+    SubjectLevel,
+)
+
+from .scores import _SCORES, _score_by_id
+
+# More absent sessions than there can be (two a day, every day of a year) is a typing error, such
+# as 4500 for 45.0, not a student to hold back.
+MAX_ABSENCE_SESSIONS = 2 * 366
+
+_RATINGS = {rating.value: rating for rating in Rating}
+_COMMENT_GRADES = {grade.value: grade for grade in CommentGrade}
+_SUBJECT_LEVELS = {level.value: level for level in SubjectLevel}
+_QUALITY_LEVELS = {level.value: level for level in QualityLevel}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Invalid(Exception):
+    """A value that breaks the contract, and where it is (built outward as the error rises)."""
+
+    def __init__(self, problem: str, *path: str | int):
+        super().__init__(problem)
+        self.problem = problem
+        self.path = list(path)
+
+    def under(self, *prefix: str | int) -> _Invalid:
+        self.path[0:0] = prefix
+        return self
+
+    def location(self) -> str:
+        text = ""
+        for part in self.path:
+            if isinstance(part, int):
+                text += f"[{part}]"
+            elif _IDENTIFIER.fullmatch(part):
+                text += f".{part}" if text else part
+            else:
+                text += f"[{_show(part)}]"
+        return text
+
+    def describe(self) -> str:
+        location = self.location()
+        return f"{location}: {self.problem}" if location else self.problem
+
+    def describe_student(self, index: int, raw: object) -> str:
+        """`students[3] (id "HS0042"): subjects[1].term2.mid: 11 is above 10`."""
+        # The location is JSON, not prose: it stays untranslated, like the field names in it.
+        student_id = raw.get("id") if type(raw) is dict else None
+        who = f"students[{index}]"
+        if type(student_id) is str and student_id:
+            who += f" (id {_show(student_id)})"
+        return f"{who}: {self.describe()}"
+
+
+def _show(value: object) -> str:
+    """A value as it looks in JSON, shortened."""
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object(value: object) -> dict:
+    if type(value) is not dict:
+        raise _Invalid(_("must be an object"))
+    return value
+
+
+def _list(value: object) -> list:
+    if type(value) is not list:
+        raise _Invalid(_("must be a list"))
+    return value
+
+
+def _only(obj: dict, allowed: frozenset[str], expected: int) -> None:
+    """Refuse fields the contract does not have: a misspelt optional field would go unnoticed."""
+    if len(obj) != expected:
+        for key in obj:
+            if key not in allowed:
+                raise _Invalid(_("unexpected field"), key)
+
+
+def _text(value: object) -> str:
+    if type(value) is not str or not value:
+        raise _Invalid(_("must be a non-empty string"))
+    return value
+
+
+def _choice(value: object, choices: dict):
+    found = choices.get(value) if type(value) is str else None
+    if found is None:
+        raise _Invalid(
+            _("%(value)s is not one of %(choices)s")
+            % {"value": _show(value), "choices": ", ".join(_show(choice) for choice in choices)}
+        )
+    return found
+
+
+def _whole(value: object, *, low: int, high: int) -> int:
+    """A whole number from low to high; 9.0 is accepted as 9 (spreadsheets write it so)."""
+    if type(value) is not int and type(value) not in (Decimal, float):
+        raise _Invalid(_("%(value)s is not a number") % {"value": _show(value)})
+    # Bounds first: int() of a huge Decimal such as 1e999999999 would take forever.
+    if value < low:
+        raise _Invalid(_("%(value)s is below %(min)s") % {"value": _show(value), "min": low})
+    if value > high:
+        raise _Invalid(_("%(value)s is above %(max)s") % {"value": _show(value), "max": high})
+    if type(value) is not int:
+        if int(value) != value:
+            raise _Invalid(_("%(value)s is not a whole number") % {"value": _show(value)})
+        value = int(value)
+    return value
+
+
+def _score(value: object) -> Decimal:
+    """A secondary score: 0-10 with at most one decimal, as its canonical Decimal."""
+    if type(value) is not bool:
+        try:
+            found = _SCORES.get(value)
+        except TypeError:  # unhashable: a list or an object
+            found = None
+        if found is not None:
+            return found
+    if type(value) not in (int, Decimal, float):
+        raise _Invalid(_("%(value)s is not a number") % {"value": _show(value)})
+    number = Decimal(str(value)) if type(value) is float else Decimal(value)
+    found = _SCORES.get(number)  # a float such as 0.1, which equals no Decimal until read as text
+    if found is not None:
+        return found
+    if number < SCORE_MIN:
+        raise _Invalid(_("%(value)s is below %(min)s") % {"value": _show(value), "min": SCORE_MIN})
+    if number > SCORE_MAX:
+        raise _Invalid(_("%(value)s is above %(max)s") % {"value": _show(value), "max": SCORE_MAX})
+    raise _Invalid(_("%(value)s has more than one decimal") % {"value": _show(value)})
+
+
+def _student_id(raw: object) -> str:
+    return _read(_object(raw), "id", _text)
+
+
+def _subjects(raw: dict, read_subject) -> tuple:
+    """The subjects, each read by read_subject; codes must be unique (they key the output)."""
+    subjects = _read(raw, "subjects", _non_empty_list)
+    seen: dict[str, int] = {}
+    result = []
+    for index, item in enumerate(subjects):
+        try:
+            subject = read_subject(_object(item))
+        except _Invalid as exc:
+            raise exc.under("subjects", index) from None
+        other = seen.setdefault(subject.code, index)
+        if other != index:
+            raise _Invalid(
+                _("%(code)s is also the code of subjects[%(index)d]")
+                % {"code": _show(subject.code), "index": other},
+                "subjects",
+                index,
+                "code",
+            )
+        result.append(subject)
+    return tuple(result)
+
+
+def _non_empty_list(value: object) -> list:
+    items = _list(value)
+    if not items:
+        raise _Invalid(_("must not be empty"))
+    return items
+
+
+def _read(raw: dict, key: str, read):
+    """read(raw[key]), with the key added to the location of any problem."""
+    try:
+        value = raw[key]
+    except KeyError:
+        raise _Invalid(_("is missing"), key) from None
+    try:
+        return read(value)
+    except _Invalid as exc:
+        raise exc.under(key) from None
+
+
+# TT22 / TT43
+
+_SECONDARY_STUDENT_FIELDS = frozenset({"id", "subjects", "conduct", "absences"})
+_SCORED_FIELDS = frozenset({"code", "scored", "term1", "term2"})
+_TERM_FIELDS = frozenset({"regular", "mid", "end"})
+_CONDUCT_FIELDS = frozenset({"term1", "term2", "year"})
+
+
+class _NotPlain(Exception):
+    """The fast reader met something it does not vouch for: the careful reader takes over."""
+
+
+def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    """A TT22/TT43 student from its JSON, or _Invalid saying what is wrong and where.
+
+    Nearly every student of a batch is well formed: _plain_secondary_student reads those with as few
+    operations as it can and accepts only what the careful reader (_checked_secondary_student)
+    would accept; anything unusual, valid or not, is left to the careful reader, which is the one
+    that says what is wrong.
+    """
+    try:
+        return _plain_secondary_student(raw)
+    except (_NotPlain, KeyError, TypeError):
+        return _checked_secondary_student(raw)
+
+
+def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    if raw.__class__ is not dict or len(raw) != len(_SECONDARY_STUDENT_FIELDS):
+        raise _NotPlain
+    student_id = raw["id"]
+    absences = raw["absences"]
+    conduct = raw["conduct"]
+    subjects = raw["subjects"]
+    if (
+        student_id.__class__ is not str
+        or not student_id
+        or absences.__class__ is not int
+        or not 0 <= absences <= MAX_ABSENCE_SESSIONS
+        or conduct.__class__ is not dict
+        or len(conduct) != len(_CONDUCT_FIELDS)
+        or subjects.__class__ is not list
+        or not subjects
+    ):
+        raise _NotPlain
+    ratings = Ratings(_RATINGS[conduct["term1"]], _RATINGS[conduct["term2"]], _RATINGS[conduct["year"]])
+    read = []
+    codes = set()
+    for subject in subjects:
+        if subject.__class__ is not dict or len(subject) != len(_SCORED_FIELDS):
+            raise _NotPlain
+        code = subject["code"]
+        scored = subject["scored"]
+        if code.__class__ is not str or not code or code in codes:
+            raise _NotPlain
+        codes.add(code)
+        if scored is True:
+            read.append(ScoredSubject(code, _plain_term(subject["term1"]), _plain_term(subject["term2"])))
+        elif scored is False:
+            grades = _COMMENT_GRADES
+            read.append(CommentSubject(code, grades[subject["term1"]], grades[subject["term2"]]))
+        else:
+            raise _NotPlain
+    return student_id, SecondaryStudent(tuple(read), ratings, absences)
+
+
+def _plain_term(term: object) -> TermScores:
+    if term.__class__ is not dict or len(term) != len(_TERM_FIELDS):
+        raise _NotPlain
+    regular = term["regular"]
+    if regular.__class__ is not list or len(regular) < MIN_REGULAR_SCORES:
+        raise _NotPlain
+    # KeyError for anything that is not a valid score.
+    scores = tuple(map(_score_by_id, map(id, regular)))
+    return TermScores(scores, _score_by_id(id(term["mid"])), _score_by_id(id(term["end"])))
+
+
+def _checked_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    student_id = _student_id(raw)
+    student = SecondaryStudent(
+        subjects=_subjects(raw, _secondary_subject),
+        conduct=_read(raw, "conduct", _conduct),
+        absences=_read(raw, "absences", _absences),
+    )
+    _only(raw, _SECONDARY_STUDENT_FIELDS, 4)
+    return student_id, student
+
+
+def _secondary_subject(raw: dict) -> ScoredSubject | CommentSubject:
+    code = _read(raw, "code", _text)
+    scored = _read(raw, "scored", _flag)
+    _only(raw, _SCORED_FIELDS, 4)
+    if scored:
+        return ScoredSubject(code, _read(raw, "term1", _term_scores), _read(raw, "term2", _term_scores))
+    return CommentSubject(code, _read(raw, "term1", _comment_grade), _read(raw, "term2", _comment_grade))
+
+
+def _flag(value: object) -> bool:
+    if type(value) is not bool:
+        raise _Invalid(_("must be true or false"))
+    return value
+
+
+def _term_scores(value: object) -> TermScores:
+    term = _object(value)
+    regular = _read(term, "regular", _regular_scores)
+    scores = TermScores(regular, _read(term, "mid", _score), _read(term, "end", _score))
+    _only(term, _TERM_FIELDS, 3)
+    return scores
+
+
+def _regular_scores(value: object) -> tuple[Decimal, ...]:
+    scores = _list(value)
+    if len(scores) < MIN_REGULAR_SCORES:
+        raise _Invalid(
+            _("at least %(min)d regular scores are needed, %(count)d given")
+            % {"min": MIN_REGULAR_SCORES, "count": len(scores)}
+        )
+    result = []
+    for index, score in enumerate(scores):
+        try:
+            result.append(_score(score))
+        except _Invalid as exc:
+            raise exc.under(index) from None
+    return tuple(result)
+
+
+def _comment_grade(value: object) -> CommentGrade:
+    return _choice(value, _COMMENT_GRADES)
+
+
+def _conduct(value: object) -> Ratings:
+    conduct = _object(value)
+    ratings = Ratings(
+        _read(conduct, "term1", _rating), _read(conduct, "term2", _rating), _read(conduct, "year", _rating)
+    )
+    _only(conduct, _CONDUCT_FIELDS, 3)
+    return ratings
+
+
+def _rating(value: object) -> Rating:
+    return _choice(value, _RATINGS)
+
+
+def _absences(value: object) -> int:
+    return _whole(value, low=0, high=MAX_ABSENCE_SESSIONS)
+
+
+# TT27
+
+_PRIMARY_PUPIL_FIELDS = frozenset({"id", "subjects", "qualities", "competencies"})
+_PRIMARY_SUBJECT_FIELDS = frozenset({"code", "level", "test_score"})
+
+
+def _primary_pupil(raw: object) -> tuple[str, PrimaryPupil]:
+    pupil_id = _student_id(raw)
+    pupil = PrimaryPupil(
+        subjects=_subjects(raw, _primary_subject),
+        qualities=_read(raw, "qualities", _marks),
+        competencies=_read(raw, "competencies", _marks),
+    )
+    _only(raw, _PRIMARY_PUPIL_FIELDS, 4)
+    return pupil_id, pupil
+
+
+def _primary_subject(raw: dict) -> PrimarySubject:
+    code = _read(raw, "code", _text)
+    level = _read(raw, "level", _subject_level)
+    test_score = None
+    if "test_score" in raw:
+        test_score = _read(raw, "test_score", _test_score)
+    _only(raw, _PRIMARY_SUBJECT_FIELDS, 2 + ("test_score" in raw))
+    return PrimarySubject(code, level, test_score)
+
+
+def _subject_level(value: object) -> SubjectLevel:
+    return _choice(value, _SUBJECT_LEVELS)
+
+
+def _test_score(value: object) -> int:
+    return _whole(value, low=TEST_SCORE_MIN, high=TEST_SCORE_MAX)
+
+
+def _marks(value: object) -> dict[str, QualityLevel]:
+    marks = _object(value)
+    if not marks:
+        raise _Invalid(_("must not be empty"))
+    result = {}
+    for code, level in marks.items():
+        try:
+            result[_text(code)] = _choice(level, _QUALITY_LEVELS)
+        except _Invalid as exc:
+            raise exc.under(code) from None
+    return result
