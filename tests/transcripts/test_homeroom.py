@@ -160,3 +160,21 @@ def test_the_homeroom_page_permission_matrix(client_as, persona, school, seconda
     }
     for name, status in expected.items():
         assert client_as(persona(name)).get(homeroom_url(school, secondary_class)).status_code == status, name
+
+
+def test_the_homeroom_teacher_writes_the_years_comment_and_award_proposal(
+    client_as, homeroom_teacher, school, primary_class
+):
+    enrolment = Enrolment.objects.filter(school_class=primary_class).first()
+    client = client_as(homeroom_teacher)
+    for field, value in [
+        ("homeroom_comment", "Em chăm ngoan, học tốt."),
+        ("award_proposal", "Học sinh Xuất sắc"),
+    ]:
+        response = client.post(
+            homeroom_url(school, primary_class, "o/"),
+            {"enrolment": enrolment.pk, "field": field, "value": value},
+        )
+        assert response.status_code == 200
+    page = client.get(homeroom_url(school, primary_class)).content.decode()
+    assert "Em chăm ngoan, học tốt." in page and "Học sinh Xuất sắc" in page
