@@ -97,7 +97,10 @@ def throwaway_django() -> Iterator[str]:
             HOCBA_CACHE_PREFIX=prefix,
             DJANGO_SETTINGS_MODULE="config.settings",
             HOCBA_TESTING="1",
+            # A developer's environment must not change the figures.
+            DJANGO_DEBUG="0",
         )
+        os.environ.pop("EXECUTOR", None)
         import django
 
         django.setup()

@@ -29,6 +29,7 @@ function setUp(table, messages) {
   async function save(input, attempt = 0) {
     const { row, enrolment, field } = cellOf(input);
     const value = input.value;
+    input.dataset.sent = value;
     const td = input.closest(".cell") || input.closest("td");
     td.classList.remove("error", "saved");
     td.classList.add("saving");
@@ -101,14 +102,20 @@ function setUp(table, messages) {
     selected.select();
     if (historyButton && table.dataset.historyUrl) historyButton.disabled = false;
   });
+  // A value is sent when it is committed: Enter, Tab or an arrow key, or leaving the cell.
+  // (Enter on the last row moves nowhere, so waiting for the change event would lose it.)
+  function commit(input) {
+    if (!input.readOnly && input.value !== (input.dataset.sent ?? input.dataset.saved ?? input.defaultValue)) save(input);
+  }
   table.addEventListener("change", (e) => {
-    if (e.target.tagName === "INPUT" && !e.target.readOnly) save(e.target);
+    if (e.target.tagName === "INPUT") commit(e.target);
   });
   table.addEventListener("keydown", (e) => {
     const input = e.target;
     if (input.tagName !== "INPUT") return;
     const atStart = input.selectionStart === 0 && input.selectionEnd === 0;
     const atEnd = input.selectionStart === input.value.length;
+    if (["Enter", "Tab", "ArrowDown", "ArrowUp"].includes(e.key)) commit(input);
     if (e.key === "ArrowDown" || (e.key === "Enter" && !e.shiftKey)) { e.preventDefault(); move(input, 1, 0); }
     else if (e.key === "ArrowUp" || (e.key === "Enter" && e.shiftKey)) { e.preventDefault(); move(input, -1, 0); }
     else if (e.key === "ArrowRight" && (atEnd || input.selectionStart !== input.selectionEnd)) { e.preventDefault(); move(input, 0, 1); }

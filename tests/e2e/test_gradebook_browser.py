@@ -85,3 +85,34 @@ def test_a_teacher_fills_a_row_with_the_keyboard_and_it_survives_a_reload(live_u
     ]
     assert first.locator("[data-average]").inner_text() == "7,6"
     assert page.locator("#gradebook tbody tr").nth(1).locator("input[name=end]").input_value() == ""
+
+
+def test_a_save_that_fails_on_the_network_stays_visible_and_is_retried(live_url, page, e2e_class):
+    school, school_class = e2e_class
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", "subject_teacher")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+
+    failures = {"left": 1}
+
+    def flaky_network(route):
+        if failures["left"]:
+            failures["left"] -= 1
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/o/", flaky_network)
+    page.goto(f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=2")
+    row = page.locator("#gradebook tbody tr").nth(2)
+    row.locator("input[name=mid]").click()
+    page.keyboard.type("6,5")
+    page.keyboard.press("Enter")  # the last row: Enter moves nowhere, but the value is sent
+
+    row.locator("td.mid.offline").wait_for(timeout=5_000)  # the failure is shown...
+    assert "Chưa lưu được" in row.locator("td.mid .msg").inner_text()
+    row.locator("td.mid.saved").wait_for(timeout=10_000)  # ...and the retry goes through
+    page.reload()
+    assert page.locator("#gradebook tbody tr").nth(2).locator("input[name=mid]").input_value() == "6,5"
