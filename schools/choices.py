@@ -15,6 +15,7 @@ class Sex(models.IntegerChoices):
 class EnrolmentStatus(models.TextChoices):
     ACTIVE = "active", _("Studying")
     TRANSFERRED_OUT = "transferred_out", _("Transferred out")
+    MOVED = "moved", _("Moved to another class")
     LEFT = "left", _("Left school")
     COMPLETED = "completed", _("Completed the year")
 

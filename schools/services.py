@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
-from .choices import Ruleset
+from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
 from .models import (
     CurriculumEntry,
@@ -97,3 +99,48 @@ def teaching_assignment_set(*, school_class: SchoolClass, subject: Subject, teac
         school_class=school_class, subject=subject, defaults={"teacher": teacher}
     )
     return assignment
+
+
+def _can_manage_students(actor, school) -> bool:
+    from portal.choices import Role
+    from portal.permissions import access_for
+
+    return bool(access_for(actor).roles_in_school(school.pk) & {Role.SCHOOL_ADMIN, Role.PRINCIPAL})
+
+
+@transaction.atomic
+def enrolment_close(
+    *, actor, school, enrolment: Enrolment, on: dt.date, status: str, note: str = ""
+) -> Enrolment:
+    """A student leaves a class: transferred to another school, or left school. The row stays."""
+    if not _can_manage_students(actor, school):
+        raise PermissionDenied(_("Only the school administrator or the principal changes enrolments."))
+    if status not in (EnrolmentStatus.TRANSFERRED_OUT, EnrolmentStatus.LEFT):
+        raise ValidationError(_("A student leaves a class by transfer or by leaving school."))
+    enrolment = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        raise ValidationError(_("This enrolment is already closed."))
+    enrolment.status, enrolment.left_on, enrolment.note = status, on, note
+    enrolment.full_clean()
+    enrolment.save(update_fields=["status", "left_on", "note"])
+    return enrolment
+
+
+@transaction.atomic
+def enrolment_move(*, actor, school, enrolment: Enrolment, to_class: SchoolClass, on: dt.date) -> Enrolment:
+    """Move a student to another class of the same year: the old enrolment is closed as moved,
+    a new one opened; both stay, so the history shows where the student studied when."""
+    if not _can_manage_students(actor, school):
+        raise PermissionDenied(_("Only the school administrator or the principal changes enrolments."))
+    enrolment = Enrolment.objects.select_for_update().select_related("school_class").get(pk=enrolment.pk)
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        raise ValidationError(_("This enrolment is already closed."))
+    if (
+        to_class.school_year_id != enrolment.school_class.school_year_id
+        or to_class.pk == enrolment.school_class_id
+    ):
+        raise ValidationError(_("Choose another class of the same school year."))
+    enrolment.status, enrolment.left_on = EnrolmentStatus.MOVED, on
+    enrolment.save(update_fields=["status", "left_on"])
+    number = Enrolment.objects.filter(school_class=to_class).count() + 1
+    return student_enrol(student=enrolment.student, school_class=to_class, enrolled_on=on, number=number)
