@@ -52,6 +52,33 @@ def _class_and_entry(request: HttpRequest, class_id: int, subject_code: str):
     return school_class, entry, teacher_id
 
 
+def _class_or_404(class_id: int) -> SchoolClass:
+    school_class = SchoolClass.objects.filter(pk=class_id).first()
+    if school_class is None:
+        raise Http404
+    return school_class
+
+
+def _enrolment_id(request: HttpRequest) -> int:
+    try:
+        return int(request.POST.get("enrolment", ""))
+    except ValueError:
+        raise Http404 from None
+
+
+def _cell_answer(save) -> JsonResponse:
+    """Run one cell save and answer as the grade book's script expects: the value, or the error."""
+    try:
+        saved = save()
+    except CellError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    return JsonResponse(
+        {"value": saved.value, "average": saved.average, "changed": saved.changed, "version": saved.version}
+    )
+
+
 @require_GET
 def gradebook_index(request: HttpRequest) -> HttpResponse:
     """The classes and subjects this user opens, in the current school year."""
@@ -145,9 +172,7 @@ def _cell_from(request, subject_id: int) -> Cell:
 def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonResponse:
     """Save one cell; answer with the value as stored and the row's new average, or the error."""
     # The service checks who may write this cell; here only the class is looked up.
-    school_class = SchoolClass.objects.filter(pk=class_id).first()
-    if school_class is None:
-        raise Http404
+    school_class = _class_or_404(class_id)
     subject_id = (
         CurriculumEntry.objects.filter(
             school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
@@ -158,20 +183,14 @@ def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonRes
     if subject_id is None:
         raise Http404
     cell = _cell_from(request, subject_id)
-    try:
-        saved = assessment_cell_save(
+    return _cell_answer(
+        lambda: assessment_cell_save(
             actor=request.user,
             school=request.school,
             school_class=school_class,
             cell=cell,
             raw=request.POST.get("value", ""),
         )
-    except CellError as exc:
-        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc)}, status=403)
-    return JsonResponse(
-        {"value": saved.value, "average": saved.average, "changed": saved.changed, "version": saved.version}
     )
 
 
@@ -261,31 +280,21 @@ def homeroom(request: HttpRequest, class_id: int) -> HttpResponse:
 @require_POST
 def homeroom_cell_save(request: HttpRequest, class_id: int) -> JsonResponse:
     """Save one of the homeroom teacher's cells (conduct, absences, comments, qualities)."""
-    school_class = SchoolClass.objects.filter(pk=class_id).first()
-    if school_class is None:
-        raise Http404
-    try:
-        enrolment_id = int(request.POST.get("enrolment", ""))
-    except ValueError:
-        raise Http404 from None
+    school_class = _class_or_404(class_id)
     cell = Cell(
-        enrolment_id=enrolment_id,
+        enrolment_id=_enrolment_id(request),
         field=request.POST.get("field", ""),
         period=request.POST.get("period") or None,
     )
-    try:
-        saved = assessment_cell_save(
+    return _cell_answer(
+        lambda: assessment_cell_save(
             actor=request.user,
             school=request.school,
             school_class=school_class,
             cell=cell,
             raw=request.POST.get("value", ""),
         )
-    except CellError as exc:
-        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc)}, status=403)
-    return JsonResponse({"value": saved.value, "changed": saved.changed, "average": None, "version": ""})
+    )
 
 
 @require_POST
@@ -392,15 +401,10 @@ def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
     """An August cell: a subject's re-assessment result, or the conduct after re-training."""
     from .yearclose import summer_cell_save
 
-    school_class = SchoolClass.objects.filter(pk=class_id).first()
-    if school_class is None:
-        raise Http404
-    try:
-        enrolment_id = int(request.POST.get("enrolment", ""))
-    except ValueError:
-        raise Http404 from None
-    try:
-        saved = summer_cell_save(
+    school_class = _class_or_404(class_id)
+    enrolment_id = _enrolment_id(request)
+    return _cell_answer(
+        lambda: summer_cell_save(
             actor=request.user,
             school=request.school,
             school_class=school_class,
@@ -408,11 +412,7 @@ def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
             field=request.POST.get("field", ""),
             raw=request.POST.get("value", ""),
         )
-    except CellError as exc:
-        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc)}, status=403)
-    return JsonResponse({"value": saved.value, "changed": saved.changed, "average": None, "version": ""})
+    )
 
 
 @require_POST
