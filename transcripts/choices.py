@@ -65,3 +65,19 @@ SPECIFIC_COMPETENCIES = [
     ("tham_mi", _("Aesthetics")),
     ("the_chat", _("Physical")),
 ]
+
+
+# What the rules decide, as the homeroom view and the transcript say it.
+OUTCOME_LABELS = {
+    "promoted": _("Promoted"),
+    "summer_training": _("Summer re-training"),
+    "reassessment": _("Re-assessment"),
+    "repeat": _("Repeats the grade"),
+}
+TITLE_LABELS = {"xuat_sac": _("Excellent student"), "gioi": _("Good student")}
+PRIMARY_RESULT_LABELS = {
+    "HTXS": _("Completed excellently"),
+    "HTT": _("Completed well"),
+    "HT": _("Completed"),
+    "CHT": _("Not completed"),
+}
