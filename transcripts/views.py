@@ -359,7 +359,7 @@ def _summer_rows(school_class: SchoolClass) -> list[dict]:
                 {
                     "code": code,
                     "name": names.get(code, code),
-                    "year": year.results["subjects"][code]["year"],
+                    "year": year.results["subjects"][code]["year"].replace(".", ","),
                     "value": value,
                 }
             )
