@@ -373,27 +373,38 @@ def _back_to_homeroom(request: HttpRequest, marker: str) -> HttpResponse:
     return redirect(request.path.rsplit(marker, 1)[0])
 
 
+def _class_step(request: HttpRequest, class_id: int, step, success, marker: str) -> HttpResponse:
+    """Run one of the principal's steps on a class, say how it went, and go back to the class."""
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+
+    school_class = _homeroom_class(request, class_id)
+    try:
+        count = step(actor=request.user, school=request.school, school_class=school_class)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success(school_class, count))
+    return _back_to_homeroom(request, marker)
+
+
 @require_POST
 def year_close(request: HttpRequest, class_id: int) -> HttpResponse:
     """The principal approves the class's year: results stored, the book closed."""
-    from django.contrib import messages
-    from django.core.exceptions import ValidationError
     from django.utils.translation import gettext as _
 
     from .yearclose import class_year_close
 
-    school_class = _homeroom_class(request, class_id)
-    try:
-        count = class_year_close(actor=request.user, school=request.school, school_class=school_class)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request,
+    return _class_step(
+        request,
+        class_id,
+        class_year_close,
+        lambda school_class, count: (
             _("The year of class %(name)s is approved (%(count)d students).")
-            % {"name": school_class.name, "count": count},
-        )
-    return _back_to_homeroom(request, "phe-duyet/")
+            % {"name": school_class.name, "count": count}
+        ),
+        "phe-duyet/",
+    )
 
 
 @require_POST
@@ -418,17 +429,14 @@ def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
 @require_POST
 def summer_close(request: HttpRequest, class_id: int) -> HttpResponse:
     """August: the principal closes the re-assessment; the rules decide who is promoted."""
-    from django.contrib import messages
-    from django.core.exceptions import ValidationError
     from django.utils.translation import gettext as _
 
     from .yearclose import class_summer_close
 
-    school_class = _homeroom_class(request, class_id)
-    try:
-        count = class_summer_close(actor=request.user, school=request.school, school_class=school_class)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("Re-assessment closed for %(count)d students.") % {"count": count})
-    return _back_to_homeroom(request, "dong-so-he/")
+    return _class_step(
+        request,
+        class_id,
+        class_summer_close,
+        lambda school_class, count: _("Re-assessment closed for %(count)d students.") % {"count": count},
+        "dong-so-he/",
+    )
