@@ -70,3 +70,8 @@ class AuditAction(models.TextChoices):
     SCHOOL_DATA_IMPORTED = "school_data_imported", _("School data imported from a file")
     CLASS_YEAR_APPROVED = "class_year_approved", _("Class year approved")
     CLASS_SUMMER_CLOSED = "class_summer_closed", _("Class re-assessment closed")
+    YEAR_RECORDS_CREATED = "year_records_created", _("Year records created")
+    YEAR_RECORD_STATUS_CHANGED = "year_record_status_changed", _("Year record status changed")
+    YEAR_RECORD_CORRECTION = "year_record_correction", _("Year record correction requested")
+    YEAR_RECORD_CORRECTION_APPROVED = "year_record_correction_approved", _("Year record correction approved")
+    YEAR_RECORD_REVOKED = "year_record_revoked", _("Year record revoked")

@@ -179,3 +179,6 @@ class AssessmentChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table}.{self.field}#{self.row_id}: {self.old!r} -> {self.new!r}"
+
+
+from .models_records import *  # noqa: E402, F403 -- the year records' models, kept in their own module

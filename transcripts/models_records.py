@@ -1,0 +1,151 @@
+"""Year records (tenant schema): the signed document of one student's year, its versions and history.
+
+The row holds the canonical XML (transcripts.document) as built from the snapshot, its SHA-256,
+and the lifecycle status of domain.md §5. Once the first signature exists the content is frozen
+by a database trigger (migration 0005), so neither the code nor a raw UPDATE can change it; a
+mistake is fixed by a new version that supersedes this one (transcripts.records.services).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+__all__ = ["FROZEN_STATUSES", "LIVE_STATUSES", "YearRecord", "YearRecordEvent", "YearRecordStatus"]
+
+
+class YearRecordStatus(models.TextChoices):
+    """domain.md §5, in lifecycle order."""
+
+    DRAFT = "draft", _("Draft")
+    DATA_COMPLETE = "data_complete", _("Data complete")
+    CONFIRMED = "confirmed", _("Confirmed by the homeroom teacher")
+    SIGNED_HOMEROOM = "signed_homeroom", _("Signed by the homeroom teacher")
+    SIGNED_PRINCIPAL = "signed_principal", _("Signed by the principal")
+    ISSUED = "issued", _("Issued")
+    QUEUED = "queued", _("Queued for the Ministry")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged by the Ministry")
+    REJECTED = "rejected", _("Rejected by the Ministry")
+    SUPERSEDED = "superseded", _("Superseded")
+    REVOKED = "revoked", _("Revoked")
+
+
+S = YearRecordStatus
+# The first signature exists (or the version is closed): the content is frozen by the trigger.
+# Keep in step with the trigger's list in migration 0005.
+FROZEN_STATUSES = frozenset(
+    {
+        S.SIGNED_HOMEROOM,
+        S.SIGNED_PRINCIPAL,
+        S.ISSUED,
+        S.QUEUED,
+        S.ACKNOWLEDGED,
+        S.REJECTED,
+        S.SUPERSEDED,
+        S.REVOKED,
+    }
+)
+# Versions that count: neither replaced nor withdrawn.
+LIVE_STATUSES = frozenset(set(S) - {S.SUPERSEDED, S.REVOKED})
+
+
+class YearRecord(models.Model):
+    """One version of one student's year record: the canonical XML bytes and where it stands.
+
+    Two partial unique constraints keep a record's versions in order: at most one version in
+    force (any live status but draft), and at most one correction pending (a draft), which
+    coexists with the version it will replace until the principal approves it. Creation of a
+    first version starts at "data complete"; only corrections start as drafts.
+    """
+
+    enrolment = models.ForeignKey(
+        "schools.Enrolment",
+        on_delete=models.PROTECT,
+        related_name="year_records",
+        verbose_name=_("enrolment"),
+    )
+    record_id = models.CharField(_("record id"), max_length=64)  # madinhdanhhocba
+    version = models.PositiveIntegerField(_("version"))
+    supersedes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="corrections",
+        verbose_name=_("supersedes"),
+    )
+    status = models.CharField(_("status"), max_length=20, choices=YearRecordStatus.choices)
+    xml = models.BinaryField(_("canonical XML"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    correction_reason = models.TextField(_("reason for the correction"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+    )
+    status_changed_at = models.DateTimeField(_("status changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("year record")
+        verbose_name_plural = _("year records")
+        ordering = ["record_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["record_id", "version"], name="year_record_version_unique"),
+            models.UniqueConstraint(
+                fields=["record_id"],
+                # Written as inequalities, not NOT IN: PostgreSQL prints an IN list differently
+                # once a cloned schema re-parses it, and the clone test compares index texts.
+                condition=~Q(status="draft") & ~Q(status="superseded") & ~Q(status="revoked"),
+                name="year_record_one_in_force",
+            ),
+            models.UniqueConstraint(
+                fields=["record_id"], condition=Q(status="draft"), name="year_record_one_pending_correction"
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="year_record_version_from_1"),
+            models.CheckConstraint(
+                condition=Q(version=1, supersedes__isnull=True) | Q(version__gt=1, supersedes__isnull=False),
+                name="year_record_correction_names_its_version",
+            ),
+            models.CheckConstraint(
+                condition=Q(supersedes__isnull=True) | ~Q(correction_reason=""),
+                name="year_record_correction_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="year_record_sha256_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in YearRecordStatus]), name="year_record_status_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} v{self.version}"
+
+    @property
+    def is_frozen(self) -> bool:
+        """The content can no longer change (the trigger refuses it)."""
+        return self.status in FROZEN_STATUSES
+
+
+class YearRecordEvent(models.Model):
+    """One transition of a year record: from, to, who, when, why. Append-only (a trigger)."""
+
+    record = models.ForeignKey(YearRecord, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=20, choices=YearRecordStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=YearRecordStatus.choices)
+    # None: the system (a background task), for the steps the transition table allows it.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("year record event")
+        verbose_name_plural = _("year record events")
+        ordering = ["record", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.record_id}: {self.from_status or '-'} -> {self.to_status}"

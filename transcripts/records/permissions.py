@@ -1,0 +1,33 @@
+"""Who may do what to a year record (style.md rule 6), on top of transcripts.permissions."""
+
+from __future__ import annotations
+
+from portal.models import School, User
+from schools.models import SchoolClass
+from transcripts.permissions import can_edit_homeroom, can_lock_terms
+
+# Who makes a step of the lifecycle: the class's homeroom teacher, the school's leaders (the
+# principal or a vice-principal), or the system (a background task, actor None) — which a leader
+# may also do by hand.
+HOMEROOM = "homeroom"
+LEADER = "leader"
+SYSTEM = "system"
+
+
+def can_create_year_records(user: User, school: School, school_class: SchoolClass) -> bool:
+    """Creating a class's records, asking for a correction: its homeroom teacher or a leader."""
+    return can_lock_terms(user, school) or can_edit_homeroom(user, school, school_class)
+
+
+def can_make_step(user: User | None, school: School, school_class: SchoolClass, who: str) -> bool:
+    """Whether `user` (None: the system) may make a step that `who` makes."""
+    if user is None:
+        return who == SYSTEM
+    if who == HOMEROOM:
+        return can_edit_homeroom(user, school, school_class)
+    return can_lock_terms(user, school)  # LEADER, and SYSTEM steps made by hand
+
+
+def can_decide_on_records(user: User, school: School) -> bool:
+    """Approving a correction, revoking a record: the principal or a vice-principal."""
+    return can_lock_terms(user, school)

@@ -1,0 +1,349 @@
+"""The year record's lifecycle (domain.md §5): creation, each step, corrections, revocation.
+
+Every service checks the actor's permission, locks the rows it changes, and writes the record's
+history (YearRecordEvent) and a public audit row (portal.services.audit_record) in the same
+transaction. The database has the last word on a signed record (migration 0005): these services
+never try to change its content, and a bug that did would be refused by the trigger.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.choices import AuditAction
+from portal.models import School, User
+from portal.services import audit_record
+from schools.models import SchoolClass
+from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_xml
+from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
+from transcripts.selectors import active_enrolments
+
+from .permissions import (
+    HOMEROOM,
+    LEADER,
+    SYSTEM,
+    can_create_year_records,
+    can_decide_on_records,
+    can_make_step,
+)
+from .snapshot import class_snapshots, results_are_final, year_record_snapshot
+
+S = YearRecordStatus
+
+# The steps year_record_transition makes, and who makes each. Superseding, revoking and
+# approving a correction (draft → data complete) have their own services; the database trigger
+# keeps its own list of the moves allowed once a record is signed, which this table respects.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (S.DATA_COMPLETE, S.CONFIRMED): HOMEROOM,
+    (S.CONFIRMED, S.SIGNED_HOMEROOM): HOMEROOM,
+    (S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL): LEADER,
+    (S.SIGNED_PRINCIPAL, S.ISSUED): LEADER,
+    (S.ISSUED, S.QUEUED): SYSTEM,
+    (S.QUEUED, S.ACKNOWLEDGED): SYSTEM,
+    (S.QUEUED, S.REJECTED): SYSTEM,
+    (S.REJECTED, S.QUEUED): SYSTEM,  # sent again once what the Ministry refused is resolved
+}
+CORRECTABLE = frozenset(
+    {
+        S.DATA_COMPLETE,
+        S.CONFIRMED,
+        S.SIGNED_HOMEROOM,
+        S.SIGNED_PRINCIPAL,
+        S.ISSUED,
+        S.QUEUED,
+        S.ACKNOWLEDGED,
+        S.REJECTED,
+    }
+)
+
+
+@dataclass
+class YearRecordsCreated:
+    """What year_records_create did for a class."""
+
+    created: list[YearRecord] = field(default_factory=list)
+    existing: int = 0  # students who already had a record for the year: left alone
+    waiting: list[str] = field(default_factory=list)  # names: results decided only in August
+
+
+def _bytes_of(snapshot) -> tuple[bytes, str]:
+    try:
+        xml = year_record_xml(snapshot)
+    except DocumentError as error:
+        # The book holds something the document cannot carry; say which record, keep the detail.
+        raise ValidationError(
+            _("The year record of %(name)s cannot be built: %(error)s")
+            % {"name": snapshot.student.full_name, "error": str(error)}
+        ) from error
+    return xml, hashlib.sha256(xml).hexdigest()
+
+
+def _label(status: str) -> str:
+    return str(YearRecordStatus(status).label)
+
+
+def _lock(record: YearRecord) -> YearRecord:
+    return (
+        YearRecord.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("enrolment__school_class", "enrolment__student")
+        .get(pk=record.pk)
+    )
+
+
+def _move(
+    *,
+    actor: User | None,
+    school: School,
+    record: YearRecord,
+    to_status: str,
+    note: str = "",
+    action: str = AuditAction.YEAR_RECORD_STATUS_CHANGED,
+    summary: str = "",
+) -> YearRecord:
+    """Set the locked record's status, and write its event and audit row."""
+    old = record.status
+    record.status, record.status_changed_at = to_status, timezone.now()
+    record.save(update_fields=["status", "status_changed_at"])
+    YearRecordEvent.objects.create(
+        record=record,
+        from_status=old,
+        to_status=to_status,
+        actor=actor,
+        at=record.status_changed_at,
+        note=note,
+    )
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=record,
+        summary=summary
+        or _("Year record %(record)s v%(version)d: %(old)s → %(new)s")
+        % {
+            "record": record.record_id,
+            "version": record.version,
+            "old": _label(old),
+            "new": _label(to_status),
+        },
+        changes={"status": [old, to_status], "record_id": record.record_id, "version": record.version},
+        school=school,
+    )
+    return record
+
+
+@transaction.atomic
+def year_records_create(*, actor: User, school: School, school_class: SchoolClass) -> YearRecordsCreated:
+    """Create version 1 of the year record of every active student of an approved class.
+
+    Idempotent: a student who already has a record for the year (any version, any status) is
+    left alone. Students whose outcome is decided in August (re-assessment, summer re-training)
+    wait for the August close. One audit row for the class, one event per record.
+    """
+    if not can_create_year_records(actor, school, school_class):
+        raise PermissionDenied(
+            _("Only the class's homeroom teacher or the school's leaders create its records.")
+        )
+    # The class row lock serialises two creations of the same class (a double click).
+    school_class = (
+        SchoolClass.objects.select_for_update().select_related("school_year").get(pk=school_class.pk)
+    )
+    if school_class.closed_at is None:
+        raise ValidationError(_("Year records are created once the principal has approved the class's year."))
+    outcome = YearRecordsCreated()
+    enrolments = active_enrolments(school_class)
+    ids = {
+        e.pk: year_record_id(
+            school_code=school.code,
+            student_code=e.student.student_code,
+            school_year=school_class.school_year.code,
+        )
+        for e in enrolments
+    }
+    existing = set(YearRecord.objects.filter(record_id__in=ids.values()).values_list("record_id", flat=True))
+    years = {y.enrolment_id: y for y in StudentYear.objects.filter(enrolment__in=enrolments)}
+    todo = []
+    for enrolment in enrolments:
+        if ids[enrolment.pk] in existing:
+            outcome.existing += 1
+        elif not results_are_final(years.get(enrolment.pk), school_class):
+            outcome.waiting.append(enrolment.student.full_name)
+        else:
+            todo.append(enrolment)
+    if not todo:
+        return outcome
+    snapshots = class_snapshots(school=school, school_class=school_class, enrolments=todo)
+    now = timezone.now()
+    records = []
+    for enrolment in todo:
+        xml, digest = _bytes_of(snapshots[enrolment.pk])
+        records.append(
+            YearRecord(
+                enrolment=enrolment,
+                record_id=ids[enrolment.pk],
+                version=1,
+                status=S.DATA_COMPLETE,
+                xml=xml,
+                sha256=digest,
+                created_at=now,
+                created_by=actor,
+                status_changed_at=now,
+            )
+        )
+    outcome.created = YearRecord.objects.bulk_create(records)
+    YearRecordEvent.objects.bulk_create(
+        YearRecordEvent(record=r, from_status="", to_status=S.DATA_COMPLETE, actor=actor, at=now)
+        for r in outcome.created
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.YEAR_RECORDS_CREATED,
+        obj=school_class,
+        summary=_("Year records of class %(name)s created (%(count)d students)")
+        % {"name": school_class.name, "count": len(outcome.created)},
+        changes={"records": [[r.record_id, r.version, r.sha256] for r in outcome.created]},
+        school=school,
+    )
+    return outcome
+
+
+@transaction.atomic
+def year_record_transition(
+    *, actor: User | None, school: School, record: YearRecord, to_status: str, note: str = ""
+) -> YearRecord:
+    """Make one step of TRANSITIONS (actor None: the system, for the system's steps)."""
+    record = _lock(record)
+    who = TRANSITIONS.get((record.status, to_status))
+    if who is None:
+        raise ValidationError(
+            _("A year record cannot move from “%(old)s” to “%(new)s”.")
+            % {"old": _label(record.status), "new": _label(to_status)}
+        )
+    if not can_make_step(actor, school, record.enrolment.school_class, who):
+        raise PermissionDenied(_("You may not make this step of the year record."))
+    return _move(actor=actor, school=school, record=record, to_status=to_status, note=note)
+
+
+def year_record_confirm(*, actor: User, school: School, record: YearRecord) -> YearRecord:
+    """The homeroom teacher confirms the record's content (data complete → confirmed)."""
+    return year_record_transition(actor=actor, school=school, record=record, to_status=S.CONFIRMED)
+
+
+@transaction.atomic
+def year_record_correct(*, actor: User, school: School, record: YearRecord, reason: str) -> YearRecord:
+    """Ask for a correction: a new version (a draft) from the book as it is now, with a reason.
+
+    The version it corrects stays in force until the principal approves the correction
+    (year_record_correction_approve); the new version then goes through signing again.
+    """
+    reason = reason.strip()
+    record = _lock(record)
+    if not can_create_year_records(actor, school, record.enrolment.school_class):
+        raise PermissionDenied(
+            _("Only the class's homeroom teacher or the school's leaders ask for a correction.")
+        )
+    if not reason:
+        raise ValidationError(_("A correction needs a reason."))
+    if record.status not in CORRECTABLE:
+        raise ValidationError(
+            _("This version cannot be corrected: it is “%(status)s”.") % {"status": _label(record.status)}
+        )
+    if YearRecord.objects.filter(record_id=record.record_id, status=S.DRAFT).exists():
+        raise ValidationError(_("A correction of this record is already waiting for approval."))
+    snapshot = year_record_snapshot(
+        school=school,
+        enrolment=record.enrolment,
+        version=record.version + 1,
+        supersedes=Supersedes(record.record_id, record.version),
+    )
+    # The record id is stable across versions even if a code it was made from has changed since.
+    snapshot = dataclasses.replace(snapshot, record_id=record.record_id)
+    xml, digest = _bytes_of(snapshot)
+    now = timezone.now()
+    correction = YearRecord.objects.create(
+        enrolment=record.enrolment,
+        record_id=record.record_id,
+        version=record.version + 1,
+        supersedes=record,
+        status=S.DRAFT,
+        xml=xml,
+        sha256=digest,
+        correction_reason=reason,
+        created_at=now,
+        created_by=actor,
+        status_changed_at=now,
+    )
+    YearRecordEvent.objects.create(
+        record=correction, from_status="", to_status=S.DRAFT, actor=actor, at=now, note=reason
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.YEAR_RECORD_CORRECTION,
+        obj=correction,
+        summary=_("Correction of year record %(record)s asked for as version %(version)d")
+        % {"record": correction.record_id, "version": correction.version},
+        changes={"record_id": correction.record_id, "version": correction.version, "reason": reason},
+        school=school,
+    )
+    return correction
+
+
+@transaction.atomic
+def year_record_correction_approve(*, actor: User, school: School, record: YearRecord) -> YearRecord:
+    """The principal approves a correction: the old version is superseded, the new one goes on.
+
+    Both versions stay readable (and the old one verifiable, marked superseded); the new one
+    moves to "data complete", to be confirmed and signed again.
+    """
+    if not can_decide_on_records(actor, school):
+        raise PermissionDenied(_("Only the principal or a vice-principal approves a correction."))
+    record = _lock(record)
+    if record.status != S.DRAFT or record.supersedes_id is None:
+        raise ValidationError(_("This version is not a correction waiting for approval."))
+    old = _lock(record.supersedes)
+    if old.status not in CORRECTABLE:
+        raise ValidationError(_("The version this correction replaces is no longer in force."))
+    summary = _("Correction of year record %(record)s approved: version %(new)d replaces version %(old)d") % {
+        "record": record.record_id,
+        "new": record.version,
+        "old": old.version,
+    }
+    # Old first: at most one version is in force at any moment (a partial unique constraint).
+    _move(actor=actor, school=school, record=old, to_status=S.SUPERSEDED, note=record.correction_reason)
+    return _move(
+        actor=actor,
+        school=school,
+        record=record,
+        to_status=S.DATA_COMPLETE,
+        note=record.correction_reason,
+        action=AuditAction.YEAR_RECORD_CORRECTION_APPROVED,
+        summary=summary,
+    )
+
+
+@transaction.atomic
+def year_record_revoke(*, actor: User, school: School, record: YearRecord, reason: str) -> YearRecord:
+    """The principal withdraws a version (a pending correction included), with a reason."""
+    reason = reason.strip()
+    if not can_decide_on_records(actor, school):
+        raise PermissionDenied(_("Only the principal or a vice-principal revokes a year record."))
+    if not reason:
+        raise ValidationError(_("A revocation needs a reason."))
+    record = _lock(record)
+    if record.status == S.REVOKED:
+        raise ValidationError(_("This year record is already revoked."))
+    return _move(
+        actor=actor,
+        school=school,
+        record=record,
+        to_status=S.REVOKED,
+        note=reason,
+        action=AuditAction.YEAR_RECORD_REVOKED,
+        summary=_("Year record %(record)s v%(version)d revoked")
+        % {"record": record.record_id, "version": record.version},
+    )
