@@ -206,5 +206,12 @@ if TESTING:
     # Hashing demo passwords at full strength would dominate the suite's time.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# The public address of the portal, printed in QR codes of year records (the verification page).
+HOCBA_PUBLIC_URL = env_str("HOCBA_PUBLIC_URL", "http://127.0.0.1:8000")
+# The public verification page: upload size, and verifications per address per window.
+HOCBA_VERIFY_MAX_UPLOAD_BYTES = env_int("HOCBA_VERIFY_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
+HOCBA_VERIFY_RATE_LIMIT = env_int("HOCBA_VERIFY_RATE_LIMIT", 30)
+HOCBA_VERIFY_RATE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_RATE_WINDOW_SECONDS", 60)
+
 # How long the school route (code -> schema) stays cached; changes through services evict it.
 SCHOOL_ROUTE_CACHE_SECONDS = env_int("HOCBA_SCHOOL_ROUTE_CACHE_SECONDS", 300)

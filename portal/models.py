@@ -268,3 +268,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+from .models_verification import IssuedRecord, VerificationLog  # noqa: E402, F401 -- public-schema models in their own module

@@ -20,8 +20,9 @@ from django.utils.translation import gettext as _
 from portal.choices import AuditAction
 from portal.models import School, User
 from portal.services import audit_record
+from portal.verification import issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
-from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_xml
+from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
 from transcripts.selectors import active_enrolments
 
@@ -119,6 +120,7 @@ def _move(
         at=record.status_changed_at,
         note=note,
     )
+    _public_index(school=school, record=record)
     audit_record(
         actor=actor,
         action=action,
@@ -135,6 +137,33 @@ def _move(
         school=school,
     )
     return record
+
+
+def _public_index(*, school: School, record: YearRecord) -> None:
+    """Mirror an issue, a supersession or a revocation in the public index (portal.IssuedRecord).
+
+    Runs inside the transition's transaction, so the index never says what the school does not.
+    A version superseded or revoked before it was issued was never indexed: nothing to update.
+    """
+    if record.status == S.ISSUED:
+        document = year_record_parse(bytes(record.xml))  # the snapshot, as issued
+        issued_record_add(
+            school=school,
+            record_id=record.record_id,
+            version=record.version,
+            sha256=record.sha256,
+            school_year=document.school_year,
+            student_code=document.student.student_code,
+            personal_id=document.student.personal_id,
+            at=record.status_changed_at,
+        )
+    elif record.status in (S.SUPERSEDED, S.REVOKED):
+        issued_record_status_set(
+            record_id=record.record_id,
+            version=record.version,
+            status=record.status,
+            at=record.status_changed_at,
+        )
 
 
 @transaction.atomic

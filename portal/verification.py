@@ -1,0 +1,403 @@
+"""Verifying a year record in public: the index of issued records, lookups, uploads, the log.
+
+Anyone may verify a record without logging in (domain.md §1): by its id and version (typed in, or
+the QR code printed on the PDF), or by uploading the XML or the PDF. The public index
+(portal.IssuedRecord) says which school holds the record and what its status is; the content shown
+is read from the school's own copy (its schema), never from the upload. An upload counts only if
+its bytes are exactly the issued ones (the SHA-256 in the index).
+
+Uploads come from anyone: they are size-capped before they are read (VerifyUploadLimit, installed
+by the view before the body is parsed), parsed by the hardened parser (transcripts.document: no
+DTD, no entities, no network), and a PDF is opened only as far as its embedded-file streams, with
+bounded decompression. Every verification, whatever its outcome, writes one VerificationLog row;
+the client's address is kept only as a keyed hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext as _
+
+from .models import School
+from .models_verification import (
+    IssuedRecord,
+    IssuedRecordStatus,
+    VerificationLog,
+    VerificationMethod,
+    VerificationOutcome,
+)
+
+log = logging.getLogger(__name__)
+
+# Limits (a project setting overrides each; read at call time so tests can change them).
+# An upload larger than this is refused before it is read: a signed PDF is well under 1 MB.
+DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# Verifications per client address per window; beyond that, 429 until the window ends.
+DEFAULT_RATE_LIMIT = 30
+DEFAULT_RATE_WINDOW_SECONDS = 60
+# A PDF with more embedded files than this is not ours: only the first ones are tried.
+MAX_PDF_ATTACHMENTS = 4
+
+PERSONAL_ID_SALT = "hocba.personal-id"
+CLIENT_SALT = "hocba.verification-client"
+
+
+def max_upload_bytes() -> int:
+    return int(getattr(settings, "HOCBA_VERIFY_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
+
+
+def rate_limit() -> tuple[int, int]:
+    """(verifications allowed, per this many seconds) for one client address."""
+    return (
+        int(getattr(settings, "HOCBA_VERIFY_RATE_LIMIT", DEFAULT_RATE_LIMIT)),
+        int(getattr(settings, "HOCBA_VERIFY_RATE_WINDOW_SECONDS", DEFAULT_RATE_WINDOW_SECONDS)),
+    )
+
+
+def personal_id_digest(personal_id: str | None) -> str:
+    """The keyed hash (HMAC-SHA256, key derived from SECRET_KEY) the index keeps of a personal ID.
+
+    A receiving school that knows the student's number finds the student's records by it; the
+    number itself is never stored, and without the key the hash cannot be tested against the
+    million candidate numbers of a birth year.
+    """
+    if not personal_id:
+        return ""
+    return salted_hmac(PERSONAL_ID_SALT, personal_id, algorithm="sha256").hexdigest()
+
+
+def client_digest(address: str) -> str:
+    return salted_hmac(CLIENT_SALT, address or "-", algorithm="sha256").hexdigest()
+
+
+# --- The index, written by the year record lifecycle (transcripts.records.services) ----------
+
+
+def issued_record_add(
+    *,
+    school: School,
+    record_id: str,
+    version: int,
+    sha256: str,
+    school_year: str,
+    student_code: str,
+    personal_id: str | None,
+    at: dt.datetime,
+) -> IssuedRecord:
+    """Index a version that has just been issued. Call it in the transaction that issues it."""
+    return IssuedRecord.objects.create(
+        school=school,
+        record_id=record_id,
+        version=version,
+        sha256=sha256,
+        school_year=school_year,
+        student_code=student_code,
+        personal_id_digest=personal_id_digest(personal_id),
+        status=IssuedRecordStatus.ISSUED,
+        issued_at=at,
+        status_changed_at=at,
+    )
+
+
+def issued_record_status_set(*, record_id: str, version: int, status: str, at: dt.datetime) -> int:
+    """Mirror a superseded or revoked version; a version never issued has no row (0 returned)."""
+    return IssuedRecord.objects.filter(record_id=record_id, version=version).update(
+        status=status, status_changed_at=at
+    )
+
+
+# --- Verifying ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    """The answer of one verification, for the page and the log."""
+
+    method: str
+    outcome: str
+    reason: str = ""
+    message: str = ""
+    record_id: str = ""
+    version: int | None = None
+    entry: IssuedRecord | None = None
+    document: Any = None  # transcripts.document.YearRecord, read from the school's copy
+    newer: IssuedRecord | None = None
+    signatures: list = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return self.outcome == VerificationOutcome.FOUND
+
+
+def signatures_for(xml: bytes) -> list:
+    """The signatures in the record's <chuky>, each with signer, title, time and validity.
+
+    Placeholder: signing arrives with issue 5; until then no record carries a signature, and the
+    page says so.
+    """
+    return []
+
+
+def _refused(method: str, reason: str, message: str, **kwargs: Any) -> Verification:
+    return Verification(
+        method=method, outcome=VerificationOutcome.REFUSED, reason=reason, message=message, **kwargs
+    )
+
+
+def _not_found(method: str, record_id: str, version: int | None) -> Verification:
+    return Verification(
+        method=method,
+        outcome=VerificationOutcome.NOT_FOUND,
+        reason="not_found",
+        message=_("No issued year record has this id and version."),
+        record_id=record_id[:64],
+        version=version,
+    )
+
+
+def verify_by_id(*, method: str, record_id: str, version: int) -> Verification:
+    """Look a record up by id and version (typed in, or the QR code)."""
+    record_id = record_id.strip()
+    entry = (
+        IssuedRecord.objects.select_related("school").filter(record_id=record_id, version=version).first()
+        if record_id and 0 < version < 2**31
+        else None
+    )
+    if entry is None:
+        return _not_found(method, record_id, version)
+    return _found(method, entry)
+
+
+def _found(method: str, entry: IssuedRecord) -> Verification:
+    from transcripts.document import year_record_parse
+    from transcripts.models import YearRecord
+
+    with entry.school:
+        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
+        xml = bytes(row.xml) if row is not None else None
+    if xml is None or hashlib.sha256(xml).hexdigest() != entry.sha256:
+        # The index and the school disagree: say nothing about the content (and log it loudly).
+        log.error(
+            "Issued record %s v%s: the school's copy is missing or differs", entry.record_id, entry.version
+        )
+        return _not_found(method, entry.record_id, entry.version)
+    newer = None
+    if entry.status != IssuedRecordStatus.ISSUED:
+        newer = (
+            IssuedRecord.objects.filter(record_id=entry.record_id, version__gt=entry.version)
+            .order_by("-version")
+            .first()
+        )
+    return Verification(
+        method=method,
+        outcome=VerificationOutcome.FOUND,
+        record_id=entry.record_id,
+        version=entry.version,
+        entry=entry,
+        document=year_record_parse(xml),
+        newer=newer,
+        signatures=signatures_for(xml),
+    )
+
+
+_DOCUMENT_MESSAGES = {
+    "not_xml": lambda: _("The file is not an XML year record, nor a PDF with one attached."),
+    "dtd": lambda: _("The file declares a DTD or entities; year records never do, so it is refused unread."),
+    "too_large": lambda: _("The file is too large to be a year record."),
+    "not_a_year_record": lambda: _("The file is XML but not a year record of this format."),
+    "invalid": lambda: _("The file is not a valid year record."),
+}
+
+
+def verify_upload(*, data: bytes) -> Verification:
+    """Verify an uploaded file: the XML itself, or a PDF carrying it as an attachment."""
+    if data.lstrip()[:5] == b"%PDF-":
+        method = VerificationMethod.UPLOAD_PDF
+        candidates = pdf_attachments(data)
+        if not candidates:
+            return _refused(method, "no_attachment", _("This PDF has no year record attached."))
+    else:
+        method = VerificationMethod.UPLOAD_XML
+        candidates = [data]
+    first_error = None
+    for xml in candidates:
+        try:
+            document = _parse(xml)
+        except ValueError as error:  # DocumentError, or a value the schema let through
+            first_error = first_error or error
+            continue
+        return _match(method, xml, document)
+    code = getattr(first_error, "code", "invalid")
+    if code not in _DOCUMENT_MESSAGES:
+        code = "invalid"
+    return _refused(method, code, _DOCUMENT_MESSAGES[code]())
+
+
+def _parse(xml: bytes):
+    from transcripts.document import DocumentError, year_record_parse
+
+    try:
+        return year_record_parse(xml)
+    except DocumentError:
+        raise
+    except Exception as error:  # never a 500 for a file from outside
+        log.warning("Unexpected error parsing an uploaded year record: %r", error)
+        raise DocumentError("invalid", "Unreadable") from error
+
+
+def _match(method: str, xml: bytes, document) -> Verification:
+    entry = (
+        IssuedRecord.objects.select_related("school")
+        .filter(record_id=document.record_id, version=document.version)
+        .first()
+    )
+    if entry is None:
+        return _not_found(method, document.record_id, document.version)
+    if hashlib.sha256(xml).hexdigest() != entry.sha256:
+        return _refused(
+            method,
+            "mismatch",
+            _(
+                "This file does not match the issued record %(record)s version %(version)d: "
+                "it has been changed since it was issued."
+            )
+            % {"record": entry.record_id, "version": entry.version},
+            record_id=entry.record_id,
+            version=entry.version,
+        )
+    return _found(method, entry)
+
+
+# --- PDF attachments -------------------------------------------------------------------------
+
+_EMBEDDED_FILE = re.compile(rb"/Type\s*/EmbeddedFile(?![A-Za-z0-9])")
+_STREAM_START = re.compile(rb">>\s*stream\r?\n")
+_LENGTH = re.compile(rb"/Length\s+(\d{1,9})(?!\s+\d+\s+R)")
+_FILTER = re.compile(rb"/Filter\s*(\[[^\]]*\]|/[A-Za-z0-9]+)")
+
+
+def pdf_attachments(data: bytes) -> list[bytes]:
+    """The embedded files of a PDF (at most MAX_PDF_ATTACHMENTS), inflated; [] when there is none.
+
+    A minimal reader, enough for the PDFs we issue (WeasyPrint: each embedded file a top-level
+    stream object, Flate-compressed or not). A stream is a top-level object in every PDF (streams
+    cannot live in object streams), so this finds them in other writers' PDFs too. Decompression
+    stops at the parser's own size limit, so a compression bomb costs nothing. What comes out is
+    untrusted bytes like any upload: the hardened parser and the hash decide.
+    """
+    from transcripts.document import MAX_DOCUMENT_BYTES
+
+    found: list[bytes] = []
+    for match in _EMBEDDED_FILE.finditer(data):
+        if len(found) >= MAX_PDF_ATTACHMENTS:
+            break
+        start = _STREAM_START.search(data, match.end(), match.end() + 4096)
+        if start is None:
+            continue
+        head = data[max(0, match.start() - 4096) : start.start()]
+        head = head[head.rfind(b"obj") + 3 :] if b"obj" in head else head
+        stream_from = start.end()
+        length = _LENGTH.search(head)
+        if length and data[
+            stream_from + int(length[1]) : stream_from + int(length[1]) + 12
+        ].lstrip().startswith(b"endstream"):
+            raw = data[stream_from : stream_from + int(length[1])]
+        else:
+            end = data.find(b"endstream", stream_from)
+            if end < 0:
+                continue
+            raw = data[stream_from:end].rstrip(b"\r\n")
+        filters = _FILTER.search(head)
+        name = filters[1].strip(b"[] \r\n") if filters else b""
+        if name in (b"", b"/FlateDecode", b"/Fl"):
+            if name:
+                try:
+                    inflater = zlib.decompressobj()
+                    raw = inflater.decompress(raw, MAX_DOCUMENT_BYTES + 1)
+                except zlib.error:
+                    continue
+            found.append(raw[: MAX_DOCUMENT_BYTES + 1])
+    return found
+
+
+# --- Rate limit, upload size, log -----------------------------------------------------------
+
+
+def rate_limit_exceeded(address: str) -> bool:
+    """Count this verification against the client's window; True once the window is full."""
+    allowed, window = rate_limit()
+    key = f"verify-rate:{client_digest(address)}:{int(time.time()) // window}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window + 5)
+        count = 1
+    return count > allowed
+
+
+def rate_limited(method: str) -> Verification:
+    return _refused(
+        method, "rate_limited", _("Too many verifications from your address. Please try again in a minute.")
+    )
+
+
+def too_large(method: str) -> Verification:
+    return _refused(
+        method,
+        "too_large",
+        _("The file is larger than %(size)d MB: a year record is much smaller.")
+        % {"size": max_upload_bytes() // (1024 * 1024)},
+    )
+
+
+class VerifyUploadLimit(FileUploadHandler):
+    """Stops reading an uploaded file past max_upload_bytes() (the rest of the body is discarded).
+
+    Installed by the view before the request body is parsed; `exceeded` tells the view why the
+    file is missing from request.FILES.
+    """
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.exceeded = False
+        self.limit = max_upload_bytes()
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        # The whole body says it is too large: the file will be skipped on its first chunk.
+        if content_length and content_length > self.limit + 64 * 1024:
+            self.exceeded = True
+
+    def receive_data_chunk(self, raw_data, start):
+        if self.exceeded or start + len(raw_data) > self.limit:
+            self.exceeded = True
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def verification_log(result: Verification, *, address: str) -> VerificationLog:
+    """Write the log row of one verification (domain.md §1)."""
+    return VerificationLog.objects.create(
+        method=result.method,
+        record_id=(result.record_id or "")[:64],
+        version=result.version if result.version and 0 < result.version < 2**31 else None,
+        outcome=result.outcome,
+        reason=result.reason[:32],
+        issued_record=result.entry,
+        client_digest=client_digest(address),
+    )
