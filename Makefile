@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning clean-data
+.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-gradebook: $(STAMP)
 
 bench-provisioning: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/provisioning.py $(ARGS)
+
+bench-render: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/render.py $(ARGS)
 
 clean-data:
 	rm -rf .data

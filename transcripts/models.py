@@ -181,4 +181,5 @@ class AssessmentChange(models.Model):
         return f"{self.table}.{self.field}#{self.row_id}: {self.old!r} -> {self.new!r}"
 
 
+from .models_pdf import *  # noqa: E402, F403 -- the year records' rendered PDFs
 from .models_records import *  # noqa: E402, F403 -- the year records' models, kept in their own module

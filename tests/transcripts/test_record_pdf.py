@@ -1,0 +1,266 @@
+"""The year record's PDF: rendered once from the stored XML, stored with its SHA-256, by a Celery task.
+
+The last test starts a real Celery worker (a subprocess on the test database and Redis, on a queue
+of its own) and lets it render a record committed for it, so the school's schema really travels
+with the task (tenant-schemas-celery's header), as it does in production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from portal.models import School, User
+from tests.conftest import SCHOOLS, student_make
+from tests.transcripts.test_document import secondary_record
+from tests.transcripts.test_pdf import poppler
+from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- a fixture used below
+from tests.transcripts.test_year_records import approved_class, records  # noqa: F401 -- fixtures
+from transcripts import tasks
+from transcripts.document import year_record_xml
+from transcripts.models import YearRecord, YearRecordPdf, YearRecordStatus
+from transcripts.records import pdf as record_pdf
+from transcripts.records.pdf import (
+    verify_url_for,
+    year_record_pdf_render,
+    year_record_pdfs_render_for_class,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def class_records(records):  # noqa: F811 -- test_year_records' fixture, imported above
+    """The two promoted students' records of 8A (uncommitted: the test's transaction rolls back)."""
+    return records
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """Counts the renderings the service makes (the real renderer still runs)."""
+    calls = []
+    real = record_pdf.year_record_pdf
+
+    def counting(document, *, xml, verify_url):
+        calls.append((document.record_id, verify_url))
+        return real(document, xml=xml, verify_url=verify_url)
+
+    monkeypatch.setattr(record_pdf, "year_record_pdf", counting)
+    return calls
+
+
+def test_the_pdf_is_stored_with_its_sha256_and_the_renderer(class_records, renders, settings):
+    settings.HOCBA_PUBLIC_URL = "https://hocba.example.vn/"
+    record = class_records[0]
+
+    stored = year_record_pdf_render(record_id=record.pk)
+
+    pdf = bytes(YearRecordPdf.objects.get(record=record).pdf)
+    assert pdf.startswith(b"%PDF-") and pdf == bytes(stored.pdf)
+    assert stored.sha256 == hashlib.sha256(pdf).hexdigest()
+    assert stored.renderer.startswith("weasyprint ")
+    url = f"https://hocba.example.vn/tra-cuu/{record.record_id}/v1/"
+    assert renders == [(record.record_id, url)]
+    assert verify_url_for(record.record_id, 1) == url
+
+
+def test_a_second_render_returns_the_stored_pdf_without_rendering(class_records, renders):
+    first = year_record_pdf_render(record_id=class_records[0].pk)
+    again = year_record_pdf_render(record_id=class_records[0].pk)
+
+    assert len(renders) == 1
+    assert again.pk == first.pk and again.rendered_at == first.rendered_at
+    assert bytes(again.pdf) == bytes(first.pdf) and again.sha256 == first.sha256
+    assert YearRecordPdf.objects.filter(record=class_records[0]).count() == 1
+
+
+def test_the_stored_pdf_embeds_exactly_the_record_xml(class_records, tmp_path):
+    record = class_records[0]
+    stored = year_record_pdf_render(record_id=record.pk)
+    path = tmp_path / "record.pdf"
+    path.write_bytes(bytes(stored.pdf))
+    out = tmp_path / "attachments"
+    out.mkdir()
+
+    poppler("pdfdetach", "-saveall", "-o", out, path)
+
+    name = f"{record.record_id}-v{record.version}.xml"
+    assert [p.name for p in out.iterdir()] == [name]
+    assert (out / name).read_bytes() == bytes(record.xml)
+    assert hashlib.sha256((out / name).read_bytes()).hexdigest() == record.sha256
+    text = poppler("pdftotext", "-enc", "UTF-8", path, "-")
+    assert record.enrolment.student.full_name in text
+
+
+def test_the_class_helper_queues_one_task_per_record_after_commit(
+    class_records, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(
+        tasks.year_record_pdf_render,
+        "apply_async",
+        lambda args, headers: sent.append((args, headers)),
+    )
+    school_class = class_records[0].enrolment.school_class
+    year_record_pdf_render(record_id=class_records[0].pk)  # has its PDF: not queued again
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        queued = year_record_pdfs_render_for_class(school_class)
+        assert sent == []  # nothing leaves before the commit
+
+    assert len(callbacks) == 1
+    assert queued == [class_records[1].pk]
+    assert sent == [([class_records[1].pk], {"_schema_name": connection.schema_name})]
+
+
+# --- A real worker ----------------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    """The test database as a URL (as tests/e2e/conftest.py gives it to the server process)."""
+    db = connection.settings_dict
+    host = db["HOST"]
+    query = f"?host={host}" if host.startswith("/") else ""
+    netloc = "" if host.startswith("/") else f"{host}:{db['PORT'] or 5432}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgresql://{db['USER']}{password}@{netloc}/{db['NAME']}{query}"
+
+
+@pytest.fixture
+def committed_record(django_db_blocker):
+    """A year record committed in the test school (the worker sees only committed rows); removed after."""
+    from schools.models import Enrolment, SchoolClass, SchoolYear, Student
+    from schools.services import class_create, student_enrol
+
+    tag = uuid.uuid4().hex[:6]
+    class_name, student_code = f"8P-{tag}", f"PDF-{tag}"
+    with django_db_blocker.unblock():
+        school = School.objects.get(code=SCHOOLS["school"][0])
+        author = User.objects.get(username="homeroom_teacher")
+        try:
+            with school:
+                year = SchoolYear.objects.get(is_current=True)
+                school_class = class_create(school_year=year, name=class_name, grade=8, levels=school.levels)
+                document = dataclasses.replace(  # a first version (the sample is a correction)
+                    secondary_record(),
+                    record_id=f"{school.code}.{student_code}.2025-2026",
+                    version=1,
+                    supersedes=None,
+                )
+                student = student_make(student_code, "Hoàng Văn Đức", 1, document.student.date_of_birth)
+                enrolment = student_enrol(
+                    student=student, school_class=school_class, enrolled_on=year.starts_on, number=1
+                )
+                xml = year_record_xml(document)
+                record = YearRecord.objects.create(
+                    enrolment=enrolment,
+                    record_id=document.record_id,
+                    version=1,
+                    status=YearRecordStatus.DATA_COMPLETE,
+                    xml=xml,
+                    sha256=hashlib.sha256(xml).hexdigest(),
+                    created_by=author,
+                )
+            connection.set_schema_to_public()
+            yield school, record
+        finally:  # whatever was made, even if the set-up failed half-way
+            with school:
+                YearRecordPdf.objects.filter(record__enrolment__student__student_code=student_code).delete()
+                YearRecord.objects.filter(enrolment__student__student_code=student_code).delete()
+                Enrolment.objects.filter(student__student_code=student_code).delete()
+                Student.objects.filter(student_code=student_code).delete()
+                SchoolClass.objects.filter(name=class_name).delete()
+            connection.set_schema_to_public()
+
+
+@pytest.fixture
+def celery_worker_queue(django_db_setup, django_db_blocker, tmp_path):
+    """A Celery worker subprocess on the test database, consuming a queue of its own; stopped after."""
+    queue = f"test-pdf-{uuid.uuid4().hex[:8]}"
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        HOCBA_CACHE_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+        HOCBA_TESTING="1",
+        DJANGO_DEBUG="0",
+        PYTHONUNBUFFERED="1",
+    )
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=solo",
+                "-c",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "INFO",
+                "-n",
+                f"{queue}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield queue, worker, log
+    finally:
+        worker.send_signal(signal.SIGTERM)  # warm shutdown
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+
+
+@pytest.mark.slow
+def test_a_celery_worker_renders_the_record_in_its_school(
+    committed_record, celery_worker_queue, django_db_blocker
+):
+    school, record = committed_record
+    queue, worker, log = celery_worker_queue
+
+    with django_db_blocker.unblock():
+        with school:  # the sender's schema goes with the task as its _schema_name header
+            tasks.year_record_pdf_render.apply_async(args=[record.pk], queue=queue)
+        connection.set_schema_to_public()
+
+        deadline = time.monotonic() + 60
+        stored = None
+        while stored is None and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text(errors="replace")
+            with school:
+                stored = YearRecordPdf.objects.filter(record_id=record.pk).first()
+            connection.set_schema_to_public()
+            if stored is None:
+                time.sleep(0.3)
+
+    assert stored is not None, "no PDF after 60 s; worker log:\n" + log.read_text(errors="replace")
+    pdf = bytes(stored.pdf)
+    assert pdf.startswith(b"%PDF-") and stored.sha256 == hashlib.sha256(pdf).hexdigest()

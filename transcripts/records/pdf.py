@@ -1,0 +1,88 @@
+"""The year record's PDF, rendered once and stored: what every download of the record serves.
+
+`year_record_pdf_render` renders a record version from its stored XML (parsed back into the
+document's dataclasses, so the PDF shows exactly what the XML says, and embeds those very bytes)
+and stores the PDF with its SHA-256. It runs in a Celery task (transcripts.tasks); a record that
+already has its PDF is never rendered again, so a copy handed out today is byte-identical to one
+handed out next year, whatever WeasyPrint or the form's template have become since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import weasyprint
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from schools.models import SchoolClass
+from transcripts.document import year_record_parse
+from transcripts.models import YearRecord, YearRecordPdf
+from transcripts.pdf import year_record_pdf
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+RENDERER = f"weasyprint {weasyprint.__version__}"
+
+
+def verify_url_for(record_id: str, version: int) -> str:
+    """The public verification page of a record version (the URL in the PDF's QR code).
+
+    `record_id` is the record's stable id (madinhdanhhocba), not the row's primary key. The base
+    is settings.HOCBA_PUBLIC_URL, the portal's public address (the local one when unset).
+    """
+    base = getattr(settings, "HOCBA_PUBLIC_URL", DEFAULT_PUBLIC_URL).rstrip("/")
+    return f"{base}/tra-cuu/{quote(record_id, safe='')}/v{version}/"
+
+
+@transaction.atomic
+def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
+    """Render and store the PDF of the year record with primary key `record_id`; return the row.
+
+    Idempotent: a record that has its PDF gets it back, not rendered again. The record's row is
+    locked for the rendering, so two tasks for the same record (a retry, a double enqueue) render
+    it once: the second waits for the first and finds its PDF.
+    """
+    record = YearRecord.objects.select_for_update(no_key=True).get(pk=record_id)
+    stored = YearRecordPdf.objects.filter(record=record).first()
+    if stored is not None:
+        return stored
+    xml = bytes(record.xml)
+    pdf = year_record_pdf(
+        year_record_parse(xml), xml=xml, verify_url=verify_url_for(record.record_id, record.version)
+    )
+    return YearRecordPdf.objects.create(
+        record=record,
+        pdf=pdf,
+        sha256=hashlib.sha256(pdf).hexdigest(),
+        rendered_at=timezone.now(),
+        renderer=RENDERER,
+    )
+
+
+def year_record_pdfs_render_for_class(school_class: SchoolClass) -> list[int]:
+    """Queue the rendering of every record of the class that has no PDF yet, once committed.
+
+    Call it in the school's schema, in the transaction that created the records (or in none):
+    one task per record is sent after the commit, so the worker finds the rows. The schema name
+    is taken now and sent with each task, so the tasks reach the right school even if the
+    connection has moved to another schema by the time the transaction commits. Returns the
+    primary keys of the records queued.
+    """
+    from transcripts.tasks import year_record_pdf_render as task
+
+    ids = list(
+        YearRecord.objects.filter(enrolment__school_class=school_class, pdf__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    headers = {"_schema_name": connection.schema_name}  # tenant_schemas_celery's header
+
+    def send() -> None:
+        for pk in ids:
+            task.apply_async(args=[pk], headers=headers)
+
+    if ids:
+        transaction.on_commit(send)
+    return ids
