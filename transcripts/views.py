@@ -109,7 +109,8 @@ def gradebook_index(request: HttpRequest) -> HttpResponse:
             )
         ]
         if subjects:
-            books.append((school_class, subjects))
+            homeroom = can_view_gradebook(request.user, request.school, school_class, None)
+            books.append((school_class, subjects, homeroom))
     return render(
         request,
         "transcripts/index.html",

@@ -365,3 +365,14 @@ def test_the_principal_locks_a_term_from_the_page_and_it_is_audited(
     connection.set_schema_to_public()
     entry = AuditEntry.objects.filter(action="term_locked", school=school).latest("id")
     assert entry.actor == principal
+
+
+def test_the_grade_book_index_offers_the_homeroom_view_only_to_those_who_may_open_it(
+    client_as, subject_teacher, homeroom_teacher, school
+):
+    def homeroom_links(user):
+        page = client_as(user).get(f"/truong/{school.code}/so-diem/")
+        return [homeroom for _class, _subjects, homeroom in page.context["books"]]
+
+    assert homeroom_links(homeroom_teacher) and all(homeroom_links(homeroom_teacher))
+    assert homeroom_links(subject_teacher) and not any(homeroom_links(subject_teacher))
