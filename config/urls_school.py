@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("so-diem/", include("transcripts.urls")),
     path("du-lieu/", include("schools.urls_data")),
+    path("hoc-ba/", include("transcripts.urls_book")),
 ]

@@ -70,6 +70,7 @@ class AuditAction(models.TextChoices):
     SCHOOL_DATA_IMPORTED = "school_data_imported", _("School data imported from a file")
     CLASS_YEAR_APPROVED = "class_year_approved", _("Class year approved")
     CLASS_SUMMER_CLOSED = "class_summer_closed", _("Class re-assessment closed")
+    YEAR_RECORD_ATTACHED = "year_record_attached", _("Earlier year record attached to a student's book")
     YEAR_RECORDS_CREATED = "year_records_created", _("Year records created")
     YEAR_RECORD_STATUS_CHANGED = "year_record_status_changed", _("Year record status changed")
     YEAR_RECORD_CORRECTION = "year_record_correction", _("Year record correction requested")

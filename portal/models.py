@@ -270,4 +270,5 @@ class AuditEntry(models.Model):
         return self.summary
 
 
+from .models_copies import CopyLog  # noqa: E402, F401 -- the log of copies handed out (public schema)
 from .models_verification import IssuedRecord, VerificationLog  # noqa: E402, F401 -- public-schema models in their own module

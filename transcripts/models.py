@@ -181,5 +181,6 @@ class AssessmentChange(models.Model):
         return f"{self.table}.{self.field}#{self.row_id}: {self.old!r} -> {self.new!r}"
 
 
+from .models_book import *  # noqa: E402, F403 -- earlier records attached from other schools
 from .models_pdf import *  # noqa: E402, F403 -- the year records' rendered PDFs
 from .models_records import *  # noqa: E402, F403 -- the year records' models, kept in their own module

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_records
 
 app_name = "transcripts"
 
@@ -13,6 +13,19 @@ urlpatterns = [
     path("lop/<int:class_id>/phe-duyet/", views.year_close, name="year_close"),
     path("lop/<int:class_id>/he/o/", views.summer_cell, name="summer_cell_save"),
     path("lop/<int:class_id>/dong-so-he/", views.summer_close, name="summer_close"),
+    path("ho-so/lop/<int:class_id>/", views_records.records_class, name="records_class"),
+    path("ho-so/lop/<int:class_id>/tao/", views_records.records_create, name="records_create"),
+    path("ho-so/lop/<int:class_id>/xac-nhan/", views_records.records_confirm_all, name="records_confirm_all"),
+    path("ho-so/<int:record_pk>/xac-nhan/", views_records.record_confirm, name="record_confirm"),
+    path("ho-so/<int:record_pk>/dinh-chinh/", views_records.record_correct, name="record_correct"),
+    path(
+        "ho-so/<int:record_pk>/duyet-dinh-chinh/",
+        views_records.record_correction_approve,
+        name="record_correction_approve",
+    ),
+    path("ho-so/<int:record_pk>/thu-hoi/", views_records.record_revoke, name="record_revoke"),
+    path("ho-so/<int:record_pk>/xml/", views_records.record_xml, name="record_xml"),
+    path("ho-so/<int:record_pk>/pdf/", views_records.record_pdf, name="record_pdf"),
     path("<int:class_id>/<str:subject_code>/", views.gradebook, name="gradebook"),
     path("<int:class_id>/<str:subject_code>/o/", views.cell_save, name="cell_save"),
     path("<int:class_id>/<str:subject_code>/lich-su/", views.cell_history_view, name="cell_history"),

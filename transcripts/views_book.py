@@ -1,0 +1,93 @@
+"""A student's book (every year, from whichever school issued it) and attaching earlier records.
+
+portal.middleware has already let the user into this school (404 for another school's staff).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from portal.models import IssuedRecord
+from portal.permissions import access_for, can_open_school_data
+from schools.models import Enrolment, Student
+
+from .book import can_attach_records, prior_record_attach, prior_records_find, student_book
+from .permissions import LEADERS
+
+
+def _student_or_404(student_id: int) -> Student:
+    student = Student.objects.filter(pk=student_id).first()
+    if student is None:
+        raise Http404
+    return student
+
+
+def can_view_book(user, school, student: Student) -> bool:
+    """The school's leaders and administrator, the student's homeroom teachers, and supervisors
+    under a data grant."""
+    roles = access_for(user).roles_in_school(school.pk)
+    if roles & LEADERS:
+        return True
+    if not roles:
+        return can_open_school_data(user, school)
+    return Enrolment.objects.filter(student=student, school_class__homeroom_teacher=user).exists()
+
+
+@require_GET
+def book(request: HttpRequest, student_id: int) -> HttpResponse:
+    """Every year of the student, in order, each with a link to its public verification page."""
+    student = _student_or_404(student_id)
+    if not can_view_book(request.user, request.school, student):
+        raise PermissionDenied
+    return render(
+        request,
+        "transcripts/book.html",
+        {
+            "student": student,
+            "years": student_book(school=request.school, student=student),
+            "can_attach": can_attach_records(request.user, request.school),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def book_find(request: HttpRequest, student_id: int) -> HttpResponse:
+    """GET: the records other schools issued for the student; POST: verify and attach one."""
+    student = _student_or_404(student_id)
+    if not can_attach_records(request.user, request.school):
+        raise PermissionDenied
+    error = ""
+    if request.method == "POST":
+        try:
+            entry = IssuedRecord.objects.get(pk=int(request.POST.get("issued_record", "")))
+        except (ValueError, IssuedRecord.DoesNotExist):
+            raise Http404 from None
+        try:
+            attached = prior_record_attach(
+                actor=request.user, school=request.school, student=student, issued_record=entry
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(
+                request,
+                _("Year %(year)s from %(school)s verified and attached.")
+                % {"year": attached.school_year, "school": attached.source_school_name},
+            )
+            return redirect(request.path.rsplit("tim/", 1)[0])
+    return render(
+        request,
+        "transcripts/book_find.html",
+        {
+            "student": student,
+            "candidates": prior_records_find(school=request.school, student=student),
+            "no_personal_id": not student.personal_id,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )

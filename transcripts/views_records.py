@@ -1,0 +1,356 @@
+"""The year records' pages of a school: a class's records, their lifecycle buttons, the downloads.
+
+portal.middleware has already let the user into this school; here only the finer permission is
+checked, and every button calls exactly one service of transcripts.records.services, which
+checks who may make the step. A refusal (PermissionDenied) answers 403 — JSON for a script, a
+page otherwise; a step that cannot be made (ValidationError) comes back as a message on the
+class's page. Every copy of a record handed out (XML or PDF) is logged in portal.CopyLog before
+the bytes leave (domain.md §1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.models_copies import CopyFormat, CopyLog
+from schools.models import Enrolment, SchoolClass
+
+from .models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
+from .permissions import can_view_gradebook
+from .records.pdf import year_record_pdfs_render_for_class
+from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
+from .records.services import (
+    CORRECTABLE,
+    year_record_confirm,
+    year_record_correct,
+    year_record_correction_approve,
+    year_record_revoke,
+    year_records_create,
+)
+from .records.snapshot import results_are_final
+from .selectors import active_enrolments
+
+S = YearRecordStatus
+
+
+@dataclass
+class RecordRow:
+    """One student on the class's records page: the version in force, a pending correction, history."""
+
+    enrolment: Enrolment
+    current: YearRecord | None = None  # the version in force, or the newest closed one
+    pending: YearRecord | None = None  # a correction waiting for the principal's approval
+    older: list[YearRecord] = field(default_factory=list)  # superseded or revoked versions
+    waiting: bool = False  # no record yet: results decided only in August
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+
+def _class_or_404(class_id: int) -> SchoolClass:
+    school_class = (
+        SchoolClass.objects.filter(pk=class_id)
+        .select_related("school_year", "homeroom_teacher", "closed_by")
+        .first()
+    )
+    if school_class is None:
+        raise Http404
+    return school_class
+
+
+def _record_or_404(record_pk: int) -> YearRecord:
+    record = (
+        YearRecord.objects.filter(pk=record_pk)
+        .select_related("enrolment__student", "enrolment__school_class")
+        .first()
+    )
+    if record is None:
+        raise Http404
+    return record
+
+
+def _class_url(request: HttpRequest, class_id: int) -> str:
+    return reverse(
+        "transcripts:records_class", kwargs={"school_code": request.school.code, "class_id": class_id}
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept or request.headers.get("X-Requested-With") == "XMLHttpRequest"
+
+
+def _refused(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    """403: the service's reason, as JSON for a script or on a page for a person."""
+    message = str(exc) or _("You may not do this.")
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=403)
+    return render(request, "transcripts/records_refused.html", {"message": message}, status=403)
+
+
+def _step(request: HttpRequest, class_id: int, run) -> HttpResponse:
+    """Run one service; say how it went on the class's page (or answer 403 if refused)."""
+    try:
+        success = run()
+    except PermissionDenied as exc:
+        return _refused(request, exc)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success)
+    return redirect(_class_url(request, class_id))
+
+
+def _reason(request: HttpRequest) -> str:
+    return request.POST.get("reason", "")
+
+
+def _require_view(request: HttpRequest, school_class: SchoolClass) -> None:
+    """The class's homeroom teacher, the school's leaders, supervisors with a data grant."""
+    if not can_view_gradebook(request.user, request.school, school_class, None):
+        raise PermissionDenied(
+            _("Only the class's homeroom teacher and the school's leaders open its records.")
+        )
+
+
+# The class's page ---------------------------------------------------------------------------
+
+
+def _rows(school_class: SchoolClass) -> list[RecordRow]:
+    """Every student of the class with their record versions: four queries whatever the size."""
+    enrolments = active_enrolments(school_class)
+    rows = {e.pk: RecordRow(enrolment=e) for e in enrolments}
+    records = (
+        YearRecord.objects.filter(enrolment__school_class=school_class)
+        .select_related("enrolment__student")
+        .defer("xml")
+        .order_by("enrolment_id", "version")
+    )
+    for record in records:
+        row = rows.get(record.enrolment_id)
+        if row is None:  # a student who has left the class keeps their records on the page
+            row = rows[record.enrolment_id] = RecordRow(enrolment=record.enrolment)
+        if record.status == S.DRAFT:
+            row.pending = record
+        elif row.current is None or row.current.status in (S.SUPERSEDED, S.REVOKED):
+            if row.current is not None:
+                row.older.append(row.current)
+            row.current = record
+        else:
+            row.older.append(record)
+    years = {y.enrolment_id: y for y in StudentYear.objects.filter(enrolment__school_class=school_class)}
+    for row in rows.values():
+        if row.current is None and row.pending is None:
+            row.waiting = not results_are_final(years.get(row.enrolment.pk), school_class)
+    return list(rows.values())
+
+
+@require_GET
+def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
+    """A class's year records: each student's version and status, the downloads, the buttons."""
+    school_class = _class_or_404(class_id)
+    try:
+        _require_view(request, school_class)
+    except PermissionDenied as exc:
+        return _refused(request, exc)
+    rows = _rows(school_class)
+    record_pks = [r.pk for row in rows for r in (row.current, row.pending, *row.older) if r is not None]
+    rendered = set(YearRecordPdf.objects.filter(record_id__in=record_pks).values_list("record_id", flat=True))
+    user, school = request.user, request.school
+    can_create = can_create_year_records(user, school, school_class)
+    return render(
+        request,
+        "transcripts/records_class.html",
+        {
+            "school_class": school_class,
+            "rows": rows,
+            "rendered": rendered,
+            "correctable": [s.value for s in CORRECTABLE],
+            "with_records": sum(1 for row in rows if row.current or row.pending),
+            "waiting": [row.enrolment.student.full_name for row in rows if row.waiting],
+            "to_confirm": sum(1 for row in rows if row.current and row.current.status == S.DATA_COMPLETE),
+            "can_create": can_create and school_class.closed_at is not None,
+            "can_confirm": can_make_step(user, school, school_class, HOMEROOM),
+            "can_correct": can_create,
+            "can_decide": can_decide_on_records(user, school),
+        },
+    )
+
+
+# The buttons --------------------------------------------------------------------------------
+
+
+@require_POST
+def records_create(request: HttpRequest, class_id: int) -> HttpResponse:
+    """Create the class's year records (once the principal approved its year); queue their PDFs."""
+    school_class = _class_or_404(class_id)
+
+    def run() -> str:
+        with transaction.atomic():
+            outcome = year_records_create(
+                actor=request.user, school=request.school, school_class=school_class
+            )
+            # Sent once committed, so the worker finds the rows (and never, if this rolls back).
+            year_record_pdfs_render_for_class(school_class)
+        parts = [_("%(count)d year records created.") % {"count": len(outcome.created)}]
+        if outcome.existing:
+            parts.append(_("%(count)d students already had their record.") % {"count": outcome.existing})
+        if outcome.waiting:
+            parts.append(
+                _("Waiting for the August close: %(names)s.") % {"names": ", ".join(outcome.waiting)}
+            )
+        return " ".join(parts)
+
+    return _step(request, class_id, run)
+
+
+@require_POST
+def records_confirm_all(request: HttpRequest, class_id: int) -> HttpResponse:
+    """The homeroom teacher confirms every record of the class that is data complete, at once."""
+    school_class = _class_or_404(class_id)
+
+    def run() -> str:
+        if not can_make_step(request.user, request.school, school_class, HOMEROOM):
+            raise PermissionDenied(_("You may not make this step of the year record."))
+        records = list(
+            YearRecord.objects.filter(enrolment__school_class=school_class, status=S.DATA_COMPLETE)
+            .defer("xml")
+            .order_by("pk")
+        )
+        if not records:
+            raise ValidationError(_("No year record of this class is waiting for confirmation."))
+        with transaction.atomic():  # all of them, or none
+            for record in records:
+                year_record_confirm(actor=request.user, school=request.school, record=record)
+        return _("%(count)d year records confirmed.") % {"count": len(records)}
+
+    return _step(request, class_id, run)
+
+
+@require_POST
+def record_confirm(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """The homeroom teacher confirms one record's content."""
+    record = _record_or_404(record_pk)
+
+    def run() -> str:
+        year_record_confirm(actor=request.user, school=request.school, record=record)
+        return _("The year record of %(name)s is confirmed.") % {"name": record.enrolment.student.full_name}
+
+    return _step(request, record.enrolment.school_class_id, run)
+
+
+@require_POST
+def record_correct(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """Ask for a correction (a new version, with a reason): the homeroom teacher or a leader."""
+    record = _record_or_404(record_pk)
+
+    def run() -> str:
+        correction = year_record_correct(
+            actor=request.user, school=request.school, record=record, reason=_reason(request)
+        )
+        return _(
+            "A correction of the year record of %(name)s is asked for (version %(version)d); "
+            "it waits for the principal's approval."
+        ) % {"name": record.enrolment.student.full_name, "version": correction.version}
+
+    return _step(request, record.enrolment.school_class_id, run)
+
+
+@require_POST
+def record_correction_approve(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """The principal approves a correction: it replaces the version in force."""
+    record = _record_or_404(record_pk)
+
+    def run() -> str:
+        approved = year_record_correction_approve(actor=request.user, school=request.school, record=record)
+        return _(
+            "The correction of the year record of %(name)s is approved: version %(version)d "
+            "replaces the previous one."
+        ) % {"name": record.enrolment.student.full_name, "version": approved.version}
+
+    return _step(request, record.enrolment.school_class_id, run)
+
+
+@require_POST
+def record_revoke(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """The principal withdraws a record version, with a reason."""
+    record = _record_or_404(record_pk)
+
+    def run() -> str:
+        revoked = year_record_revoke(
+            actor=request.user, school=request.school, record=record, reason=_reason(request)
+        )
+        return _("The year record of %(name)s (version %(version)d) is revoked.") % {
+            "name": record.enrolment.student.full_name,
+            "version": revoked.version,
+        }
+
+    return _step(request, record.enrolment.school_class_id, run)
+
+
+# The downloads ------------------------------------------------------------------------------
+
+
+def _hand_out(request: HttpRequest, record: YearRecord, data: bytes, fmt: str, content_type: str):
+    """Log the copy (domain.md §1), then answer with exactly these bytes."""
+    CopyLog.objects.create(
+        actor=request.user,
+        school=request.school,
+        record_id=record.record_id,
+        version=record.version,
+        format=fmt,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{record.record_id}-v{record.version}.{fmt}"
+    )
+    response["Content-Length"] = str(len(data))
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _downloadable(request: HttpRequest, record_pk: int) -> YearRecord:
+    record = _record_or_404(record_pk)
+    _require_view(request, record.enrolment.school_class)
+    return record
+
+
+@require_GET
+def record_xml(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """The record version's canonical XML, as stored."""
+    try:
+        record = _downloadable(request, record_pk)
+    except PermissionDenied as exc:
+        return _refused(request, exc)
+    return _hand_out(request, record, bytes(record.xml), CopyFormat.XML, "application/xml")
+
+
+@require_GET
+def record_pdf(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """The record version's PDF/A-3b, as rendered once and stored; 404 while it is being rendered."""
+    try:
+        record = _downloadable(request, record_pk)
+    except PermissionDenied as exc:
+        return _refused(request, exc)
+    stored = YearRecordPdf.objects.filter(record=record).first()
+    if stored is None:
+        return render(
+            request,
+            "transcripts/records_pdf_pending.html",
+            {"record": record, "class_url": _class_url(request, record.enrolment.school_class_id)},
+            status=404,
+        )
+    return _hand_out(request, record, bytes(stored.pdf), CopyFormat.PDF, "application/pdf")
