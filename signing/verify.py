@@ -1,0 +1,397 @@
+"""Verifying a signed year record: every signature, its signer, its certificate and its place in line.
+
+`verify_year_record(xml, trust_roots=..., crls=...)` returns one SignatureReport per signature,
+in document order. It never raises on a bad document: every failure is a reason in words in the
+report's `problems`. A problem with the document as a whole (not a year record, a duplicated Id,
+a second content element: the shapes of a wrapping attack) comes first, as a report at position 0.
+
+For the signature at position k, it checks:
+
+- the profile: Id "<content Id>-sig-<k>-<role>" with the k-th role of ROLES; exclusive C14N,
+  RSA/ECDSA with SHA-256; references exactly: the content element (the one child <thongtinhocba>
+  of the root), the signatures at positions 1..k-1 in order, its own SignedProperties and its own
+  KeyInfo, each with the one exc-c14n transform and nothing else (no XPath, no XSLT);
+- cryptography (signxml): every digest and the signature value, SigningCertificateV2;
+- the signer: certificate chain up to one of the PINNED `trust_roots` (never the system store),
+  every certificate valid at the signing time, CA constraints on the issuers, key usage
+  digitalSignature or nonRepudiation on the signer's, not revoked per a CRL from its issuer
+  (signed by that issuer) - a missing CRL is a problem too.
+
+The signing time is the signer's claim (baseline B carries no timestamp). A certificate revoked
+at any date is therefore refused: without a trusted time we cannot tell a signature made before
+the revocation from one back-dated after it. Freshness of the CRLs is the caller's business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput
+from signxml.exceptions import InvalidSignature as XMLInvalidSignature
+from signxml.util import add_pem_header
+from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+from transcripts.document import DocumentError, year_record_load
+from transcripts.schema import NAMESPACE
+
+from .profile import (
+    DS,
+    EXC_C14N,
+    ROLES,
+    SIGNATURE_ID,
+    SIGNED_PROPERTIES_TYPE,
+    XADES,
+    existing_signatures,
+)
+
+SIGNATURE_METHODS = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+}
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+NS = {"ds": DS, "xades": XADES}
+MAX_CHAIN = 5
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """What one signature says and whether it holds. `ok` when `problems` is empty."""
+
+    position: int  # 1-based; 0 for the document as a whole
+    signature_id: str = ""
+    role: str = ""  # the XAdES ClaimedRole: homeroom_teacher, principal, seal
+    signer: str = ""  # the certificate subject's CN
+    title: str = ""  # the subject's title (T), e.g. "Phó Hiệu trưởng"; empty for a seal
+    organisation: str = ""
+    signing_time: dt.datetime | None = None
+    certificate_serial: int | None = None
+    covers: tuple[str, ...] = ()  # Ids of the earlier signatures this one covers (verified)
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def all_valid(reports: Sequence[SignatureReport], *, expected: int = len(ROLES)) -> bool:
+    """True when the document is sound and carries `expected` valid signatures."""
+    return all(r.ok for r in reports) and sum(1 for r in reports if r.position) == expected
+
+
+def _subject(cert: x509.Certificate, oid) -> str:
+    values = cert.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else ""
+
+
+def _describe(cert: x509.Certificate) -> str:
+    name = _subject(cert, NameOID.COMMON_NAME) or cert.subject.rfc4514_string()
+    return f"{name} (serial {cert.serial_number:x})"
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not constraints.ca:
+        return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return usage.key_cert_sign
+
+
+def _path(
+    cert: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
+) -> tuple[list[x509.Certificate], str]:
+    """The path signer → ... → pinned root, or ([], why not)."""
+    path = [cert]
+    while len(path) <= MAX_CHAIN:
+        current = path[-1]
+        for root in roots:
+            if current.issuer == root.subject and _issued_by(current, root):
+                return [*path, root], ""
+        for candidate in intermediates:
+            if candidate in path or current.issuer != candidate.subject:
+                continue
+            if _issued_by(current, candidate):
+                if not _is_ca(candidate):
+                    return [], f"{_describe(candidate)} is not a certification authority"
+                path.append(candidate)
+                break
+        else:
+            return (
+                [],
+                f"No chain from {_describe(cert)} to a trusted root "
+                f"(issuer {current.issuer.rfc4514_string()})",
+            )
+    return [], "Certificate chain too long"
+
+
+def _revocation_problems(
+    path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> list[str]:
+    problems = []
+    for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
+        usable = [
+            crl
+            for crl in crls
+            if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())
+        ]
+        if not usable:
+            if depth == 0:  # the signer's own certificate must have a known status
+                problems.append(
+                    f"No CRL from {_describe(issuer)}: revocation status of {_describe(cert)} unknown"
+                )
+            continue
+        for crl in usable:
+            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if entry is not None:
+                when = entry.revocation_date_utc.isoformat()
+                problems.append(f"{_describe(cert)} was revoked on {when}")
+                break
+    return problems
+
+
+def certificate_problems(
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    at: dt.datetime,
+) -> list[str]:
+    """Why this certificate cannot sign at `at` (empty: it can). Also used before signing."""
+    problems = []
+    if not trust_roots:
+        return ["No trust roots configured"]
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if constraints.ca:
+            problems.append(f"{_describe(cert)} is a CA certificate, not a signer's")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not (usage.digital_signature or usage.content_commitment):
+            problems.append(
+                f"{_describe(cert)} is not for signing (key usage lacks digitalSignature/nonRepudiation)"
+            )
+    except x509.ExtensionNotFound:
+        problems.append(f"{_describe(cert)} has no key usage: not a signing certificate")
+    path, why = _path(cert, chain, trust_roots)
+    if not path:
+        return [*problems, why]
+    for link in path:
+        if at < link.not_valid_before_utc:
+            problems.append(f"{_describe(link)} was not yet valid at {at.isoformat()}")
+        elif at > link.not_valid_after_utc:
+            problems.append(f"{_describe(link)} had expired at {at.isoformat()}")
+    return problems + _revocation_problems(path, crls)
+
+
+class _PositionVerifier(XAdESVerifier):
+    """signxml's XAdES verifier, pointed at the k-th signature of <chuky> instead of the first."""
+
+    def __init__(self, position: int):
+        super().__init__()
+        self._position = position
+
+    def _get_signature(self, root):
+        signatures = root.findall(f"{{{NAMESPACE}}}chuky/{{{DS}}}Signature")
+        return signatures[self._position - 1]
+
+
+def _document_problems(root: etree._Element) -> list[str]:
+    problems = []
+    ids = Counter(root.xpath("//@Id"))
+    duplicated = sorted(i for i, count in ids.items() if count > 1)
+    if duplicated:
+        problems.append(f"Id used more than once (a wrapping attack?): {', '.join(duplicated)}")
+    contents = list(root.iter(f"{{{NAMESPACE}}}thongtinhocba"))
+    if len(contents) != 1:
+        problems.append(f"{len(contents)} content elements <thongtinhocba> in the document, not one")
+    return problems
+
+
+def _profile_problems(
+    signature: etree._Element, k: int, content_id: str, earlier_ids: list[str]
+) -> list[str]:
+    problems = []
+    sig_id = signature.get("Id") or ""
+    match = SIGNATURE_ID.match(sig_id)
+    expected_role = ROLES[k - 1] if k <= len(ROLES) else None
+    if expected_role is None:
+        problems.append(f"Signature {k}: the profile has only {len(ROLES)} signatures")
+    if not match or match["content"] != content_id:
+        problems.append(f"Signature {k} has an Id outside the profile: {sig_id!r}")
+    else:
+        if int(match["n"]) != k:
+            problems.append(f"Signature {match['n']} stands at position {k}: the signatures were reordered")
+        if expected_role and match["role"] != expected_role:
+            problems.append(
+                f"Signature {k} is the {match['role']}'s; the {expected_role}'s is expected there"
+            )
+    signed_info = signature.find("ds:SignedInfo", NS)
+    if signed_info is None:
+        return [*problems, f"Signature {k} has no SignedInfo"]
+    c14n = signed_info.find("ds:CanonicalizationMethod", NS)
+    if c14n is None or c14n.get("Algorithm") != EXC_C14N or len(c14n):
+        problems.append(f"Signature {k}: SignedInfo must use exclusive C14N")
+    method = signed_info.find("ds:SignatureMethod", NS)
+    if method is None or method.get("Algorithm") not in SIGNATURE_METHODS:
+        problems.append(f"Signature {k}: signature method must be RSA or ECDSA with SHA-256")
+    references = signed_info.findall("ds:Reference", NS)
+    expected = [f"#{content_id}", *(f"#{i}" for i in earlier_ids)]
+    uris = [r.get("URI") for r in references]
+    if uris[: len(expected)] != expected or len(references) != len(expected) + 2:
+        problems.append(
+            f"Signature {k} must cover the content and the {k - 1} earlier signature(s) in order, "
+            f"then its own properties; it covers {uris}"
+        )
+    else:
+        props, key_info = references[-2:]
+        target = signature.xpath(".//xades:SignedProperties[@Id=$i]", namespaces=NS, i=props.get("URI")[1:])
+        if props.get("Type") != SIGNED_PROPERTIES_TYPE or len(target) != 1:
+            problems.append(f"Signature {k}: its XAdES SignedProperties are not its own")
+        own_key_info = signature.find("ds:KeyInfo", NS)
+        if own_key_info is None or key_info.get("URI") != f"#{own_key_info.get('Id')}":
+            problems.append(f"Signature {k}: its certificate reference is not to its own KeyInfo")
+    for reference in references:
+        transforms = reference.findall("ds:Transforms/ds:Transform", NS)
+        if [t.get("Algorithm") for t in transforms] != [EXC_C14N] or any(len(t) for t in transforms):
+            problems.append(
+                f"Signature {k}: reference {reference.get('URI')} has transforms outside the profile"
+            )
+        digest = reference.find("ds:DigestMethod", NS)
+        if digest is None or digest.get("Algorithm") != SHA256:
+            problems.append(f"Signature {k}: reference {reference.get('URI')} is not digested with SHA-256")
+    return problems
+
+
+def _load_certificates(signature: etree._Element) -> list[x509.Certificate]:
+    certs = []
+    for element in signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS):
+        certs.append(x509.load_pem_x509_certificate(add_pem_header(element.text or "")))
+    return certs
+
+
+def _signing_time(signature: etree._Element) -> dt.datetime | None:
+    text = signature.findtext(
+        "ds:Object/xades:QualifyingProperties/xades:SignedProperties//xades:SigningTime", None, NS
+    )
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else None
+
+
+def _verify_signature(
+    xml: bytes,
+    signature: etree._Element,
+    k: int,
+    content_id: str,
+    earlier_ids: list[str],
+    trust_roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+) -> SignatureReport:
+    problems = _profile_problems(signature, k, content_id, earlier_ids)
+    role = signature.findtext(".//xades:SignerRole/xades:ClaimedRoles/xades:ClaimedRole", "", NS)
+    sig_id = signature.get("Id") or ""
+    signing_time = _signing_time(signature)
+    if signing_time is None:
+        problems.append(f"Signature {k} has no valid xades:SigningTime")
+    try:
+        certs = _load_certificates(signature)
+    except ValueError as error:
+        certs = []
+        problems.append(f"Signature {k}: unreadable certificate ({error})")
+    if not certs:
+        problems.append(f"Signature {k} carries no signer certificate")
+        return SignatureReport(k, sig_id, role, signing_time=signing_time, problems=tuple(problems))
+    leaf = certs[0]
+    covers: tuple[str, ...] = ()
+    if not problems:
+        # Only the cryptography here: signxml's own validity check is given a time inside the
+        # certificate's period, as validity at the signing time is judged below with the chain.
+        inside = min(max(signing_time, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
+        config = XAdESSignatureConfiguration(expect_references=k + 2, verification_time=inside)
+        try:
+            _PositionVerifier(k).verify(xml, x509_cert=leaf, expect_config=config)
+            covers = tuple(earlier_ids)
+        except (
+            InvalidSignature,
+            XMLInvalidSignature,
+            InvalidDigest,
+            InvalidInput,
+            InvalidCertificate,
+        ) as error:
+            problems.append(f"Signature {k} is not valid: {error}")
+        except (ValueError, etree.LxmlError) as error:
+            problems.append(f"Signature {k} cannot be checked: {error}")
+    if signing_time is not None:
+        problems += certificate_problems(leaf, certs[1:], trust_roots=trust_roots, crls=crls, at=signing_time)
+    if role and k <= len(ROLES) and role != ROLES[k - 1]:
+        problems.append(f"Signature {k} claims the role {role!r}; {ROLES[k - 1]!r} is expected")
+    return SignatureReport(
+        position=k,
+        signature_id=sig_id,
+        role=role,
+        signer=_subject(leaf, NameOID.COMMON_NAME),
+        title=_subject(leaf, NameOID.TITLE),
+        organisation=_subject(leaf, NameOID.ORGANIZATION_NAME),
+        signing_time=signing_time,
+        certificate_serial=leaf.serial_number,
+        covers=covers,
+        problems=tuple(problems),
+    )
+
+
+def verify_year_record(
+    xml: bytes,
+    *,
+    trust_roots: Iterable[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList],
+) -> list[SignatureReport]:
+    """One report per signature in document order, preceded by a position-0 report if the
+    document itself is unsound. An unsigned record gives an empty list."""
+    roots, revocation = list(trust_roots), list(crls)
+    try:
+        root = year_record_load(xml)
+    except (DocumentError, TypeError) as error:
+        return [SignatureReport(0, problems=(f"Not a year record: {error}",))]
+    reports = []
+    document = _document_problems(root)
+    if document:
+        reports.append(SignatureReport(0, problems=tuple(document)))
+    content_id = root.find(f"{{{NAMESPACE}}}thongtinhocba").get("Id")
+    signatures = existing_signatures(root)
+    for k, signature in enumerate(signatures, start=1):
+        earlier_ids = [s.get("Id") or "" for s in signatures[: k - 1]]
+        try:
+            reports.append(_verify_signature(xml, signature, k, content_id, earlier_ids, roots, revocation))
+        except Exception as error:  # a hostile document must give a reason, not a 500
+            reports.append(
+                SignatureReport(k, signature.get("Id") or "", problems=(f"Cannot be checked: {error}",))
+            )
+    return reports
