@@ -338,16 +338,14 @@ def _summer_rows(school_class: SchoolClass) -> list[dict]:
     retakes = {
         (r.enrolment_id, r.subject_id): r for r in Retake.objects.filter(enrolment__school_class=school_class)
     }
-    names = dict(
-        CurriculumEntry.objects.filter(
+    subjects = {
+        code: (subject_id, name)
+        for code, subject_id, name in CurriculumEntry.objects.filter(
             school_year_id=school_class.school_year_id, grade=school_class.grade
-        ).values_list("subject__code", "subject__name")
-    )
-    ids = dict(
-        CurriculumEntry.objects.filter(
-            school_year_id=school_class.school_year_id, grade=school_class.grade
-        ).values_list("subject__code", "subject_id")
-    )
+        ).values_list("subject__code", "subject_id", "subject__name")
+    }
+    names = {code: name for code, (_id, name) in subjects.items()}
+    ids = {code: subject_id for code, (subject_id, _name) in subjects.items()}
     rows = []
     for year in years:
         if year.results.get("outcome") not in SUMMER_OUTCOMES:
