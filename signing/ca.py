@@ -53,7 +53,7 @@ def new_key(algorithm: str = "ec") -> PrivateKey:
 class Issued:
     """An end-entity key with its certificate and the chain up to (not including) the root."""
 
-    key: PrivateKey
+    key: PrivateKey | None  # None when the key lives on a token or with a remote service
     cert: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
 
@@ -188,21 +188,25 @@ def _issue(
     key_usage: Iterable[str],
     not_before: dt.datetime | None,
     not_after: dt.datetime | None,
+    public_key=None,
 ) -> Issued:
-    key = new_key(algorithm)
+    """A certificate for a fresh key (`algorithm`), or for `public_key` when the private key lives
+    elsewhere (a PKCS#11 token, a remote signing service): then Issued.key is None."""
+    key = new_key(algorithm) if public_key is None else None
+    public_key = public_key if public_key is not None else key.public_key()
     start = not_before or (_now() - dt.timedelta(hours=1))
     end = not_after or (start + EE_LIFETIME)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.issuing_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(key_usage), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_cert.public_key()), critical=False
         )
@@ -224,11 +228,21 @@ def issue_person(
     key_usage: Iterable[str] = PERSON_USAGE,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    public_key=None,
 ) -> Issued:
-    """A person's signing certificate: CN=name, T=title ("Giáo viên chủ nhiệm", "Hiệu trưởng")."""
+    """A person's signing certificate: CN=name, T=title ("Giáo viên chủ nhiệm", "Hiệu trưởng").
+
+    With `public_key`, the certificate is for that key (held on a token or by a remote service)
+    and the result carries no private key."""
     subject = _name(C="VN", O=organisation, T=title, CN=common_name)
     return _issue(
-        ca, subject, algorithm=algorithm, key_usage=key_usage, not_before=not_before, not_after=not_after
+        ca,
+        subject,
+        algorithm=algorithm,
+        key_usage=key_usage,
+        not_before=not_before,
+        not_after=not_after,
+        public_key=public_key,
     )
 
 
@@ -241,11 +255,19 @@ def issue_organisation(
     key_usage: Iterable[str] = PERSON_USAGE,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    public_key=None,
 ) -> Issued:
-    """An organisation's certificate (the school seal): O=CN=the school's name."""
+    """An organisation's certificate (the school seal): O=CN=the school's name (`public_key`: as
+    for issue_person)."""
     subject = _name(C="VN", ST=province, O=name, CN=name)
     return _issue(
-        ca, subject, algorithm=algorithm, key_usage=key_usage, not_before=not_before, not_after=not_after
+        ca,
+        subject,
+        algorithm=algorithm,
+        key_usage=key_usage,
+        not_before=not_before,
+        not_after=not_after,
+        public_key=public_key,
     )
 
 
@@ -287,3 +309,61 @@ def pkcs12_export(issued: Issued, pin: str, *, friendly_name: str = "") -> bytes
         cas=list(issued.chain) or None,
         encryption_algorithm=BestAvailableEncryption(pin.encode()),
     )
+
+
+# --- On disk (make run, the reference services) ----------------------------------------------
+
+CA_FILES = ("root.pem", "root-key.pem", "issuing.pem", "issuing-key.pem")
+
+
+def dev_ca_save(ca: DevCA, directory) -> None:
+    """Write the CA to `directory` (created, mode 0700): certificates and unencrypted keys, PEM.
+
+    Development only: the keys are in clear on the developer's disk, under .data/.
+    """
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def key_pem(key) -> bytes:
+        return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+    files = {
+        "root.pem": ca.root_cert.public_bytes(Encoding.PEM),
+        "root-key.pem": key_pem(ca.root_key),
+        "issuing.pem": ca.issuing_cert.public_bytes(Encoding.PEM),
+        "issuing-key.pem": key_pem(ca.issuing_key),
+    }
+    for name, data in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+
+
+def dev_ca_load(directory) -> DevCA:
+    """The CA written by dev_ca_save."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    folder = Path(directory)
+    return DevCA(
+        root_key=load_pem_private_key((folder / "root-key.pem").read_bytes(), None),
+        root_cert=x509.load_pem_x509_certificate((folder / "root.pem").read_bytes()),
+        issuing_key=load_pem_private_key((folder / "issuing-key.pem").read_bytes(), None),
+        issuing_cert=x509.load_pem_x509_certificate((folder / "issuing.pem").read_bytes()),
+    )
+
+
+def dev_ca_ensure(directory, name: str = "Học bạ số (phát triển)") -> DevCA:
+    """The CA in `directory`, created there on first use."""
+    from pathlib import Path
+
+    if all((Path(directory) / f).exists() for f in CA_FILES):
+        return dev_ca_load(directory)
+    ca = dev_ca(name)
+    dev_ca_save(ca, directory)
+    return ca

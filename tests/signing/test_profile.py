@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from signing import ca
@@ -26,8 +23,15 @@ from signing.backends.pkcs12 import (
     pkcs12_load_sealed,
     pkcs12_seal,
 )
-from signing.profile import DS, XADES, SigningError, content_bytes, sign_year_record
+from signing.profile import DS, SigningError, content_bytes, sign_year_record
 from signing.verify import all_valid, verify_year_record
+from tests.signing.xmlsec import (
+    XMLLINT,
+    XMLSEC1,
+    needs_xmlsec1,
+    write_pems,
+    xmlsec1_results,
+)
 from tests.transcripts.test_document import primary_record
 from transcripts.document import year_record_load, year_record_xml
 from transcripts.schema import NAMESPACE, XSD_PATH
@@ -82,54 +86,10 @@ def verify(xml, dev, crl, *, roots=None):
 
 # xmlsec1 ----------------------------------------------------------------------------------------
 
-XMLSEC1 = shutil.which("xmlsec1")
-XMLLINT = shutil.which("xmllint")
-needs_xmlsec1 = pytest.mark.skipif(XMLSEC1 is None, reason="xmlsec1 not installed")
-
-
-def pem(*certs) -> bytes:
-    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
-
 
 @pytest.fixture(scope="module")
 def pems(dev, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pems")
-    (folder / "root.pem").write_bytes(pem(dev.root_cert))
-    (folder / "issuing.pem").write_bytes(pem(dev.issuing_cert))
-    return folder
-
-
-def xmlsec1_command(document: Path, node_id: str, pems: Path) -> list[str]:
-    return [
-        XMLSEC1 or "xmlsec1", "--verify",
-        "--enabled-reference-uris", "same-doc",
-        "--id-attr:Id", f"{NAMESPACE}:thongtinhocba",
-        "--id-attr:Id", f"{DS}:Signature",
-        "--id-attr:Id", f"{DS}:KeyInfo",
-        "--id-attr:Id", f"{XADES}:SignedProperties",
-        "--trusted-pem", str(pems / "root.pem"),
-        "--untrusted-pem", str(pems / "issuing.pem"),
-        "--node-id", node_id,
-        str(document),
-    ]  # fmt: skip
-
-
-def xmlsec1_results(xml: bytes, pems: Path, tmp_path: Path) -> list[bool]:
-    """xmlsec1's verdict on signatures 1..3, found by the Ids the profile gives them.
-
-    The Ids are derived from the Id of the content the reader sees (/hocba/thongtinhocba), so a
-    signature over some other (moved) element is not found under them.
-    """
-    document = tmp_path / "record.xml"
-    document.write_bytes(xml)
-    content_id = etree.fromstring(xml).find(f"{{{NAMESPACE}}}thongtinhocba").get("Id")
-    verdicts = []
-    for n, role in enumerate(ROLES, start=1):
-        run = subprocess.run(
-            xmlsec1_command(document, f"{content_id}-sig-{n}-{role}", pems), capture_output=True, text=True
-        )
-        verdicts.append(run.returncode == 0)
-    return verdicts
+    return write_pems(dev, tmp_path_factory.mktemp("pems"))
 
 
 # The signed document ----------------------------------------------------------------------------
