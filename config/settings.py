@@ -47,11 +47,14 @@ SHARED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
+    # Public: signing certificates belong to users (province-wide), and signing batches are
+    # found province-wide by the resume sweep (signing.tasks); each batch names its school. The
+    # signatures themselves live beside the records, in the school's schema (transcripts).
+    "signing",
 ]
 TENANT_APPS = [
     "schools",
     "transcripts",
-    "signing",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -182,6 +185,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.tasks.role_assignments_expire",
         "schedule": 3600.0,
     },
+    # Signing batches whose worker died are taken up again once their lease runs out.
+    "resume-signing-batches": {
+        "task": "signing.tasks.signing_batches_resume",
+        "schedule": float(env_int("HOCBA_SIGNING_RESUME_SECONDS", 15)),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -212,6 +220,21 @@ HOCBA_PUBLIC_URL = env_str("HOCBA_PUBLIC_URL", "http://127.0.0.1:8000")
 HOCBA_VERIFY_MAX_UPLOAD_BYTES = env_int("HOCBA_VERIFY_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 HOCBA_VERIFY_RATE_LIMIT = env_int("HOCBA_VERIFY_RATE_LIMIT", 30)
 HOCBA_VERIFY_RATE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_RATE_WINDOW_SECONDS", 60)
+
+# --- Signing (signing.trust, signing.keys) -------------------------------------------------
+# The pinned trust roots (PEM files) and the CRL sources (files or URLs); `make run` points them
+# at the development CA (.data/ca) and the reference remote-signing service.
+HOCBA_TRUST_ROOTS = env_list("HOCBA_TRUST_ROOTS", [])
+HOCBA_TRUST_CRLS = env_list("HOCBA_TRUST_CRLS", [])
+HOCBA_TRUST_CRL_SECONDS = env_int("HOCBA_TRUST_CRL_SECONDS", 300)
+# Encrypts PKCS#12 files and batch secrets at rest (a Fernet key); derived in DEBUG and tests.
+HOCBA_DEPLOYMENT_KEY = env_str("HOCBA_DEPLOYMENT_KEY", "")
+# The CSC remote-signing service, and the PKCS#11 library (SoftHSM2 when empty).
+HOCBA_CSC_URL = env_str("HOCBA_CSC_URL", "")
+HOCBA_CSC_CLIENT_SECRET = env_str("HOCBA_CSC_CLIENT_SECRET", "")
+HOCBA_PKCS11_LIBRARY = env_str("HOCBA_PKCS11_LIBRARY", "")
+# A signing job holds its batch this long between two signatures; past it, the batch is resumed.
+HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
 
 # How long the school route (code -> schema) stays cached; changes through services evict it.
 SCHOOL_ROUTE_CACHE_SECONDS = env_int("HOCBA_SCHOOL_ROUTE_CACHE_SECONDS", 300)

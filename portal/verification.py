@@ -141,13 +141,49 @@ class Verification:
         return self.outcome == VerificationOutcome.FOUND
 
 
-def signatures_for(xml: bytes) -> list:
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature as the verification page shows it."""
+
+    position: int
+    role: str  # "Giáo viên chủ nhiệm", ... (translated); "" for a problem of the whole document
+    signer: str
+    title: str
+    organisation: str
+    signed_at: dt.datetime | None
+    serial: str
+    ok: bool
+    problems: tuple[str, ...]
+
+
+def signatures_for(xml: bytes) -> list[SignatureLine]:
     """The signatures in the record's <chuky>, each with signer, title, time and validity.
 
-    Placeholder: signing arrives with issue 5; until then no record carries a signature, and the
-    page says so.
+    Checked by signing.verify against the portal's pinned trust roots and current CRLs: the
+    signature value and digests, the order (each covers the earlier ones), the certificate's
+    chain, validity at the signing time, key usage and revocation. A problem of the document as
+    a whole (a wrapping attack, a duplicated Id) comes first, as position 0.
     """
-    return []
+    from signing import trust
+    from signing.models import SigningStep
+    from signing.verify import verify_year_record
+
+    reports = verify_year_record(xml, trust_roots=trust.trust_roots(), crls=trust.crls())
+    labels = {step.value: str(step.label) for step in SigningStep}
+    return [
+        SignatureLine(
+            position=r.position,
+            role=labels.get(r.role, r.role),
+            signer=r.signer,
+            title=r.title,
+            organisation=r.organisation,
+            signed_at=r.signing_time,
+            serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
+            ok=r.ok,
+            problems=tuple(r.problems),
+        )
+        for r in reports
+    ]
 
 
 def _refused(method: str, reason: str, message: str, **kwargs: Any) -> Verification:
@@ -183,10 +219,11 @@ def verify_by_id(*, method: str, record_id: str, version: int) -> Verification:
 def _found(method: str, entry: IssuedRecord) -> Verification:
     from transcripts.document import year_record_parse
     from transcripts.models import YearRecord
+    from transcripts.records.services import year_record_document
 
     with entry.school:
         row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
-        xml = bytes(row.xml) if row is not None else None
+        xml = year_record_document(row) if row is not None else None  # the issued (sealed) document
     if xml is None or hashlib.sha256(xml).hexdigest() != entry.sha256:
         # The index and the school disagree: say nothing about the content (and log it loudly).
         log.error(

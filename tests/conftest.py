@@ -261,3 +261,57 @@ def secondary_class(in_school):
     from schools.models import SchoolClass
 
     return SchoolClass.objects.get(name="8A")
+
+
+# --- Signing: a development CA pinned as the trust store for the whole session ----------------
+
+SIGNING_PIN = "135790"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_trust(tmp_path_factory):
+    """A development CA, its CRL (revoking nothing yet) and the portal's trust settings on it.
+
+    `signing_trust.revoke(cert)` publishes a new CRL that revokes it (tests/signing_kit.py).
+    """
+    from django.conf import settings
+
+    from tests.signing_kit import TrustFixture
+
+    trust = TrustFixture(tmp_path_factory.mktemp("trust"))
+    saved = (settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS)
+    settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS = [str(trust.roots_file)], [str(trust.crl_file)]
+    trust.reset()
+    yield trust
+    settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS = saved
+    trust.reset()
+
+
+@pytest.fixture
+def signing_keys(signing_trust, school):
+    """PKCS#12 files (PIN SIGNING_PIN) of the test school's signers, issued by the test CA."""
+    return signing_trust.school_keys(school)
+
+
+@pytest.fixture
+def certificates(signing_keys, homeroom_teacher, principal, vice_principal, school_admin, school):
+    """The signers' certificates registered: homeroom teacher, principal, vice-principal, seal."""
+    from signing.services import certificate_register_pkcs12
+
+    return {
+        "homeroom_teacher": certificate_register_pkcs12(
+            actor=homeroom_teacher,
+            user=homeroom_teacher,
+            data=signing_keys["homeroom_teacher"],
+            pin=SIGNING_PIN,
+        ),
+        "principal": certificate_register_pkcs12(
+            actor=principal, user=principal, data=signing_keys["principal"], pin=SIGNING_PIN
+        ),
+        "vice_principal": certificate_register_pkcs12(
+            actor=vice_principal, user=vice_principal, data=signing_keys["vice_principal"], pin=SIGNING_PIN
+        ),
+        "seal": certificate_register_pkcs12(
+            actor=school_admin, school=school, data=signing_keys["seal"], pin=SIGNING_PIN
+        ),
+    }

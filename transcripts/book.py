@@ -86,10 +86,12 @@ def _refuse(entry: IssuedRecord, reason: str, message: str) -> ValidationError:
 
 
 def _issuing_school_copy(entry: IssuedRecord) -> bytes | None:
-    """The bytes the issuing school holds for this version (read in its schema), or None."""
+    """The issued (sealed) document the issuing school holds for this version, or None."""
+    from transcripts.records.services import year_record_document
+
     with entry.school:
         row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
-        return bytes(row.xml) if row is not None else None
+        return year_record_document(row) if row is not None else None
 
 
 @transaction.atomic
@@ -156,6 +158,19 @@ def prior_record_attach(
         raise _refuse(entry, "invalid", _("The issuing school's copy is not a valid year record.")) from error
     if (document.record_id, document.version) != (entry.record_id, entry.version):
         raise _refuse(entry, "invalid", _("The issuing school's copy is not a valid year record."))
+    from portal.verification import signatures_for
+
+    signatures = signatures_for(xml)
+    if len(signatures) != 3 or not all(line.ok for line in signatures):
+        problems = "; ".join(p for line in signatures for p in line.problems) or _(
+            "not all signatures are there"
+        )
+        raise _refuse(
+            entry,
+            "signature",
+            _("The signatures of this record do not verify (%(problems)s): it is not attached.")
+            % {"problems": problems},
+        )
     if not document.student.personal_id or document.student.personal_id != student.personal_id:
         raise _refuse(
             entry,

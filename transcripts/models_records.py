@@ -14,7 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["FROZEN_STATUSES", "LIVE_STATUSES", "YearRecord", "YearRecordEvent", "YearRecordStatus"]
+__all__ = [
+    "FROZEN_STATUSES",
+    "LIVE_STATUSES",
+    "YearRecord",
+    "YearRecordEvent",
+    "YearRecordSignature",
+    "YearRecordStatus",
+]
 
 
 class YearRecordStatus(models.TextChoices):
@@ -149,3 +156,50 @@ class YearRecordEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class YearRecordSignature(models.Model):
+    """One signature of a year record version: the whole document as it stands after it.
+
+    The record's own `xml` is the unsigned canonical document and never changes once signed; each
+    signature appends to <chuky>, so the document after signature n is stored here, with its hash,
+    the signer and the certificate. The latest one is the record's current document (the issued
+    document once the seal is on). Append-only, and checked by a trigger (migration 0008): the
+    positions follow each other, the hash is the hash of the bytes, and the signed document
+    carries the record's content byte for byte.
+    """
+
+    record = models.ForeignKey(YearRecord, on_delete=models.PROTECT, related_name="signatures")
+    position = models.PositiveSmallIntegerField()  # 1 homeroom teacher, 2 principal, 3 seal
+    role = models.CharField(max_length=20)
+    signed_xml = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    signer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )  # who signed (for the seal: who applied it)
+    signer_name = models.CharField(max_length=255)  # as in the certificate
+    signer_title = models.CharField(max_length=255, blank=True)
+    certificate_fingerprint = models.CharField(max_length=64)
+    certificate_serial = models.CharField(max_length=64)
+    signed_at = models.DateTimeField(default=timezone.now)
+    batch_item_pk = models.PositiveIntegerField(null=True, blank=True)  # signing.SigningBatchItem
+
+    class Meta:
+        verbose_name = _("year record signature")
+        verbose_name_plural = _("year record signatures")
+        ordering = ["record", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "position"], name="year_record_signature_once"),
+            models.CheckConstraint(
+                condition=Q(position__gte=1, position__lte=3), name="year_record_signature_position"
+            ),
+            models.CheckConstraint(
+                condition=Q(position=1, role="homeroom_teacher")
+                | Q(position=2, role="principal")
+                | Q(position=3, role="seal"),
+                name="year_record_signature_role_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} #{self.position} {self.role}"

@@ -28,13 +28,13 @@ from schools.models import Enrolment, SchoolClass
 
 from .models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
 from .permissions import can_view_gradebook
-from .records.pdf import year_record_pdfs_render_for_class
 from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
 from .records.services import (
     CORRECTABLE,
     year_record_confirm,
     year_record_correct,
     year_record_correction_approve,
+    year_record_document,
     year_record_revoke,
     year_records_create,
 )
@@ -193,16 +193,12 @@ def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
 
 @require_POST
 def records_create(request: HttpRequest, class_id: int) -> HttpResponse:
-    """Create the class's year records (once the principal approved its year); queue their PDFs."""
+    """Create the class's year records (once the principal approved its year). Their PDFs are
+    rendered when they are issued (sealed), so that each embeds its issued document."""
     school_class = _class_or_404(class_id)
 
     def run() -> str:
-        with transaction.atomic():
-            outcome = year_records_create(
-                actor=request.user, school=request.school, school_class=school_class
-            )
-            # Sent once committed, so the worker finds the rows (and never, if this rolls back).
-            year_record_pdfs_render_for_class(school_class)
+        outcome = year_records_create(actor=request.user, school=request.school, school_class=school_class)
         parts = [_("%(count)d year records created.") % {"count": len(outcome.created)}]
         if outcome.existing:
             parts.append(_("%(count)d students already had their record.") % {"count": outcome.existing})
@@ -330,17 +326,17 @@ def _downloadable(request: HttpRequest, record_pk: int) -> YearRecord:
 
 @require_GET
 def record_xml(request: HttpRequest, record_pk: int) -> HttpResponse:
-    """The record version's canonical XML, as stored."""
+    """The record version's document as it stands: with the signatures it has so far."""
     try:
         record = _downloadable(request, record_pk)
     except PermissionDenied as exc:
         return _refused(request, exc)
-    return _hand_out(request, record, bytes(record.xml), CopyFormat.XML, "application/xml")
+    return _hand_out(request, record, year_record_document(record), CopyFormat.XML, "application/xml")
 
 
 @require_GET
 def record_pdf(request: HttpRequest, record_pk: int) -> HttpResponse:
-    """The record version's PDF/A-3b, as rendered once and stored; 404 while it is being rendered."""
+    """The record version's PDF/A-3b, rendered once when it is issued and stored; 404 before."""
     try:
         record = _downloadable(request, record_pk)
     except PermissionDenied as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 import zlib
@@ -14,16 +15,16 @@ from django.utils.translation import gettext, override
 
 from portal.models import IssuedRecord, VerificationLog
 from portal.verification import personal_id_digest
+from tests.signing_kit import issue
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordStatus
 from transcripts.records.services import (
-    year_record_confirm,
     year_record_correct,
     year_record_correction_approve,
+    year_record_document,
     year_record_revoke,
-    year_record_transition,
 )
 
 S = YearRecordStatus
@@ -35,22 +36,10 @@ def _generous_rate_limit(settings):
     settings.HOCBA_VERIFY_RATE_LIMIT = 100_000
 
 
-def issue(record: YearRecord, *, homeroom_teacher, principal, school) -> YearRecord:
-    """Take a record from "data complete" to "issued" through the services."""
-    connection.set_tenant(school)
-    record = year_record_confirm(actor=homeroom_teacher, school=school, record=record)
-    record = year_record_transition(
-        actor=homeroom_teacher, school=school, record=record, to_status=S.SIGNED_HOMEROOM
-    )
-    record = year_record_transition(
-        actor=principal, school=school, record=record, to_status=S.SIGNED_PRINCIPAL
-    )
-    return year_record_transition(actor=principal, school=school, record=record, to_status=S.ISSUED)
-
-
 @pytest.fixture
 def issued(homeroom_teacher, principal, school, records):  # noqa: F811
     record = issue(records[0], homeroom_teacher=homeroom_teacher, principal=principal, school=school)
+    record.issued_xml = year_record_document(record)  # the sealed document, as handed out
     connection.set_schema_to_public()
     return record
 
@@ -86,7 +75,7 @@ def test_issuing_indexes_the_record_with_its_hash_and_no_personal_id_in_clear(is
     entry = IssuedRecord.objects.get(record_id=issued.record_id, version=issued.version)
     student = issued.enrolment.student
     assert entry.school == school and entry.school_year == "2025-2026"
-    assert entry.sha256 == issued.sha256 and entry.status == "issued"
+    assert entry.sha256 == hashlib.sha256(issued.issued_xml).hexdigest() and entry.status == "issued"
     assert entry.student_code == student.student_code
     assert len(student.personal_id) == 12
     assert entry.personal_id_digest == personal_id_digest(student.personal_id)
@@ -109,18 +98,25 @@ def test_a_record_not_yet_issued_is_not_in_the_index(records, client):  # noqa: 
 # --- Lookups -----------------------------------------------------------------------------------
 
 
-def test_lookup_by_id_shows_the_status_name_and_results_but_no_personal_id(issued, client):
+def test_lookup_by_id_shows_the_status_name_and_results_but_no_personal_id(issued, client, school):
     response = client.get(reverse("portal:verify"), {"record_id": issued.record_id, "version": 1})
     assert response.status_code == 200
     page = response.content.decode()
-    document = year_record_parse(bytes(issued.xml))
+    document = year_record_parse(issued.issued_xml)
     assert document.student.full_name in page
     assert document.issuer.school_name in page and "2025-2026" in page
     for row in document.part.subjects:
         assert escape(row.name) in page
-    assert issued.sha256 in page
+    assert hashlib.sha256(issued.issued_xml).hexdigest() in page
     assert said(response, "Current: this version was issued by the school and is in force.")
-    assert said(response, "No signature yet: this record does not carry a digital signature.")
+    assert not said(response, "No signature yet: this record does not carry a digital signature.")
+    # Each signature: who, with what title, and verified (signature and certificate).
+    with override("vi"):
+        valid = escape(gettext("Valid: signature and certificate verified"))
+    assert page.count(valid) == 3
+    for name in ("Ngô Chủ Nhiệm", "Đặng Hiệu Trưởng", escape(school.name)):
+        assert name in page
+    assert "Giáo viên chủ nhiệm" in page and "Hiệu trưởng" in page
     assert issued.enrolment.student.personal_id not in page
     assert log_rows() == [("record_id", "found", "")]
     assert VerificationLog.objects.get().issued_record.record_id == issued.record_id
@@ -144,14 +140,14 @@ def test_an_unknown_id_or_version_is_not_found_and_logged(issued, client):
 
 
 def test_the_issued_xml_matches(issued, client):
-    response = upload(client, "record.xml", bytes(issued.xml))
+    response = upload(client, "record.xml", issued.issued_xml)
     assert response.status_code == 200
     assert issued.enrolment.student.full_name in response.content.decode()
     assert log_rows() == [("upload_xml", "found", "")]
 
 
 def test_a_changed_byte_does_not_match(issued, client):
-    xml = bytes(issued.xml)
+    xml = issued.issued_xml
     name = issued.enrolment.student.full_name.encode()
     changed = xml.replace(name, name[:-1] + (b"X" if name[-1:] != b"X" else b"Y"), 1)
     assert changed != xml and len(changed) == len(xml)
@@ -171,7 +167,7 @@ def test_a_changed_byte_does_not_match(issued, client):
 def test_the_issued_pdf_matches_through_its_attachment(issued, client):
     from transcripts.pdf import year_record_pdf
 
-    xml = bytes(issued.xml)
+    xml = issued.issued_xml
     url = "https://hocba.example" + qr_url(issued.record_id, 1)
     pdf = year_record_pdf(year_record_parse(xml), xml=xml, verify_url=url)
     response = upload(client, "record.pdf", pdf)
@@ -301,7 +297,7 @@ def test_a_corrected_record_shows_superseded_with_a_link_to_the_new_version(
     statuses = dict(IssuedRecord.objects.filter(record_id=issued.record_id).values_list("version", "status"))
     assert statuses == {1: "superseded", 2: "issued"}
     # The old version's exact bytes still verify (as superseded).
-    assert upload(client, "v1.xml", bytes(issued.xml)).status_code == 200
+    assert upload(client, "v1.xml", issued.issued_xml).status_code == 200
     assert len(log_rows()) == 3
 
 
@@ -340,13 +336,13 @@ def test_the_upload_form_works_with_csrf_checks_and_the_address_is_logged_hashed
     browser = Client(enforce_csrf_checks=True)
     browser.get(reverse("portal:verify"))
     token = browser.cookies["csrftoken"].value
-    file = SimpleUploadedFile("record.xml", bytes(issued.xml))
+    file = SimpleUploadedFile("record.xml", issued.issued_xml)
     response = browser.post(
         reverse("portal:verify"), {"file": file, "csrfmiddlewaretoken": token}, REMOTE_ADDR="198.51.100.23"
     )
     assert response.status_code == 200
     refused = Client(enforce_csrf_checks=True).post(
-        reverse("portal:verify"), {"file": SimpleUploadedFile("r.xml", bytes(issued.xml))}
+        reverse("portal:verify"), {"file": SimpleUploadedFile("r.xml", issued.issued_xml)}
     )
     assert refused.status_code == 403
     (row,) = VerificationLog.objects.all()

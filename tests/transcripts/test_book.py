@@ -18,7 +18,7 @@ from portal.verification import personal_id_digest
 from schools.models import SchoolClass, Student
 from schools.services import class_create, school_year_open, student_enrol
 from tests.conftest import student_make
-from tests.portal.test_verification import issue
+from tests.signing_kit import issue
 from tests.transcripts.test_homeroom import fill_secondary
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
@@ -130,8 +130,9 @@ def test_the_principal_attaches_a_verified_record_and_the_book_shows_it(
     attached = AttachedRecord.objects.get(student=newcomer)
     connection.set_tenant(other_school)
     from transcripts.models import YearRecord
+    from transcripts.records.services import year_record_document
 
-    issued_xml = bytes(YearRecord.objects.get(record_id=entry.record_id).xml)
+    issued_xml = year_record_document(YearRecord.objects.get(record_id=entry.record_id))
     assert bytes(attached.xml) == issued_xml and attached.sha256 == entry.sha256
     assert (attached.source_school_code, attached.school_year, attached.grade, attached.class_name) == (
         other_school.code,

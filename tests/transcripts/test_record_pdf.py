@@ -21,8 +21,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from portal.models import School, User
+from portal.models import IssuedRecord, School, User
 from tests.conftest import SCHOOLS, student_make
+from tests.signing_kit import issue
 from tests.transcripts.test_document import secondary_record
 from tests.transcripts.test_pdf import poppler
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- a fixture used below
@@ -34,16 +35,18 @@ from transcripts.records import pdf as record_pdf
 from transcripts.records.pdf import (
     verify_url_for,
     year_record_pdf_render,
-    year_record_pdfs_render_for_class,
+    year_record_pdfs_render,
 )
+from transcripts.records.services import year_record_document
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def class_records(records):  # noqa: F811 -- test_year_records' fixture, imported above
-    """The two promoted students' records of 8A (uncommitted: the test's transaction rolls back)."""
-    return records
+def class_records(records, homeroom_teacher, principal, school):  # noqa: F811 -- imported above
+    """The two promoted students' records of 8A, issued (signed and sealed: the PDF is made then).
+    Uncommitted: the test's transaction rolls back."""
+    return [issue(r, homeroom_teacher=homeroom_teacher, principal=principal, school=school) for r in records]
 
 
 @pytest.fixture
@@ -97,13 +100,16 @@ def test_the_stored_pdf_embeds_exactly_the_record_xml(class_records, tmp_path):
 
     name = f"{record.record_id}-v{record.version}.xml"
     assert [p.name for p in out.iterdir()] == [name]
-    assert (out / name).read_bytes() == bytes(record.xml)
-    assert hashlib.sha256((out / name).read_bytes()).hexdigest() == record.sha256
+    issued = year_record_document(record)  # the sealed document, not the unsigned content
+    assert b"<ds:Signature" in issued or b"Signature" in issued
+    assert (out / name).read_bytes() == issued
+    entry = IssuedRecord.objects.get(record_id=record.record_id, version=record.version)
+    assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry.sha256
     text = poppler("pdftotext", "-enc", "UTF-8", path, "-")
     assert record.enrolment.student.full_name in text
 
 
-def test_the_class_helper_queues_one_task_per_record_after_commit(
+def test_the_helper_queues_one_task_per_record_after_commit(
     class_records, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
@@ -112,11 +118,10 @@ def test_the_class_helper_queues_one_task_per_record_after_commit(
         "apply_async",
         lambda args, headers: sent.append((args, headers)),
     )
-    school_class = class_records[0].enrolment.school_class
     year_record_pdf_render(record_id=class_records[0].pk)  # has its PDF: not queued again
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        queued = year_record_pdfs_render_for_class(school_class)
+        queued = year_record_pdfs_render([r.pk for r in class_records])
         assert sent == []  # nothing leaves before the commit
 
     assert len(callbacks) == 1

@@ -11,6 +11,7 @@ from lxml import etree
 
 from portal.models import AuditEntry
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, Student
+from tests.signing_kit import sign_step
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- a fixture used below
 from transcripts.document import year_record_parse
 from transcripts.models import (
@@ -57,11 +58,15 @@ def records(homeroom_teacher, school, approved_class):
 
 
 @pytest.fixture
-def signed(homeroom_teacher, school, records):
+def signed(homeroom_teacher, school, records, signing_keys):
     """The first record, confirmed and signed by the homeroom teacher: its content is frozen."""
     record = year_record_confirm(actor=homeroom_teacher, school=school, record=records[0])
-    return year_record_transition(
-        actor=homeroom_teacher, school=school, record=record, to_status=S.SIGNED_HOMEROOM
+    return sign_step(
+        record,
+        step="homeroom_teacher",
+        actor=homeroom_teacher,
+        school=school,
+        p12=signing_keys["homeroom_teacher"],
     )
 
 
@@ -157,7 +162,7 @@ def test_a_subject_teacher_neither_creates_nor_confirms_records(
 
 
 def test_the_lifecycle_goes_step_by_step_each_step_by_its_signer(
-    homeroom_teacher, principal, school, records
+    homeroom_teacher, principal, school_admin, school, records, signing_keys
 ):
     record = records[0]
     for skipped in (S.ISSUED, S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL, S.ACKNOWLEDGED):
@@ -166,14 +171,45 @@ def test_the_lifecycle_goes_step_by_step_each_step_by_its_signer(
     # The principal does not confirm for the homeroom teacher, nor the teacher sign for the principal.
     with pytest.raises(PermissionDenied):
         year_record_confirm(actor=principal, school=school, record=record)
-    year_record_confirm(actor=homeroom_teacher, school=school, record=record)
-    year_record_transition(actor=homeroom_teacher, school=school, record=record, to_status=S.SIGNED_HOMEROOM)
-    with pytest.raises(PermissionDenied):
+    # Signing steps are made only by signing (year_record_sign), never by a transition.
+    with pytest.raises(ValidationError):
         year_record_transition(
-            actor=homeroom_teacher, school=school, record=record, to_status=S.SIGNED_PRINCIPAL
+            actor=homeroom_teacher, school=school, record=record, to_status=S.SIGNED_HOMEROOM
         )
-    year_record_transition(actor=principal, school=school, record=record, to_status=S.SIGNED_PRINCIPAL)
-    year_record_transition(actor=principal, school=school, record=record, to_status=S.ISSUED)
+    with pytest.raises(ValidationError):  # not confirmed yet
+        sign_step(
+            record,
+            step="homeroom_teacher",
+            actor=homeroom_teacher,
+            school=school,
+            p12=signing_keys["homeroom_teacher"],
+        )
+    year_record_confirm(actor=homeroom_teacher, school=school, record=record)
+    with pytest.raises(ValidationError):  # the principal does not sign before the homeroom teacher
+        sign_step(record, step="principal", actor=principal, school=school, p12=signing_keys["principal"])
+    sign_step(
+        record,
+        step="homeroom_teacher",
+        actor=homeroom_teacher,
+        school=school,
+        p12=signing_keys["homeroom_teacher"],
+    )
+    with pytest.raises(PermissionDenied):
+        sign_step(
+            record, step="principal", actor=homeroom_teacher, school=school, p12=signing_keys["principal"]
+        )
+    with pytest.raises(ValidationError):  # a second signature at a signed step
+        sign_step(
+            record,
+            step="homeroom_teacher",
+            actor=homeroom_teacher,
+            school=school,
+            p12=signing_keys["homeroom_teacher"],
+        )
+    sign_step(record, step="principal", actor=principal, school=school, p12=signing_keys["principal"])
+    with pytest.raises(PermissionDenied):  # the seal is the school office's, not a teacher's
+        sign_step(record, step="seal", actor=homeroom_teacher, school=school, p12=signing_keys["seal"])
+    sign_step(record, step="seal", actor=school_admin, school=school, p12=signing_keys["seal"])
     # Forwarding is the system's (actor None); a teacher cannot, the system cannot sign.
     with pytest.raises(PermissionDenied):
         year_record_transition(actor=homeroom_teacher, school=school, record=record, to_status=S.QUEUED)
@@ -191,8 +227,9 @@ def test_the_lifecycle_goes_step_by_step_each_step_by_its_signer(
         S.ACKNOWLEDGED,
     ]
     assert (
-        AuditEntry.objects.filter(action="year_record_status_changed", object_id=str(record.pk)).count() == 6
+        AuditEntry.objects.filter(action="year_record_status_changed", object_id=str(record.pk)).count() == 3
     )
+    assert AuditEntry.objects.filter(action="year_record_signed", object_id=str(record.pk)).count() == 3
 
 
 def raw(sql: str, params: list) -> None:
@@ -230,13 +267,54 @@ def test_the_database_refuses_to_delete_a_signed_record_or_walk_it_back(signed):
         raw("UPDATE transcripts_yearrecord SET status = 'confirmed' WHERE id = %s", [signed.pk])
     with pytest.raises(DatabaseError, match="cannot move to issued"), transaction.atomic():
         raw("UPDATE transcripts_yearrecord SET status = 'issued' WHERE id = %s", [signed.pk])
-    # Moving forward, and touching only the status and its time, is what signing does.
+    # Even forward, a signed state needs its signature (migration 0009): no raw "signed" status.
+    with pytest.raises(DatabaseError, match="needs its signature first"), transaction.atomic():
+        raw(
+            "UPDATE transcripts_yearrecord SET status = 'signed_principal', status_changed_at = now()"
+            " WHERE id = %s",
+            [signed.pk],
+        )
+    # Moving forward to a state with no signature (a revocation) touches only the status.
     raw(
-        "UPDATE transcripts_yearrecord SET status = 'signed_principal', status_changed_at = now()"
-        " WHERE id = %s",
+        "UPDATE transcripts_yearrecord SET status = 'revoked', status_changed_at = now() WHERE id = %s",
         [signed.pk],
     )
-    assert YearRecord.objects.get(pk=signed.pk).status == S.SIGNED_PRINCIPAL
+    assert YearRecord.objects.get(pk=signed.pk).status == S.REVOKED
+
+
+def test_signatures_are_append_only_and_must_carry_the_record_content(signed):
+    from transcripts.models import YearRecordSignature
+
+    signature = YearRecordSignature.objects.get(record=signed)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        raw("UPDATE transcripts_yearrecordsignature SET signer_name = 'x' WHERE id = %s", [signature.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        raw("DELETE FROM transcripts_yearrecordsignature WHERE id = %s", [signature.pk])
+    forged = bytes(signature.signed_xml).replace(b"<thongtinhocba", b'<thongtinhocba data-x="1"', 1)
+    with pytest.raises(DatabaseError, match="does not carry the record"), transaction.atomic():
+        YearRecordSignature.objects.create(
+            record=signed,
+            position=2,
+            role="principal",
+            signed_xml=forged,
+            sha256=hashlib.sha256(forged).hexdigest(),
+            signer=signature.signer,
+            signer_name="x",
+            certificate_fingerprint="0" * 64,
+            certificate_serial="1",
+        )
+    with pytest.raises(DatabaseError, match="comes before"), transaction.atomic():
+        YearRecordSignature.objects.create(
+            record=signed,
+            position=3,
+            role="seal",
+            signed_xml=bytes(signature.signed_xml),
+            sha256=signature.sha256,
+            signer=signature.signer,
+            signer_name="x",
+            certificate_fingerprint="0" * 64,
+            certificate_serial="1",
+        )
 
 
 def test_the_database_refuses_a_hash_that_is_not_the_xmls(records):

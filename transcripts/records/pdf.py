@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from schools.models import SchoolClass
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf import year_record_pdf
@@ -48,7 +47,9 @@ def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
     stored = YearRecordPdf.objects.filter(record=record).first()
     if stored is not None:
         return stored
-    xml = bytes(record.xml)
+    from transcripts.records.services import year_record_document
+
+    xml = year_record_document(record)  # as issued: the sealed document
     pdf = year_record_pdf(
         year_record_parse(xml), xml=xml, verify_url=verify_url_for(record.record_id, record.version)
     )
@@ -61,19 +62,18 @@ def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
     )
 
 
-def year_record_pdfs_render_for_class(school_class: SchoolClass) -> list[int]:
-    """Queue the rendering of every record of the class that has no PDF yet, once committed.
+def year_record_pdfs_render(record_pks: list[int]) -> list[int]:
+    """Queue the rendering of these records (those without a PDF yet), once committed.
 
-    Call it in the school's schema, in the transaction that created the records (or in none):
-    one task per record is sent after the commit, so the worker finds the rows. The schema name
-    is taken now and sent with each task, so the tasks reach the right school even if the
-    connection has moved to another schema by the time the transaction commits. Returns the
-    primary keys of the records queued.
+    Called when records are issued (sealed): the PDF embeds the issued document. Call it in the
+    school's schema: the schema name is taken now and sent with each task, so the tasks reach the
+    right school even if the connection has moved to another schema by the time the transaction
+    commits. Returns the primary keys of the records queued.
     """
     from transcripts.tasks import year_record_pdf_render as task
 
     ids = list(
-        YearRecord.objects.filter(enrolment__school_class=school_class, pdf__isnull=True)
+        YearRecord.objects.filter(pk__in=record_pks, pdf__isnull=True)
         .order_by("pk")
         .values_list("pk", flat=True)
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from portal.choices import Role
 from portal.models import School, User
+from portal.permissions import access_for
 from schools.models import SchoolClass
 from transcripts.permissions import can_edit_homeroom, can_lock_terms
 
@@ -12,6 +14,11 @@ from transcripts.permissions import can_edit_homeroom, can_lock_terms
 HOMEROOM = "homeroom"
 LEADER = "leader"
 SYSTEM = "system"
+
+# Who signs each step (signing.profile.ROLES): the class's homeroom teacher; the principal or a
+# vice-principal (on the principal's behalf); the school seal, applied by the school's
+# administrator (the clerk who holds the token) or the principal.
+SEAL_HOLDERS = frozenset({Role.SCHOOL_ADMIN, Role.PRINCIPAL})
 
 
 def can_create_year_records(user: User, school: School, school_class: SchoolClass) -> bool:
@@ -31,3 +38,15 @@ def can_make_step(user: User | None, school: School, school_class: SchoolClass, 
 def can_decide_on_records(user: User, school: School) -> bool:
     """Approving a correction, revoking a record: the principal or a vice-principal."""
     return can_lock_terms(user, school)
+
+
+def can_sign(user: User, school: School, school_class: SchoolClass, step: str) -> bool:
+    """Whether `user` may make signature `step` ("homeroom_teacher", "principal", "seal") on a
+    record of `school_class`. Asked when a batch starts and again before each signature."""
+    if step == "homeroom_teacher":
+        return can_edit_homeroom(user, school, school_class)
+    if step == "principal":
+        return can_lock_terms(user, school)
+    if step == "seal":
+        return bool(access_for(user).roles_in_school(school.pk) & SEAL_HOLDERS)
+    return False

@@ -28,11 +28,11 @@ from transcripts.selectors import active_enrolments
 
 from .permissions import (
     HOMEROOM,
-    LEADER,
     SYSTEM,
     can_create_year_records,
     can_decide_on_records,
     can_make_step,
+    can_sign,
 )
 from .snapshot import class_snapshots, results_are_final, year_record_snapshot
 
@@ -41,11 +41,10 @@ S = YearRecordStatus
 # The steps year_record_transition makes, and who makes each. Superseding, revoking and
 # approving a correction (draft → data complete) have their own services; the database trigger
 # keeps its own list of the moves allowed once a record is signed, which this table respects.
+# The three signed states are reached only by year_record_sign, with the signature (the
+# database refuses them without it, migration 0009).
 TRANSITIONS: dict[tuple[str, str], str] = {
     (S.DATA_COMPLETE, S.CONFIRMED): HOMEROOM,
-    (S.CONFIRMED, S.SIGNED_HOMEROOM): HOMEROOM,
-    (S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL): LEADER,
-    (S.SIGNED_PRINCIPAL, S.ISSUED): LEADER,
     (S.ISSUED, S.QUEUED): SYSTEM,
     (S.QUEUED, S.ACKNOWLEDGED): SYSTEM,
     (S.QUEUED, S.REJECTED): SYSTEM,
@@ -107,6 +106,7 @@ def _move(
     note: str = "",
     action: str = AuditAction.YEAR_RECORD_STATUS_CHANGED,
     summary: str = "",
+    extra: dict | None = None,
 ) -> YearRecord:
     """Set the locked record's status, and write its event and audit row."""
     old = record.status
@@ -133,7 +133,12 @@ def _move(
             "old": _label(old),
             "new": _label(to_status),
         },
-        changes={"status": [old, to_status], "record_id": record.record_id, "version": record.version},
+        changes={
+            "status": [old, to_status],
+            "record_id": record.record_id,
+            "version": record.version,
+            **(extra or {}),
+        },
         school=school,
     )
     return record
@@ -146,12 +151,13 @@ def _public_index(*, school: School, record: YearRecord) -> None:
     A version superseded or revoked before it was issued was never indexed: nothing to update.
     """
     if record.status == S.ISSUED:
-        document = year_record_parse(bytes(record.xml))  # the snapshot, as issued
+        sealed = record.signatures.order_by("-position").first()  # the document as issued
+        document = year_record_parse(bytes(record.xml))  # the snapshot
         issued_record_add(
             school=school,
             record_id=record.record_id,
             version=record.version,
-            sha256=record.sha256,
+            sha256=sealed.sha256,
             school_year=document.school_year,
             student_code=document.student.student_code,
             personal_id=document.student.personal_id,
@@ -375,4 +381,92 @@ def year_record_revoke(*, actor: User, school: School, record: YearRecord, reaso
         action=AuditAction.YEAR_RECORD_REVOKED,
         summary=_("Year record %(record)s v%(version)d revoked")
         % {"record": record.record_id, "version": record.version},
+    )
+
+
+# --- Signatures ----------------------------------------------------------------------------------
+
+# The signature each step adds, the status the record must be in, and the status it moves to.
+SIGNING_STEPS: dict[str, tuple[int, str, str]] = {
+    "homeroom_teacher": (1, S.CONFIRMED, S.SIGNED_HOMEROOM),
+    "principal": (2, S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL),
+    "seal": (3, S.SIGNED_PRINCIPAL, S.ISSUED),
+}
+
+
+def year_record_document(record: YearRecord) -> bytes:
+    """The record's current document: as last signed, or the unsigned canonical XML."""
+    latest = record.signatures.order_by("-position").only("signed_xml").first()
+    return bytes(latest.signed_xml if latest is not None else record.xml)
+
+
+def year_record_sign_check(*, actor: User, school: School, record: YearRecord, step: str) -> None:
+    """Raise why `actor` cannot make signature `step` on `record` now (nothing if they can)."""
+    if step not in SIGNING_STEPS:
+        raise ValidationError(_("Unknown signing step."))
+    before = SIGNING_STEPS[step][1]
+    if not can_sign(actor, school, record.enrolment.school_class, step):
+        raise PermissionDenied(_("You may not sign this step of the year record."))
+    if record.status != before:
+        raise ValidationError(
+            _("This record is “%(status)s”; it must be “%(needed)s” to be signed at this step.")
+            % {"status": _label(record.status), "needed": _label(before)}
+        )
+
+
+@transaction.atomic
+def year_record_sign(
+    *,
+    actor: User,
+    school: School,
+    record: YearRecord,
+    step: str,
+    sign,
+    signer_name: str,
+    signer_title: str,
+    certificate_fingerprint: str,
+    certificate_serial: str,
+    batch_item_pk: int | None = None,
+) -> YearRecord:
+    """Add signature `step` to the record: store the signed document and move the status on.
+
+    `sign(document_bytes) -> signed_bytes` makes the signature (signing.services); it is called
+    with the record's row locked and its state and the signer's role checked again, so two
+    attempts on one step sign once: the second finds the step done and is refused. The signature
+    row, the status change, the record's event and the audit row commit together.
+    """
+    record = _lock(record)
+    year_record_sign_check(actor=actor, school=school, record=record, step=step)
+    position, _before, after = SIGNING_STEPS[step]
+    signed = sign(year_record_document(record))
+    from transcripts.models import YearRecordSignature
+
+    YearRecordSignature.objects.create(
+        record=record,
+        position=position,
+        role=step,
+        signed_xml=signed,
+        sha256=hashlib.sha256(signed).hexdigest(),
+        signer=actor,
+        signer_name=signer_name,
+        signer_title=signer_title,
+        certificate_fingerprint=certificate_fingerprint,
+        certificate_serial=certificate_serial,
+        batch_item_pk=batch_item_pk,
+    )
+    return _move(
+        actor=actor,
+        school=school,
+        record=record,
+        to_status=after,
+        note=signer_name,
+        action=AuditAction.YEAR_RECORD_SIGNED,
+        summary=_("Year record %(record)s v%(version)d signed (%(step)s) by %(signer)s")
+        % {
+            "record": record.record_id,
+            "version": record.version,
+            "step": _label(after),
+            "signer": signer_name,
+        },
+        extra={"certificate": certificate_fingerprint, "serial": certificate_serial, "position": position},
     )

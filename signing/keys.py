@@ -1,0 +1,91 @@
+"""Signing keys for registered certificates, loaded once per worker process.
+
+`loaded_key(certificate, secret)` unlocks the key of a registered certificate with what the signer
+gave when confirming a batch: the PIN of a PKCS#12 file or of a PKCS#11 token, or the SAD (the
+signature activation data) a CSC remote-signing service returned for the batch. The result is
+cached per process by (certificate, secret): a batch of 1,500 records unlocks its key once. The
+PKCS#11 backend keeps its own per-process session pool (signing.backends.pkcs11).
+
+The key loaded must be the registered certificate's: a key file or token that now holds another
+certificate is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+
+from . import trust
+from .backends import KeyLoadError, LoadedKey
+from .models import CertificateBackend, SigningCertificate
+
+MAX_CACHED = 32
+_cache: OrderedDict[tuple[int, str], LoadedKey] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    _cache.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def csc_client():
+    """The client of the configured CSC remote-signing service (HOCBA_CSC_URL)."""
+    from .backends.csc import CscClient
+
+    url = getattr(settings, "HOCBA_CSC_URL", "")
+    if not url:
+        raise KeyLoadError("csc_not_configured", "No remote signing service is configured (HOCBA_CSC_URL)")
+    return CscClient(url, getattr(settings, "HOCBA_CSC_CLIENT_SECRET", ""))
+
+
+def pkcs11_library() -> str | None:
+    return getattr(settings, "HOCBA_PKCS11_LIBRARY", "") or None
+
+
+def _load(certificate: SigningCertificate, secret: str) -> LoadedKey:
+    if certificate.backend == CertificateBackend.PKCS12:
+        from .backends.pkcs12 import pkcs12_load_sealed
+
+        return pkcs12_load_sealed(bytes(certificate.sealed_pkcs12), trust.deployment_key(), secret)
+    if certificate.backend == CertificateBackend.PKCS11:
+        from .backends.pkcs11 import pkcs11_load
+
+        return pkcs11_load(
+            library=pkcs11_library(),
+            token_label=certificate.token_label,
+            pin=secret,
+            key_label=certificate.key_label,
+        )
+    if certificate.backend == CertificateBackend.CSC:
+        from .backends.csc import csc_loaded_key
+
+        client = csc_client()
+        credential = client.credentials_info(certificate.csc_credential_id)
+        return csc_loaded_key(client, credential, secret)
+    raise KeyLoadError("unknown_backend", f"Unknown key backend {certificate.backend!r}")
+
+
+def loaded_key(certificate: SigningCertificate, secret: str) -> LoadedKey:
+    """The certificate's key, unlocked by `secret`; KeyLoadError if it cannot be, or is another's."""
+    cache_key = (certificate.pk, hashlib.sha256(secret.encode()).hexdigest())
+    with _lock:
+        if cache_key in _cache:
+            _cache.move_to_end(cache_key)
+            return _cache[cache_key]
+    key = _load(certificate, secret)
+    if trust.fingerprint(key.cert) != certificate.fingerprint:
+        raise KeyLoadError(
+            "key_mismatch", "The key found belongs to another certificate than the one registered"
+        )
+    with _lock:
+        _cache[cache_key] = key
+        while len(_cache) > MAX_CACHED:
+            _cache.popitem(last=False)
+    return key
