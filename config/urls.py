@@ -8,6 +8,7 @@ from portal.admin import admin_site
 urlpatterns = [
     path("", include("portal.urls")),
     path("accounts/", include("allauth.urls")),
+    path("chu-ky-so/", include("signing.urls_account")),
     path("admin/", admin_site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path(f"{settings.SCHOOL_URL_PREFIX}/<str:school_code>/", include("config.urls_school")),

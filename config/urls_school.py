@@ -10,4 +10,5 @@ urlpatterns = [
     path("so-diem/", include("transcripts.urls")),
     path("du-lieu/", include("schools.urls_data")),
     path("hoc-ba/", include("transcripts.urls_book")),
+    path("ky-so/", include("signing.urls")),
 ]

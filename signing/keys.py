@@ -12,6 +12,7 @@ certificate is refused.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import threading
@@ -49,7 +50,7 @@ def pkcs11_library() -> str | None:
     return getattr(settings, "HOCBA_PKCS11_LIBRARY", "") or None
 
 
-def _load(certificate: SigningCertificate, secret: str) -> LoadedKey:
+def _load(certificate: SigningCertificate, secret: str, expires_at) -> LoadedKey:
     if certificate.backend == CertificateBackend.PKCS12:
         from .backends.pkcs12 import pkcs12_load_sealed
 
@@ -64,22 +65,30 @@ def _load(certificate: SigningCertificate, secret: str) -> LoadedKey:
             key_label=certificate.key_label,
         )
     if certificate.backend == CertificateBackend.CSC:
-        from .backends.csc import csc_loaded_key
+        from .backends.csc import Sad, csc_loaded_key
 
         client = csc_client()
         credential = client.credentials_info(certificate.csc_credential_id)
-        return csc_loaded_key(client, credential, secret)
+        sad = Sad(
+            token=secret,
+            credential_id=certificate.csc_credential_id,
+            num_signatures=0,  # the service counts; the portal only carries the token
+            expires_at=expires_at or dt.datetime.max.replace(tzinfo=dt.UTC),
+        )
+        return csc_loaded_key(client, credential, sad)
     raise KeyLoadError("unknown_backend", f"Unknown key backend {certificate.backend!r}")
 
 
-def loaded_key(certificate: SigningCertificate, secret: str) -> LoadedKey:
-    """The certificate's key, unlocked by `secret`; KeyLoadError if it cannot be, or is another's."""
+def loaded_key(certificate: SigningCertificate, secret: str, *, expires_at=None) -> LoadedKey:
+    """The certificate's key, unlocked by `secret`; KeyLoadError if it cannot be, or is another's.
+
+    For a CSC credential `secret` is the SAD and `expires_at` its expiry."""
     cache_key = (certificate.pk, hashlib.sha256(secret.encode()).hexdigest())
     with _lock:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
-    key = _load(certificate, secret)
+    key = _load(certificate, secret, expires_at)
     if trust.fingerprint(key.cert) != certificate.fingerprint:
         raise KeyLoadError(
             "key_mismatch", "The key found belongs to another certificate than the one registered"

@@ -70,6 +70,10 @@ def _attribute(name: x509.Name, oid) -> str:
     return str(values[0].value) if values else ""
 
 
+def certificate_subject_name(cert: x509.Certificate) -> str:
+    return _attribute(cert.subject, NameOID.COMMON_NAME)
+
+
 def _normal(text: str) -> str:
     return unicodedata.normalize("NFC", " ".join(text.split())).casefold()
 
@@ -672,7 +676,9 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
             raise KeyLoadError("no_secret", "The batch has no confirmation")
         if batch.secret_expires_at is not None and batch.secret_expires_at < timezone.now():
             raise KeyLoadError("sad_expired", "The remote signing authorisation has expired")
-        key = keys.loaded_key(batch.certificate, trust.open_secret(batch.secret))
+        key = keys.loaded_key(
+            batch.certificate, trust.open_secret(batch.secret), expires_at=batch.secret_expires_at
+        )
     except KeyLoadError as error:
         message = key_error_message(error)
         for item_pk in pending:

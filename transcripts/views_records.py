@@ -11,6 +11,7 @@ the bytes leave (domain.md §1).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.contrib import messages
@@ -25,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.models_copies import CopyFormat, CopyLog
 from schools.models import Enrolment, SchoolClass
+from signing.selectors import signing_offers
 
 from .models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
 from .permissions import can_view_gradebook
@@ -169,6 +171,8 @@ def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
     rendered = set(YearRecordPdf.objects.filter(record_id__in=record_pks).values_list("record_id", flat=True))
     user, school = request.user, request.school
     can_create = can_create_year_records(user, school, school_class)
+    in_force = Counter(row.current.status for row in rows if row.current is not None)
+    offers = signing_offers(user=user, school=school, school_class=school_class, status_counts=in_force)
     return render(
         request,
         "transcripts/records_class.html",
@@ -184,6 +188,7 @@ def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
             "can_confirm": can_make_step(user, school, school_class, HOMEROOM),
             "can_correct": can_create,
             "can_decide": can_decide_on_records(user, school),
+            "signing_offers": offers,
         },
     )
 

@@ -1,0 +1,445 @@
+"""Remote signing in the style of the Cloud Signature Consortium (CSC) API v2: the portal's client.
+
+Teachers' and principals' keys stay with a provider (VNPT SmartCA, Viettel MySign, ...; in
+development `reference.csc`); the portal sends SHA-256 hashes and gets signatures back. Approval
+is asynchronous and happens once per batch (design.md §4):
+
+    client = CscClient(url, client_secret)                    # one per worker thread, kept open
+    [credential_id] = client.credentials_list(user_id)        # when the user links the account
+    credential = client.credentials_info(credential_id)       # certificate, chain, algorithm
+    client.send_otp(credential_id)                            # the signer gets an OTP
+    sad = client.authorize(credential_id, num_signatures=40, otp=typed_by_the_signer)
+    loaded = csc_loaded_key(client, credential, sad)          # then, in the background:
+    for xml in batch: sign_year_record(xml, key=loaded.key, cert=loaded.cert, chain=loaded.chain, ...)
+
+The client secret and URL are passed in by the caller: nothing here reads settings.
+
+Transport: stdlib `http.client`, one keep-alive connection per client, so a batch of 40 records
+pays for one TCP handshake, not 40. No dependency was added for it: the API is a handful of JSON
+POSTs. Calls on one client are serialised by a lock, so sharing a client between threads is safe
+but gives no parallelism; give each worker thread its own client for that.
+
+Errors are `CscError` with a stable `code` (the portal maps codes to Vietnamese). The service's
+answer is read as CSC v2 writes it: `invalid_otp` by name, the cases CSC folds into
+`invalid_request` (unknown credential, bad or expired SAD, expired certificate) by CSC's own
+description, and the reference service's names for what CSC leaves unnamed (otp_locked,
+sad_exhausted, certificate_revoked). `retryable` says whether trying again later may help.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import http.client
+import json
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from . import DigestSigner, KeyLoadError, LoadedKey, public_key_algorithm
+
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
+SIGN_ALGO_OIDS = {
+    "rsa": "1.2.840.113549.1.1.1",  # rsaEncryption: PKCS#1 v1.5 over the hash of hashAlgorithmOID
+    "ec": "1.2.840.10045.4.3.2",  # ecdsa-with-SHA256
+}
+API = "/csc/v2/"
+
+# What each code means, in English; the service's own words follow in parentheses.
+MESSAGES = {
+    "unreachable": "The remote signing service cannot be reached",
+    "server_error": "The remote signing service failed",
+    "unauthorised_client": "The remote signing service refused the portal's client secret",
+    "unknown_credential": "The remote signing service has no such credential",
+    "wrong_otp": "The OTP is wrong, expired or already used",
+    "otp_locked": "Too many wrong OTPs: request a new OTP",
+    "sad_invalid": "The signing approval is not valid for this credential",
+    "sad_expired": "The signing approval has expired: approve the batch again",
+    "sad_exhausted": "The signing approval covers no more signatures: approve the rest again",
+    "certificate_revoked": "The signing certificate is revoked",
+    "certificate_expired": "The signing certificate has expired",
+    "unsupported_key": "The credential's key cannot sign year records (RSA-2048+ or ECDSA P-256 only)",
+    "protocol": "The remote signing service answered something unexpected",
+}
+RETRYABLE = frozenset({"unreachable", "server_error"})
+
+# CSC v2 error names with one meaning.
+_BY_ERROR = {
+    "invalid_otp": "wrong_otp",
+    "invalid_token": "unauthorised_client",
+    "server_error": "server_error",
+    # Not named by CSC; the reference service's names.
+    "otp_locked": "otp_locked",
+    "sad_exhausted": "sad_exhausted",
+    "certificate_revoked": "certificate_revoked",
+}
+# CSC v2 folds these into invalid_request and tells them apart by description (section 11).
+_BY_CSC_DESCRIPTION = {
+    "Invalid parameter credentialID": "unknown_credential",
+    "Invalid parameter SAD": "sad_invalid",
+    "SAD expired": "sad_expired",
+    "Signing certificate is expired": "certificate_expired",
+}
+
+
+class CscError(KeyLoadError):
+    """A remote signing call failed. codes: see MESSAGES; `retryable` for unreachable/server_error."""
+
+    def __init__(self, code: str, detail: str = "", *, status: int | None = None):
+        message = MESSAGES.get(code, code)
+        super().__init__(code, f"{message} ({detail})" if detail else message)
+        self.detail = detail
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE
+
+
+@dataclass(frozen=True)
+class CscCredential:
+    """A credential as the service describes it; dates and serial read from the certificate."""
+
+    credential_id: str
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # intermediates only: a root is never carried along
+    algorithm: str  # "rsa" or "ec"
+    key_size: int
+    status: str  # the service's certificate status: "valid", "expired", "revoked", ...
+    key_status: str  # "enabled" or "disabled"
+    multisign: int  # the most signatures one authorisation may cover
+
+    @property
+    def serial(self) -> int:
+        return self.cert.serial_number
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.cert.not_valid_before_utc
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+
+@dataclass(frozen=True)
+class Sad:
+    """Signature activation data: the signer's approval of `num_signatures` signatures."""
+
+    token: str = field(repr=False)  # a bearer credential for signing: keep it out of logs
+    credential_id: str
+    num_signatures: int
+    expires_at: dt.datetime  # by our clock, from the service's expiresIn
+
+    def expired(self, at: dt.datetime | None = None) -> bool:
+        return (at or dt.datetime.now(dt.UTC)) >= self.expires_at
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise CscError("protocol", f"{what} is not a string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise CscError("protocol", f"{what} is not Base64") from error
+
+
+def _error_code(status: int, error: str, description: str) -> str:
+    if status == 401:
+        return "unauthorised_client"
+    if status >= 500:
+        return "server_error"
+    if error in _BY_ERROR:
+        return _BY_ERROR[error]
+    if error == "invalid_request" and description.strip() in _BY_CSC_DESCRIPTION:
+        return _BY_CSC_DESCRIPTION[description.strip()]
+    return "protocol"  # the request was refused as malformed: our side or theirs is wrong
+
+
+def ecdsa_der(signature: bytes, key_bytes: int = 32) -> bytes:
+    """An ECDSA signature as DER (r, s). Some providers answer the raw r||s (as XML-DSig writes
+    it); DigestSigner promises DER, which signxml converts back."""
+    try:
+        r, s = decode_dss_signature(signature)
+        if encode_dss_signature(r, s) == signature:
+            return signature
+    except ValueError:
+        pass
+    if len(signature) == 2 * key_bytes:
+        return encode_dss_signature(
+            int.from_bytes(signature[:key_bytes], "big"), int.from_bytes(signature[key_bytes:], "big")
+        )
+    raise CscError("protocol", f"an ECDSA signature of {len(signature)} bytes is neither DER nor r||s")
+
+
+class CscClient:
+    """A client of one CSC v2 service for one relying party (the portal), on a kept-alive connection.
+
+    Thread-safe: calls are serialised on the one connection. For parallel signing, one client per
+    worker thread. `close()` (or `with`) ends the connection; a closed client reconnects if used.
+    """
+
+    def __init__(self, base_url: str, client_secret: str, timeout: float = 10):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Not an http(s) URL: {base_url!r}")
+        if not client_secret:
+            raise ValueError("A client secret is needed")
+        self.base_url = base_url.rstrip("/")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")  # a provider may serve CSC under a path
+        self._secret = client_secret
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"CscClient({self.base_url!r})"  # never the secret
+
+    def __enter__(self) -> CscClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # --- Transport ------------------------------------------------------------------------
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _send(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        """One request on the kept-alive connection (opened if need be); dropped on any failure."""
+        if self._connection is None:
+            self._connection = self._connect()
+        headers = {
+            "Authorization": f"Bearer {self._secret}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        try:
+            self._connection.request("POST", path, body=payload, headers=headers)
+            response = self._connection.getresponse()
+            data = response.read()
+        except BaseException:
+            self._drop()
+            raise
+        if response.will_close:
+            self._drop()
+        return response.status, data
+
+    def _exchange(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        reused = self._connection is not None
+        try:
+            try:
+                return self._send(path, payload)
+            except (ConnectionResetError, BrokenPipeError):  # RemoteDisconnected is one of these
+                if not reused:
+                    raise
+                # The service closed the kept-alive connection while it was idle (a timeout, a
+                # restart): once more on a new one. Had it acted on the request before closing,
+                # a signHash would count twice against the SAD: harmless, the batch would ask
+                # for approval again.
+                return self._send(path, payload)
+        except (OSError, http.client.HTTPException) as error:  # refused, timeout, DNS, garbage
+            raise CscError("unreachable", f"{self.base_url}: {error or type(error).__name__}") from error
+
+    def _call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a CSC method; its JSON answer, or CscError with the mapped code."""
+        payload = json.dumps(body).encode()
+        with self._lock:
+            status, data = self._exchange(f"{self._prefix}{API}{method}", payload)
+        if status == 204:
+            return {}
+        try:
+            answer = json.loads(data) if data else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            answer = None
+        if not isinstance(answer, dict):
+            code = "protocol" if status < 500 else "server_error"
+            raise CscError(code, f"HTTP {status} from {method}, not JSON", status=status)
+        if status == 200:
+            return answer
+        error = str(answer.get("error", ""))
+        description = str(answer.get("error_description", ""))
+        code = _error_code(status, error, description)
+        raise CscError(code, f"{method}: HTTP {status} {error}: {description}", status=status)
+
+    # --- CSC v2 ---------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The service's self-description (name, methods, algorithms): a connectivity check."""
+        return self._call("info", {})
+
+    def credentials_list(self, user_id: str) -> list[str]:
+        """The user's credential ids at this service (often exactly one)."""
+        answer = self._call("credentials/list", {"userID": user_id})
+        ids = answer.get("credentialIDs")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise CscError("protocol", "credentials/list: no list of credentialIDs")
+        return ids
+
+    def credentials_info(self, credential_id: str) -> CscCredential:
+        """The credential's certificate and chain, algorithm and status."""
+        answer = self._call(
+            "credentials/info", {"credentialID": credential_id, "certificates": "chain", "certInfo": True}
+        )
+        key, cert_part = answer.get("key"), answer.get("cert")
+        if not isinstance(key, dict) or not isinstance(cert_part, dict):
+            raise CscError("protocol", "credentials/info: no key or cert")
+        encoded = cert_part.get("certificates")
+        if not isinstance(encoded, list) or not encoded:
+            raise CscError("protocol", "credentials/info: no certificates")
+        try:
+            certs = [x509.load_der_x509_certificate(_unb64(c, "a certificate")) for c in encoded]
+        except ValueError as error:
+            raise CscError("protocol", f"credentials/info: unreadable certificate ({error})") from error
+        leaf = certs[0]
+        try:
+            algorithm, key_size = public_key_algorithm(leaf.public_key())
+        except ValueError as error:
+            raise CscError("unsupported_key", str(error)) from error
+        if algorithm == "rsa" and key_size < 2048:
+            raise CscError("unsupported_key", f"RSA-{key_size}")
+        multisign = answer.get("multisign", 1)
+        return CscCredential(
+            credential_id=credential_id,
+            cert=leaf,
+            # A self-signed root in the answer is dropped: trust comes from the pinned roots,
+            # and the signature carries the same intermediates whatever the provider sends.
+            chain=tuple(c for c in certs[1:] if c.issuer != c.subject),
+            algorithm=algorithm,
+            key_size=key_size,
+            status=str(cert_part.get("status", "valid")),
+            key_status=str(key.get("status", "enabled")),
+            multisign=multisign if isinstance(multisign, int) and multisign > 0 else 1,
+        )
+
+    def send_otp(self, credential_id: str) -> None:
+        """Ask the service to send the signer an OTP for approving a batch."""
+        self._call("credentials/sendOTP", {"credentialID": credential_id})
+
+    def authorize(self, credential_id: str, *, num_signatures: int, otp: str) -> Sad:
+        """The signer's approval of `num_signatures` signatures, given the OTP they received."""
+        if num_signatures < 1:
+            raise ValueError("num_signatures must be at least 1")
+        asked_at = dt.datetime.now(dt.UTC)
+        answer = self._call(
+            "credentials/authorize",
+            {"credentialID": credential_id, "numSignatures": num_signatures, "OTP": otp},
+        )
+        token, expires_in = answer.get("SAD"), answer.get("expiresIn", 3600)  # CSC's default
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            raise CscError("protocol", "credentials/authorize: no SAD")
+        # Counted from before the request: our idea of the expiry is never later than theirs.
+        expires_at = asked_at + dt.timedelta(seconds=expires_in)
+        return Sad(
+            token=token, credential_id=credential_id, num_signatures=num_signatures, expires_at=expires_at
+        )
+
+    def sign_hashes(
+        self, credential_id: str, sad: Sad | str, digests: Sequence[bytes], *, algorithm: str
+    ) -> list[bytes]:
+        """Signatures of SHA-256 digests, in order: PKCS#1 v1.5 for "rsa", DER (r, s) for "ec".
+
+        Each digest takes one signature from the SAD. The signatures are not checked here (the
+        client does not hold the certificate); CscKey checks each against it.
+        """
+        if algorithm not in SIGN_ALGO_OIDS:
+            raise ValueError(f"Unknown algorithm {algorithm!r}")
+        if not digests or any(len(d) != 32 for d in digests):
+            raise ValueError("SHA-256 digests (32 bytes each) are expected")
+        body: dict[str, Any] = {
+            "credentialID": credential_id,
+            "SAD": sad.token if isinstance(sad, Sad) else sad,
+            "hashes": [_b64(d) for d in digests],
+            "signAlgo": SIGN_ALGO_OIDS[algorithm],
+        }
+        if algorithm == "rsa":  # ecdsa-with-SHA256 names its hash; CSC wants it omitted then
+            body["hashAlgorithmOID"] = SHA256_OID
+        answer = self._call("signatures/signHash", body)
+        encoded = answer.get("signatures")
+        if not isinstance(encoded, list) or len(encoded) != len(digests):
+            raise CscError("protocol", f"signatures/signHash: {len(digests)} signature(s) expected")
+        signatures = [_unb64(s, "a signature") for s in encoded]
+        return [ecdsa_der(s) for s in signatures] if algorithm == "ec" else signatures
+
+
+class CscKey(DigestSigner):
+    """A credential at a CSC service, approved by a SAD, as the key signxml signs with.
+
+    Each `sign_digest` is one signHash call and takes one signature from the SAD. Every
+    signature is checked against the certificate before it is used: a provider's mistake (wrong
+    key, wrong encoding) fails here, not later in a verifier's hands.
+    """
+
+    def __init__(self, client: CscClient, credential: CscCredential, sad: Sad):
+        if sad.credential_id != credential.credential_id:
+            raise ValueError("The SAD was issued for another credential")
+        self.client = client
+        self.credential = credential
+        self.sad = sad
+        self.algorithm = credential.algorithm
+        self.key_size = credential.key_size
+
+    def public_key(self) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+        return self.credential.cert.public_key()  # type: ignore[return-value]
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        [signature] = self.client.sign_hashes(
+            self.credential.credential_id, self.sad, [digest], algorithm=self.algorithm
+        )
+        public_key = self.public_key()
+        prehashed = Prehashed(hashes.SHA256())
+        try:
+            if isinstance(public_key, rsa.RSAPublicKey):
+                public_key.verify(signature, digest, padding.PKCS1v15(), prehashed)
+            else:
+                public_key.verify(signature, digest, ec.ECDSA(prehashed))
+        except InvalidSignature as error:
+            raise CscError(
+                "protocol", "a signature does not verify with the credential's certificate"
+            ) from error
+        return signature
+
+
+def csc_loaded_key(client: CscClient, credential: CscCredential, sad: Sad) -> LoadedKey:
+    """The credential as a LoadedKey for `sign_year_record`; refuses a revoked or expired one
+    up front rather than at the first signHash."""
+    if credential.status == "revoked" or credential.key_status == "disabled":
+        raise CscError("certificate_revoked", credential.credential_id)
+    if credential.status == "expired" or dt.datetime.now(dt.UTC) > credential.not_after:
+        raise CscError("certificate_expired", credential.credential_id)
+    return LoadedKey(key=CscKey(client, credential, sad), cert=credential.cert, chain=credential.chain)
