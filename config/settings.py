@@ -235,6 +235,10 @@ HOCBA_CSC_CLIENT_SECRET = env_str("HOCBA_CSC_CLIENT_SECRET", "")
 HOCBA_PKCS11_LIBRARY = env_str("HOCBA_PKCS11_LIBRARY", "")
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
+# The Celery queue of the signing jobs: a province may give signing workers of their own, so a
+# backlog of PDF renderings never delays a principal's batch.
+HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "celery")
+CELERY_TASK_ROUTES = {"signing.tasks.*": {"queue": HOCBA_SIGNING_QUEUE}}
 
 # How long the school route (code -> schema) stays cached; changes through services evict it.
 SCHOOL_ROUTE_CACHE_SECONDS = env_int("HOCBA_SCHOOL_ROUTE_CACHE_SECONDS", 300)

@@ -438,16 +438,27 @@ def signing_batch_otp_resend(*, actor: User, batch: SigningBatch) -> None:
         raise _key_error(error) from error
 
 
-def _step_up(user: User, code: str) -> None:
-    """A fresh two-factor code from the principal (allauth's TOTP; a code is accepted once)."""
+def _step_up(user: User, code: str):
+    """Check a fresh two-factor code from the principal (allauth's TOTP); returns a function that
+    marks it used. It is marked only once the key has been unlocked, so a mistyped PIN or OTP does
+    not burn the code; a code is never accepted twice."""
     from allauth.mfa.models import Authenticator
-    from allauth.mfa.totp.internal.auth import TOTP
+    from allauth.mfa.totp.internal.auth import TOTP, validate_totp_code
+    from allauth.mfa.utils import decrypt
 
     authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
     if authenticator is None:
         raise ValidationError(_("Set up two-factor authentication before signing as principal."))
-    if not code.strip() or not TOTP(authenticator).validate_code(code.strip().replace(" ", "")):
+    code = code.strip().replace(" ", "")
+    totp = TOTP(authenticator)
+    if not code or not validate_totp_code(decrypt(authenticator.data["secret"]), code):
         raise ValidationError(_("Wrong or already used two-factor code."))
+
+    def mark_used() -> None:
+        if not totp._mark_code_used(code):  # allauth's replay guard (a cache entry per code)
+            raise ValidationError(_("Wrong or already used two-factor code."))
+
+    return mark_used
 
 
 def signing_batch_confirm(
@@ -460,8 +471,7 @@ def signing_batch_confirm(
             raise PermissionDenied(_("Only the signer who started the batch confirms it."))
         if batch.state != BatchState.AWAITING_CONFIRMATION:
             raise ValidationError(_("This batch has already been confirmed or cancelled."))
-        if batch.step == SigningStep.PRINCIPAL:
-            _step_up(actor, totp)
+        mark_used = _step_up(actor, totp) if batch.step == SigningStep.PRINCIPAL else None
         certificate = batch.certificate
         expires = None
         try:
@@ -482,6 +492,8 @@ def signing_batch_confirm(
                 secret = pin
         except KeyLoadError as error:
             raise _key_error(error) from error
+        if mark_used is not None:
+            mark_used()
         batch.secret, batch.secret_expires_at = trust.seal_secret(secret), expires
         batch.state, batch.confirmed_at = BatchState.QUEUED, timezone.now()
         batch.save(update_fields=["secret", "secret_expires_at", "state", "confirmed_at"])
@@ -500,7 +512,8 @@ def signing_batch_confirm(
 def signing_batch_enqueue(batch_pk: int) -> None:
     from .tasks import signing_batch_run as task
 
-    task.apply_async(args=[batch_pk], headers={"_schema_name": "public"})
+    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "celery")
+    task.apply_async(args=[batch_pk], headers={"_schema_name": "public"}, queue=queue)
 
 
 @transaction.atomic

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from portal.models import IssuedRecord, School, User
@@ -28,6 +23,7 @@ from tests.transcripts.test_document import secondary_record
 from tests.transcripts.test_pdf import poppler
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- a fixture used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401 -- fixtures
+from tests.worker import Worker
 from transcripts import tasks
 from transcripts.document import year_record_xml
 from transcripts.models import YearRecord, YearRecordPdf, YearRecordStatus
@@ -132,16 +128,6 @@ def test_the_helper_queues_one_task_per_record_after_commit(
 # --- A real worker ----------------------------------------------------------------------------
 
 
-def _database_url() -> str:
-    """The test database as a URL (as tests/e2e/conftest.py gives it to the server process)."""
-    db = connection.settings_dict
-    host = db["HOST"]
-    query = f"?host={host}" if host.startswith("/") else ""
-    netloc = "" if host.startswith("/") else f"{host}:{db['PORT'] or 5432}"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgresql://{db['USER']}{password}@{netloc}/{db['NAME']}{query}"
-
-
 @pytest.fixture
 def committed_record(django_db_blocker):
     """A year record committed in the test school (the worker sees only committed rows); removed after."""
@@ -194,54 +180,11 @@ def celery_worker_queue(django_db_setup, django_db_blocker, tmp_path):
     """A Celery worker subprocess on the test database, consuming a queue of its own; stopped after."""
     queue = f"test-pdf-{uuid.uuid4().hex[:8]}"
     with django_db_blocker.unblock():
-        database_url = _database_url()
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=settings.REDIS_URL,
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        HOCBA_CACHE_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
-        HOCBA_TESTING="1",
-        DJANGO_DEBUG="0",
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queue,
-                "--pool=solo",
-                "-c",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-                "-n",
-                f"{queue}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        worker = Worker(queue=queue, log=tmp_path / "worker.log").start()
     try:
-        yield queue, worker, log
+        yield queue, worker.process, worker.log
     finally:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
+        worker.stop()
 
 
 @pytest.mark.slow
