@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_url(django_db_setup, django_db_blocker):
+def e2e_signing_queue() -> str:
+    """The Celery queue the server sends signing jobs to (a worker of the test consumes it)."""
+    return f"e2e-signing-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def live_url(django_db_setup, django_db_blocker, signing_trust, e2e_signing_queue):
     db = connection.settings_dict
     host = db["HOST"]
     query = f"?host={host}" if host.startswith("/") else ""
@@ -43,6 +50,10 @@ def live_url(django_db_setup, django_db_blocker):
         DJANGO_DEBUG="1",  # runserver serves the static files
         HOCBA_TESTING="1",
         PYTHONUNBUFFERED="1",
+        # Signing: the session's test CA as the trust store, and a queue of this session.
+        HOCBA_TRUST_ROOTS=",".join(settings.HOCBA_TRUST_ROOTS),
+        HOCBA_TRUST_CRLS=",".join(settings.HOCBA_TRUST_CRLS),
+        HOCBA_SIGNING_QUEUE=e2e_signing_queue,
     )
     port = _free_port()
     server = subprocess.Popen(

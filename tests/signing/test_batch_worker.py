@@ -11,9 +11,6 @@ finishes. Then every record carries exactly one homeroom teacher's signature, wh
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import hashlib
 import time
 import uuid
 from pathlib import Path
@@ -22,18 +19,13 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import connection
 
-from portal.choices import Role, SchoolLevel
-from portal.models import RoleAssignment, School, User
-from portal.provisioning import SchoolSpec, school_provision
 from signing import trust
 from signing.models import BatchState, ItemState, SigningBatch
 from signing.services import certificate_register_csc, signing_batch_confirm, signing_batch_start
 from signing.verify import verify_year_record
-from tests.conftest import student_make
 from tests.reference.service import CscService
-from tests.transcripts.test_document import secondary_record
+from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school
 from tests.worker import Worker
-from transcripts.document import year_record_xml
 from transcripts.models import YearRecord, YearRecordSignature, YearRecordStatus
 
 pytestmark = pytest.mark.slow
@@ -52,59 +44,14 @@ def csc(tmp_path):
 
 
 def _world(tag: str, csc: CscService):
-    """The school, the teacher with their remote credential, a class of RECORDS confirmed records."""
-    from schools.models import SchoolYear
-    from schools.services import class_create, school_year_open, student_enrol
-
-    connection.set_schema_to_public()
-    school = School.objects.filter(code=SCHOOL_CODE).first()
-    if school is None:
-        school, _ = school_provision(
-            actor=None,
-            spec=SchoolSpec(
-                code=SCHOOL_CODE, name="Trường THCS Thử Ký Số", levels=(SchoolLevel.LOWER_SECONDARY,)
-            ),
-            division=None,
-        )
-    teacher, _ = User.objects.get_or_create(username=TEACHER[0], defaults={"full_name": TEACHER[1]})
-    if not RoleAssignment.objects.current().filter(user=teacher, school=school).exists():
-        RoleAssignment.objects.create(user=teacher, role=Role.HOMEROOM_TEACHER, school=school)
-    username = f"{TEACHER[0]}-{tag}"  # a fresh credential per run: its certificate is new
-    teacher.username = username
-    teacher.save(update_fields=["username"])
-    credential_id, _cert = csc.enrol(username, TEACHER[1], "Giáo viên chủ nhiệm", algorithm="ec")
+    """The school, a teacher with a remote credential, a class of RECORDS confirmed records."""
+    school = signing_school()
+    teacher = homeroom_teacher_for(school, tag)
+    credential_id, _cert = csc.enrol(
+        teacher.username, teacher.full_name, "Giáo viên chủ nhiệm", algorithm="ec"
+    )
     certificate = certificate_register_csc(actor=teacher, credential_id=credential_id)
-    with school:
-        year = SchoolYear.objects.filter(code="2025-2026").first() or school_year_open(
-            code="2025-2026",
-            starts_on=dt.date(2025, 9, 5),
-            ends_on=dt.date(2026, 5, 31),
-            levels=list(school.levels),
-        )
-        school_class = class_create(
-            school_year=year, name=f"8K-{tag}", grade=8, levels=school.levels, homeroom_teacher=teacher
-        )
-        sample = secondary_record()
-        for n in range(1, RECORDS + 1):
-            code = f"K{tag}{n:02d}"
-            student = student_make(code, f"Học Sinh {n:02d}", 1 + n % 2, sample.student.date_of_birth)
-            enrolment = student_enrol(
-                student=student, school_class=school_class, enrolled_on=year.starts_on, number=n
-            )
-            document = dataclasses.replace(
-                sample, record_id=f"{SCHOOL_CODE}.{code}.2025-2026", version=1, supersedes=None
-            )
-            xml = year_record_xml(document)
-            YearRecord.objects.create(
-                enrolment=enrolment,
-                record_id=document.record_id,
-                version=1,
-                status=YearRecordStatus.CONFIRMED,
-                xml=xml,
-                sha256=hashlib.sha256(xml).hexdigest(),
-                created_by=teacher,
-            )
-    connection.set_schema_to_public()
+    school_class = confirmed_class(school, teacher, tag=tag, size=RECORDS)
     return school, teacher, certificate, school_class
 
 
