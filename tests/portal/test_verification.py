@@ -301,6 +301,30 @@ def test_a_corrected_record_shows_superseded_with_a_link_to_the_new_version(
     assert len(log_rows()) == 3
 
 
+def test_a_signature_whose_certificate_was_revoked_is_shown_not_valid(
+    issued, client, signing_trust, homeroom_teacher
+):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.signing_kit import PIN, TITLES
+
+    p12 = signing_trust.person(homeroom_teacher.full_name, TITLES["homeroom_teacher"])
+    _key, cert, _chain = pkcs12.load_key_and_certificates(p12, PIN.encode())
+    signing_trust.revoke(cert)
+    try:
+        response = client.get(qr_url(issued.record_id, 1))
+    finally:
+        signing_trust.unrevoke_all()
+    with override("vi"):
+        valid, not_valid = (
+            escape(gettext("Valid: signature and certificate verified")),
+            escape(gettext("Not valid")),
+        )
+    page = response.content.decode()
+    assert page.count(valid) == 2 and page.count(not_valid) == 1
+    assert "revoked" in page
+
+
 def test_a_revoked_record_shows_revoked(issued, principal, school, client):
     connection.set_tenant(school)
     year_record_revoke(actor=principal, school=school, record=issued, reason="Cấp nhầm")

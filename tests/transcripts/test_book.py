@@ -18,7 +18,7 @@ from portal.verification import personal_id_digest
 from schools.models import SchoolClass, Student
 from schools.services import class_create, school_year_open, student_enrol
 from tests.conftest import student_make
-from tests.signing_kit import issue
+from tests.signing_kit import PIN, issue
 from tests.transcripts.test_homeroom import fill_secondary
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
@@ -193,6 +193,25 @@ def test_a_tampered_index_row_makes_attach_refuse(principal, school, newcomer, i
     assert refused.value.code == "mismatch"
     assert not AttachedRecord.objects.exists()
     assert connection.schema_name == school.schema_name  # back in the receiving school
+
+
+def test_a_record_whose_seal_was_revoked_is_not_attached(
+    principal, school, other_school, newcomer, issue_in_other_school, signing_trust
+):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    entry = issue_in_other_school(newcomer)
+    _key, seal, _chain = pkcs12.load_key_and_certificates(signing_trust.seal(other_school.name), PIN.encode())
+    signing_trust.revoke(seal)
+    try:
+        connection.set_tenant(school)
+        with pytest.raises(ValidationError) as refused:
+            prior_record_attach(actor=principal, school=school, student=newcomer, issued_record=entry)
+    finally:
+        signing_trust.unrevoke_all()
+    assert refused.value.code == "signature"
+    assert "revoked" in str(refused.value)
+    assert not AttachedRecord.objects.exists()
 
 
 def test_a_superseded_or_another_students_record_is_not_attached(
