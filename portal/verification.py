@@ -153,7 +153,34 @@ class SignatureLine:
     signed_at: dt.datetime | None
     serial: str
     ok: bool
-    problems: tuple[str, ...]
+    problems: tuple[str, ...]  # the verifier's technical detail (English)
+    reasons: tuple[str, ...] = ()  # what the problems mean, in the reader's language
+
+
+# The verifier's findings, by what they mean to a reader (first match wins).
+_REASONS = (
+    ("revoked", lambda: _("The certificate has been revoked by the authority that issued it.")),
+    ("No CRL", lambda: _("The certificate's revocation status cannot be checked.")),
+    ("expired", lambda: _("The certificate had expired when it signed.")),
+    ("not yet valid", lambda: _("The certificate was not yet valid when it signed.")),
+    ("trust", lambda: _("The certificate was not issued by a certification authority this portal trusts.")),
+    ("chain", lambda: _("The certificate was not issued by a certification authority this portal trusts.")),
+    ("reordered", lambda: _("The signatures are not in their order: the document was altered.")),
+    ("wrapping", lambda: _("The document's structure was altered around its signatures.")),
+    ("content elements", lambda: _("The document's structure was altered around its signatures.")),
+    ("is not valid", lambda: _("The signature does not match the document: it was changed after signing.")),
+    ("Digest", lambda: _("The signature does not match the document: it was changed after signing.")),
+)
+
+
+def _reasons(problems) -> tuple[str, ...]:
+    found: list[str] = []
+    for problem in problems:
+        text = next((say() for key, say in _REASONS if key.lower() in problem.lower()), None)
+        text = text or _("The signature does not follow the year record's signature profile.")
+        if text not in found:
+            found.append(text)
+    return tuple(found)
 
 
 def signatures_for(xml: bytes) -> list[SignatureLine]:
@@ -181,6 +208,7 @@ def signatures_for(xml: bytes) -> list[SignatureLine]:
             serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
             ok=r.ok,
             problems=tuple(r.problems),
+            reasons=_reasons(r.problems),
         )
         for r in reports
     ]

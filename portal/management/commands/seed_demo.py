@@ -11,9 +11,14 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
 
     def handle(self, *args, **options):
+        from signing.demo import DEMO_PIN, demo_signing_seed
+
         translation.activate("vi")
         created = demo_province_seed()
         self.stdout.write("Demo province created." if created else "Demo province already present.")
+        signing = demo_signing_seed()
+        for line in signing.lines():
+            self.stdout.write(line)
         if options["quiet"]:
             return
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
@@ -22,4 +27,6 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nPrincipals, vice-principals and administrators log in with a second factor:"
             "\n  make totp u=<username>   (in another terminal) prints the current code."
+            f"\nSigning: key files and seal tokens have the PIN {DEMO_PIN}; the remote-signing"
+            "\n  service's OTP appears in this terminal (`csc |` lines: OTP for credential ...)."
         )
