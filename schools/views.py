@@ -56,5 +56,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "supervising": not roles,
             "staff": school_staff(school) if shows_staff else None,
             "can_import": can_import_school_data(request.user, school),
+            "can_sign": bool(
+                set(roles) & {Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN, Role.HOMEROOM_TEACHER}
+            ),
         },
     )
