@@ -736,18 +736,7 @@ def _finish(batch_pk: int, worker: str) -> str:
         changes=counts,
         school=batch.school,
     )
-    if batch.step == SigningStep.SEAL and counts["done"]:
-        _render_issued(batch)
     return "done"
-
-
-def _render_issued(batch: SigningBatch) -> None:
-    """Queue the PDFs of the records the batch issued (each embeds its sealed XML)."""
-    from transcripts.records.pdf import year_record_pdfs_render
-
-    done = list(batch.items.filter(state=ItemState.DONE).values_list("record_pk", flat=True))
-    with batch.school:
-        year_record_pdfs_render(done)
 
 
 def signing_batches_resume() -> list[int]:

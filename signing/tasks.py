@@ -7,6 +7,7 @@ import socket
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from . import services
 
@@ -31,4 +32,9 @@ def signing_batches_resume() -> int:
 
 @worker_ready.connect
 def _resume_on_start(sender=None, **kwargs) -> None:
-    signing_batches_resume.apply_async(headers={"_schema_name": "public"})
+    """A worker that consumes the signing queue looks for batches to take up as it starts."""
+    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "celery")
+    consumer = getattr(sender, "task_consumer", None)
+    consumed = {q.name for q in getattr(consumer, "queues", ())} if consumer is not None else {queue}
+    if queue in consumed:
+        signing_batches_resume.apply_async(headers={"_schema_name": "public"})

@@ -163,6 +163,8 @@ def test_only_the_school_office_registers_the_seal_and_it_must_name_the_school(
 
 
 def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_batches(
+    monkeypatch,
+    django_capture_on_commit_callbacks,
     homeroom_teacher,
     principal,
     school_admin,
@@ -190,8 +192,22 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
         totp=totp_code(principal),
     )
     assert states(second) == [ItemState.DONE] * 2
-    third = start_and_run(actor=school_admin, school=school, step="seal", certificate=certificates["seal"])
+    from transcripts import tasks
+
+    from signing import tasks as signing_tasks
+
+    sent, jobs = [], []
+    monkeypatch.setattr(tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append(args))
+    monkeypatch.setattr(
+        signing_tasks.signing_batch_run, "apply_async", lambda args, **options: jobs.append(args)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        third = start_and_run(
+            actor=school_admin, school=school, step="seal", certificate=certificates["seal"]
+        )
     assert states(third) == [ItemState.DONE] * 2
+    assert sorted(sent) == sorted([r.pk] for r in confirmed)  # the official PDFs, made at issue
+    assert jobs == [[third.pk]]  # the confirmation queued the batch's job
 
     for record in confirmed:
         record = YearRecord.objects.get(pk=record.pk)

@@ -454,6 +454,11 @@ def year_record_sign(
         certificate_serial=certificate_serial,
         batch_item_pk=batch_item_pk,
     )
+    if after == S.ISSUED:
+        # The official PDF embeds the issued (sealed) document: rendered once, after the commit.
+        from .pdf import year_record_pdfs_render
+
+        year_record_pdfs_render([record.pk])
     return _move(
         actor=actor,
         school=school,
