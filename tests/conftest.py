@@ -270,7 +270,8 @@ SIGNING_PIN = "135790"
 
 @pytest.fixture(scope="session", autouse=True)
 def signing_trust(tmp_path_factory):
-    """A development CA, its CRL (revoking nothing yet) and the portal's trust settings on it.
+    """A development CA, its CRL (revoking nothing yet) and the portal's trust settings on it,
+    whatever the environment says (`make test` runs with `make run`'s signing settings).
 
     `signing_trust.revoke(cert)` publishes a new CRL that revokes it (tests/signing_kit.py).
     """
@@ -279,11 +280,13 @@ def signing_trust(tmp_path_factory):
     from tests.signing_kit import TrustFixture
 
     trust = TrustFixture(tmp_path_factory.mktemp("trust"))
-    saved = (settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS)
+    saved = (settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS, settings.HOCBA_CSC_URL)
     settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS = [str(trust.roots_file)], [str(trust.crl_file)]
+    # No remote-signing service unless a test starts one (`make test` runs beside `make run`'s).
+    settings.HOCBA_CSC_URL = ""
     trust.reset()
     yield trust
-    settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS = saved
+    settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS, settings.HOCBA_CSC_URL = saved
     trust.reset()
 
 

@@ -192,9 +192,8 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
         totp=totp_code(principal),
     )
     assert states(second) == [ItemState.DONE] * 2
-    from transcripts import tasks
-
     from signing import tasks as signing_tasks
+    from transcripts import tasks
 
     sent, jobs = [], []
     monkeypatch.setattr(tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append(args))
