@@ -4,7 +4,9 @@
 - a `LoadedKey`: the key, its certificate, the chain up to the root;
 - the key is either a `cryptography` private key (PKCS#12 files, `pkcs12.py`) or a `DigestSigner`
   (a PKCS#11 token, `pkcs11.py`; a CSC remote signing service, `csc.py`): an object that signs a
-  SHA-256 digest somewhere else and looks, to signxml, like a `cryptography` private key.
+  SHA-256 digest somewhere else and is called exactly like a `cryptography` private key
+  (signing.profile calls `key.sign(data, padding=..., algorithm=...)` or
+  `key.sign(data, signature_algorithm=ec.ECDSA(...))`, as signxml does).
 
 Keys are loaded once per worker process, not once per signature (signing.keys).
 """
@@ -26,7 +28,7 @@ class DigestSigner:
     Subclasses set `algorithm` ("rsa" or "ec") and `key_size` (2048, or 256 for P-256), and
     implement `sign_digest(digest)`, which returns the signature as `cryptography` would: for RSA
     PKCS#1 v1.5 bytes, for ECDSA the DER-encoded (r, s). `sign()` has the signature of
-    `cryptography`'s private keys, so signxml calls it as it calls theirs.
+    `cryptography`'s private keys, so the profile calls it as it calls theirs.
     """
 
     algorithm: str = ""
