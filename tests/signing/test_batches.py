@@ -252,6 +252,15 @@ def test_the_principal_confirms_with_a_fresh_two_factor_code(
             actor=principal, school=school, batch=batch, pin="999999", totp=totp_code(principal)
         )
     assert SigningBatch.objects.get(pk=batch.pk).state == BatchState.AWAITING_CONFIRMATION
+    code = totp_code(principal)
+    signing_batch_confirm(actor=principal, school=school, batch=batch, pin=PIN, totp=code)
+    assert SigningBatch.objects.get(pk=batch.pk).state == BatchState.QUEUED
+    # The same code does not confirm a second batch: a code is accepted once.
+    again = signing_batch_start(
+        actor=principal, school=school, step="principal", certificate=certificates["principal"]
+    )
+    with pytest.raises(ValidationError):
+        signing_batch_confirm(actor=principal, school=school, batch=again, pin=PIN, totp=code)
 
 
 def test_a_vice_principal_signs_on_the_principals_behalf_with_their_own_title(
