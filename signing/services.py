@@ -392,11 +392,26 @@ def signing_batch_start(
         else _("Whole school (%(count)d classes)")
         % {"count": len({r.enrolment.school_class_id for r in records})}
     )
-    batch = SigningBatch.objects.create(
+    return _batch_create(
+        actor=actor,
         school=school,
         step=step,
         class_pk=getattr(school_class, "pk", None),
         scope_label=scope,
+        certificate=certificate,
+        records=records,
+    )
+
+
+def _batch_create(
+    *, actor: User, school: School, step: str, class_pk, scope_label: str, certificate, records, retry_of=None
+) -> SigningBatch:
+    """The batch and its items (in the records' order), its audit row, and the OTP asked for."""
+    batch = SigningBatch.objects.create(
+        school=school,
+        step=step,
+        class_pk=class_pk,
+        scope_label=scope_label,
         signer=actor,
         certificate=certificate,
         state=BatchState.AWAITING_CONFIRMATION,
@@ -412,13 +427,16 @@ def signing_batch_start(
         )
         for i, r in enumerate(records, start=1)
     )
+    changes = {"step": step, "records": len(records), "certificate": certificate.fingerprint}
+    if retry_of is not None:
+        changes["retry_of"] = retry_of.pk
     audit_record(
         actor=actor,
         action=AuditAction.SIGNING_BATCH_STARTED,
         obj=batch,
         summary=_("Signing batch started: %(step)s, %(scope)s, %(count)d records")
-        % {"step": _step_label(step), "scope": scope, "count": len(records)},
-        changes={"step": step, "records": len(records), "certificate": certificate.fingerprint},
+        % {"step": _step_label(step), "scope": scope_label, "count": len(records)},
+        changes=changes,
         school=school,
     )
     if certificate.backend == CertificateBackend.CSC:
@@ -555,40 +573,16 @@ def signing_batch_retry(*, actor: User, school: School, batch: SigningBatch) -> 
     if not waiting:
         raise ValidationError(_("No failed record of this batch is still waiting for this signature."))
     with transaction.atomic():
-        retry = SigningBatch.objects.create(
+        retry = _batch_create(
+            actor=actor,
             school=school,
             step=batch.step,
             class_pk=batch.class_pk,
             scope_label=_("%(scope)s: signed again") % {"scope": batch.scope_label},
-            signer=actor,
             certificate=batch.certificate,
-            state=BatchState.AWAITING_CONFIRMATION,
+            records=waiting,
+            retry_of=batch,
         )
-        SigningBatchItem.objects.bulk_create(
-            SigningBatchItem(
-                batch=retry,
-                record_pk=r.pk,
-                record_id=r.record_id,
-                version=r.version,
-                student_name=r.enrolment.student.full_name,
-                position=i,
-            )
-            for i, r in enumerate(waiting, start=1)
-        )
-        audit_record(
-            actor=actor,
-            action=AuditAction.SIGNING_BATCH_STARTED,
-            obj=retry,
-            summary=_("Signing batch started: %(step)s, %(scope)s, %(count)d records")
-            % {"step": _step_label(batch.step), "scope": retry.scope_label, "count": len(waiting)},
-            changes={"step": batch.step, "records": len(waiting), "retry_of": batch.pk},
-            school=school,
-        )
-    if retry.certificate.backend == CertificateBackend.CSC:
-        try:
-            keys.csc_client().send_otp(retry.certificate.csc_credential_id)
-        except KeyLoadError as error:
-            raise _key_error(error) from error
     return retry
 
 

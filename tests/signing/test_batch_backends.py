@@ -24,7 +24,15 @@ from signing.services import (
 from signing.softhsm import seal_token_provision
 from signing.verify import all_valid, verify_year_record
 from tests.reference.service import CscService
-from tests.signing.test_batches import confirmed, run, start_and_run, states, totp_code, two_factor  # noqa: F401
+from tests.signing.test_batches import (  # noqa: F401
+    confirmed,
+    run,
+    start_and_run,
+    states,
+    teacher_signs,
+    totp_code,
+    two_factor,
+)
 from tests.signing.xmlsec import needs_xmlsec1, pem, write_pems, xmlsec1_command
 from tests.transcripts.test_year_close import complete_class  # noqa: F401
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
@@ -95,13 +103,7 @@ def test_the_principal_signs_through_the_remote_service_and_the_seal_is_on_the_t
     school_class, _ = approved_class
     assert principal_remote.backend == CertificateBackend.CSC
     assert seal_token.backend == CertificateBackend.PKCS11
-    start_and_run(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
     batch = signing_batch_start(
         actor=principal, school=school, step="principal", certificate=principal_remote
     )

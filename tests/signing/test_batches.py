@@ -79,6 +79,28 @@ def start_and_run(*, actor, school, step, certificate, school_class=None, pin=PI
     return SigningBatch.objects.get(pk=batch.pk)
 
 
+def teacher_batch(homeroom_teacher, school, certificates, school_class):
+    """The homeroom teacher's batch over the class, with their registered key file."""
+    return signing_batch_start(
+        actor=homeroom_teacher,
+        school=school,
+        step="homeroom_teacher",
+        certificate=certificates["homeroom_teacher"],
+        school_class=school_class,
+    )
+
+
+def teacher_signs(homeroom_teacher, school, certificates, school_class):
+    """The homeroom teacher signs the class: start, confirm with the PIN, run."""
+    return start_and_run(
+        actor=homeroom_teacher,
+        school=school,
+        step="homeroom_teacher",
+        certificate=certificates["homeroom_teacher"],
+        school_class=school_class,
+    )
+
+
 def states(batch) -> list[str]:
     return list(batch.items.order_by("position").values_list("state", flat=True))
 
@@ -175,13 +197,7 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
     approved_class,
 ):
     school_class, _ = approved_class
-    first = start_and_run(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    first = teacher_signs(homeroom_teacher, school, certificates, school_class)
     assert first.state == BatchState.DONE and states(first) == [ItemState.DONE] * 2
     assert first.secret is None  # the PIN is gone once the batch ends
     second = start_and_run(
@@ -234,13 +250,7 @@ def test_the_principal_confirms_with_a_fresh_two_factor_code(
     approved_class,
 ):
     school_class, _ = approved_class
-    start_and_run(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
     batch = signing_batch_start(
         actor=principal, school=school, step="principal", certificate=certificates["principal"]
     )
@@ -273,13 +283,7 @@ def test_a_vice_principal_signs_on_the_principals_behalf_with_their_own_title(
     approved_class,
 ):
     school_class, _ = approved_class
-    start_and_run(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
     start_and_run(
         actor=vice_principal,
         school=school,
@@ -348,13 +352,7 @@ def test_a_record_that_changed_since_the_batch_started_fails_alone_and_can_be_re
     approved_class,
 ):
     school_class, _ = approved_class
-    batch = signing_batch_start(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     year_record_revoke(actor=principal, school=school, record=confirmed[0], reason="Nhầm học sinh")
     run(batch)
@@ -376,13 +374,7 @@ def test_a_second_run_of_a_finished_batch_signs_nothing_twice(
     approved_class,
 ):
     school_class, _ = approved_class
-    batch = start_and_run(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_signs(homeroom_teacher, school, certificates, school_class)
     SigningBatch.objects.filter(pk=batch.pk).update(
         state=BatchState.RUNNING, lease_owner="", lease_until=None
     )
@@ -390,13 +382,7 @@ def test_a_second_run_of_a_finished_batch_signs_nothing_twice(
     assert YearRecordSignature.objects.filter(record__in=confirmed).count() == 2
     # And a new batch at a signed step finds nothing to sign.
     with pytest.raises(ValidationError):
-        signing_batch_start(
-            actor=homeroom_teacher,
-            school=school,
-            step="homeroom_teacher",
-            certificate=certificates["homeroom_teacher"],
-            school_class=school_class,
-        )
+        teacher_batch(homeroom_teacher, school, certificates, school_class)
 
 
 def test_a_certificate_revoked_during_a_batch_stops_the_remaining_signatures(
@@ -408,13 +394,7 @@ def test_a_certificate_revoked_during_a_batch_stops_the_remaining_signatures(
     approved_class,
 ):
     school_class, _ = approved_class
-    batch = signing_batch_start(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     from cryptography import x509
 
@@ -440,13 +420,7 @@ def test_a_role_taken_away_during_a_batch_is_noticed_before_the_next_signature(
     from portal.services import role_assignment_revoke
 
     school_class, _ = approved_class
-    batch = signing_batch_start(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     connection.set_schema_to_public()
     for assignment in RoleAssignment.objects.current().filter(user=homeroom_teacher, school=school):
@@ -463,26 +437,14 @@ def test_a_removed_certificate_and_a_cancelled_batch_sign_nothing(
     approved_class,
 ):
     school_class, _ = approved_class
-    batch = signing_batch_start(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     signing_batch_cancel(actor=homeroom_teacher, school=school, batch=batch)
     assert run(batch) == "not claimed"
     assert SigningBatch.objects.get(pk=batch.pk).secret is None
     certificate_remove(actor=homeroom_teacher, certificate=certificates["homeroom_teacher"])
     with pytest.raises(PermissionDenied):
-        signing_batch_start(
-            actor=homeroom_teacher,
-            school=school,
-            step="homeroom_teacher",
-            certificate=certificates["homeroom_teacher"],
-            school_class=school_class,
-        )
+        teacher_batch(homeroom_teacher, school, certificates, school_class)
     assert not YearRecordSignature.objects.filter(record__in=confirmed).exists()
 
 
@@ -497,13 +459,7 @@ def test_the_sweep_queues_batches_whose_lease_ran_out(
     from signing import services
 
     school_class, _ = approved_class
-    batch = signing_batch_start(
-        actor=homeroom_teacher,
-        school=school,
-        step="homeroom_teacher",
-        certificate=certificates["homeroom_teacher"],
-        school_class=school_class,
-    )
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     queued = []
     monkeypatch.setattr(services, "signing_batch_enqueue", queued.append)
