@@ -34,6 +34,8 @@
     }
     table.hidden = p.failures.length === 0;
     $("batch-retry").hidden = p.failed === 0 || !p.finished;
+    const stop = $("batch-stop");
+    if (stop) stop.hidden = p.finished;
   }
 
   async function poll() {

@@ -87,6 +87,8 @@ def test_the_homeroom_teacher_signs_the_class_and_the_progress_bar_fills(
     assert page.locator("#batch-remaining").inner_text() == "0"
     assert page.eval_on_selector("#batch-bar", "bar => [bar.value, bar.max]") == [RECORDS, RECORDS]
     page.wait_for_function("document.getElementById('batch-state').textContent === 'Đã xong'", timeout=30_000)
+    assert not page.locator("#batch-retry").is_visible()  # nothing failed: nothing to sign again
+    assert not page.locator("#batch-stop").is_visible()  # finished: nothing to stop
     page.screenshot(path=str(tmp_path / "signing-progress.png"), full_page=True)
 
     with django_db_blocker.unblock():
