@@ -185,6 +185,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.tasks.role_assignments_expire",
         "schedule": 3600.0,
     },
+    # A PDF whose render was lost with a killed worker is queued again.
+    "render-missing-pdfs": {
+        "task": "transcripts.tasks.year_record_pdfs_missing",
+        "schedule": 600.0,
+    },
     # Signing batches whose worker died are taken up again once their lease runs out.
     "resume-signing-batches": {
         "task": "signing.tasks.signing_batches_resume",

@@ -20,3 +20,9 @@ def year_record_pdf_render(record_id: int) -> int:
     message to be delivered again; the service is idempotent, so a record is rendered once.
     """
     return pdf.year_record_pdf_render(record_id=record_id).pk
+
+
+@shared_task
+def year_record_pdfs_missing() -> int:
+    """Beat: queue again the PDFs of recently issued records that have none (transcripts.records.pdf)."""
+    return sum(len(pks) for pks in pdf.year_record_pdfs_missing().values())

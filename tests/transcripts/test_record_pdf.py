@@ -8,6 +8,7 @@ with the task (tenant-schemas-celery's header), as it does in production.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import time
 import uuid
@@ -212,3 +213,27 @@ def test_a_celery_worker_renders_the_record_in_its_school(
     assert stored is not None, "no PDF after 60 s; worker log:\n" + log.read_text(errors="replace")
     pdf = bytes(stored.pdf)
     assert pdf.startswith(b"%PDF-") and stored.sha256 == hashlib.sha256(pdf).hexdigest()
+
+
+def test_the_sweep_queues_the_pdf_of_an_issued_record_that_has_none(
+    class_records, school, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from transcripts.records.pdf import year_record_pdfs_missing
+
+    sent = []
+    monkeypatch.setattr(tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append(args))
+    first, second = class_records
+    year_record_pdf_render(record_id=first.pk)  # rendered: left alone
+    connection.set_schema_to_public()
+    # Just issued: the task queued at issue is still on its way.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert school.code not in year_record_pdfs_missing()
+    # Issued long enough ago without its PDF (its task was lost): queued again. (Signatures are
+    # append-only, so the clock moves instead of the signing time.)
+    later = timezone.now() + dt.timedelta(minutes=10)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert year_record_pdfs_missing().get(school.code) == [second.pk]
+    assert [second.pk] in sent and [first.pk] not in sent

@@ -9,6 +9,7 @@ handed out next year, whatever WeasyPrint or the form's template have become sin
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from urllib.parse import quote
 
@@ -86,3 +87,39 @@ def year_record_pdfs_render(record_pks: list[int]) -> list[int]:
     if ids:
         transaction.on_commit(send)
     return ids
+
+
+# Issued versions whose PDF should exist: a render lost with a killed worker is queued again.
+ISSUED_LIKE = ("issued", "queued", "acknowledged", "rejected", "superseded", "revoked")
+
+
+def year_record_pdfs_missing(*, within_days: int = 14, grace_seconds: int = 300) -> dict[str, list[int]]:
+    """Queue the PDF of every version issued in the last `within_days` that has none yet.
+
+    The schools are found through the public index (only those that issued something lately are
+    visited, not a province's thousand schemas); a version issued less than `grace_seconds` ago is
+    left to the task queued when it was issued. Returns {school code: record primary keys queued}.
+    """
+    from portal.models import School
+    from portal.models_verification import IssuedRecord
+
+    now = timezone.now()
+    school_ids = (
+        IssuedRecord.objects.filter(issued_at__gte=now - dt.timedelta(days=within_days))
+        .values_list("school_id", flat=True)
+        .distinct()
+    )
+    queued: dict[str, list[int]] = {}
+    for school in School.objects.filter(pk__in=list(school_ids)).order_by("code"):
+        with school:
+            pks = list(
+                YearRecord.objects.filter(
+                    status__in=ISSUED_LIKE,
+                    pdf__isnull=True,
+                    signatures__position=3,
+                    signatures__signed_at__lt=now - dt.timedelta(seconds=grace_seconds),
+                ).values_list("pk", flat=True)
+            )
+            if pks:
+                queued[school.code] = year_record_pdfs_render(pks)
+    return queued
