@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render bench-signing clean-data
+.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render bench-signing typecheck clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ sysdeps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Types of the apps (mypy with django-stubs; settings imported, no database).
+typecheck: $(STAMP)
+	HOCBA_TESTING=1 $(VENV)/bin/mypy config portal schools transcripts signing reference
 
 # Migrations must match the models (runs without a database).
 check: $(STAMP)
