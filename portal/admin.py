@@ -7,6 +7,8 @@ Grants and revocations go through the services, so the delegation rule and the a
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -284,10 +286,14 @@ class RoleAssignmentForm(forms.ModelForm):
     def __init__(self, *args, actor: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.actor = actor
-        self.fields["role"].choices = [(r, Role(r).label) for r in grantable_roles(actor)]
-        self.fields["school"].queryset = selectors.schools_for(actor).filter(active=True)
+        # The form fields Django makes for the model's choices and foreign keys.
+        role_field = cast(forms.ChoiceField, self.fields["role"])
+        role_field.choices = [(r, Role(r).label) for r in grantable_roles(actor)]
+        school_field = cast("forms.ModelChoiceField[School]", self.fields["school"])
+        school_field.queryset = selectors.schools_for(actor).filter(active=True)
         if "division" in self.fields:
-            self.fields["division"].queryset = selectors.divisions_for(actor)
+            division_field = cast("forms.ModelChoiceField[Division]", self.fields["division"])
+            division_field.queryset = selectors.divisions_for(actor)
 
     def clean(self):
         data = super().clean()

@@ -23,8 +23,9 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from django.db import connection
 from django_tenants.clone import CloneSchema
+
+from .db import connection
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from .choices import DivisionKind, Role, SchoolLevel
+from .db import connection
 from .models import Department, Division, RoleAssignment, School, User
 from .provisioning import SchoolSpec, school_provision
 from .services import department_admin_bootstrap, role_assignment_grant, user_create
@@ -113,24 +114,24 @@ def demo_province_seed(*, stdout=None) -> bool:
     )
     department_admin_bootstrap(user=operator)
     users = {operator.username: operator}
-    for spec in DEMO_USERS[1:]:
-        user = users.get(spec.username)
+    for demo_user in DEMO_USERS[1:]:
+        user = users.get(demo_user.username)
         if user is None:
-            user = users[spec.username] = user_create(
+            user = users[demo_user.username] = user_create(
                 actor=operator,
-                username=spec.username,
-                full_name=spec.full_name,
-                email=_email(spec.username),
+                username=demo_user.username,
+                full_name=demo_user.full_name,
+                email=_email(demo_user.username),
                 password=DEMO_PASSWORD,
             )
         role_assignment_grant(
             actor=operator,
             user=user,
-            role=spec.role,
-            division=divisions.get(spec.scope),
-            school=schools.get(spec.scope),
-            is_manager=spec.is_manager,
-            data_access=spec.data_access,
+            role=demo_user.role,
+            division=divisions.get(demo_user.scope),
+            school=schools.get(demo_user.scope),
+            is_manager=demo_user.is_manager,
+            data_access=demo_user.data_access,
         )
     _two_factor_seed(users.values())
     # Each school's year at its close, once its teachers exist (they are its classes' teachers).

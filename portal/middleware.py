@@ -14,11 +14,11 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from .db import connection
 from .permissions import access_for, can_open_school_data, requires_two_factor, school_is_visible
 from .selectors import school_route_get
 from .services import school_data_view_record
@@ -38,14 +38,14 @@ class SchoolRouteMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         connection.set_schema_to_public()
-        request.school = None  # type: ignore[attr-defined]
-        request.tenant = connection.tenant  # type: ignore[attr-defined]
+        request.school = None  # type: ignore[attr-defined]  # added here, typed in portal.http
+        request.tenant = connection.tenant  # type: ignore[attr-defined]  # added here, typed in portal.http
         match = _SCHOOL_PATH.match(request.path_info)
         if match:
             school = school_route_get(match["code"], timeout=settings.SCHOOL_ROUTE_CACHE_SECONDS)
             if school is None:
                 raise Http404("No such school")
-            request.school = request.tenant = school  # type: ignore[attr-defined]
+            request.school = request.tenant = school  # type: ignore[attr-defined]  # added here, typed in portal.http
             connection.set_tenant(school)
         try:
             return self.get_response(request)

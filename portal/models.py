@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.fields import ArrayField
@@ -42,7 +44,7 @@ class Department(models.Model):
         return self.name
 
 
-class Division(models.Model):
+class Division(models.Model):  # type: ignore[django-manager-missing]  # School is a TenantMixin, see School
     """A unit that supervises a group of schools: a district office, a commune/ward, or a cluster."""
 
     code = models.CharField(_("code"), max_length=31, unique=True, validators=[code_validator])
@@ -60,19 +62,26 @@ class Division(models.Model):
 
 
 class School(TenantMixin):
-    """A school, and its PostgreSQL schema. Created only through portal.provisioning."""
+    """A school, and its PostgreSQL schema. Created only through portal.provisioning.
+
+    django-tenants has no type information, so mypy's Django plugin does not see School as a
+    model: its fields are annotated by hand, and the plugin's complaint that it cannot resolve
+    the reverse manager Division.schools is ignored (it types it right all the same).
+    """
 
     # Schemas are cloned from the template by school_provision, never created on save().
     auto_create_schema = False
     auto_drop_schema = False
 
-    code = models.CharField(_("school code"), max_length=31, validators=[code_validator])
-    name = models.CharField(_("name"), max_length=200)
-    levels = ArrayField(
+    code: models.CharField[str, str] = models.CharField(
+        _("school code"), max_length=31, validators=[code_validator]
+    )
+    name: models.CharField[str, str] = models.CharField(_("name"), max_length=200)
+    levels: ArrayField[list[str], list[str]] = ArrayField(
         models.CharField(max_length=20, choices=SchoolLevel.choices),
         verbose_name=_("levels taught"),
     )
-    division = models.ForeignKey(
+    division: models.ForeignKey[Division | None, Division | None] = models.ForeignKey(
         Division,
         verbose_name=_("division"),
         null=True,
@@ -81,12 +90,14 @@ class School(TenantMixin):
         related_name="schools",
         help_text=_("Empty when the school reports to the department directly."),
     )
-    address = models.CharField(_("address"), max_length=300, blank=True)
-    active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    address: models.CharField[str, str] = models.CharField(_("address"), max_length=300, blank=True)
+    active: models.BooleanField[bool, bool] = models.BooleanField(_("active"), default=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        _("created"), auto_now_add=True
+    )
     # Digest of the tenant migrations applied to this schema (portal.migrations_state); a
     # migrate_schemas run skips the schools already at the current digest.
-    migration_state = models.CharField(max_length=64, blank=True, editable=False)
+    migration_state: models.CharField[str, str] = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("school")

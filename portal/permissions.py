@@ -7,7 +7,9 @@ A user's current assignments are read once per request and kept on the user obje
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
+from django.contrib.auth.models import AnonymousUser
 from django.utils.translation import gettext_lazy as _
 
 from .choices import ROLE_SCOPE, SCHOOL_LEADER_ROLES, TEACHER_ROLES, TWO_FACTOR_ROLES, Role, ScopeKind
@@ -58,13 +60,16 @@ def access_for(user: User) -> Access:
                 access.department_roles.add(a.role)
                 access.department_data |= a.data_access
             elif scope == ScopeKind.DIVISION:
-                access.division_ids.add(a.division_id)
+                # Set, by the check constraint role_assignment_scope_matches_role.
+                division_id = cast(int, a.division_id)
+                access.division_ids.add(division_id)
                 if a.is_manager:
-                    access.managed_division_ids.add(a.division_id)
+                    access.managed_division_ids.add(division_id)
                 if a.data_access:
-                    access.data_division_ids.add(a.division_id)
+                    access.data_division_ids.add(division_id)
             else:
-                access.school_roles.setdefault(a.school_id, set()).add(a.role)
+                school_id = cast(int, a.school_id)  # set, as division_id above
+                access.school_roles.setdefault(school_id, set()).add(a.role)
     setattr(user, _CACHE_ATTR, access)
     return access
 
@@ -216,7 +221,7 @@ def grantable_roles(actor: User) -> list[str]:
 # --- The admin site --------------------------------------------------------------------------
 
 
-def can_use_admin(user: User) -> bool:
+def can_use_admin(user: User | AnonymousUser) -> bool:
     """Operators, division staff and school administrators/principals use the admin site."""
     if not (user.is_authenticated and user.is_active):
         return False

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils.translation import gettext as _
 from django_tenants.utils import schema_exists
 
 from .choices import AuditAction, SchoolLevel
 from .clone import schema_clone
+from .db import connection
 from .models import CODE_PATTERN, Division, School, User
 from .selectors import school_route_forget
 from .services import audit_record, school_update

@@ -5,6 +5,8 @@ Everything a user lists goes through one of these; what is outside the scope is 
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
@@ -94,9 +96,17 @@ def audit_entries_for(user: User) -> QuerySet[AuditEntry]:
     )
 
 
-def workplaces_for(user: User) -> list[dict[str, object]]:
+class Workplace(TypedDict):
+    """A place where a user holds roles: the department (place None), a division or a school."""
+
+    kind: str  # a ScopeKind
+    place: Division | School | None
+    roles: list[str]  # their labels
+
+
+def workplaces_for(user: User) -> list[Workplace]:
     """Where the user has roles, grouped by place, for the landing page."""
-    places: dict[tuple[str, int | None], dict[str, object]] = {}
+    places: dict[tuple[str, int | None], Workplace] = {}
     for a in (
         RoleAssignment.objects.current()
         .filter(user=user)
@@ -106,14 +116,14 @@ def workplaces_for(user: User) -> list[dict[str, object]]:
         scope = ROLE_SCOPE[a.role]
         if scope == ScopeKind.DEPARTMENT:
             key: tuple[str, int | None] = (ScopeKind.DEPARTMENT, None)
-            place: object = None
+            place: Division | School | None = None
         elif scope == ScopeKind.DIVISION:
             key, place = (ScopeKind.DIVISION, a.division_id), a.division
         else:
             key, place = (ScopeKind.SCHOOL, a.school_id), a.school
         entry = places.setdefault(key, {"kind": key[0], "place": place, "roles": []})
-        entry["roles"].append(a.get_role_display())  # type: ignore[attr-defined]
-    order = {ScopeKind.DEPARTMENT: 0, ScopeKind.DIVISION: 1, ScopeKind.SCHOOL: 2}
+        entry["roles"].append(a.get_role_display())
+    order: dict[str, int] = {ScopeKind.DEPARTMENT: 0, ScopeKind.DIVISION: 1, ScopeKind.SCHOOL: 2}
     return sorted(places.values(), key=lambda p: (order[p["kind"]], str(p["place"] or "")))
 
 
@@ -152,9 +162,14 @@ def school_route_forget(code: str) -> None:
     cache.delete(ROUTE_CACHE_PREFIX + code.lower())
 
 
-def school_staff(school: School) -> list[dict[str, object]]:
+class StaffMember(TypedDict):
+    user: User
+    roles: list[str]  # their labels
+
+
+def school_staff(school: School) -> list[StaffMember]:
     """The people holding roles in a school, each with their roles, for the school's leaders."""
-    people: dict[int, dict[str, object]] = {}
+    people: dict[int, StaffMember] = {}
     for a in (
         RoleAssignment.objects.current()
         .filter(school_id=school.pk)
@@ -162,5 +177,5 @@ def school_staff(school: School) -> list[dict[str, object]]:
         .order_by("user__full_name", "role")
     ):
         entry = people.setdefault(a.user_id, {"user": a.user, "roles": []})
-        entry["roles"].append(a.get_role_display())  # type: ignore[attr-defined]
+        entry["roles"].append(a.get_role_display())
     return list(people.values())

@@ -10,11 +10,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .choices import AuditAction
+from .db import connection
 from .models import AuditEntry, Division, RoleAssignment, School, User
 from .permissions import can_grant, can_revoke, forget_access
 from .selectors import school_route_forget

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
-from .models import Department, Division
+from .http import AuthenticatedRequest
+from .models import Department, Division, School
 from .permissions import access_for, can_open_school_data, can_use_admin
 from .selectors import divisions_for, schools_for, workplaces_for
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedRequest) -> HttpResponse:
     """The landing page after login: every place the user holds a role, one click away."""
     return render(
         request,
@@ -27,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def department_overview(request: HttpRequest) -> HttpResponse:
+def department_overview(request: AuthenticatedRequest) -> HttpResponse:
     """The province at a glance, for department staff: divisions and the schools under each."""
     if not access_for(request.user).is_department_staff:
         raise Http404
@@ -47,7 +48,7 @@ def department_overview(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def division_detail(request: HttpRequest, code: str) -> HttpResponse:
+def division_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """A division and its schools, for its officers and department staff."""
     division = divisions_for(request.user).filter(code__iexact=code).first()
     if division is None:
@@ -60,5 +61,5 @@ def division_detail(request: HttpRequest, code: str) -> HttpResponse:
     )
 
 
-def _with_data_access(request: HttpRequest, schools) -> list[tuple[object, bool]]:
+def _with_data_access(request: AuthenticatedRequest, schools: QuerySet[School]) -> list[tuple[School, bool]]:
     return [(school, can_open_school_data(request.user, school)) for school in schools]

@@ -6,7 +6,10 @@ portal:verify_record; the latter is the URL printed as the PDF's QR code.
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -28,7 +31,7 @@ from .verification import (
     verify_upload,
 )
 
-STATUS_CODES = {
+STATUS_CODES: dict[str, int] = {
     VerificationOutcome.FOUND: 200,
     VerificationOutcome.NOT_FOUND: 404,
     VerificationOutcome.REFUSED: 400,
@@ -78,7 +81,8 @@ def verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         # Before the body is parsed (CSRF reads it), so that a large file is never stored.
         limit = VerifyUploadLimit(request)
-        request.upload_handlers.insert(0, limit)
+        handlers = cast("list[FileUploadHandler]", request.upload_handlers)  # a list until parsed
+        handlers.insert(0, limit)
         return _verify_upload(request, limit)
     if "record_id" not in request.GET and "version" not in request.GET:
         return render(request, "portal/verify.html", _forms())
@@ -104,7 +108,8 @@ def _verify_upload(request: HttpRequest, limit: VerifyUploadLimit) -> HttpRespon
     form = UploadForm(request.POST, request.FILES)
     method = VerificationMethod.UPLOAD_XML
     upload = request.FILES.get("file")
-    if limit.exceeded or (upload is not None and upload.size > max_upload_bytes()):
+    # Django's upload handlers always set the size of the files they make.
+    if limit.exceeded or (upload is not None and cast(int, upload.size) > max_upload_bytes()):
         return _answer(request, too_large(method), **_forms())
     if not form.is_valid() or upload is None:
         return render(

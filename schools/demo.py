@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import models, transaction
 
 from portal.models import School, User
 from transcripts.choices import (
@@ -149,7 +149,7 @@ def _seed(school: School, users: dict[str, User], students_per_class: int | None
     # Initial data, not edits: no AssessmentChange rows. The audit trail starts with the first
     # change a user makes in the grade book.
     for model, objs in rows.items():
-        model.objects.bulk_create(objs, batch_size=2000)
+        model._default_manager.bulk_create(objs, batch_size=2000)
 
 
 def _assignments(
@@ -352,8 +352,8 @@ def _enrol(classes: list[SchoolClass], learners: list[list[_Learner]]) -> list[l
     return objs
 
 
-def _assessments(rng, classes, learners, enrolments, curriculum) -> dict[type, list]:
-    rows: dict[type, list] = {
+def _assessments(rng, classes, learners, enrolments, curriculum) -> dict[type[models.Model], list]:
+    rows: dict[type[models.Model], list] = {
         SubjectTermScores: [],
         PrimarySubjectAssessment: [],
         QualityAssessment: [],

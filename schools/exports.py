@@ -135,7 +135,11 @@ def score_sheet_export(*, school_class: SchoolClass, term: int, school: School |
     One query for the curriculum, then a constant number per subject (gradebook_for).
     Call with the school's schema active; `school` defaults to the connection's tenant.
     """
-    school = school or connection.tenant
+    if school is None:
+        # django-tenants' connection (the ENGINE in config.env) carries the active schema's tenant.
+        tenant = getattr(connection, "tenant", None)
+        assert isinstance(tenant, School), "no school given and no school's schema active"
+        school = tenant
     year = school_class.school_year
     primary = school_class.ruleset == Ruleset.TT27
     period = TERM_PERIOD[term]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from portal.choices import Role
+from portal.http import SchoolRequest
 from portal.permissions import access_for
 from portal.selectors import school_staff
 
@@ -38,7 +39,7 @@ ROLE_DUTIES = {
 }
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: SchoolRequest) -> HttpResponse:
     """The school's front page: the school, the current year, and what this user does here."""
     school = request.school
     access = access_for(request.user)

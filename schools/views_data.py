@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
+
+from portal.http import SchoolRequest
 
 from .exports import can_export_score_sheet, score_sheet_export
 from .imports import (
@@ -38,7 +40,7 @@ def _xlsx(content: bytes, filename: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def data_import(request: HttpRequest) -> HttpResponse:
+def data_import(request: SchoolRequest) -> HttpResponse:
     """The import page; a POST imports the uploaded workbook and shows the report or every problem."""
     school = request.school
     if not can_import_school_data(request.user, school):
@@ -70,7 +72,7 @@ def data_import(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def data_import_template(request: HttpRequest) -> HttpResponse:
+def data_import_template(request: SchoolRequest) -> HttpResponse:
     """The empty workbook to fill in."""
     if not can_import_school_data(request.user, request.school):
         raise PermissionDenied
@@ -78,7 +80,7 @@ def data_import_template(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def score_sheet(request: HttpRequest, class_id: int) -> HttpResponse:
+def score_sheet(request: SchoolRequest, class_id: int) -> HttpResponse:
     """A class's score sheet for term ?hk=1 (default) or ?hk=2, as an .xlsx download."""
     school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
     if school_class is None:

@@ -99,7 +99,9 @@ def _ca_cert(
     path_length: int | None,
 ) -> x509.Certificate:
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    aki_source = issuer_cert.public_key() if issuer_cert is not None else key.public_key()
+    # issuer_key's public key is issuer_cert's (or this certificate's, self-signed), and unlike a
+    # certificate's public key it is typed as one that can sign, which the AKI wants.
+    aki_source = issuer_key.public_key()
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -192,8 +194,10 @@ def _issue(
 ) -> Issued:
     """A certificate for a fresh key (`algorithm`), or for `public_key` when the private key lives
     elsewhere (a PKCS#11 token, a remote signing service): then Issued.key is None."""
-    key = new_key(algorithm) if public_key is None else None
-    public_key = public_key if public_key is not None else key.public_key()
+    key: PrivateKey | None = None
+    if public_key is None:
+        key = new_key(algorithm)
+        public_key = key.public_key()
     start = not_before or (_now() - dt.timedelta(hours=1))
     end = not_after or (start + EE_LIFETIME)
     cert = (
@@ -208,7 +212,7 @@ def _issue(
         .add_extension(_key_usage(key_usage), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_cert.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_key.public_key()), critical=False
         )
         .sign(ca.issuing_key, hashes.SHA256())
     )
@@ -287,7 +291,7 @@ def issue_crl(
         .next_update(next_update or (start + dt.timedelta(days=7)))
         .add_extension(x509.CRLNumber(1), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_cert.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_key.public_key()), critical=False
         )
     )
     for entry in revoked:
@@ -350,10 +354,17 @@ def dev_ca_load(directory) -> DevCA:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     folder = Path(directory)
+
+    def key_load(name: str) -> PrivateKey:
+        key = load_pem_private_key((folder / name).read_bytes(), None)
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):  # dev_ca writes no other
+            raise ValueError(f"{folder / name} holds a {type(key).__name__}, not an RSA or EC key")
+        return key
+
     return DevCA(
-        root_key=load_pem_private_key((folder / "root-key.pem").read_bytes(), None),
+        root_key=key_load("root-key.pem"),
         root_cert=x509.load_pem_x509_certificate((folder / "root.pem").read_bytes()),
-        issuing_key=load_pem_private_key((folder / "issuing-key.pem").read_bytes(), None),
+        issuing_key=key_load("issuing-key.pem"),
         issuing_cert=x509.load_pem_x509_certificate((folder / "issuing.pem").read_bytes()),
     )
 

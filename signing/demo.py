@@ -33,9 +33,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 
 from portal.choices import Role
+from portal.db import connection
 from portal.models import RoleAssignment, School, User
 
 from . import ca, trust
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 DEMO_PIN = "123456"  # key files and seal tokens (user PIN) of the demo; published, not a secret
 DEMO_SO_PIN = "12345678"  # the seal tokens' security officer PIN
-TITLES = {
+TITLES: dict[str, str] = {
     Role.HOMEROOM_TEACHER: "Giáo viên chủ nhiệm",
     Role.PRINCIPAL: "Hiệu trưởng",
     Role.VICE_PRINCIPAL: "Phó Hiệu trưởng",
@@ -158,8 +159,14 @@ def _holders(schools: list[School], roles) -> list[tuple[User, str, School]]:
         .order_by("school_id", "pk")
     )
     for assignment in assignments:
+        assert assignment.school is not None  # filtered on school__in
         seen.setdefault(assignment.user_id, (assignment.user, assignment.role, assignment.school))
     return list(seen.values())
+
+
+def _reason(error: ValidationError | PermissionDenied) -> str:
+    # PermissionDenied has no .messages: its reason is its text.
+    return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
 
 
 def _usable(certificate: SigningCertificate) -> bool:
@@ -187,7 +194,7 @@ def _homeroom_teachers(seeded: SigningSeeded, schools, dev: ca.DevCA, keys_dir: 
                 data = _key_file(user, TITLES[role], school, dev, keys_dir)
                 certificate_register_pkcs12(actor=user, user=user, data=data, pin=DEMO_PIN)
         except (ValidationError, PermissionDenied) as error:
-            seeded.skipped.append(f"no key file for {user.username}: {' '.join(error.messages)}")
+            seeded.skipped.append(f"no key file for {user.username}: {_reason(error)}")
             continue
         seeded.key_files += 1
 
@@ -244,7 +251,7 @@ def _leaders(seeded: SigningSeeded, schools) -> None:
                 if _leader_credential(client, user, TITLES[role], school):
                     seeded.credentials += 1
             except (ValidationError, PermissionDenied) as error:
-                seeded.skipped.append(f"no credential for {user.username}: {' '.join(error.messages)}")
+                seeded.skipped.append(f"no credential for {user.username}: {_reason(error)}")
             except KeyLoadError as error:
                 seeded.skipped.append(f"no credential for {user.username}: {error}")
 
@@ -362,7 +369,7 @@ def _seals(seeded: SigningSeeded, schools, dev: ca.DevCA, softhsm_dir: Path) -> 
                     actor=admin, school=school, token_label=token_label, key_label=key_label, pin=DEMO_PIN
                 )
         except (ValidationError, PermissionDenied) as error:
-            seeded.skipped.append(f"no seal for {school.code}: {' '.join(error.messages)}")
+            seeded.skipped.append(f"no seal for {school.code}: {_reason(error)}")
             continue
         except (KeyLoadError, RuntimeError, OSError) as error:
             seeded.skipped.append(f"no seal for {school.code}: {error}")

@@ -54,7 +54,9 @@ def _load(certificate: SigningCertificate, secret: str, expires_at) -> LoadedKey
     if certificate.backend == CertificateBackend.PKCS12:
         from .backends.pkcs12 import pkcs12_load_sealed
 
-        return pkcs12_load_sealed(bytes(certificate.sealed_pkcs12), trust.deployment_key(), secret)
+        sealed = certificate.sealed_pkcs12
+        assert sealed is not None  # constraint signing_certificate_key_located
+        return pkcs12_load_sealed(bytes(sealed), trust.deployment_key(), secret)
     if certificate.backend == CertificateBackend.PKCS11:
         from .backends.pkcs11 import pkcs11_load
 

@@ -30,12 +30,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
+from portal.db import connection
 from portal.models import School, User
 from portal.permissions import forget_access
 from portal.services import audit_record
@@ -109,6 +110,7 @@ def _holder_problem(cert: x509.Certificate, *, user: User | None, school: School
                 "you": user.get_full_name(),
             }
         return ""
+    assert school is not None  # certificate_register: a person's or a school's, never neither
     organisation = _attribute(cert.subject, NameOID.ORGANIZATION_NAME)
     if _normal(school.name) not in (_normal(cn), _normal(organisation)):
         return _("This certificate was issued to %(name)s, not to %(school)s.") % {
@@ -144,7 +146,12 @@ def certificate_register(
     """
     if loaded is not None:
         cert, chain = loaded.cert, loaded.chain
-    if (user is None) == (school is None):
+    assert cert is not None, "certificate_register needs `loaded` or `cert`"
+    if user is not None and school is None:
+        holder = user.get_full_name()
+    elif school is not None and user is None:
+        holder = school.name
+    else:
         raise ValueError("A certificate is registered with a person or with a school, not both")
     if user is not None and user.pk != actor.pk:
         raise PermissionDenied(_("You can only register your own certificate."))
@@ -185,7 +192,7 @@ def certificate_register(
         obj=registered,
         summary=_("Signing certificate of %(holder)s registered (%(backend)s, serial %(serial)s)")
         % {
-            "holder": user.get_full_name() if user else school.name,
+            "holder": holder,
             "backend": registered.get_backend_display(),
             "serial": registered.serial,
         },
@@ -302,7 +309,7 @@ def certificate_remove(*, actor: User, certificate: SigningCertificate) -> Signi
     certificate = SigningCertificate.objects.select_for_update().get(pk=certificate.pk)
     if certificate.user_id is not None and certificate.user_id != actor.pk:
         raise PermissionDenied(_("You can only remove your own certificate."))
-    if certificate.school_id is not None and not can_manage_seal(actor, certificate.school):
+    if certificate.school is not None and not can_manage_seal(actor, certificate.school):
         raise PermissionDenied(_("Only the school's administrator or principal removes its seal."))
     if certificate.removed_at is not None:
         return certificate

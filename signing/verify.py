@@ -29,9 +29,11 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput
@@ -145,6 +147,12 @@ def _path(
     return [], "Certificate chain too long"
 
 
+def _signing_key(issuer: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
+    # An issuer in a path signed the certificate below it (_issued_by): its key is a signing key,
+    # not one of the key-agreement keys (X25519, X448) a certificate may also carry.
+    return cast(CertificateIssuerPublicKeyTypes, issuer.public_key())
+
+
 def _revocation_problems(
     path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
 ) -> list[str]:
@@ -153,7 +161,7 @@ def _revocation_problems(
         usable = [
             crl
             for crl in crls
-            if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())
+            if crl.issuer == issuer.subject and crl.is_signature_valid(_signing_key(issuer))
         ]
         if not usable:
             if depth == 0:  # the signer's own certificate must have a known status
@@ -331,7 +339,7 @@ def _verify_signature(
         return SignatureReport(k, sig_id, role, signing_time=signing_time, problems=tuple(problems))
     leaf = certs[0]
     covers: tuple[str, ...] = ()
-    if not problems:
+    if not problems and signing_time is not None:  # no signing time is a problem already
         # Only the cryptography here: signxml's own validity check is given a time inside the
         # certificate's period, as validity at the signing time is judged below with the chain.
         inside = min(max(signing_time, leaf.not_valid_before_utc), leaf.not_valid_after_utc)

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import AuthenticatedRequest, SchoolRequest
 from schools.models import SchoolClass
 
 from . import services
@@ -46,6 +47,12 @@ class TokenForm(forms.Form):
     pin = forms.CharField(label=gettext_lazy("Token PIN"), widget=forms.PasswordInput, max_length=128)
 
 
+def _posted_id(request, name: str) -> int:
+    """A primary key from the form; anything but a number finds nothing (a tampered form: 404)."""
+    value = request.POST.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 12 else 0
+
+
 def _say(request: HttpRequest, error: ValidationError) -> None:
     messages.error(request, " ".join(error.messages))
 
@@ -54,7 +61,7 @@ def _say(request: HttpRequest, error: ValidationError) -> None:
 
 
 @login_required
-def my_certificates(request: HttpRequest) -> HttpResponse:
+def my_certificates(request: AuthenticatedRequest) -> HttpResponse:
     """Register a key file, connect a remote-signing credential, remove a certificate."""
     user = request.user
     upload = Pkcs12Form()
@@ -80,7 +87,7 @@ def my_certificates(request: HttpRequest) -> HttpResponse:
                 return redirect("signing_account:certificates")
             elif action == "remove":
                 certificate = SigningCertificate.objects.filter(
-                    pk=request.POST.get("certificate"), user=user, removed_at=None
+                    pk=_posted_id(request, "certificate"), user=user, removed_at=None
                 ).first()
                 if certificate is None:
                     raise Http404
@@ -124,7 +131,7 @@ def _csc_configured() -> bool:
 # --- The school's seal -----------------------------------------------------------------------------
 
 
-def seal_certificates(request: HttpRequest) -> HttpResponse:
+def seal_certificates(request: SchoolRequest) -> HttpResponse:
     """The school seal's certificate: a key file or a token (the school's administrator, principal)."""
     school = request.school
     if not services.can_manage_seal(request.user, school):
@@ -154,7 +161,7 @@ def seal_certificates(request: HttpRequest) -> HttpResponse:
                     return redirect(_school_url(request, "signing:seal"))
             elif action == "remove":
                 certificate = SigningCertificate.objects.filter(
-                    pk=request.POST.get("certificate"), school=school, removed_at=None
+                    pk=_posted_id(request, "certificate"), school=school, removed_at=None
                 ).first()
                 if certificate is None:
                     raise Http404
@@ -177,11 +184,11 @@ def seal_certificates(request: HttpRequest) -> HttpResponse:
 # --- Batches ---------------------------------------------------------------------------------------
 
 
-def _school_url(request: HttpRequest, name: str, **kwargs) -> str:
+def _school_url(request: SchoolRequest, name: str, **kwargs) -> str:
     return reverse(name, kwargs={"school_code": request.school.code, **kwargs})
 
 
-def _batch_or_404(request: HttpRequest, batch_pk: int) -> SigningBatch:
+def _batch_or_404(request: SchoolRequest, batch_pk: int) -> SigningBatch:
     """A batch of this school started by this user; anything else does not exist for them."""
     batch = (
         SigningBatch.objects.filter(pk=batch_pk, school=request.school, signer=request.user)
@@ -194,7 +201,7 @@ def _batch_or_404(request: HttpRequest, batch_pk: int) -> SigningBatch:
 
 
 @require_GET
-def batches(request: HttpRequest) -> HttpResponse:
+def batches(request: SchoolRequest) -> HttpResponse:
     """What waits for the user's signature in this school, and the user's batches."""
     from transcripts.models import YearRecord
     from transcripts.records.permissions import can_sign
@@ -235,17 +242,17 @@ def batches(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def batch_start(request: HttpRequest) -> HttpResponse:
+def batch_start(request: SchoolRequest) -> HttpResponse:
     """Start a batch over a class (class_id) or the whole school, at one step, with a certificate."""
     step = request.POST.get("step", "")
     school_class = None
     if request.POST.get("class_id"):
-        school_class = SchoolClass.objects.filter(pk=request.POST["class_id"]).first()
+        school_class = SchoolClass.objects.filter(pk=_posted_id(request, "class_id")).first()
         if school_class is None:
             raise Http404
     certificate = (
         signing_certificates_for(user=request.user, school=request.school, step=step)
-        .filter(pk=request.POST.get("certificate") or 0)
+        .filter(pk=_posted_id(request, "certificate"))
         .first()
     )
     back = request.POST.get("back") or _school_url(request, "signing:batches")
@@ -286,7 +293,7 @@ def _progress(batch: SigningBatch) -> dict:
     }
 
 
-def batch_detail(request: HttpRequest, batch_pk: int) -> HttpResponse:
+def batch_detail(request: SchoolRequest, batch_pk: int) -> HttpResponse:
     """The confirmation form while the batch waits for it; then its live progress."""
     batch = _batch_or_404(request, batch_pk)
     return render(
@@ -303,7 +310,7 @@ def batch_detail(request: HttpRequest, batch_pk: int) -> HttpResponse:
 
 
 @require_GET
-def batch_progress(request: HttpRequest, batch_pk: int) -> JsonResponse:
+def batch_progress(request: SchoolRequest, batch_pk: int) -> JsonResponse:
     batch = _batch_or_404(request, batch_pk)
     response = JsonResponse(_progress(batch))
     response["Cache-Control"] = "no-store"
@@ -311,7 +318,7 @@ def batch_progress(request: HttpRequest, batch_pk: int) -> JsonResponse:
 
 
 @require_POST
-def batch_confirm(request: HttpRequest, batch_pk: int) -> HttpResponse:
+def batch_confirm(request: SchoolRequest, batch_pk: int) -> HttpResponse:
     batch = _batch_or_404(request, batch_pk)
     try:
         services.signing_batch_confirm(
@@ -328,7 +335,7 @@ def batch_confirm(request: HttpRequest, batch_pk: int) -> HttpResponse:
 
 
 @require_POST
-def batch_otp(request: HttpRequest, batch_pk: int) -> HttpResponse:
+def batch_otp(request: SchoolRequest, batch_pk: int) -> HttpResponse:
     batch = _batch_or_404(request, batch_pk)
     try:
         services.signing_batch_otp_resend(actor=request.user, batch=batch)
@@ -339,7 +346,7 @@ def batch_otp(request: HttpRequest, batch_pk: int) -> HttpResponse:
 
 
 @require_POST
-def batch_cancel(request: HttpRequest, batch_pk: int) -> HttpResponse:
+def batch_cancel(request: SchoolRequest, batch_pk: int) -> HttpResponse:
     batch = _batch_or_404(request, batch_pk)
     services.signing_batch_cancel(actor=request.user, school=request.school, batch=batch)
     messages.success(request, _("The batch is cancelled; records already signed stay signed."))
@@ -347,7 +354,7 @@ def batch_cancel(request: HttpRequest, batch_pk: int) -> HttpResponse:
 
 
 @require_POST
-def batch_retry(request: HttpRequest, batch_pk: int) -> HttpResponse:
+def batch_retry(request: SchoolRequest, batch_pk: int) -> HttpResponse:
     batch = _batch_or_404(request, batch_pk)
     try:
         retry = services.signing_batch_retry(actor=request.user, school=request.school, batch=batch)

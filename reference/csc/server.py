@@ -47,6 +47,7 @@ class CscHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET socket's name (typeshed allows bytes for others)
         return f"http://{host}:{port}"
 
 
@@ -58,6 +59,7 @@ class CscRequestHandler(BaseHTTPRequestHandler):
     # delayed ACK of the headers (40 ms on Linux) and a keep-alive client gets ~22 answers/s.
     disable_nagle_algorithm = True
     server: CscHTTPServer
+    _status: int | None  # of the answer sent, for the log line; None until one is
 
     # --- Responses ------------------------------------------------------------------------
 
@@ -185,7 +187,7 @@ class CscRequestHandler(BaseHTTPRequestHandler):
         log.warning("%s %s", self.address_string(), format % args)
 
     def handle_one_request(self) -> None:
-        self._status: int | None = None
+        self._status = None
         super().handle_one_request()
         if self._status is not None:
             elapsed = (time.perf_counter() - getattr(self, "_started", time.perf_counter())) * 1000

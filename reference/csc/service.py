@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -201,7 +201,8 @@ class CscService:
 
     def _describe(self, credential: Credential, *, certificates: str, cert_info: bool) -> dict[str, Any]:
         cert = credential.cert
-        key_bits = 256 if credential.algorithm == "ec" else cert.public_key().key_size  # type: ignore[union-attr]
+        # The store makes only P-256 ("ec") and RSA ("rsa") keys.
+        key_bits = 256 if credential.algorithm == "ec" else cast(rsa.RSAPublicKey, cert.public_key()).key_size
         status = credential.status(dt.datetime.now(dt.UTC))
         described: dict[str, Any] = {
             "description": f"{credential.name} ({credential.title})" if credential.title else credential.name,

@@ -81,20 +81,24 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
     report.sheets = list(counts.values())
 
     classes = dict(plan.existing_classes)
-    for item in plan.classes:
-        if item.existing is None:
-            classes[_class_key(item.name)] = class_create(
+    for class_item in plan.classes:
+        if class_item.existing is None:
+            assert class_item.grade is not None  # a bad grade is a problem: no plan with one is applied
+            classes[_class_key(class_item.name)] = class_create(
                 school_year=plan.year,
-                name=item.name,
-                grade=item.grade,
+                name=class_item.name,
+                grade=class_item.grade,
                 levels=list(plan.school.levels),
-                homeroom_teacher=item.homeroom,
+                homeroom_teacher=class_item.homeroom,
             )
             counts[CLASS_SHEET].created += 1
-        elif item.homeroom is not None and item.homeroom.pk != item.existing.homeroom_teacher_id:
+        elif (
+            class_item.homeroom is not None
+            and class_item.homeroom.pk != class_item.existing.homeroom_teacher_id
+        ):
             # An empty gvcn cell leaves the homeroom teacher as it is (it never clears it).
-            item.existing.homeroom_teacher = item.homeroom
-            item.existing.save(update_fields=["homeroom_teacher"])
+            class_item.existing.homeroom_teacher = class_item.homeroom
+            class_item.existing.save(update_fields=["homeroom_teacher"])
             counts[CLASS_SHEET].updated += 1
         else:
             counts[CLASS_SHEET].unchanged += 1
@@ -130,14 +134,14 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
             counts[STUDENT_SHEET].unchanged += 1
     Enrolment.objects.bulk_create(new_enrolments)
 
-    for item in plan.assignments:
-        if item.current_teacher_id == item.teacher.pk:
+    for assignment in plan.assignments:
+        if assignment.current_teacher_id == assignment.teacher.pk:
             counts[ASSIGNMENT_SHEET].unchanged += 1
             continue
         teaching_assignment_set(
-            school_class=classes[item.class_key], subject=item.subject, teacher=item.teacher
+            school_class=classes[assignment.class_key], subject=assignment.subject, teacher=assignment.teacher
         )
-        if item.current_teacher_id is None:
+        if assignment.current_teacher_id is None:
             counts[ASSIGNMENT_SHEET].created += 1
         else:
             counts[ASSIGNMENT_SHEET].updated += 1

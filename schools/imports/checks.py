@@ -181,16 +181,14 @@ def _plan_classes(plan: _Plan, sheet: _Sheet, teachers) -> dict[str, int | None]
     taught = set(grades_for_levels(list(plan.school.levels)))
     named: dict[str, int | None] = {}
     seen: dict[str, int] = {}
+    limit = SchoolClass._meta.get_field("name").max_length
+    assert limit is not None  # a CharField's
     for number, row in sheet.rows:
         name = _required(plan, CLASS_SHEET, number, row, "ten_lop")
         key = _class_key(name)
-        if name and len(name) > SchoolClass._meta.get_field("name").max_length:
+        if name and len(name) > limit:
             plan.problem(
-                CLASS_SHEET,
-                number,
-                "ten_lop",
-                _("At most %(limit)d characters.")
-                % {"limit": SchoolClass._meta.get_field("name").max_length},
+                CLASS_SHEET, number, "ten_lop", _("At most %(limit)d characters.") % {"limit": limit}
             )
         elif name and key in seen:
             plan.problem(
@@ -248,6 +246,7 @@ def _class_ref(plan: _Plan, sheet: str, number: int, row: dict, classes: dict[st
         return ""
     key = _class_key(name)
     if key not in classes:
+        assert plan.year is not None  # _plan checks no sheet without a current year
         plan.problem(
             sheet,
             number,
@@ -268,10 +267,10 @@ def _plan_students(plan: _Plan, sheet: _Sheet, classes: dict[str, int | None]) -
     )
     enrolments: dict[int, list[Enrolment]] = {}
     if plan.year is not None:
-        for enrolment in Enrolment.objects.filter(
+        for known in Enrolment.objects.filter(
             student__in=list(existing.values()), school_class__school_year=plan.year
         ).select_related("school_class"):
-            enrolments.setdefault(enrolment.student_id, []).append(enrolment)
+            enrolments.setdefault(known.student_id, []).append(known)
 
     seen_codes: dict[str, int] = {}
     seen_ids: dict[str, int] = {}

@@ -37,7 +37,7 @@ import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -415,7 +415,8 @@ class CscKey(DigestSigner):
         self.key_size = credential.key_size
 
     def public_key(self) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
-        return self.credential.cert.public_key()  # type: ignore[return-value]
+        # The credential was read with public_key_algorithm, which lets only RSA and EC keys through.
+        return cast(rsa.RSAPublicKey | ec.EllipticCurvePublicKey, self.credential.cert.public_key())
 
     def sign_digest(self, digest: bytes) -> bytes:
         [signature] = self.client.sign_hashes(

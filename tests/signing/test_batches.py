@@ -519,3 +519,16 @@ def test_the_class_page_offers_the_signature_and_the_batch_page_shows_progress(
     # Someone else's batch does not exist for them, even the principal's.
     assert client_as(principal).get(url).status_code == 404
     assert client_as(principal).get(url + "tien-do/").status_code == 404
+
+
+def test_a_tampered_form_finds_nothing(client_as, homeroom_teacher, school, certificates):
+    client = client_as(homeroom_teacher)
+    start = reverse("signing:batch_start", kwargs={"school_code": school.code})
+    response = client.post(start, {"step": "homeroom_teacher", "class_id": "x'; --", "certificate": "1"})
+    assert response.status_code == 404
+    response = client.post(start, {"step": "homeroom_teacher", "certificate": "abc"}, follow=True)
+    assert response.status_code == 200  # no certificate chosen: said on the page
+    response = client.post(
+        reverse("signing_account:certificates"), {"action": "remove", "certificate": "1e9"}
+    )
+    assert response.status_code == 404

@@ -11,12 +11,12 @@ school regardless (after restoring a schema from a backup, say).
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
 from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
 from django_tenants.migration_executors import get_executor
 from django_tenants.signals import schema_migrated
 from django_tenants.utils import get_public_schema_name
 
+from portal.db import connection
 from portal.models import School
 from portal.provisioning import migration_state_current, template_schema_ensure
 
