@@ -72,9 +72,10 @@ def _secondary_builder(enrolments, entries, years):
     }
 
     def build(enrolment: Enrolment, missing: list[str]) -> SecondaryStudent | None:
-        subjects = []
+        subjects: list[ScoredSubject | CommentSubject] = []
         for entry in entries:
-            terms = []
+            scores: list[TermScores] = []  # a scored subject's terms
+            grades: list[CommentGrade] = []  # a comment-only subject's terms
             for term in (1, 2):
                 row = rows.get((enrolment.pk, entry.subject_id, term))
                 label = _("%(subject)s, term %(term)s") % {
@@ -88,15 +89,16 @@ def _secondary_builder(enrolments, entries, years):
                     if row is None or row.mid is None or row.end is None or None in regular:
                         missing.append(label)
                         continue
-                    terms.append(TermScores(regular=tuple(regular), mid=row.mid, end=row.end))
+                    scores.append(TermScores(regular=tuple(regular), mid=row.mid, end=row.end))
                 else:
                     if row is None or not row.level:
                         missing.append(label)
                         continue
-                    terms.append(CommentGrade(row.level))
-            if len(terms) == 2:
-                cls = ScoredSubject if entry.kind == SubjectKind.SCORED else CommentSubject
-                subjects.append(cls(code=entry.subject.code, term1=terms[0], term2=terms[1]))
+                    grades.append(CommentGrade(row.level))
+            if len(scores) == 2:
+                subjects.append(ScoredSubject(code=entry.subject.code, term1=scores[0], term2=scores[1]))
+            elif len(grades) == 2:
+                subjects.append(CommentSubject(code=entry.subject.code, term1=grades[0], term2=grades[1]))
         year = years.get(enrolment.pk)
         conduct = [
             getattr(year, f, "") if year else "" for f in ("conduct_term1", "conduct_term2", "conduct_year")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +18,9 @@ from .models import AssessmentChange, PrimarySubjectAssessment, SubjectTermScore
 from .permissions import LEADERS
 from .services import REGULAR_FIELDS, display, row_average
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 @dataclass
 class GradebookRow:
@@ -29,7 +33,7 @@ class GradebookRow:
 class Gradebook:
     school_class: SchoolClass
     entry: CurriculumEntry
-    columns: list[tuple[str, str]]  # (field, header)
+    columns: list[tuple[str, StrOrPromise]]  # (field, header): headers are lazy translations
     rows: list[GradebookRow]
     term: int | None = None
     period: str | None = None
@@ -60,16 +64,18 @@ def gradebook_for(
     enrolments = active_enrolments(school_class)
     rows = {e.pk: GradebookRow(enrolment=e) for e in enrolments}
     if entry.kind == SubjectKind.PRIMARY:
-        columns = [("level", _("Level"))]
+        columns: list[tuple[str, StrOrPromise]] = [("level", _("Level"))]
         tested = entry.has_test and (period in (PrimaryPeriod.END1, PrimaryPeriod.END2) or entry.has_mid_test)
         if tested:
             columns.append(("test_score", _("Test score")))
         columns.append(("comment", _("Comment")))
-        stored = PrimarySubjectAssessment.objects.filter(
+        assessments = PrimarySubjectAssessment.objects.filter(
             enrolment__in=list(rows), subject_id=entry.subject_id, period=period
         )
-        for record in stored:
-            rows[record.enrolment_id].cells = {name: display(getattr(record, name)) for name, _h in columns}
+        for assessment in assessments:
+            rows[assessment.enrolment_id].cells = {
+                name: display(getattr(assessment, name)) for name, _h in columns
+            }
         return Gradebook(school_class, entry, columns, list(rows.values()), period=period)
 
     if entry.kind == SubjectKind.SCORED:

@@ -29,7 +29,12 @@ from .permissions import assigned_teacher_id, can_edit_homeroom, can_edit_subjec
 from .rules.tt22 import TermScores, term_average
 
 REGULAR_FIELDS = ("regular_1", "regular_2", "regular_3", "regular_4")
-PERIOD_TERM = {PrimaryPeriod.MID1: 1, PrimaryPeriod.END1: 1, PrimaryPeriod.MID2: 2, PrimaryPeriod.END2: 2}
+PERIOD_TERM: dict[str, int] = {
+    PrimaryPeriod.MID1: 1,
+    PrimaryPeriod.END1: 1,
+    PrimaryPeriod.MID2: 2,
+    PrimaryPeriod.END2: 2,
+}
 HOMEROOM_FIELDS = {
     "conduct_term1": 1,
     "conduct_term2": 2,
@@ -286,11 +291,11 @@ def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, r
             raise CellError(_("Unknown assessment period."))
         _refuse_if_locked(school_class, PERIOD_TERM[cell.period])
         value = parse_quality_level(raw) if parts[2] == "level" else parse_comment(raw)
-        row, _created = QualityAssessment.objects.select_for_update().get_or_create(
+        quality, _created = QualityAssessment.objects.select_for_update().get_or_create(
             enrolment=enrolment, code=parts[1], period=cell.period
         )
-        changed = _apply(actor, row, parts[2], value, enrolment, None)
-        return CellSaved(value=display(getattr(row, parts[2])), changed=changed)
+        changed = _apply(actor, quality, parts[2], value, enrolment, None)
+        return CellSaved(value=display(getattr(quality, parts[2])), changed=changed)
     changed = _apply(actor, row, cell.field, value, enrolment, None)
     return CellSaved(value=display(getattr(row, cell.field)), changed=changed)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import SchoolRequest
 from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAssignment, Term
 
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
@@ -20,19 +24,21 @@ from .permissions import (
 )
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_store
 from .selectors import cell_history, classes_for, gradebook_for
-from .services import Cell, CellError, assessment_cell_save, display, term_lock_set
+from .services import Cell, CellError, CellSaved, assessment_cell_save, display, term_lock_set
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 
 
-def _current_year(request: HttpRequest) -> SchoolYear:
+def _current_year(request: SchoolRequest) -> SchoolYear:
     year = SchoolYear.objects.filter(is_current=True).first()
     if year is None:
         raise Http404("No current school year")
     return year
 
 
-def _class_and_entry(request: HttpRequest, class_id: int, subject_code: str):
+def _class_and_entry(
+    request: SchoolRequest, class_id: int, subject_code: str
+) -> tuple[SchoolClass, CurriculumEntry, int | None]:
     """The class and subject of a grade book, or 404; 403 if the user may not open it."""
     school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
     if school_class is None:
@@ -59,14 +65,14 @@ def _class_or_404(class_id: int) -> SchoolClass:
     return school_class
 
 
-def _enrolment_id(request: HttpRequest) -> int:
+def _enrolment_id(request: SchoolRequest) -> int:
     try:
         return int(request.POST.get("enrolment", ""))
     except ValueError:
         raise Http404 from None
 
 
-def _cell_answer(save) -> JsonResponse:
+def _cell_answer(save: Callable[[], CellSaved]) -> JsonResponse:
     """Run one cell save and answer as the grade book's script expects: the value, or the error."""
     try:
         saved = save()
@@ -80,7 +86,7 @@ def _cell_answer(save) -> JsonResponse:
 
 
 @require_GET
-def gradebook_index(request: HttpRequest) -> HttpResponse:
+def gradebook_index(request: SchoolRequest) -> HttpResponse:
     """The classes and subjects this user opens, in the current school year."""
     year = _current_year(request)
     classes = list(classes_for(request.user, request.school, year.pk))
@@ -124,7 +130,7 @@ def gradebook_index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def gradebook(request: HttpRequest, class_id: int, subject_code: str) -> HttpResponse:
+def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """One class in one subject: every student on one screen, each cell saving on its own."""
     school_class, entry, teacher_id = _class_and_entry(request, class_id, subject_code)
     primary = school_class.ruleset == "tt27"
@@ -153,7 +159,7 @@ def gradebook(request: HttpRequest, class_id: int, subject_code: str) -> HttpRes
     )
 
 
-def _cell_from(request, subject_id: int) -> Cell:
+def _cell_from(request: SchoolRequest, subject_id: int) -> Cell:
     data = request.POST if request.method == "POST" else request.GET
     try:
         enrolment_id = int(data.get("enrolment", ""))
@@ -170,7 +176,7 @@ def _cell_from(request, subject_id: int) -> Cell:
 
 
 @require_POST
-def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonResponse:
+def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonResponse:
     """Save one cell; answer with the value as stored and the row's new average, or the error."""
     # The service checks who may write this cell; here only the class is looked up.
     school_class = _class_or_404(class_id)
@@ -196,10 +202,12 @@ def cell_save(request: HttpRequest, class_id: int, subject_code: str) -> JsonRes
 
 
 @require_GET
-def cell_history_view(request: HttpRequest, class_id: int, subject_code: str) -> HttpResponse:
+def cell_history_view(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """Who changed a cell, when, from what to what."""
     school_class, entry, _teacher = _class_and_entry(request, class_id, subject_code)
     cell = _cell_from(request, entry.subject_id)
+    model: type[PrimarySubjectAssessment | SubjectTermScores]
+    key: dict[str, str | int | None]
     if cell.period:
         model, key = PrimarySubjectAssessment, {"period": cell.period}
     else:
@@ -212,7 +220,10 @@ def cell_history_view(request: HttpRequest, class_id: int, subject_code: str) ->
     ).first()
     changes = (
         cell_history(
-            enrolment_id=cell.enrolment_id, table=model._meta.model_name, row_id=row.pk, field=cell.field
+            enrolment_id=cell.enrolment_id,
+            table=cast(str, model._meta.model_name),  # set on every concrete model
+            row_id=row.pk,
+            field=cell.field,
         )
         if row
         else []
@@ -220,7 +231,7 @@ def cell_history_view(request: HttpRequest, class_id: int, subject_code: str) ->
     return render(request, "transcripts/_cell_history.html", {"changes": changes})
 
 
-def _homeroom_class(request: HttpRequest, class_id: int) -> SchoolClass:
+def _homeroom_class(request: SchoolRequest, class_id: int) -> SchoolClass:
     school_class = (
         SchoolClass.objects.filter(pk=class_id).select_related("school_year", "homeroom_teacher").first()
     )
@@ -232,7 +243,7 @@ def _homeroom_class(request: HttpRequest, class_id: int) -> SchoolClass:
 
 
 @require_GET
-def homeroom(request: HttpRequest, class_id: int) -> HttpResponse:
+def homeroom(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The homeroom view of a class: conduct, absences, qualities, and every student's year result."""
     school_class = _homeroom_class(request, class_id)
     primary = school_class.ruleset == "tt27"
@@ -279,7 +290,7 @@ def homeroom(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def homeroom_cell_save(request: HttpRequest, class_id: int) -> JsonResponse:
+def homeroom_cell_save(request: SchoolRequest, class_id: int) -> JsonResponse:
     """Save one of the homeroom teacher's cells (conduct, absences, comments, qualities)."""
     school_class = _class_or_404(class_id)
     cell = Cell(
@@ -299,7 +310,7 @@ def homeroom_cell_save(request: HttpRequest, class_id: int) -> JsonResponse:
 
 
 @require_POST
-def results_compute(request: HttpRequest, class_id: int) -> HttpResponse:
+def results_compute(request: SchoolRequest, class_id: int) -> HttpResponse:
     """Compute and store the class's year results under its rule set (the homeroom teacher's step)."""
     from django.contrib import messages
     from django.shortcuts import redirect
@@ -314,7 +325,7 @@ def results_compute(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def term_lock(request: HttpRequest, term_id: int) -> HttpResponse:
+def term_lock(request: SchoolRequest, term_id: int) -> HttpResponse:
     """Lock a term (no more changes) or unlock it: the principal's or a vice-principal's decision."""
     from django.shortcuts import redirect
 
@@ -335,17 +346,18 @@ def _summer_rows(school_class: SchoolClass) -> list[dict]:
     years = StudentYear.objects.filter(enrolment__school_class=school_class).select_related(
         "enrolment__student"
     )
-    retakes = {
+    # Looked up with the subject's id, or None for a subject not in the curriculum (no retake).
+    retakes: dict[tuple[int, int | None], Retake] = {
         (r.enrolment_id, r.subject_id): r for r in Retake.objects.filter(enrolment__school_class=school_class)
     }
-    subjects = {
+    curriculum = {
         code: (subject_id, name)
         for code, subject_id, name in CurriculumEntry.objects.filter(
             school_year_id=school_class.school_year_id, grade=school_class.grade
         ).values_list("subject__code", "subject_id", "subject__name")
     }
-    names = {code: name for code, (_id, name) in subjects.items()}
-    ids = {code: subject_id for code, (subject_id, _name) in subjects.items()}
+    names = {code: name for code, (_id, name) in curriculum.items()}
+    ids = {code: subject_id for code, (subject_id, _name) in curriculum.items()}
     rows = []
     for year in years:
         if year.results.get("outcome") not in SUMMER_OUTCOMES:
@@ -366,13 +378,19 @@ def _summer_rows(school_class: SchoolClass) -> list[dict]:
     return rows
 
 
-def _back_to_homeroom(request: HttpRequest, marker: str) -> HttpResponse:
+def _back_to_homeroom(request: SchoolRequest, marker: str) -> HttpResponse:
     from django.shortcuts import redirect
 
     return redirect(request.path.rsplit(marker, 1)[0])
 
 
-def _class_step(request: HttpRequest, class_id: int, step, success, marker: str) -> HttpResponse:
+def _class_step(
+    request: SchoolRequest,
+    class_id: int,
+    step: Callable[..., int],  # keyword-only: actor, school, school_class; returns the count
+    success: Callable[[SchoolClass, int], str],
+    marker: str,
+) -> HttpResponse:
     """Run one of the principal's steps on a class, say how it went, and go back to the class."""
     from django.contrib import messages
     from django.core.exceptions import ValidationError
@@ -388,7 +406,7 @@ def _class_step(request: HttpRequest, class_id: int, step, success, marker: str)
 
 
 @require_POST
-def year_close(request: HttpRequest, class_id: int) -> HttpResponse:
+def year_close(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The principal approves the class's year: results stored, the book closed."""
     from django.utils.translation import gettext as _
 
@@ -407,7 +425,7 @@ def year_close(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
+def summer_cell(request: SchoolRequest, class_id: int) -> JsonResponse:
     """An August cell: a subject's re-assessment result, or the conduct after re-training."""
     from .yearclose import summer_cell_save
 
@@ -426,7 +444,7 @@ def summer_cell(request: HttpRequest, class_id: int) -> JsonResponse:
 
 
 @require_POST
-def summer_close(request: HttpRequest, class_id: int) -> HttpResponse:
+def summer_close(request: SchoolRequest, class_id: int) -> HttpResponse:
     """August: the principal closes the re-assessment; the rules decide who is promoted."""
     from django.utils.translation import gettext as _
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.models import IssuedRecord
+from portal.http import SchoolRequest
+from portal.models import IssuedRecord, School, User
 from portal.permissions import access_for, can_open_school_data
 from schools.models import Enrolment, Student
 
@@ -27,7 +28,7 @@ def _student_or_404(student_id: int) -> Student:
     return student
 
 
-def can_view_book(user, school, student: Student) -> bool:
+def can_view_book(user: User, school: School, student: Student) -> bool:
     """The school's leaders and administrator, the student's homeroom teachers, and supervisors
     under a data grant."""
     roles = access_for(user).roles_in_school(school.pk)
@@ -39,7 +40,7 @@ def can_view_book(user, school, student: Student) -> bool:
 
 
 @require_GET
-def book(request: HttpRequest, student_id: int) -> HttpResponse:
+def book(request: SchoolRequest, student_id: int) -> HttpResponse:
     """Every year of the student, in order, each with a link to its public verification page."""
     student = _student_or_404(student_id)
     if not can_view_book(request.user, request.school, student):
@@ -56,7 +57,7 @@ def book(request: HttpRequest, student_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def book_find(request: HttpRequest, student_id: int) -> HttpResponse:
+def book_find(request: SchoolRequest, student_id: int) -> HttpResponse:
     """GET: the records other schools issued for the student; POST: verify and attach one."""
     student = _student_or_404(student_id)
     if not can_attach_records(request.user, request.school):

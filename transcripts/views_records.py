@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import SchoolRequest
 from portal.models_copies import CopyFormat, CopyLog
 from schools.models import Enrolment, SchoolClass
 from signing.selectors import signing_offers
@@ -82,18 +85,18 @@ def _record_or_404(record_pk: int) -> YearRecord:
     return record
 
 
-def _class_url(request: HttpRequest, class_id: int) -> str:
+def _class_url(request: SchoolRequest, class_id: int) -> str:
     return reverse(
         "transcripts:records_class", kwargs={"school_code": request.school.code, "class_id": class_id}
     )
 
 
-def _wants_json(request: HttpRequest) -> bool:
+def _wants_json(request: SchoolRequest) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" in accept or request.headers.get("X-Requested-With") == "XMLHttpRequest"
 
 
-def _refused(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+def _refused(request: SchoolRequest, exc: PermissionDenied) -> HttpResponse:
     """403: the service's reason, as JSON for a script or on a page for a person."""
     message = str(exc) or _("You may not do this.")
     if _wants_json(request):
@@ -101,7 +104,7 @@ def _refused(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     return render(request, "transcripts/records_refused.html", {"message": message}, status=403)
 
 
-def _step(request: HttpRequest, class_id: int, run) -> HttpResponse:
+def _step(request: SchoolRequest, class_id: int, run: Callable[[], str]) -> HttpResponse:
     """Run one service; say how it went on the class's page (or answer 403 if refused)."""
     try:
         success = run()
@@ -114,11 +117,11 @@ def _step(request: HttpRequest, class_id: int, run) -> HttpResponse:
     return redirect(_class_url(request, class_id))
 
 
-def _reason(request: HttpRequest) -> str:
+def _reason(request: SchoolRequest) -> str:
     return request.POST.get("reason", "")
 
 
-def _require_view(request: HttpRequest, school_class: SchoolClass) -> None:
+def _require_view(request: SchoolRequest, school_class: SchoolClass) -> None:
     """The class's homeroom teacher, the school's leaders, supervisors with a data grant."""
     if not can_view_gradebook(request.user, request.school, school_class, None):
         raise PermissionDenied(
@@ -159,7 +162,7 @@ def _rows(school_class: SchoolClass) -> list[RecordRow]:
 
 
 @require_GET
-def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
+def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
     """A class's year records: each student's version and status, the downloads, the buttons."""
     school_class = _class_or_404(class_id)
     try:
@@ -197,7 +200,7 @@ def records_class(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def records_create(request: HttpRequest, class_id: int) -> HttpResponse:
+def records_create(request: SchoolRequest, class_id: int) -> HttpResponse:
     """Create the class's year records (once the principal approved its year). Their PDFs are
     rendered when they are issued (sealed), so that each embeds its issued document."""
     school_class = _class_or_404(class_id)
@@ -217,7 +220,7 @@ def records_create(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def records_confirm_all(request: HttpRequest, class_id: int) -> HttpResponse:
+def records_confirm_all(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The homeroom teacher confirms every record of the class that is data complete, at once."""
     school_class = _class_or_404(class_id)
 
@@ -240,7 +243,7 @@ def records_confirm_all(request: HttpRequest, class_id: int) -> HttpResponse:
 
 
 @require_POST
-def record_confirm(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_confirm(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The homeroom teacher confirms one record's content."""
     record = _record_or_404(record_pk)
 
@@ -252,7 +255,7 @@ def record_confirm(request: HttpRequest, record_pk: int) -> HttpResponse:
 
 
 @require_POST
-def record_correct(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_correct(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """Ask for a correction (a new version, with a reason): the homeroom teacher or a leader."""
     record = _record_or_404(record_pk)
 
@@ -269,7 +272,7 @@ def record_correct(request: HttpRequest, record_pk: int) -> HttpResponse:
 
 
 @require_POST
-def record_correction_approve(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_correction_approve(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The principal approves a correction: it replaces the version in force."""
     record = _record_or_404(record_pk)
 
@@ -284,7 +287,7 @@ def record_correction_approve(request: HttpRequest, record_pk: int) -> HttpRespo
 
 
 @require_POST
-def record_revoke(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_revoke(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The principal withdraws a record version, with a reason."""
     record = _record_or_404(record_pk)
 
@@ -303,7 +306,9 @@ def record_revoke(request: HttpRequest, record_pk: int) -> HttpResponse:
 # The downloads ------------------------------------------------------------------------------
 
 
-def _hand_out(request: HttpRequest, record: YearRecord, data: bytes, fmt: str, content_type: str):
+def _hand_out(
+    request: SchoolRequest, record: YearRecord, data: bytes, fmt: str, content_type: str
+) -> HttpResponse:
     """Log the copy (domain.md §1), then answer with exactly these bytes."""
     CopyLog.objects.create(
         actor=request.user,
@@ -314,8 +319,9 @@ def _hand_out(request: HttpRequest, record: YearRecord, data: bytes, fmt: str, c
         sha256=hashlib.sha256(data).hexdigest(),
     )
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{record.record_id}-v{record.version}.{fmt}"
+    # None only for an inline answer without a file name; an attachment always has the header.
+    response["Content-Disposition"] = cast(
+        str, content_disposition_header(True, f"{record.record_id}-v{record.version}.{fmt}")
     )
     response["Content-Length"] = str(len(data))
     response["X-Content-Type-Options"] = "nosniff"
@@ -323,14 +329,14 @@ def _hand_out(request: HttpRequest, record: YearRecord, data: bytes, fmt: str, c
     return response
 
 
-def _downloadable(request: HttpRequest, record_pk: int) -> YearRecord:
+def _downloadable(request: SchoolRequest, record_pk: int) -> YearRecord:
     record = _record_or_404(record_pk)
     _require_view(request, record.enrolment.school_class)
     return record
 
 
 @require_GET
-def record_xml(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_xml(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The record version's document as it stands: with the signatures it has so far."""
     try:
         record = _downloadable(request, record_pk)
@@ -340,7 +346,7 @@ def record_xml(request: HttpRequest, record_pk: int) -> HttpResponse:
 
 
 @require_GET
-def record_pdf(request: HttpRequest, record_pk: int) -> HttpResponse:
+def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The record version's PDF/A-3b, rendered once when it is issued and stored; 404 before."""
     try:
         record = _downloadable(request, record_pk)

@@ -28,6 +28,7 @@ from .results import class_results, class_results_store
 from .rules import tt43
 from .rules.common import CommentGrade, Rating
 from .rules.reassessment import after_summer, subjects_to_retake
+from .rules.tt22 import SecondaryResult
 from .services import CellError, CellSaved, display, parse_comment_level, parse_result_level, parse_score
 
 SUMMER_OUTCOMES = ("reassessment", "summer_training")
@@ -96,11 +97,11 @@ def summer_cell_save(
     if field == "conduct_after_training":
         if year.results.get("outcome") != "summer_training":
             raise CellError(_("This student was not sent to summer re-training."))
-        value = parse_result_level(raw)
-        old, year.conduct_after_training = year.conduct_after_training, value
+        conduct = parse_result_level(raw)
+        old, year.conduct_after_training = year.conduct_after_training, conduct
         year.save(update_fields=["conduct_after_training"])
-        _change(actor, enrolment, None, "studentyear", year.pk, field, old, value)
-        return CellSaved(value=value, changed=old != value)
+        _change(actor, enrolment, None, "studentyear", year.pk, field, old, conduct)
+        return CellSaved(value=conduct, changed=old != conduct)
     code = field.removeprefix("retake:")
     if not field.startswith("retake:") or code not in _summer_subjects(year):
         raise CellError(_("This subject is not re-assessed for this student."))
@@ -151,6 +152,7 @@ def class_summer_close(*, actor: User, school: School, school_class: SchoolClass
         year = outcome.year
         if outcome.raw is None or year is None or year.results.get("outcome") not in SUMMER_OUTCOMES:
             continue
+        assert isinstance(outcome.raw, SecondaryResult)  # only TT22/TT43 years have these outcomes
         kwargs = {"min_subjects": min_subjects} if min_subjects else {}
         after = after_summer(
             outcome.raw,

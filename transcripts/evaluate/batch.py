@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -28,6 +31,7 @@ def evaluate_input(data: bytes) -> list[bytes]:
     ruleset, chunks = _evaluate_pass(data, None)
     if chunks is None:
         _, chunks = _evaluate_pass(data, ruleset)
+        assert chunks is not None  # with the rule set known, a pass that returns has evaluated
     return chunks
 
 
@@ -67,17 +71,20 @@ def _evaluate_pass(data: bytes, known: RuleSet | None) -> tuple[RuleSet, list[by
             problems.append(_Invalid(_("is missing"), key).describe())
     if problems:
         raise CommandError("\n".join(problems))
+    assert ruleset is not None  # known, or read: a missing or unknown one is a problem above
     return ruleset, chunks
 
 
 def _ruleset(value: object) -> RuleSet:
     try:
-        return ruleset_for(value)
+        if type(value) is str:
+            return ruleset_for(value)
     except RuleSetError:
-        raise _Invalid(
-            _("%(value)s is not one of %(choices)s")
-            % {"value": _show(value), "choices": ", ".join(_show(code) for code in ("tt22", "tt43", "tt27"))}
-        ) from None
+        pass
+    raise _Invalid(
+        _("%(value)s is not one of %(choices)s")
+        % {"value": _show(value), "choices": ", ".join(_show(code) for code in ("tt22", "tt43", "tt27"))}
+    )
 
 
 def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
@@ -85,6 +92,8 @@ def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
 
     After the first fault the rest are only checked, not evaluated, since nothing will be written.
     """
+    read: Callable[[object], tuple[str, object]]
+    render: Callable[[str, Any], str]  # takes what ruleset.evaluate returns (Any) for its kind
     if ruleset.kind == "secondary":
         read, render = _secondary_student, _render_secondary
     else:

@@ -6,6 +6,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
+from typing import cast
 
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
@@ -51,7 +52,8 @@ class _JsonStream:
     def peek(self) -> str:
         """The next character that is not whitespace ("" at the end)."""
         while True:
-            self._pos = _WHITESPACE.match(self._text, self._pos).end()
+            # The pattern matches the empty string too: there is always a match.
+            self._pos = cast(re.Match[str], _WHITESPACE.match(self._text, self._pos)).end()
             if self._pos < len(self._text):
                 return self._text[self._pos]
             if not self._more():
@@ -85,7 +87,7 @@ class _JsonStream:
         while True:
             if self.peek() != '"':
                 raise self._error("Expecting property name enclosed in double quotes", self._pos)
-            key = self.value()
+            key = cast(str, self.value())  # a JSON string: it starts with a double quote
             self._expect(":")
             yield key
             if self._separator("}"):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Protocol, TypeVar, cast
 
 from django.utils.translation import gettext as _
 
@@ -45,6 +47,18 @@ _COMMENT_GRADES = {grade.value: grade for grade in CommentGrade}
 _SUBJECT_LEVELS = {level.value: level for level in SubjectLevel}
 _QUALITY_LEVELS = {level.value: level for level in QualityLevel}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_T = TypeVar("_T")
+
+
+class _Coded(Protocol):
+    """A subject as read: its code keys the output."""
+
+    @property
+    def code(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_Coded)
 
 
 class _Invalid(Exception):
@@ -116,7 +130,7 @@ def _text(value: object) -> str:
     return value
 
 
-def _choice(value: object, choices: dict):
+def _choice(value: object, choices: Mapping[str, _T]) -> _T:
     found = choices.get(value) if type(value) is str else None
     if found is None:
         raise _Invalid(
@@ -130,6 +144,7 @@ def _whole(value: object, *, low: int, high: int) -> int:
     """A whole number from low to high; 9.0 is accepted as 9 (spreadsheets write it so)."""
     if type(value) is not int and type(value) not in (Decimal, float):
         raise _Invalid(_("%(value)s is not a number") % {"value": _show(value)})
+    value = cast(int | Decimal | float, value)  # its type checked just above
     # Bounds first: int() of a huge Decimal such as 1e999999999 would take forever.
     if value < low:
         raise _Invalid(_("%(value)s is below %(min)s") % {"value": _show(value), "min": low})
@@ -153,6 +168,7 @@ def _score(value: object) -> Decimal:
             return found
     if type(value) not in (int, Decimal, float):
         raise _Invalid(_("%(value)s is not a number") % {"value": _show(value)})
+    value = cast(int | Decimal | float, value)  # its type checked just above
     number = Decimal(str(value)) if type(value) is float else Decimal(value)
     found = _SCORES.get(number)  # a float such as 0.1, which equals no Decimal until read as text
     if found is not None:
@@ -164,15 +180,15 @@ def _score(value: object) -> Decimal:
     raise _Invalid(_("%(value)s has more than one decimal") % {"value": _show(value)})
 
 
-def _student_id(raw: object) -> str:
-    return _read(_object(raw), "id", _text)
+def _student_id(raw: dict) -> str:
+    return _read(raw, "id", _text)
 
 
-def _subjects(raw: dict, read_subject) -> tuple:
+def _subjects(raw: dict, read_subject: Callable[[dict], _S]) -> tuple[_S, ...]:
     """The subjects, each read by read_subject; codes must be unique (they key the output)."""
     subjects = _read(raw, "subjects", _non_empty_list)
     seen: dict[str, int] = {}
-    result = []
+    result: list[_S] = []
     for index, item in enumerate(subjects):
         try:
             subject = read_subject(_object(item))
@@ -198,7 +214,7 @@ def _non_empty_list(value: object) -> list:
     return items
 
 
-def _read(raw: dict, key: str, read):
+def _read(raw: dict, key: str, read: Callable[[object], _T]) -> _T:
     """read(raw[key]), with the key added to the location of any problem."""
     try:
         value = raw[key]
@@ -237,32 +253,32 @@ def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
 
 
 def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
-    if raw.__class__ is not dict or len(raw) != len(_SECONDARY_STUDENT_FIELDS):
+    if type(raw) is not dict or len(raw) != len(_SECONDARY_STUDENT_FIELDS):
         raise _NotPlain
     student_id = raw["id"]
     absences = raw["absences"]
     conduct = raw["conduct"]
     subjects = raw["subjects"]
     if (
-        student_id.__class__ is not str
+        type(student_id) is not str
         or not student_id
-        or absences.__class__ is not int
+        or type(absences) is not int
         or not 0 <= absences <= MAX_ABSENCE_SESSIONS
-        or conduct.__class__ is not dict
+        or type(conduct) is not dict
         or len(conduct) != len(_CONDUCT_FIELDS)
-        or subjects.__class__ is not list
+        or type(subjects) is not list
         or not subjects
     ):
         raise _NotPlain
     ratings = Ratings(_RATINGS[conduct["term1"]], _RATINGS[conduct["term2"]], _RATINGS[conduct["year"]])
-    read = []
+    read: list[ScoredSubject | CommentSubject] = []
     codes = set()
     for subject in subjects:
-        if subject.__class__ is not dict or len(subject) != len(_SCORED_FIELDS):
+        if type(subject) is not dict or len(subject) != len(_SCORED_FIELDS):
             raise _NotPlain
         code = subject["code"]
         scored = subject["scored"]
-        if code.__class__ is not str or not code or code in codes:
+        if type(code) is not str or not code or code in codes:
             raise _NotPlain
         codes.add(code)
         if scored is True:
@@ -276,10 +292,10 @@ def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
 
 
 def _plain_term(term: object) -> TermScores:
-    if term.__class__ is not dict or len(term) != len(_TERM_FIELDS):
+    if type(term) is not dict or len(term) != len(_TERM_FIELDS):
         raise _NotPlain
     regular = term["regular"]
-    if regular.__class__ is not list or len(regular) < MIN_REGULAR_SCORES:
+    if type(regular) is not list or len(regular) < MIN_REGULAR_SCORES:
         raise _NotPlain
     # KeyError for anything that is not a valid score.
     scores = tuple(map(_score_by_id, map(id, regular)))
@@ -287,6 +303,7 @@ def _plain_term(term: object) -> TermScores:
 
 
 def _checked_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    raw = _object(raw)
     student_id = _student_id(raw)
     student = SecondaryStudent(
         subjects=_subjects(raw, _secondary_subject),
@@ -364,6 +381,7 @@ _PRIMARY_SUBJECT_FIELDS = frozenset({"code", "level", "test_score"})
 
 
 def _primary_pupil(raw: object) -> tuple[str, PrimaryPupil]:
+    raw = _object(raw)
     pupil_id = _student_id(raw)
     pupil = PrimaryPupil(
         subjects=_subjects(raw, _primary_subject),

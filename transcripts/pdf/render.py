@@ -130,11 +130,12 @@ def _secondary_context(record: YearRecord, part: SecondaryPart) -> dict:
 
 def year_record_html(record: YearRecord, *, verify_url: str) -> str:
     """The record laid out on its form, as the HTML WeasyPrint prints."""
-    primary = isinstance(record.part, PrimaryPart)
+    part = record.part
+    primary = isinstance(part, PrimaryPart)
     student = record.student
     context = {
         "record": record,
-        "part": record.part,
+        "part": part,
         "student": student,
         "sex": SEX.get(student.sex, ""),
         "level_name": LEVEL_NAMES.get(record.level, ""),
@@ -146,10 +147,10 @@ def year_record_html(record: YearRecord, *, verify_url: str) -> str:
         "issued_iso": record.issued_on.isoformat(),
         "level_code": "THCS" if record.level == "lower_secondary" else "THPT",
     }
-    if primary:
-        context.update(_primary_context(record, record.part))
+    if isinstance(part, PrimaryPart):
+        context.update(_primary_context(record, part))
     else:
-        context.update(_secondary_context(record, record.part))
+        context.update(_secondary_context(record, part))
     return render_to_string(TEMPLATES["primary" if primary else "secondary"], context)
 
 

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import weasyprint
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from portal.db import connection
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf import year_record_pdf

@@ -152,6 +152,7 @@ def _public_index(*, school: School, record: YearRecord) -> None:
     """
     if record.status == S.ISSUED:
         sealed = record.signatures.order_by("-position").first()  # the document as issued
+        assert sealed is not None  # an issued version carries at least the school's seal
         document = year_record_parse(bytes(record.xml))  # the snapshot
         issued_record_add(
             school=school,
@@ -340,6 +341,7 @@ def year_record_correction_approve(*, actor: User, school: School, record: YearR
     record = _lock(record)
     if record.status != S.DRAFT or record.supersedes_id is None:
         raise ValidationError(_("This version is not a correction waiting for approval."))
+    assert record.supersedes is not None  # supersedes_id checked just above
     old = _lock(record.supersedes)
     if old.status not in CORRECTABLE:
         raise ValidationError(_("The version this correction replaces is no longer in force."))

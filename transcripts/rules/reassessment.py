@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from .common import PASSING_RATINGS, CommentGrade, Rating
 from .tt22 import MIN_SUBJECTS, Outcome, SecondaryResult, learning_result
@@ -21,10 +22,12 @@ _PASS_AVERAGE = Decimal("5.0")
 
 def subjects_to_retake(result: SecondaryResult) -> list[str]:
     """The subjects a re-assessment covers: graded CĐ, or with a year average below 5.0."""
+    # A scored subject's year value is its average (a Decimal), a comment one's a CommentGrade.
     return [
         s.code
         for s in result.subjects
-        if (s.scored and s.year < _PASS_AVERAGE) or (not s.scored and s.year == CommentGrade.NOT_ACHIEVED)
+        if (s.scored and cast(Decimal, s.year) < _PASS_AVERAGE)
+        or (not s.scored and s.year == CommentGrade.NOT_ACHIEVED)
     ]
 
 
@@ -56,7 +59,11 @@ def after_summer(
     for subject in result.subjects:
         value = retakes.get(subject.code, subject.year) if subject.code in allowed else subject.year
         values[subject.code] = value
-        (scored if subject.scored else comments).append(value)
+        # A score for a scored subject, Đ/CĐ for a comment one (see the docstring).
+        if subject.scored:
+            scored.append(cast(Decimal, value))
+        else:
+            comments.append(cast(CommentGrade, value))
     learning = learning_result(scored, comments, min_subjects=min_subjects)
     conduct = conduct_after_training or conduct_year
     promoted = learning in PASSING_RATINGS and conduct in PASSING_RATINGS
