@@ -87,6 +87,11 @@ def crls(*, fresh: bool = False) -> list[x509.CertificateRevocationList]:
                 with _lock:
                     _crls[source] = (time.monotonic(), crl)
         if crl is not None:
+            next_update = crl.next_update_utc
+            if next_update is not None and next_update < now():
+                # Still used (the last word of its issuer), but the operator must know: the issuer
+                # may have revoked certificates since. Signing and verification go on.
+                log.warning("CRL from %s is past its next update (%s)", source, next_update.isoformat())
             found.append(crl)
     return found
 
