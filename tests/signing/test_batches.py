@@ -456,13 +456,13 @@ def test_the_sweep_queues_batches_whose_lease_ran_out(
     approved_class,
     monkeypatch,
 ):
-    from signing import services
+    from signing.services import runner
 
     school_class, _ = approved_class
     batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
     signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
     queued = []
-    monkeypatch.setattr(services, "signing_batch_enqueue", queued.append)
+    monkeypatch.setattr(runner, "signing_batch_enqueue", queued.append)
     from django.utils import timezone
 
     SigningBatch.objects.filter(pk=batch.pk).update(
