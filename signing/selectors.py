@@ -27,11 +27,19 @@ def signing_certificates_for(*, user: User, school: School, step: str):
 
 
 def signing_offers(
-    *, user: User, school: School, school_class, status_counts: dict[str, int]
+    *,
+    user: User,
+    school: School,
+    school_class,
+    status_counts: dict[str, int],
+    include_empty: bool = False,
 ) -> list[SigningOffer]:
     """The steps `user` may sign on the records of `school_class` that wait for them.
 
-    `status_counts`: the class's records in force by status. Two queries at most (certificates).
+    `school_class` None: the whole school (the principal's and the seal's steps; a homeroom
+    teacher signs class by class). `status_counts`: the records in force by status.
+    `include_empty`: also the steps the user may sign that nothing waits for. One query for the
+    certificates of each step offered.
     """
     from transcripts.records.permissions import can_sign
     from transcripts.records.services import SIGNING_STEPS
@@ -39,7 +47,7 @@ def signing_offers(
     offers = []
     for step, (_position, before, _after) in SIGNING_STEPS.items():
         waiting = status_counts.get(before, 0)
-        if waiting and can_sign(user, school, school_class, step):
+        if (waiting or include_empty) and can_sign(user, school, school_class, step):
             offers.append(
                 SigningOffer(
                     step=step,

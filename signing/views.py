@@ -25,7 +25,7 @@ from schools.models import SchoolClass
 from . import services
 from .backends.pkcs12 import MAX_PKCS12_BYTES
 from .models import BatchState, CertificateBackend, ItemState, SigningBatch, SigningCertificate, SigningStep
-from .selectors import signing_certificates_for
+from .selectors import signing_certificates_for, signing_offers
 
 # --- Forms ---------------------------------------------------------------------------------------
 
@@ -204,7 +204,6 @@ def _batch_or_404(request: SchoolRequest, batch_pk: int) -> SigningBatch:
 def batches(request: SchoolRequest) -> HttpResponse:
     """What waits for the user's signature in this school, and the user's batches."""
     from transcripts.models import YearRecord
-    from transcripts.records.permissions import can_sign
     from transcripts.records.services import SIGNING_STEPS
 
     school = request.school
@@ -213,22 +212,9 @@ def batches(request: SchoolRequest) -> HttpResponse:
         .values_list("status")
         .annotate(n=Count("pk"))
     )
-    probe = SchoolClass(homeroom_teacher_id=None)
-    steps = []
-    for step, (_position, before, _after) in SIGNING_STEPS.items():
-        if step == SigningStep.HOMEROOM_TEACHER:
-            continue  # a class at a time, from the class's records page
-        if can_sign(request.user, school, probe, step):
-            steps.append(
-                {
-                    "step": step,
-                    "label": SigningStep(step).label,
-                    "waiting": waiting.get(before, 0),
-                    "certificates": list(
-                        signing_certificates_for(user=request.user, school=school, step=step)
-                    ),
-                }
-            )
+    steps = signing_offers(
+        user=request.user, school=school, school_class=None, status_counts=waiting, include_empty=True
+    )
     mine = (
         SigningBatch.objects.filter(school=school, signer=request.user)
         .annotate(

@@ -68,15 +68,8 @@ def signing_batch_start(
         raise ValidationError(_("Unknown signing step."))
     if school_class is None and step == SigningStep.HOMEROOM_TEACHER:
         raise ValidationError(_("The homeroom teacher signs one class at a time."))
-    classes = [school_class] if school_class is not None else None
-    if classes is not None and not can_sign(actor, school, school_class, step):
+    if not can_sign(actor, school, school_class, step):
         raise PermissionDenied(_("You may not sign this step of these year records."))
-    if classes is None:
-        from schools.models import SchoolClass
-
-        probe = SchoolClass(homeroom_teacher_id=None)
-        if not can_sign(actor, school, probe, step):
-            raise PermissionDenied(_("You may not sign this step of these year records."))
     certificate = SigningCertificate.objects.select_for_update().get(pk=certificate.pk)
     holder_ok = (
         certificate.school_id == school.pk if step == SigningStep.SEAL else certificate.user_id == actor.pk

@@ -532,3 +532,19 @@ def test_a_tampered_form_finds_nothing(client_as, homeroom_teacher, school, cert
         reverse("signing_account:certificates"), {"action": "remove", "certificate": "1e9"}
     )
     assert response.status_code == 404
+
+
+def test_the_schools_signing_page_offers_each_user_their_own_steps(
+    client_as, homeroom_teacher, principal, school_admin, school, confirmed, certificates, approved_class
+):
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    url = reverse("signing:batches", kwargs={"school_code": school.code})
+
+    offers = client_as(principal).get(url).context["steps"]
+    assert [(o.step, o.waiting, len(o.certificates)) for o in offers] == [("principal", 2, 1), ("seal", 0, 1)]
+    offers = client_as(school_admin).get(url).context["steps"]
+    assert [(o.step, o.waiting) for o in offers] == [("seal", 0)]
+    page = client_as(homeroom_teacher).get(url)
+    assert page.context["steps"] == []  # the homeroom teacher signs from the class's records page
+    assert [b.done for b in page.context["batches"]] == [2]

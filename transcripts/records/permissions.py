@@ -40,11 +40,13 @@ def can_decide_on_records(user: User, school: School) -> bool:
     return can_lock_terms(user, school)
 
 
-def can_sign(user: User, school: School, school_class: SchoolClass, step: str) -> bool:
+def can_sign(user: User, school: School, school_class: SchoolClass | None, step: str) -> bool:
     """Whether `user` may make signature `step` ("homeroom_teacher", "principal", "seal") on a
-    record of `school_class`. Asked when a batch starts and again before each signature."""
+    record of `school_class`, or (None) on records of any class of the school: the principal's and
+    the seal's steps; a homeroom teacher signs their own class only. Asked when a batch starts and
+    again before each signature."""
     if step == "homeroom_teacher":
-        return can_edit_homeroom(user, school, school_class)
+        return school_class is not None and can_edit_homeroom(user, school, school_class)
     if step == "principal":
         return can_lock_terms(user, school)
     if step == "seal":
