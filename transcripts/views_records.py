@@ -33,6 +33,7 @@ from signing.selectors import signing_offers
 
 from .models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
 from .permissions import can_view_gradebook
+from .records.pdf import ISSUED_LIKE
 from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
 from .records.services import (
     CORRECTABLE,
@@ -192,6 +193,7 @@ def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
             "can_correct": can_create,
             "can_decide": can_decide_on_records(user, school),
             "signing_offers": offers,
+            "issued_statuses": ISSUED_LIKE,
         },
     )
 
@@ -357,7 +359,11 @@ def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
         return render(
             request,
             "transcripts/records_pdf_pending.html",
-            {"record": record, "class_url": _class_url(request, record.enrolment.school_class_id)},
+            {
+                "record": record,
+                "issued": record.status in ISSUED_LIKE,
+                "class_url": _class_url(request, record.enrolment.school_class_id),
+            },
             status=404,
         )
     return _hand_out(request, record, bytes(stored.pdf), CopyFormat.PDF, "application/pdf")

@@ -493,6 +493,7 @@ def test_the_class_page_offers_the_signature_and_the_batch_page_shows_progress(
     client = client_as(homeroom_teacher)
     page = client.get(f"/truong/{school.code}/so-diem/ho-so/lop/{school_class.pk}/")
     assert [o.step for o in page.context["signing_offers"]] == ["homeroom_teacher"]
+    assert "PDF khi phát hành" in page.content.decode()  # not issued yet: no PDF is on its way
     response = client.post(
         reverse("signing:batch_start", kwargs={"school_code": school.code}),
         {
