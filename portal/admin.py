@@ -8,6 +8,7 @@ Grants and revocations go through the services, so the delegation rule and the a
 from __future__ import annotations
 
 from typing import cast
+from urllib.parse import quote
 
 from django import forms
 from django.contrib import admin, messages
@@ -56,7 +57,8 @@ class PortalAdminSite(admin.AdminSite):
         target = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")
         if request.user.is_authenticated:
             raise PermissionDenied
-        return redirect(f"{reverse('account_login')}?{REDIRECT_FIELD_NAME}={target}")
+        # Encoded: a `next` carrying its own query (?q=a&b=1) stays one parameter (allauth checks it).
+        return redirect(f"{reverse('account_login')}?{REDIRECT_FIELD_NAME}={quote(target, safe='/')}")
 
 
 admin_site = PortalAdminSite(name="admin")

@@ -7,6 +7,8 @@ portal.middleware (login, school scope, two-factor); the certificates page is th
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,6 +17,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -188,6 +191,26 @@ def _school_url(request: SchoolRequest, name: str, **kwargs) -> str:
     return reverse(name, kwargs={"school_code": request.school.code, **kwargs})
 
 
+def _back_url(request: SchoolRequest) -> str:
+    """Where the form came from (the class's records page), if it is a page of this school on this
+    site; the school's signing page otherwise. A `back` pointing elsewhere (https://evil.example,
+    //evil.example, /\\evil.example, javascript:...) is ignored: no open redirect."""
+    back = request.POST.get("back", "")
+    school_prefix = _school_url(request, "schools:home")
+    if (
+        back.startswith(school_prefix)
+        and not any(c in back for c in "\\\r\n\t ")
+        and "/../" not in back
+        and url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        and not urlsplit(back).netloc
+        and not urlsplit(back).scheme
+    ):
+        return back
+    return _school_url(request, "signing:batches")
+
+
 def _batch_or_404(request: SchoolRequest, batch_pk: int) -> SigningBatch:
     """A batch of this school started by this user; anything else does not exist for them."""
     batch = (
@@ -241,7 +264,7 @@ def batch_start(request: SchoolRequest) -> HttpResponse:
         .filter(pk=_posted_id(request, "certificate"))
         .first()
     )
-    back = request.POST.get("back") or _school_url(request, "signing:batches")
+    back = _back_url(request)
     if certificate is None:
         messages.error(request, _("Choose a registered certificate to sign with."))
         return redirect(back)
