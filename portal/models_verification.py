@@ -5,6 +5,11 @@ uploaded file, a typed record id), and a receiving school find a student's earli
 mirrors what the school's YearRecord says (issued, superseded, revoked) and is written by the
 lifecycle services in the same transaction as the change (transcripts.records.services). The
 student's personal ID is kept only as a keyed hash (portal.verification.personal_id_digest).
+
+Each row carries its verification code (issue 9, finding 7): 80 random bits, printed on the PDF and
+in its QR code, without which the public page shows nothing of the record. Record ids are sequential
+and guessable; the code is what makes the public link a capability. It is made when the row is
+made (portal.verification.issued_record_add), never derived from the id.
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .models import School
+
+# Crockford's base32 alphabet (no I, L, O, U): a code a person can read off paper and type.
+VERIFICATION_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# 16 symbols of 5 bits: 80 bits of randomness.
+VERIFICATION_CODE_LENGTH = 16
 
 __all__ = [
     "IssuedRecord",
@@ -47,6 +57,10 @@ class IssuedRecord(models.Model):
     # student had only a temporary code. Never the number itself.
     personal_id_digest = models.CharField(max_length=64, blank=True, db_index=True)
     student_code = models.CharField(_("student code"), max_length=31)
+    # The 16 symbols without their dashes (shown as K7QX-9M2P-...: verification_code_display).
+    verification_code = models.CharField(
+        _("verification code"), max_length=VERIFICATION_CODE_LENGTH, editable=False
+    )
 
     class Meta:
         verbose_name = _("issued record")
@@ -65,10 +79,33 @@ class IssuedRecord(models.Model):
                 condition=Q(status__in=[s.value for s in IssuedRecordStatus]),
                 name="issued_record_status_known",
             ),
+            models.UniqueConstraint(
+                fields=["verification_code"], name="issued_record_verification_code_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(verification_code__regex=r"^[0-9A-HJKMNP-TV-Z]{16}$"),
+                name="issued_record_verification_code_format",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.record_id} v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        """The public page of this version, with its code: what the QR code and internal links open."""
+        from django.urls import reverse
+
+        return (
+            reverse("portal:verify_record", args=[self.record_id, self.version])
+            + "?code="
+            + self.verification_code_display
+        )
+
+    @property
+    def verification_code_display(self) -> str:
+        """The code as printed: four groups of four, K7QX-9M2P-4DHT-W8RC."""
+        code = self.verification_code
+        return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 class VerificationMethod(models.TextChoices):
