@@ -69,6 +69,7 @@ SCHOOL_URL_PREFIX = "truong"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.RefuseNulMiddleware",  # before anything queries with the path (a 400, not a 500)
     "portal.middleware.SchoolRouteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -19,11 +20,16 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from .db import connection
+from .models import CODE_PATTERN
 from .permissions import access_for, can_open_school_data, requires_two_factor, school_is_visible
 from .selectors import school_route_get
 from .services import school_data_view_record
 
 _SCHOOL_PATH = re.compile(r"^/" + re.escape(settings.SCHOOL_URL_PREFIX) + r"/(?P<code>[^/]+)/")
+# A school's code as the model allows it (portal.models.CODE_PATTERN: letters, digits, '-', '_',
+# at most 31); anything else (a NUL byte, which PostgreSQL refuses in text, 10,000 characters)
+# is no school: 404 without a query.
+_SCHOOL_CODE = re.compile(CODE_PATTERN)
 
 
 class SchoolRouteMiddleware:
@@ -42,6 +48,8 @@ class SchoolRouteMiddleware:
         request.tenant = connection.tenant  # type: ignore[attr-defined]  # added here, typed in portal.http
         match = _SCHOOL_PATH.match(request.path_info)
         if match:
+            if not _SCHOOL_CODE.fullmatch(match["code"]):
+                raise Http404("No such school")
             school = school_route_get(match["code"], timeout=settings.SCHOOL_ROUTE_CACHE_SECONDS)
             if school is None:
                 raise Http404("No such school")
@@ -100,7 +108,9 @@ class RequireTwoFactorMiddleware:
             and requires_two_factor(user)
             and not _has_totp(user)
         ):
-            return redirect(reverse("mfa_activate_totp") + "?next=" + request.get_full_path())
+            # Encoded, so that the page's own query comes back whole after enrolment.
+            back = quote(request.get_full_path(), safe="/")
+            return redirect(reverse("mfa_activate_totp") + "?next=" + back)
         return self.get_response(request)
 
 
