@@ -168,8 +168,10 @@ class AssessmentChange(models.Model):
     table = models.CharField(max_length=40)
     row_id = models.BigIntegerField()
     field = models.CharField(max_length=40)
-    old = models.CharField(max_length=500, blank=True)
-    new = models.CharField(max_length=500, blank=True)
+    # Text, not a bounded column: the audit keeps whatever value the cell held, however long (a
+    # homeroom comment longer than the column once made the save fail after the value was valid).
+    old = models.TextField(blank=True)
+    new = models.TextField(blank=True)
 
     class Meta:
         verbose_name = _("assessment change")
