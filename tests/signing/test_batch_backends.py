@@ -33,7 +33,7 @@ from tests.signing.test_batches import (  # noqa: F401
     totp_code,
     two_factor,
 )
-from tests.signing.xmlsec import needs_xmlsec1, pem, write_pems, xmlsec1_command
+from tests.signing.xmlsec import pem, write_pems, xmlsec1_command
 from tests.transcripts.test_year_close import complete_class  # noqa: F401
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecord
@@ -83,7 +83,6 @@ def seal_token(softhsm_dir, signing_trust, school, school_admin):
     )
 
 
-@needs_xmlsec1
 def test_the_principal_signs_through_the_remote_service_and_the_seal_is_on_the_token(
     homeroom_teacher,
     principal,
