@@ -65,21 +65,47 @@ def _class_or_404(class_id: int) -> SchoolClass:
     return school_class
 
 
+class _MalformedCell(Exception):
+    """A cell save whose student, term or period is not a number: a tampered or broken form."""
+
+
+def _posted_number(request: SchoolRequest, name: str, *, required: bool = True) -> int | None:
+    """A number from the cell save's form: ASCII digits only, at most 11 (an id, a term)."""
+    data = request.POST if request.method == "POST" else request.GET
+    value = data.get(name, "")
+    if not value and not required:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) < 12):
+        raise _MalformedCell(name)
+    return int(value)
+
+
 def _enrolment_id(request: SchoolRequest) -> int:
-    try:
-        return int(request.POST.get("enrolment", ""))
-    except ValueError:
-        raise Http404 from None
+    return cast(int, _posted_number(request, "enrolment"))
 
 
 def _cell_answer(save: Callable[[], CellSaved]) -> JsonResponse:
-    """Run one cell save and answer as the grade book's script expects: the value, or the error."""
+    """Run one cell save and answer as the grade book's script expects: the value, or why not.
+
+    Every refusal is a 4xx with a message in `error` (the script shows it in the cell and does
+    not send the value again); only a server that fails (5xx) or cannot be reached is retried.
+    """
+    from django.utils.translation import gettext as _
+
     try:
         saved = save()
     except CellError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc)}, status=403)
+        return JsonResponse({"error": str(exc) or _("You may not change this cell.")}, status=403)
+    except _MalformedCell:
+        return JsonResponse(
+            {"error": _("This cell's student, term or period is malformed: reload the page.")}, status=400
+        )
+    except Http404:
+        return JsonResponse(
+            {"error": _("This cell's class, subject or student was not found: reload the page.")}, status=404
+        )
     return JsonResponse(
         {"value": saved.value, "average": saved.average, "changed": saved.changed, "version": saved.version}
     )
@@ -161,16 +187,11 @@ def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpR
 
 def _cell_from(request: SchoolRequest, subject_id: int) -> Cell:
     data = request.POST if request.method == "POST" else request.GET
-    try:
-        enrolment_id = int(data.get("enrolment", ""))
-        term = int(data["term"]) if data.get("term") else None
-    except ValueError:
-        raise Http404 from None
     return Cell(
-        enrolment_id=enrolment_id,
+        enrolment_id=cast(int, _posted_number(request, "enrolment")),
         subject_id=subject_id,
         field=data.get("field", ""),
-        term=term,
+        term=_posted_number(request, "term", required=False),
         period=data.get("period") or None,
     )
 
@@ -178,34 +199,40 @@ def _cell_from(request: SchoolRequest, subject_id: int) -> Cell:
 @require_POST
 def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonResponse:
     """Save one cell; answer with the value as stored and the row's new average, or the error."""
-    # The service checks who may write this cell; here only the class is looked up.
-    school_class = _class_or_404(class_id)
-    subject_id = (
-        CurriculumEntry.objects.filter(
-            school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
+
+    def save() -> CellSaved:
+        # The service checks who may write this cell; here only the class is looked up.
+        school_class = _class_or_404(class_id)
+        subject_id = (
+            CurriculumEntry.objects.filter(
+                school_year_id=school_class.school_year_id,
+                grade=school_class.grade,
+                subject__code=subject_code,
+            )
+            .values_list("subject_id", flat=True)
+            .first()
         )
-        .values_list("subject_id", flat=True)
-        .first()
-    )
-    if subject_id is None:
-        raise Http404
-    cell = _cell_from(request, subject_id)
-    return _cell_answer(
-        lambda: assessment_cell_save(
+        if subject_id is None:
+            raise Http404
+        return assessment_cell_save(
             actor=request.user,
             school=request.school,
             school_class=school_class,
-            cell=cell,
+            cell=_cell_from(request, subject_id),
             raw=request.POST.get("value", ""),
         )
-    )
+
+    return _cell_answer(save)
 
 
 @require_GET
 def cell_history_view(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """Who changed a cell, when, from what to what."""
     school_class, entry, _teacher = _class_and_entry(request, class_id, subject_code)
-    cell = _cell_from(request, entry.subject_id)
+    try:
+        cell = _cell_from(request, entry.subject_id)
+    except _MalformedCell:
+        raise Http404 from None
     model: type[PrimarySubjectAssessment | SubjectTermScores]
     key: dict[str, str | int | None]
     if cell.period:
@@ -292,18 +319,16 @@ def homeroom(request: SchoolRequest, class_id: int) -> HttpResponse:
 @require_POST
 def homeroom_cell_save(request: SchoolRequest, class_id: int) -> JsonResponse:
     """Save one of the homeroom teacher's cells (conduct, absences, comments, qualities)."""
-    school_class = _class_or_404(class_id)
-    cell = Cell(
-        enrolment_id=_enrolment_id(request),
-        field=request.POST.get("field", ""),
-        period=request.POST.get("period") or None,
-    )
     return _cell_answer(
         lambda: assessment_cell_save(
             actor=request.user,
             school=request.school,
-            school_class=school_class,
-            cell=cell,
+            school_class=_class_or_404(class_id),
+            cell=Cell(
+                enrolment_id=_enrolment_id(request),
+                field=request.POST.get("field", ""),
+                period=request.POST.get("period") or None,
+            ),
             raw=request.POST.get("value", ""),
         )
     )
@@ -429,14 +454,12 @@ def summer_cell(request: SchoolRequest, class_id: int) -> JsonResponse:
     """An August cell: a subject's re-assessment result, or the conduct after re-training."""
     from .yearclose import summer_cell_save
 
-    school_class = _class_or_404(class_id)
-    enrolment_id = _enrolment_id(request)
     return _cell_answer(
         lambda: summer_cell_save(
             actor=request.user,
             school=request.school,
-            school_class=school_class,
-            enrolment_id=enrolment_id,
+            school_class=_class_or_404(class_id),
+            enrolment_id=_enrolment_id(request),
             field=request.POST.get("field", ""),
             raw=request.POST.get("value", ""),
         )

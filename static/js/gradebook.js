@@ -1,7 +1,11 @@
 // The grade book: a spreadsheet feel on a server-rendered table.
-// Each cell saves on its own when it changes; a failed save (network) stays visible and is
-// retried with backoff until it goes through; a refused value shows the server's message and
-// is not kept. Arrow keys, Enter and Tab move between cells.
+// Each cell saves on its own when it changes. Two kinds of failure, told apart by the answer:
+// - not reached, or not answered (network error, 5xx, 408, 429): the value stays visible and
+//   pending and is retried with backoff until it goes through;
+// - refused (any other 4xx, or a page instead of the JSON answer, e.g. the login page after the
+//   session ended): the server's message is shown in the cell and the value is not retried
+//   (retrying a refusal changes nothing, and would hide it as "offline" forever).
+// Arrow keys, Enter and Tab move between cells.
 (function () {
   "use strict";
   const messagesNode = document.getElementById("gradebook-messages");
@@ -37,36 +41,50 @@ function setUp(table, messages) {
     pending.set(input, value);
     showStatus();
     const body = new URLSearchParams({ enrolment, field, value, term: table.dataset.term, period: table.dataset.period });
+    function retryLater(message) {
+      td.classList.remove("saving");
+      td.classList.add("offline");
+      td.querySelector(".msg").textContent = message;
+      const delay = Math.min(30000, 1000 * 2 ** attempt);
+      setTimeout(() => { if (pending.get(input) === value) save(input, attempt + 1); }, delay);
+    }
     let response;
     try {
       response = await fetch(table.dataset.saveUrl, {
         method: "POST",
-        headers: { "X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+        headers: {
+          "X-CSRFToken": csrf,
+          "Content-Type": "application/x-www-form-urlencoded",
+          Accept: "application/json",
+        },
         body,
         credentials: "same-origin",
       });
     } catch (err) {
-      td.classList.remove("saving");
-      td.classList.add("offline");
-      td.querySelector(".msg").textContent = messages.offline;
-      const delay = Math.min(30000, 1000 * 2 ** attempt);
-      setTimeout(() => { if (pending.get(input) === value) save(input, attempt + 1); }, delay);
+      retryLater(messages.offline);
       return;
     }
     if (pending.get(input) !== value) return; // a newer edit of this cell is on its way
-    td.classList.remove("saving", "offline");
-    if (response.status >= 500) {
-      td.classList.add("offline");
-      td.querySelector(".msg").textContent = messages.offline;
-      setTimeout(() => { if (pending.get(input) === value) save(input, attempt + 1); }, Math.min(30000, 1000 * 2 ** attempt));
+    if (response.status >= 500 || response.status === 408 || response.status === 429) {
+      // Not answered: a proxy without its server (502-504), or the server failing (500).
+      retryLater(response.status >= 502 || response.status < 500 ? messages.offline : messages.server_error);
       return;
     }
+    let data = null;
+    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      try { data = await response.json(); } catch (err) { data = null; }
+    }
+    if (pending.get(input) !== value) return;
+    td.classList.remove("saving", "offline");
     pending.delete(input);
     showStatus();
-    const data = await response.json();
-    if (!response.ok) {
+    if (!response.ok || data === null || data.error !== undefined) {
+      // Refused: say why, in the cell, and do not send it again. The typed value stays in the
+      // input, so that the teacher sees what was refused and can correct it.
+      let reason = data && data.error;
+      if (!reason) reason = response.redirected ? messages.signed_out : `${messages.refused} (${response.status})`;
       td.classList.add("error");
-      td.querySelector(".msg").textContent = data.error;
+      td.querySelector(".msg").textContent = reason;
       input.setAttribute("aria-invalid", "true");
       return;
     }
