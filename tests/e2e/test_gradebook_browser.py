@@ -116,3 +116,82 @@ def test_a_save_that_fails_on_the_network_stays_visible_and_is_retried(live_url,
     row.locator("td.mid.saved").wait_for(timeout=10_000)  # ...and the retry goes through
     page.reload()
     assert page.locator("#gradebook tbody tr").nth(2).locator("input[name=mid]").input_value() == "6,5"
+
+
+def _log_in(page, live_url: str, username: str = "subject_teacher") -> None:
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+
+
+def test_a_refused_value_shows_its_message_and_is_not_sent_again(live_url, page, e2e_class):
+    school, school_class = e2e_class
+    _log_in(page, live_url)
+    sent = []
+
+    def refusing_proxy(route):
+        sent.append(route.request.post_data)
+        if "field=mid" in (route.request.post_data or ""):
+            # A refusal that is not the portal's JSON: a proxy's or Django's own page (CSRF, size).
+            route.fulfill(status=403, content_type="text/html", body="<h1>403 Forbidden</h1>")
+        else:
+            route.continue_()
+
+    page.route("**/o/", refusing_proxy)
+    page.goto(f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+    row = page.locator("#gradebook tbody tr").nth(0)
+
+    # The server's own refusal: its message in the cell.
+    row.locator("input[name=regular_1]").click()
+    page.keyboard.type("11")
+    page.keyboard.press("Tab")
+    row.locator("td.regular_1.error").wait_for(timeout=10_000)
+    assert "Điểm là số từ 0 đến 10" in row.locator("td.regular_1 .msg").inner_text()
+
+    # A refusal without the portal's message: said as a refusal, with its status.
+    row.locator("input[name=mid]").click()
+    page.keyboard.type("7")
+    page.keyboard.press("Tab")
+    row.locator("td.mid.error").wait_for(timeout=10_000)
+    assert row.locator("td.mid .msg").inner_text() == "Chưa lưu: máy chủ không chấp nhận giá trị này (403)"
+    assert row.locator("td.mid.offline").count() == 0
+
+    page.wait_for_timeout(4_000)  # a retry would come after 1 s, then 2 s
+    assert len(sent) == 2, sent
+    assert row.locator("input[name=mid]").get_attribute("aria-invalid") == "true"
+    assert page.locator("#save-status").inner_text() == ""  # nothing left waiting to be saved
+
+
+def test_a_value_typed_while_the_server_is_unreachable_is_retried_and_lands(live_url, page, e2e_class):
+    school, school_class = e2e_class
+    _log_in(page, live_url)
+    answers = ["connectionrefused", 502, 503]  # 504 is answered as 502 and 503 are
+    tries = []
+
+    def server_away(route):
+        tries.append(route.request.post_data)
+        if answers:
+            answer = answers.pop(0)
+            if isinstance(answer, str):
+                route.abort(answer)
+            else:
+                route.fulfill(status=answer, content_type="text/html", body="<h1>Bad Gateway</h1>")
+        else:
+            route.continue_()
+
+    page.route("**/o/", server_away)
+    page.goto(f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+    row = page.locator("#gradebook tbody tr").nth(1)
+    row.locator("input[name=end]").click()
+    page.keyboard.type("9,5")
+    page.keyboard.press("Tab")
+
+    row.locator("td.end.offline").wait_for(timeout=5_000)
+    assert "Chưa lưu được" in row.locator("td.end .msg").inner_text()
+    assert "đang chờ lưu" in page.locator("#save-status").inner_text()
+    row.locator("td.end.saved").wait_for(timeout=20_000)  # 1 + 2 + 4 s of backoff
+    assert len(tries) == 4
+    page.reload()
+    assert page.locator("#gradebook tbody tr").nth(1).locator("input[name=end]").input_value() == "9,5"
