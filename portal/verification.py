@@ -1,7 +1,12 @@
 """Verifying a year record in public: the index of issued records, lookups, uploads, the log.
 
-Anyone may verify a record without logging in (domain.md §1): by its id and version (typed in, or
-the QR code printed on the PDF), or by uploading the XML or the PDF. The public index
+Anyone may verify a record without logging in (domain.md §1): by its id, version and verification
+code (typed in, or the QR code printed on the PDF), or by uploading the XML or the PDF. Record ids
+are sequential, so the id alone is no secret: without the right code (80 random bits, made with the
+index row, compared in constant time) the answer is the same whether the id exists or not, and shows
+nothing of the record; wrong codes are counted per client address and refused past a ceiling
+(issue 9, finding 7). An upload that matches no issued record gets one answer too, whether or not
+its id exists. The public index
 (portal.IssuedRecord) says which school holds the record and what its status is; the content shown
 is read from the school's own copy (its schema), never from the upload. An upload counts only if
 its bytes are exactly the issued ones (the SHA-256 in the index).
@@ -52,6 +57,11 @@ DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # Verifications per client address per window; beyond that, 429 until the window ends.
 DEFAULT_RATE_LIMIT = 30
 DEFAULT_RATE_WINDOW_SECONDS = 60
+# Wrong verification codes per client address per window; beyond that, no lookup by code from it
+# until the window ends (uploads still work: they prove possession of the document). Generous for a
+# school's shared address, and at 20 an hour 2**80 codes take longer than anyone waits.
+DEFAULT_WRONG_CODE_LIMIT = 20
+DEFAULT_WRONG_CODE_WINDOW_SECONDS = 3600
 # A PDF with more embedded files than this is not ours: only the first ones are tried.
 MAX_PDF_ATTACHMENTS = 4
 
@@ -68,6 +78,14 @@ def rate_limit() -> tuple[int, int]:
     return (
         int(getattr(settings, "HOCBA_VERIFY_RATE_LIMIT", DEFAULT_RATE_LIMIT)),
         int(getattr(settings, "HOCBA_VERIFY_RATE_WINDOW_SECONDS", DEFAULT_RATE_WINDOW_SECONDS)),
+    )
+
+
+def wrong_code_limit() -> tuple[int, int]:
+    """(wrong verification codes allowed, per this many seconds) for one client address."""
+    return (
+        int(getattr(settings, "HOCBA_VERIFY_WRONG_CODE_LIMIT", DEFAULT_WRONG_CODE_LIMIT)),
+        int(getattr(settings, "HOCBA_VERIFY_WRONG_CODE_WINDOW_SECONDS", DEFAULT_WRONG_CODE_WINDOW_SECONDS)),
     )
 
 
@@ -275,27 +293,61 @@ def _refused(method: str, reason: str, message: str, **kwargs: Any) -> Verificat
     )
 
 
-def _not_found(method: str, record_id: str, version: int | None) -> Verification:
+_UPLOADS = (VerificationMethod.UPLOAD_XML, VerificationMethod.UPLOAD_PDF)
+
+
+def _not_found(method: str, record_id: str, version: int | None, reason: str = "not_found") -> Verification:
+    """The one answer for every record not shown: unknown id, wrong code, changed file.
+
+    The same message (and so the same page and status) whatever `reason` says: the reason goes to
+    the log only, so that nobody learns from the page whether an id they guessed exists.
+    """
+    if method in _UPLOADS:
+        message = _(
+            "This file is not an issued year record: no record was issued with exactly these contents "
+            "(it may have been changed since it was issued)."
+        )
+    else:
+        message = _("No issued year record has this id, version and verification code.")
     return Verification(
         method=method,
         outcome=VerificationOutcome.NOT_FOUND,
-        reason="not_found",
-        message=_("No issued year record has this id and version."),
+        reason=reason,
+        message=message,
         record_id=record_id[:64],
         version=version,
     )
 
 
-def verify_by_id(*, method: str, record_id: str, version: int) -> Verification:
-    """Look a record up by id and version (typed in, or the QR code)."""
+def code_required(method: str, record_id: str, version: int | None) -> Verification:
+    """A lookup by id without a code: ask for it, without looking the id up at all."""
+    return _refused(
+        method,
+        "code_required",
+        _("Enter the verification code printed on the transcript, under its QR code, to see this record."),
+        record_id=record_id[:64],
+        version=version,
+    )
+
+
+# Compared against when the id is unknown, so both cases do the same work; never a valid code.
+_NO_CODE = "!" * VERIFICATION_CODE_LENGTH
+
+
+def verify_by_id(*, method: str, record_id: str, version: int, code: str) -> Verification:
+    """Look a record up by id, version and verification code (typed in, or the QR code's link).
+
+    A wrong code and an unknown id give the same answer (only the log tells them apart).
+    """
     record_id = record_id.strip()
     entry = (
         IssuedRecord.objects.select_related("school").filter(record_id=record_id, version=version).first()
-        if record_id and 0 < version < 2**31
+        if record_id and "\x00" not in record_id and len(record_id) <= 64 and 0 < version < 2**31
         else None
     )
-    if entry is None:
-        return _not_found(method, record_id, version)
+    matches = verification_code_matches(entry.verification_code if entry else _NO_CODE, code)
+    if entry is None or not matches:
+        return _not_found(method, record_id, version, reason="not_found" if entry is None else "wrong_code")
     return _found(method, entry)
 
 
@@ -386,17 +438,8 @@ def _match(method: str, xml: bytes, document) -> Verification:
     if entry is None:
         return _not_found(method, document.record_id, document.version)
     if hashlib.sha256(xml).hexdigest() != entry.sha256:
-        return _refused(
-            method,
-            "mismatch",
-            _(
-                "This file does not match the issued record %(record)s version %(version)d: "
-                "it has been changed since it was issued."
-            )
-            % {"record": entry.record_id, "version": entry.version},
-            record_id=entry.record_id,
-            version=entry.version,
-        )
+        # Said as for an unknown id: a file made up around a guessed id must not confirm it.
+        return _not_found(method, entry.record_id, entry.version, reason="mismatch")
     return _found(method, entry)
 
 
@@ -455,17 +498,45 @@ def pdf_attachments(data: bytes) -> list[bytes]:
 # --- Rate limit, upload size, log -----------------------------------------------------------
 
 
+def _count(key: str, window: int) -> int:
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window + 5)
+        return 1
+
+
 def rate_limit_exceeded(address: str) -> bool:
     """Count this verification against the client's window; True once the window is full."""
     allowed, window = rate_limit()
-    key = f"verify-rate:{client_digest(address)}:{int(time.time()) // window}"
-    cache.add(key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window + 5)
-        count = 1
-    return count > allowed
+    return _count(f"verify-rate:{client_digest(address)}:{int(time.time()) // window}", window) > allowed
+
+
+def _wrong_code_key(address: str) -> tuple[str, int]:
+    _allowed, window = wrong_code_limit()
+    return f"verify-wrong-code:{client_digest(address)}:{int(time.time()) // window}", window
+
+
+def wrong_codes_exceeded(address: str) -> bool:
+    """True once this client has given as many wrong codes as its window allows."""
+    allowed, _window = wrong_code_limit()
+    key, _window = _wrong_code_key(address)
+    return int(cache.get(key) or 0) >= allowed
+
+
+def wrong_code_count(address: str) -> None:
+    """Count one lookup by code that found nothing (wrong code or unknown id: the same to us)."""
+    key, window = _wrong_code_key(address)
+    _count(key, window)
+
+
+def wrong_codes(method: str) -> Verification:
+    return _refused(
+        method,
+        "wrong_codes",
+        _("Too many wrong verification codes from your address. Please try again later."),
+    )
 
 
 def rate_limited(method: str) -> Verification:

@@ -52,7 +52,20 @@ def said(response, msgid: str, **params) -> bool:
 
 
 def qr_url(record_id: str, version: int) -> str:
+    """The public page of a record id and version, without the verification code."""
     return reverse("portal:verify_record", args=[record_id, version])
+
+
+def code_url(record, version: int = 1) -> str:
+    """The QR code's link: the record's public page with its verification code."""
+    return IssuedRecord.objects.get(record_id=record.record_id, version=version).get_absolute_url()
+
+
+def code_of(record, version: int = 1) -> str:
+    return IssuedRecord.objects.get(record_id=record.record_id, version=version).verification_code_display
+
+
+NO_MATCH = "No issued year record has this id, version and verification code."
 
 
 def upload(client, name: str, data: bytes):
@@ -89,9 +102,10 @@ def test_issuing_indexes_the_record_with_its_hash_and_no_personal_id_in_clear(is
 
 def test_a_record_not_yet_issued_is_not_in_the_index(records, client):  # noqa: F811
     connection.set_schema_to_public()
-    response = client.get(qr_url(records[0].record_id, 1))
+    response = client.get(qr_url(records[0].record_id, 1), {"code": "K7QX-9M2P-4DHT-W8RC"})
     assert response.status_code == 404
-    assert said(response, "No issued year record has this id and version.")
+    assert said(response, NO_MATCH)
+    assert records[0].enrolment.student.full_name not in response.content.decode()
     assert log_rows() == [("qr", "not_found", "not_found")]
 
 
@@ -99,7 +113,9 @@ def test_a_record_not_yet_issued_is_not_in_the_index(records, client):  # noqa: 
 
 
 def test_lookup_by_id_shows_the_status_name_and_results_but_no_personal_id(issued, client, school):
-    response = client.get(reverse("portal:verify"), {"record_id": issued.record_id, "version": 1})
+    response = client.get(
+        reverse("portal:verify"), {"record_id": issued.record_id, "version": 1, "code": code_of(issued)}
+    )
     assert response.status_code == 200
     page = response.content.decode()
     document = year_record_parse(issued.issued_xml)
@@ -123,16 +139,20 @@ def test_lookup_by_id_shows_the_status_name_and_results_but_no_personal_id(issue
 
 
 def test_the_qr_url_opens_the_record(issued, client):
-    response = client.get(qr_url(issued.record_id, 1))
+    response = client.get(code_url(issued))
     assert response.status_code == 200
     assert issued.enrolment.student.full_name in response.content.decode()
     assert log_rows() == [("qr", "found", "")]
 
 
 def test_an_unknown_id_or_version_is_not_found_and_logged(issued, client):
-    assert client.get(qr_url(issued.record_id, 2)).status_code == 404
-    assert client.get(reverse("portal:verify"), {"record_id": "nope", "version": 1}).status_code == 404
-    assert client.get(reverse("portal:verify"), {"record_id": issued.record_id}).status_code == 400
+    code = code_of(issued)  # right for version 1 of this id, and for nothing else
+    assert client.get(qr_url(issued.record_id, 2), {"code": code}).status_code == 404
+    unknown = client.get(reverse("portal:verify"), {"record_id": "nope", "version": 1, "code": code})
+    assert unknown.status_code == 404 and said(unknown, NO_MATCH)
+    incomplete = client.get(reverse("portal:verify"), {"record_id": issued.record_id, "code": code})
+    assert incomplete.status_code == 400
+    assert said(incomplete, "Type the record id, the version number and the verification code.")
     assert log_rows() == [("qr", "not_found", "not_found"), ("record_id", "not_found", "not_found")]
 
 
@@ -152,16 +172,17 @@ def test_a_changed_byte_does_not_match(issued, client):
     changed = xml.replace(name, name[:-1] + (b"X" if name[-1:] != b"X" else b"Y"), 1)
     assert changed != xml and len(changed) == len(xml)
     response = upload(client, "record.xml", changed)
-    assert response.status_code == 400
+    # Said as for a file whose id was never issued (tests/security/test_enumeration.py): a file
+    # made up around a guessed id must not confirm that the id exists.
+    assert response.status_code == 404
     assert said(
         response,
-        "This file does not match the issued record %(record)s version %(version)d: "
-        "it has been changed since it was issued.",
-        record=issued.record_id,
-        version=1,
+        "This file is not an issued year record: no record was issued with exactly these contents "
+        "(it may have been changed since it was issued).",
     )
     assert issued.enrolment.student.full_name not in response.content.decode()
-    assert log_rows() == [("upload_xml", "refused", "mismatch")]
+    assert issued.record_id not in response.content.decode()
+    assert log_rows() == [("upload_xml", "not_found", "mismatch")]
 
 
 def test_the_issued_pdf_matches_through_its_attachment(issued, client):
@@ -288,11 +309,12 @@ def test_a_corrected_record_shows_superseded_with_a_link_to_the_new_version(
     issue(correction, homeroom_teacher=homeroom_teacher, principal=principal, school=school)
     connection.set_schema_to_public()
 
-    old = client.get(qr_url(issued.record_id, 1))
+    old = client.get(code_url(issued, 1))
     assert old.status_code == 200
     assert said(old, "Superseded: a correction has replaced this version.")
-    assert qr_url(issued.record_id, 2) in old.content.decode()
-    new = client.get(qr_url(issued.record_id, 2))
+    assert escape(code_url(issued, 2)) in old.content.decode()  # the new version's link, with its code
+    assert code_of(issued, 2) != code_of(issued, 1)
+    new = client.get(code_url(issued, 2))
     assert said(new, "Current: this version was issued by the school and is in force.")
     statuses = dict(IssuedRecord.objects.filter(record_id=issued.record_id).values_list("version", "status"))
     assert statuses == {1: "superseded", 2: "issued"}
@@ -312,7 +334,7 @@ def test_a_signature_whose_certificate_was_revoked_is_shown_not_valid(
     _key, cert, _chain = pkcs12.load_key_and_certificates(p12, PIN.encode())
     signing_trust.revoke(cert)
     try:
-        response = client.get(qr_url(issued.record_id, 1))
+        response = client.get(code_url(issued))
     finally:
         signing_trust.unrevoke_all()
     with override("vi"):
@@ -332,7 +354,7 @@ def test_a_revoked_record_shows_revoked(issued, principal, school, client):
     year_record_revoke(actor=principal, school=school, record=issued, reason="Cấp nhầm")
     connection.set_schema_to_public()
 
-    response = client.get(qr_url(issued.record_id, 1))
+    response = client.get(code_url(issued))
     assert response.status_code == 200
     assert said(response, "Revoked: the school has withdrawn this version.")
     assert IssuedRecord.objects.get(record_id=issued.record_id).status == "revoked"
@@ -350,7 +372,7 @@ def test_too_many_verifications_from_one_address_are_refused(issued, client, set
     settings.HOCBA_VERIFY_RATE_LIMIT = 2
     settings.HOCBA_VERIFY_RATE_WINDOW_SECONDS = 3600
     address = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"
-    url = qr_url(issued.record_id, 1)
+    url = code_url(issued)
     assert [client.get(url, REMOTE_ADDR=address).status_code for _ in range(3)] == [200, 200, 429]
     assert log_rows()[-1] == ("qr", "refused", "rate_limited")
 
