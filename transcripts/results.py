@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.models import School, User
 from schools.choices import Ruleset, SubjectKind
 from schools.models import CurriculumEntry, Enrolment, SchoolClass
 
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
 from .models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
+from .permissions import can_edit_homeroom
 from .rules import ruleset_for
 from .rules.common import CommentGrade, Rating
 from .rules.tt22 import CommentSubject, Ratings, ScoredSubject, SecondaryStudent, TermScores
@@ -175,7 +178,22 @@ def _as_json(result) -> dict:
 
 @transaction.atomic
 def class_results_store(*, school_class: SchoolClass) -> int:
-    """Compute and store the class's results (with the rule set's code); returns how many."""
+    """Compute and store the class's results (with the rule set's code); returns how many.
+
+    Only while the class's book is open: once the principal has approved the year, the stored
+    results (and the August re-assessment's decision added to them) are final, and computing
+    again would replace them (issue 9, finding 1). The class row is locked for the whole run, so
+    an approval waits for it and no cell save lands between the reading and the storing.
+    """
+    locked = SchoolClass.objects.select_for_update(no_key=True).get(pk=school_class.pk)
+    if locked.closed_at is not None:
+        raise ValidationError(
+            _(
+                "The principal has approved this class's year: its results are final and are "
+                "not computed again."
+            ),
+            code="class_closed",
+        )
     stored = 0
     now = timezone.now()
     for outcome in class_results(school_class):
@@ -186,3 +204,11 @@ def class_results_store(*, school_class: SchoolClass) -> int:
         year.save(update_fields=["ruleset", "results", "computed_at"])
         stored += 1
     return stored
+
+
+@transaction.atomic
+def class_results_compute(*, actor: User, school: School, school_class: SchoolClass) -> int:
+    """The homeroom teacher computes the class's year results (before the principal approves)."""
+    if not can_edit_homeroom(actor, school, school_class):
+        raise PermissionDenied(_("Only the class's homeroom teacher computes its results."))
+    return class_results_store(school_class=school_class)

@@ -7,17 +7,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import School, User
 from portal.services import audit_record
-from schools.choices import SubjectKind
+from schools.choices import Ruleset, SubjectKind
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, Term
 
-from .choices import CommentLevel, PrimaryLevel, PrimaryPeriod, QualityLevel, ResultLevel
+from .choices import (
+    GENERAL_COMPETENCIES,
+    QUALITIES,
+    SPECIFIC_COMPETENCIES,
+    CommentLevel,
+    PrimaryLevel,
+    PrimaryPeriod,
+    QualityLevel,
+    ResultLevel,
+)
 from .models import (
     AssessmentChange,
     PrimarySubjectAssessment,
@@ -35,6 +44,9 @@ PERIOD_TERM: dict[str, int] = {
     PrimaryPeriod.MID2: 2,
     PrimaryPeriod.END2: 2,
 }
+QUALITY_AND_COMPETENCY_CODES = frozenset(
+    code for code, _label in QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
+)
 HOMEROOM_FIELDS = {
     "conduct_term1": 1,
     "conduct_term2": 2,
@@ -74,12 +86,14 @@ class CellSaved:
 # --- Parsing ---------------------------------------------------------------------------------
 
 
+# ASCII digits only: `\d` also matches Arabic-Indic (٧), full-width (７) and other scripts' digits,
+# which Decimal() and int() accept, so a score typed in another alphabet would be stored silently.
 def parse_score(raw: str) -> Decimal | None:
     """0-10 with at most one decimal; a comma is accepted as the decimal mark (7,5)."""
     text = raw.strip().replace(",", ".")
     if text == "":
         return None
-    if not re.fullmatch(r"\d{1,2}(\.\d)?", text) or Decimal(text) > 10:
+    if not re.fullmatch(r"[0-9]{1,2}(\.[0-9])?", text) or Decimal(text) > 10:
         raise CellError(_("A score is a number from 0 to 10 with at most one decimal, e.g. 7,5."))
     return Decimal(text)
 
@@ -88,7 +102,7 @@ def parse_test_score(raw: str) -> int | None:
     text = raw.strip()
     if text == "":
         return None
-    if not re.fullmatch(r"\d{1,2}", text) or not 1 <= int(text) <= 10:
+    if not re.fullmatch(r"[0-9]{1,2}", text) or not 1 <= int(text) <= 10:
         raise CellError(_("A periodic test score is a whole number from 1 to 10."))
     return int(text)
 
@@ -124,13 +138,28 @@ def parse_quality_level(raw: str) -> str:
 def parse_comment(raw: str) -> str:
     text = raw.strip()
     if len(text) > 500:
-        raise CellError(_("A comment has at most 500 characters."))
+        raise CellError(_("A comment has at most 500 characters."), code="too_long")
+    return text
+
+
+HOMEROOM_COMMENT_MAX = 2000
+
+
+def parse_homeroom_comment(raw: str) -> str:
+    """The homeroom teacher's comment on the year: longer than a subject's, but bounded."""
+    text = raw.strip()
+    if len(text) > HOMEROOM_COMMENT_MAX:
+        raise CellError(
+            _("The homeroom teacher's comment has at most %(max)d characters (this one has %(count)d).")
+            % {"max": HOMEROOM_COMMENT_MAX, "count": len(text)},
+            code="too_long",
+        )
     return text
 
 
 def parse_absences(raw: str) -> int:
     text = raw.strip() or "0"
-    if not re.fullmatch(r"\d{1,3}", text):
+    if not re.fullmatch(r"[0-9]{1,3}", text):
         raise CellError(_("Absences are a whole number of sessions."))
     return int(text)
 
@@ -146,19 +175,62 @@ def display(value) -> str:
 # --- Saving ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BookState:
+    """A class's approval and August close as committed, read under a share lock."""
+
+    closed_at: object
+    summer_closed_at: object
+
+
+def class_book_lock(school_class: SchoolClass) -> BookState:
+    """Read the class's approval state FOR SHARE, inside the caller's transaction.
+
+    The principal's approval and the August close take the class row FOR UPDATE; a write that
+    checks the book through this waits for them (and then sees them), and they wait for it, so a
+    save that read the class before the approval cannot commit after it (issue 9, finding 3).
+    Saves of one class share the lock and do not wait for each other. Django has no FOR SHARE.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT closed_at, summer_closed_at FROM schools_schoolclass WHERE id = %s FOR SHARE",
+            [school_class.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise CellError(_("This class no longer exists."), code="no_class")
+    return BookState(closed_at=row[0], summer_closed_at=row[1])
+
+
 def _term_locked(school_class: SchoolClass, term: int) -> bool:
-    return Term.objects.filter(
-        school_year_id=school_class.school_year_id, number=term, locked_at__isnull=False
-    ).exists()
+    """Whether the term is locked, read FOR SHARE: a concurrent lock by the principal waits for
+    this save, or this save for it (term_lock_set takes the term row FOR UPDATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT locked_at FROM schools_term WHERE school_year_id = %s AND number = %s FOR SHARE",
+            [school_class.school_year_id, term],
+        )
+        row = cursor.fetchone()
+    return row is not None and row[0] is not None
+
+
+def refuse_if_closed(school_class: SchoolClass) -> BookState:
+    """Lock the class's book state and refuse if the principal has approved its year."""
+    book = class_book_lock(school_class)
+    if book.closed_at is not None:
+        raise CellError(
+            _("The principal has approved this class's year: its book is closed."), code="class_closed"
+        )
+    return book
 
 
 def _refuse_if_locked(school_class: SchoolClass, term: int) -> None:
-    if school_class.closed_at is not None:
-        raise CellError(_("The principal has approved this class's year: its book is closed."))
+    refuse_if_closed(school_class)
     if _term_locked(school_class, term):
         raise CellError(
             _("Term %(term)s is locked. Ask the principal to unlock it.")
-            % {"term": "I" if term == 1 else "II"}
+            % {"term": "I" if term == 1 else "II"},
+            code="term_locked",
         )
 
 
@@ -277,7 +349,7 @@ def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, r
         _refuse_if_locked(school_class, HOMEROOM_FIELDS[cell.field])
         parser = {
             "absences": parse_absences,
-            "homeroom_comment": lambda r: r.strip(),
+            "homeroom_comment": parse_homeroom_comment,
             "award_proposal": parse_comment,
         }.get(cell.field, parse_result_level)
         value = parser(raw)
@@ -285,8 +357,15 @@ def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, r
     else:
         # TT27 qualities and competencies: field "quality:<code>:level" or "quality:<code>:comment".
         parts = cell.field.split(":")
-        if len(parts) != 3 or parts[0] != "quality" or parts[2] not in ("level", "comment"):
-            raise CellError(_("Unknown field."))
+        if (
+            len(parts) != 3
+            or parts[0] != "quality"
+            or parts[1] not in QUALITY_AND_COMPETENCY_CODES
+            or parts[2] not in ("level", "comment")
+        ):
+            raise CellError(_("Unknown field."), code="unknown_field")
+        if school_class.ruleset != Ruleset.TT27:
+            raise CellError(_("Unknown field."), code="unknown_field")
         if cell.period not in (PrimaryPeriod.END1, PrimaryPeriod.END2):
             raise CellError(_("Unknown assessment period."))
         _refuse_if_locked(school_class, PERIOD_TERM[cell.period])

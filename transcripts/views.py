@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -22,7 +22,7 @@ from .permissions import (
     can_lock_terms,
     can_view_gradebook,
 )
-from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_store
+from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_compute
 from .selectors import cell_history, classes_for, gradebook_for
 from .services import Cell, CellError, CellSaved, assessment_cell_save, display, term_lock_set
 
@@ -342,11 +342,14 @@ def results_compute(request: SchoolRequest, class_id: int) -> HttpResponse:
     from django.utils.translation import gettext as _
 
     school_class = _homeroom_class(request, class_id)
-    if not can_edit_homeroom(request.user, request.school, school_class):
-        raise PermissionDenied
-    stored = class_results_store(school_class=school_class)
+    back = request.path.rsplit("ket-qua/", 1)[0]
+    try:
+        stored = class_results_compute(actor=request.user, school=request.school, school_class=school_class)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(back)
     messages.success(request, _("Results computed for %(count)d students.") % {"count": stored})
-    return redirect(request.path.rsplit("ket-qua/", 1)[0])
+    return redirect(back)
 
 
 @require_POST

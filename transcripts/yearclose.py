@@ -29,7 +29,15 @@ from .rules import tt43
 from .rules.common import CommentGrade, Rating
 from .rules.reassessment import after_summer, subjects_to_retake
 from .rules.tt22 import SecondaryResult
-from .services import CellError, CellSaved, display, parse_comment_level, parse_result_level, parse_score
+from .services import (
+    CellError,
+    CellSaved,
+    class_book_lock,
+    display,
+    parse_comment_level,
+    parse_result_level,
+    parse_score,
+)
 
 SUMMER_OUTCOMES = ("reassessment", "summer_training")
 
@@ -86,9 +94,12 @@ def summer_cell_save(
     """An August cell: `retake:<subject code>` or `conduct_after_training`."""
     if not can_edit_homeroom(actor, school, school_class):
         raise PermissionDenied(_("Only the class's homeroom teacher enters this."))
-    if school_class.closed_at is None or school_class.summer_closed_at is not None:
+    # Read under a share lock: the August close (FOR UPDATE) waits for this save, or it for the close.
+    book = class_book_lock(school_class)
+    if book.closed_at is None or book.summer_closed_at is not None:
         raise CellError(
-            _("Re-assessment results are entered after the year is approved, until August's close.")
+            _("Re-assessment results are entered after the year is approved, until August's close."),
+            code="not_summer",
         )
     enrolment = Enrolment.objects.filter(pk=enrolment_id, school_class=school_class).first()
     year = StudentYear.objects.filter(enrolment=enrolment).first() if enrolment else None
