@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps messages totp bench-gradebook bench-provisioning bench-render bench-signing typecheck clean-data
+.PHONY: run test lint check sysdeps sysdeps-run messages totp bench-gradebook bench-provisioning bench-render bench-signing typecheck clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,15 +16,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# make run installs what it needs too (SoftHSM2, WeasyPrint's libraries: the `run` packages of
+# scripts/system-packages.txt) as root, or names them and stops.
+run: $(STAMP) sysdeps-run
 	$(PY) scripts/devenv.py run
 
 test: $(STAMP) sysdeps
 	$(PY) scripts/devenv.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
-# System packages the suite needs (scripts/system-packages.txt): installed when root, else named.
+# System packages (scripts/system-packages.txt): installed when root, else named (and a stop).
 sysdeps:
-	@bash scripts/sysdeps.sh
+	@bash scripts/sysdeps.sh test
+
+sysdeps-run:
+	@bash scripts/sysdeps.sh run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -351,8 +351,36 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+# What make run's processes load from the system (scripts/system-packages.txt, marked `run`):
+# SoftHSM2's PKCS#11 library (signing.backends.pkcs11 looks in these places) and WeasyPrint's
+# Pango. Checked before anything starts, so that a missing one is named at once instead of
+# failing in the demo's signing or in the worker's first PDF.
+SOFTHSM_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+)
+
+
+def system_check() -> None:
+    """Install make run's system packages (as root) or name them and stop (scripts/sysdeps.sh)."""
+    import ctypes.util
+
+    sysdeps = subprocess.run(["bash", str(ROOT / "scripts" / "sysdeps.sh"), "run"], check=False)
+    if sysdeps.returncode:
+        raise SystemExit(sysdeps.returncode)
+    missing = []
+    if not any(Path(path).is_file() for path in SOFTHSM_LIBRARIES):
+        missing.append(f"SoftHSM2 (libsofthsm2.so in {' or '.join(SOFTHSM_LIBRARIES)})")
+    if ctypes.util.find_library("pangoft2-1.0") is None:
+        missing.append("Pango (libpangoft2-1.0, for WeasyPrint)")
+    if missing:
+        log("make run needs: " + "; ".join(missing) + ". Install them (scripts/system-packages.txt).")
+        raise SystemExit(1)
+
+
 def run() -> int:
     """make run: services, signing, migrations, the demo province, then the processes until Ctrl-C."""
+    system_check()
     # Ctrl-C goes to the whole foreground process group; the children are started in their own
     # sessions so that we stop them in order (processes first, then the data services).
     interrupted = False
