@@ -148,6 +148,22 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_SESSION_REMEMBER = None
+# Wrong passwords: per account with back-off and per address under a ceiling (portal.lockout,
+# called by portal.adapters), not allauth's "login_failed" (10 a minute per address, which locks a
+# whole school behind its NAT). That limit is left to the two-factor codes: 5 wrong codes per
+# account in 5 minutes, and a per-address ceiling as high as the passwords'. "login" (every
+# attempt, per address) is raised for the morning rush of a school behind one address. django-axes
+# was considered: one failure limit for every parameter (no 5 per account beside 300 per
+# address) and no back-off.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "300/15m/ip,5/5m/key",
+    "login": "600/m/ip",
+}
+HOCBA_LOGIN_ACCOUNT_FAILURES = env_int("HOCBA_LOGIN_ACCOUNT_FAILURES", 5)
+HOCBA_LOGIN_LOCK_SECONDS = env_int("HOCBA_LOGIN_LOCK_SECONDS", 300)
+HOCBA_LOGIN_LOCK_MAX_SECONDS = env_int("HOCBA_LOGIN_LOCK_MAX_SECONDS", 4 * 3600)
+HOCBA_LOGIN_ADDRESS_FAILURES = env_int("HOCBA_LOGIN_ADDRESS_FAILURES", 300)
+HOCBA_LOGIN_ADDRESS_WINDOW_SECONDS = env_int("HOCBA_LOGIN_ADDRESS_WINDOW_SECONDS", 15 * 60)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("HOCBA_TOTP_ISSUER", "Học bạ số")
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

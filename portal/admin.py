@@ -16,20 +16,27 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import selectors
+from . import lockout, selectors
+from .accounts import ACCOUNT_FIELDS, user_two_factor_reset, user_update
 from .choices import Role, SchoolLevel
 from .models import AuditEntry, Department, Division, RoleAssignment, School, User
 from .permissions import (
+    Decision,
     access_for,
     can_administer_province,
     can_grant,
+    can_manage_account,
     can_revoke,
+    can_unlock_logins,
     can_use_admin,
     grantable_roles,
 )
@@ -189,18 +196,36 @@ class PortalUserCreationForm(forms.ModelForm):
 
 @admin.register(User, site=admin_site)
 class PortalUserAdmin(UserAdmin, ScopedAdmin):
+    """Accounts: visible in the actor's scope (404 outside it); changed only by whoever could grant
+    every role the account holds (portal.permissions.can_manage_account), read-only otherwise."""
+
     add_form = PortalUserCreationForm
     change_password_form = AdminPasswordChangeForm
-    list_display = ("username", "full_name", "email", "is_active", "last_login")
+    list_display = ("username", "full_name", "email", "is_active", "last_login", "login_lock")
     list_filter = ("is_active",)
     search_fields = ("username", "full_name", "email")
     ordering = ("username",)
     inlines = [RoleAssignmentInline]
+    actions = ["unlock_logins"]
     fieldsets = (
-        (None, {"fields": ("username", "password", "full_name", "email", "is_active", "last_login")}),
+        (
+            None,
+            {
+                "fields": (
+                    "username",
+                    "password",
+                    "full_name",
+                    "email",
+                    "is_active",
+                    "last_login",
+                    "two_factor",
+                    "login_lock",
+                )
+            },
+        ),
     )
     add_fieldsets = ((None, {"fields": ("username", "full_name", "email", "password")}),)
-    readonly_fields = ("last_login",)
+    readonly_fields = ("last_login", "two_factor", "login_lock")
 
     def get_queryset(self, request):
         return selectors.users_for(request.user)
@@ -211,7 +236,7 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
     def has_change_permission(self, request, obj=None):
         if obj is None:
             return bool(grantable_roles(request.user))
-        return selectors.user_is_within_scope(request.user, obj)
+        return can_manage_account(request.user, obj).allowed
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
@@ -223,6 +248,43 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
         if obj is None:
             kwargs["form"] = self.add_form
         return super().get_form(request, obj, **kwargs)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not can_unlock_logins(request.user):
+            actions.pop("unlock_logins", None)
+        return actions
+
+    @admin.display(description=gettext_lazy("second factor"))
+    def two_factor(self, obj):
+        from allauth.mfa.models import Authenticator
+
+        has_totp = Authenticator.objects.filter(user=obj, type=Authenticator.Type.TOTP).exists()
+        state = _("set up (TOTP)") if has_totp else _("not set up")
+        if not has_totp:
+            return state
+        url = reverse("admin:portal_user_two_factor_reset", args=[obj.pk])
+        return format_html('{} · <a href="{}">{}</a>', state, url, _("Remove (lost phone)"))
+
+    @admin.display(description=gettext_lazy("login lock-out"))
+    def login_lock(self, obj):
+        until = lockout.login_locked_until(obj)
+        if until is None:
+            return "–"
+        return _("locked until %(time)s") % {
+            "time": formats.date_format(timezone.localtime(until), "H:i d/m/Y")
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        target = self.get_object(request, object_id)
+        if target is not None:
+            decision = can_manage_account(request.user, target)
+            if not decision and request.method == "POST":
+                return self._refused(request, target, decision)
+            if not decision:
+                # Shown read-only (has_change_permission), with the reason.
+                self.message_user(request, decision.reason, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -236,14 +298,9 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
             obj.pk = created.pk
             obj._state.adding = False
             return
-        before = User.objects.get(pk=obj.pk)
-        changed = {
-            name: (getattr(before, name), getattr(obj, name))
-            for name in form.changed_data
-            if name in {"username", "full_name", "email", "is_active"}
-        }
-        obj.save(update_fields=[*changed] or None)
-        user_changes_record(actor=request.user, user=obj, changed=changed)
+        # Through the service: it asks can_manage_account again and audits old and new values.
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in ACCOUNT_FIELDS}
+        user_update(actor=request.user, user=User.objects.get(pk=obj.pk), **fields)
 
     def response_add(self, request, obj, post_url_continue=None):
         # A new account is useless until it holds a role: go straight to granting one.
@@ -251,12 +308,80 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
             return super().response_add(request, obj, post_url_continue)
         return redirect(f"{reverse('admin:portal_roleassignment_add')}?user={obj.username}")
 
+    def get_urls(self):
+        return [
+            path(
+                "<id>/two-factor/",
+                self.admin_site.admin_view(self.user_two_factor_reset),
+                name="portal_user_two_factor_reset",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _managed_or_refusal(self, request, id) -> tuple[User, HttpResponse | None]:
+        """The account (404 outside the actor's scope) and, if the actor may not manage it, the
+        403 page that says why."""
+        target = self.get_object(request, id)
+        if target is None:
+            raise Http404
+        decision = can_manage_account(request.user, target)
+        return target, None if decision else self._refused(request, target, decision)
+
+    def _refused(self, request, target: User, decision: Decision) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Not allowed"),
+            "target": target,
+            "reason": decision.reason,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/portal/user/account_refused.html", context, status=403)
+
     def user_change_password(self, request, id, form_url=""):
+        target, refusal = self._managed_or_refusal(request, id)
+        if refusal is not None:
+            return refusal
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:
-            target = User.objects.get(pk=id)
             user_changes_record(actor=request.user, user=target, changed={"password": ("***", "***")})
         return response
+
+    def user_two_factor_reset(self, request, id):
+        """Remove an account's second factor (a lost phone), after a confirmation."""
+        target, refusal = self._managed_or_refusal(request, id)
+        if refusal is not None:
+            return refusal
+        if request.method == "POST":
+            removed = user_two_factor_reset(actor=request.user, user=target)
+            if removed:
+                self.message_user(
+                    request,
+                    _("The second factor of %(user)s was removed; they set up a new one at their next login.")
+                    % {"user": target.username},
+                    messages.SUCCESS,
+                )
+            return redirect(reverse("admin:portal_user_change", args=[target.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Remove the second factor of %(user)s") % {"user": target.username},
+            "target": target,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/portal/user/two_factor_reset.html", context)
+
+    @admin.action(description=gettext_lazy("Unlock the selected accounts (locked after wrong passwords)"))
+    def unlock_logins(self, request, queryset):
+        if not can_unlock_logins(request.user):
+            raise PermissionDenied
+        unlocked = [user.username for user in queryset if lockout.login_unlock(actor=request.user, user=user)]
+        if unlocked:
+            self.message_user(
+                request,
+                _("Unlocked: %(users)s.") % {"users": ", ".join(unlocked)},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, _("None of the selected accounts was locked."), messages.INFO)
 
 
 class AccountField(forms.CharField):

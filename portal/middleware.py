@@ -93,9 +93,23 @@ class SchoolAccessMiddleware:
 
 
 class RequireTwoFactorMiddleware:
-    """Principals, vice-principals and administrators must set up TOTP before anything else."""
+    """Whoever must log in with a second factor (permissions.requires_two_factor: those who grant
+    roles, sign, or read named students' data beyond one class) sets up TOTP before anything else.
 
-    ALLOWED_PREFIXES = ("/accounts/", "/i18n/", "/static/", "/favicon")
+    Until then only the two-factor pages, confirming the password again (which setting up TOTP
+    may ask for), logging out and the static files answer; every other page, the account's other
+    pages included, sends them to set up TOTP.
+    """
+
+    ALLOWED_PREFIXES = (
+        "/accounts/2fa/",
+        "/accounts/reauthenticate/",
+        "/accounts/logout/",
+        "/accounts/login/",
+        "/i18n/",
+        "/static/",
+        "/favicon",
+    )
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -106,7 +120,7 @@ class RequireTwoFactorMiddleware:
             user.is_authenticated
             and not request.path_info.startswith(self.ALLOWED_PREFIXES)
             and requires_two_factor(user)
-            and not _has_totp(user)
+            and not _has_totp(request)
         ):
             # Encoded, so that the page's own query comes back whole after enrolment.
             back = quote(request.get_full_path(), safe="/")
@@ -114,11 +128,33 @@ class RequireTwoFactorMiddleware:
         return self.get_response(request)
 
 
-def _has_totp(user) -> bool:
+_TOTP_SESSION_KEY = "hocba_has_totp"
+
+
+def _has_totp(request: HttpRequest) -> bool:
+    """Has the user a TOTP authenticator? Asked of the database until it has, then remembered in
+    the session (no query on every page); forgotten when the user removes it (the signal below).
+    An administrator's reset (portal.accounts.user_two_factor_reset) applies from the next login."""
     from allauth.mfa.models import Authenticator
 
-    cached = getattr(user, "_hocba_has_totp", None)
-    if cached is None:
-        cached = Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
-        user._hocba_has_totp = cached
-    return cached
+    user = request.user
+    if request.session.get(_TOTP_SESSION_KEY) == user.pk:
+        return True
+    found = Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
+    if found:
+        request.session[_TOTP_SESSION_KEY] = user.pk
+    return found
+
+
+def _forget_totp(sender, request=None, **kwargs) -> None:
+    if request is not None and hasattr(request, "session"):
+        request.session.pop(_TOTP_SESSION_KEY, None)
+
+
+def _connect_signals() -> None:
+    from allauth.mfa.signals import authenticator_removed
+
+    authenticator_removed.connect(_forget_totp, dispatch_uid="portal.middleware.forget_totp")
+
+
+_connect_signals()

@@ -107,8 +107,31 @@ def can_open_school_data(user: User, school: School) -> bool:
     return school.division_id is not None and school.division_id in access.data_division_ids
 
 
+# Who signs a year record (transcripts.records.permissions.can_sign): the homeroom teacher with a
+# key file, the principal or a vice-principal, and the seal's holders (the school administrator).
+SIGNING_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN})
+
+
 def requires_two_factor(user: User) -> bool:
-    return bool(access_for(user).roles & TWO_FACTOR_ROLES)
+    """Must the user log in with a second factor (TOTP)? A capability question, not a role list:
+
+    - whoever can grant a role somewhere (a division manager, a school administrator, a principal,
+      the department administrator), since a stolen password would hand out accounts;
+    - whoever signs (a homeroom teacher signs the records of its class with a key file);
+    - whoever reads named students' data beyond one class: the school's leaders and
+      administrators (TWO_FACTOR_ROLES) and the holders of a data-access grant;
+    - superusers.
+    """
+    if user.is_superuser:
+        return True
+    access = access_for(user)
+    return bool(
+        access.roles & (TWO_FACTOR_ROLES | SIGNING_ROLES)
+        or access.department_data
+        or access.data_division_ids
+        or access.managed_division_ids
+        or grantable_roles(user)
+    )
 
 
 # --- Delegation ------------------------------------------------------------------------------
@@ -167,6 +190,17 @@ def can_grant(
     if school is not None and not school.active:
         return Decision(False, str(_("This school is not active.")))
 
+    return _delegates(actor, role=role, school=school, is_manager=is_manager, data_access=data_access)
+
+
+def _delegates(
+    actor: User, *, role: str, school: School | None, is_manager: bool, data_access: bool
+) -> Decision:
+    """The authority half of the delegation rule: does the actor's standing cover this role here?
+
+    (can_grant adds the checks of the form's shape; can_manage_account asks this for every role
+    an account holds.)
+    """
     access = access_for(actor)
     if access.is_department_admin:
         return ALLOW
@@ -188,6 +222,64 @@ def can_grant(
     ):
         return ALLOW
     return Decision(False, str(_("Your roles do not allow granting this role in this scope.")))
+
+
+def can_manage_account(actor: User, target: User) -> Decision:
+    """May the actor change the target's password, e-mail, names, active flag or second factor?
+
+    The delegation rule decides (issue 9): only whoever could grant every role the account holds
+    may take it over, since whoever sets its password becomes it. A school administrator manages
+    its teachers, not its principal; a division manager its schools' leaders and administrators,
+    not their teachers; the department administrator everyone. Nobody manages their own account
+    here (they use their account pages), and only a superuser manages a superuser.
+
+    The roles counted are those in force; an account whose roles have all ended is judged by the
+    roles it held, and one that never held any is the department administrator's.
+    """
+    if actor.is_superuser:
+        return ALLOW
+    if not (actor.is_authenticated and actor.is_active):
+        return Decision(False, str(_("Your roles do not allow managing this account.")))
+    if target.pk == actor.pk:
+        return Decision(False, str(_("You cannot manage your own account here; use your account pages.")))
+    if target.is_superuser:
+        return Decision(False, str(_("Only a superuser manages a superuser's account.")))
+    held = list(RoleAssignment.objects.current().filter(user=target).select_related("school", "division"))
+    if not held:
+        held = list(RoleAssignment.objects.filter(user=target).select_related("school", "division"))
+    if not held:
+        if access_for(actor).is_department_admin:
+            return ALLOW
+        return Decision(
+            False, str(_("This account holds no role; only the department administrator manages it."))
+        )
+    for assignment in held:
+        decision = _delegates(
+            actor,
+            role=assignment.role,
+            school=assignment.school,
+            is_manager=assignment.is_manager,
+            data_access=assignment.data_access,
+        )
+        if not decision:
+            return Decision(
+                False,
+                str(
+                    _(
+                        "This account holds the role %(role)s (%(scope)s), which you may not grant; "
+                        "only whoever may grant all its roles may change its password, e-mail, "
+                        "active flag or second factor."
+                    )
+                    % {"role": assignment.get_role_display(), "scope": assignment.scope_label}
+                ),
+            )
+    return ALLOW
+
+
+def can_unlock_logins(user: User) -> bool:
+    """Unlocking an account locked out by wrong passwords: the operators (department
+    administrators) and superusers."""
+    return bool(user.is_superuser or access_for(user).is_department_admin)
 
 
 def can_revoke(actor: User, assignment: RoleAssignment) -> Decision:
