@@ -1,0 +1,625 @@
+# ruff: noqa: F811 -- pytest fixtures imported from other test modules are parameters here
+"""Every refusal of the verifier, triggered by one change to a good document, with its exact words.
+
+A check that is removed must be missed: each test asserts the problem that this check alone
+reports, so the test fails when the check goes even if another check would still refuse the
+document (issue 9, finding 14: the signature-method, transform and CA-as-signer checks could be
+removed with the suite green). Pure: no database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from lxml import etree
+
+from signing import ca
+from signing.profile import DS, EXC_C14N, ROLES, XADES
+from signing.verify import all_valid, certificate_problems, verify_year_record
+from tests.signing.test_profile import (  # noqa: F401
+    PIN,
+    c14n,
+    crl,
+    dev,
+    sign_all,
+    signatures,
+    signed,
+    signers,
+    tree,
+    unsigned,
+    verify,
+    wrapped_duplicate_id,
+    wrapped_moved,
+)
+from transcripts.schema import NAMESPACE
+
+NS = {"ds": DS, "xades": XADES}
+NOW = dt.datetime.now(dt.UTC)
+
+
+def first(xml: bytes, change) -> bytes:
+    """The document with `change(signature 1)` applied."""
+    root = tree(xml)
+    change(signatures(root)[0])
+    return c14n(root)
+
+
+def problems_of(reports, position: int) -> tuple[str, ...]:
+    return next(r.problems for r in reports if r.position == position)
+
+
+def content_id(xml: bytes) -> str:
+    return tree(xml).find(f"{{{NAMESPACE}}}thongtinhocba").get("Id")
+
+
+# --- The document as a whole ----------------------------------------------------------------------
+
+
+def test_a_good_document_has_no_problem_and_each_signature_covers_the_earlier_ones(signed, dev, crl):
+    reports = verify(signed, dev, crl)
+    assert [r.problems for r in reports] == [(), (), ()]
+    assert [r.covers for r in reports] == [
+        (),
+        (reports[0].signature_id,),
+        tuple(r.signature_id for r in reports[:2]),
+    ]
+    assert all_valid(reports) and not all_valid(reports, expected=2)
+
+
+def test_an_unsigned_record_has_no_report_and_is_not_valid(unsigned, dev, crl):
+    assert verify(unsigned, dev, crl) == []
+    assert not all_valid([])
+
+
+def test_a_second_content_element_is_named_as_such(signed, dev, crl):
+    reports = verify(wrapped_moved(signed), dev, crl)
+    assert reports[0].position == 0
+    assert reports[0].problems == ("2 content elements <thongtinhocba> in the document, not one",)
+
+
+def test_an_id_used_twice_is_named_as_a_wrapping_attack(signed, dev, crl):
+    reports = verify(wrapped_duplicate_id(signed), dev, crl)
+    assert reports[0].position == 0
+    assert reports[0].problems == (
+        f"Id used more than once (a wrapping attack?): {content_id(signed)}",
+        "2 content elements <thongtinhocba> in the document, not one",
+    )
+
+
+# --- The profile of each signature ----------------------------------------------------------------
+
+
+def test_a_fourth_signature_is_outside_the_profile(signed, dev, crl):
+    root = tree(signed)
+    import copy
+
+    root.find(f"{{{NAMESPACE}}}chuky").append(copy.deepcopy(signatures(root)[2]))
+    reports = verify(c14n(root), dev, crl)
+    assert "Signature 4: the profile has only 3 signatures" in problems_of(reports, 4)
+
+
+def test_a_signature_id_outside_the_profile_is_refused(signed, dev, crl):
+    xml = first(signed, lambda s: s.set("Id", "sig-anything"))
+    assert "Signature 1 has an Id outside the profile: 'sig-anything'" in problems_of(
+        verify(xml, dev, crl), 1
+    )
+
+
+def test_a_signature_numbered_for_another_place_is_called_reordered(signed, dev, crl):
+    xml = first(signed, lambda s: s.set("Id", f"{content_id(signed)}-sig-2-homeroom_teacher"))
+    assert "Signature 2 stands at position 1: the signatures were reordered" in problems_of(
+        verify(xml, dev, crl), 1
+    )
+
+
+def test_a_signature_id_naming_another_role_is_refused(signed, dev, crl):
+    xml = first(signed, lambda s: s.set("Id", f"{content_id(signed)}-sig-1-principal"))
+    assert "Signature 1 is the principal's; the homeroom_teacher's is expected there" in problems_of(
+        verify(xml, dev, crl), 1
+    )
+
+
+def test_a_signature_without_signed_info_is_refused(signed, dev, crl):
+    def drop(signature):
+        signature.remove(signature.find("ds:SignedInfo", NS))
+
+    assert "Signature 1 has no SignedInfo" in problems_of(verify(first(signed, drop), dev, crl), 1)
+
+
+def test_inclusive_canonicalisation_is_refused(signed, dev, crl):
+    def inclusive(signature):
+        signature.find("ds:SignedInfo/ds:CanonicalizationMethod", NS).set(
+            "Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+        )
+
+    assert "Signature 1: SignedInfo must use exclusive C14N" in problems_of(
+        verify(first(signed, inclusive), dev, crl), 1
+    )
+
+
+def test_a_canonicalisation_element_with_children_is_refused(signed, dev, crl):
+    def with_child(signature):
+        etree.SubElement(signature.find("ds:SignedInfo/ds:CanonicalizationMethod", NS), f"{{{DS}}}X")
+
+    assert "Signature 1: SignedInfo must use exclusive C14N" in problems_of(
+        verify(first(signed, with_child), dev, crl), 1
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#hmac-sha1", None],
+)
+def test_a_signature_method_other_than_rsa_or_ecdsa_with_sha256_is_refused(method, signed, dev, crl):
+    def change(signature):
+        element = signature.find("ds:SignedInfo/ds:SignatureMethod", NS)
+        if method is None:
+            element.getparent().remove(element)
+        else:
+            element.set("Algorithm", method)
+
+    assert "Signature 1: signature method must be RSA or ECDSA with SHA-256" in problems_of(
+        verify(first(signed, change), dev, crl), 1
+    )
+
+
+def test_both_accepted_signature_methods_pass_the_profile(signed, dev, crl):
+    methods = {
+        s.find("ds:SignedInfo/ds:SignatureMethod", NS).get("Algorithm") for s in signatures(tree(signed))
+    }
+    assert methods == {
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    }
+    assert all(r.ok for r in verify(signed, dev, crl))
+
+
+def test_a_signature_that_does_not_cover_the_earlier_one_is_refused(signed, dev, crl):
+    root = tree(signed)
+    second = signatures(root)[1]
+    references = second.findall("ds:SignedInfo/ds:Reference", NS)
+    references[1].set("URI", "#x")
+    reports = verify(c14n(root), dev, crl)
+    uris = [r.get("URI") for r in references]
+    assert (
+        "Signature 2 must cover the content and the 1 earlier signature(s) in order, "
+        f"then its own properties; it covers {uris}"
+    ) in problems_of(reports, 2)
+
+
+def test_a_signature_with_an_extra_reference_is_refused(signed, dev, crl):
+    import copy
+
+    def extra(signature):
+        info = signature.find("ds:SignedInfo", NS)
+        info.append(copy.deepcopy(info.findall("ds:Reference", NS)[0]))
+
+    problems = problems_of(verify(first(signed, extra), dev, crl), 1)
+    assert any(
+        p.startswith("Signature 1 must cover the content and the 0 earlier signature(s)") for p in problems
+    )
+
+
+def test_signed_properties_that_are_not_its_own_are_refused(signed, dev, crl):
+    def retype(signature):
+        signature.findall("ds:SignedInfo/ds:Reference", NS)[-2].set("Type", "http://example.org/other")
+
+    assert "Signature 1: its XAdES SignedProperties are not its own" in problems_of(
+        verify(first(signed, retype), dev, crl), 1
+    )
+
+
+def test_signed_properties_of_another_signature_are_refused(signed, dev, crl):
+    root = tree(signed)
+    theirs = signatures(root)[1].find(".//xades:SignedProperties", NS).get("Id")
+    signatures(root)[0].findall("ds:SignedInfo/ds:Reference", NS)[-2].set("URI", f"#{theirs}")
+    assert "Signature 1: its XAdES SignedProperties are not its own" in problems_of(
+        verify(c14n(root), dev, crl), 1
+    )
+
+
+def test_a_certificate_reference_to_another_key_info_is_refused(signed, dev, crl):
+    root = tree(signed)
+    theirs = signatures(root)[1].find("ds:KeyInfo", NS).get("Id")
+    signatures(root)[0].findall("ds:SignedInfo/ds:Reference", NS)[-1].set("URI", f"#{theirs}")
+    assert "Signature 1: its certificate reference is not to its own KeyInfo" in problems_of(
+        verify(c14n(root), dev, crl), 1
+    )
+
+
+def test_a_signature_without_key_info_is_refused(signed, dev, crl):
+    def drop(signature):
+        signature.remove(signature.find("ds:KeyInfo", NS))
+
+    problems = problems_of(verify(first(signed, drop), dev, crl), 1)
+    assert "Signature 1: its certificate reference is not to its own KeyInfo" in problems
+    assert "Signature 1 carries no signer certificate" in problems
+
+
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        ["http://www.w3.org/TR/1999/REC-xpath-19991116"],
+        [EXC_C14N, "http://www.w3.org/TR/1999/REC-xslt-19991116"],
+        [],
+    ],
+)
+def test_a_reference_with_transforms_outside_the_profile_is_refused(transforms, signed, dev, crl):
+    def change(signature):
+        reference = signature.find("ds:SignedInfo/ds:Reference", NS)
+        holder = reference.find("ds:Transforms", NS)
+        for transform in list(holder):
+            holder.remove(transform)
+        for algorithm in transforms:
+            etree.SubElement(holder, f"{{{DS}}}Transform", Algorithm=algorithm)
+
+    uri = f"#{content_id(signed)}"
+    assert f"Signature 1: reference {uri} has transforms outside the profile" in problems_of(
+        verify(first(signed, change), dev, crl), 1
+    )
+
+
+def test_a_transform_with_parameters_is_refused(signed, dev, crl):
+    def change(signature):
+        transform = signature.find("ds:SignedInfo/ds:Reference/ds:Transforms/ds:Transform", NS)
+        etree.SubElement(transform, f"{{{DS}}}XPath").text = "self::node()"
+
+    uri = f"#{content_id(signed)}"
+    assert f"Signature 1: reference {uri} has transforms outside the profile" in problems_of(
+        verify(first(signed, change), dev, crl), 1
+    )
+
+
+@pytest.mark.parametrize("digest", ["http://www.w3.org/2000/09/xmldsig#sha1", None])
+def test_a_reference_not_digested_with_sha256_is_refused(digest, signed, dev, crl):
+    def change(signature):
+        element = signature.find("ds:SignedInfo/ds:Reference/ds:DigestMethod", NS)
+        if digest is None:
+            element.getparent().remove(element)
+        else:
+            element.set("Algorithm", digest)
+
+    uri = f"#{content_id(signed)}"
+    assert f"Signature 1: reference {uri} is not digested with SHA-256" in problems_of(
+        verify(first(signed, change), dev, crl), 1
+    )
+
+
+# --- What the signature carries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", [None, "", "yesterday", "2026-01-01T08:00:00"])
+def test_a_missing_unreadable_or_naive_signing_time_is_refused(when, signed, dev, crl):
+    def change(signature):
+        element = signature.find(".//xades:SigningTime", NS)
+        if when is None:
+            element.getparent().remove(element)
+        else:
+            element.text = when
+
+    reports = verify(first(signed, change), dev, crl)
+    assert "Signature 1 has no valid xades:SigningTime" in problems_of(reports, 1)
+    assert reports[0].signing_time is None
+
+
+def test_an_unreadable_certificate_is_said(signed, dev, crl):
+    def change(signature):
+        signature.find("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS).text = "bm90IGEgY2VydGlmaWNhdGU="
+
+    problems = problems_of(verify(first(signed, change), dev, crl), 1)
+    assert any(p.startswith("Signature 1: unreadable certificate (") for p in problems)
+    assert "Signature 1 carries no signer certificate" in problems
+
+
+def test_a_signature_without_a_certificate_is_refused(signed, dev, crl):
+    def change(signature):
+        data = signature.find("ds:KeyInfo/ds:X509Data", NS)
+        for element in data.findall("ds:X509Certificate", NS):
+            data.remove(element)
+
+    reports = verify(first(signed, change), dev, crl)
+    assert "Signature 1 carries no signer certificate" in problems_of(reports, 1)
+    assert reports[0].signer == ""
+
+
+def test_a_changed_value_breaks_every_signature_cryptographically(signed, dev, crl):
+    xml = signed.replace(b"<diemktdk>9</diemktdk>", b"<diemktdk>8</diemktdk>", 1)
+    reports = verify(xml, dev, crl)
+    for k in (1, 2, 3):
+        assert any(p.startswith(f"Signature {k} is not valid: ") for p in problems_of(reports, k))
+    assert all(r.covers == () for r in reports)
+
+
+def test_a_claimed_role_other_than_the_profiles_is_refused(signed, dev, crl):
+    def change(signature):
+        signature.find(".//xades:SignerRole/xades:ClaimedRoles/xades:ClaimedRole", NS).text = "principal"
+
+    assert "Signature 1 claims the role 'principal'; 'homeroom_teacher' is expected" in problems_of(
+        verify(first(signed, change), dev, crl), 1
+    )
+
+
+def test_a_report_names_the_signer_and_the_role(signed, dev, crl, signers):
+    report = verify(signed, dev, crl)[0]
+    assert (report.role, report.signer, report.title) == (ROLES[0], "Lê Thị Mỹ Duyên", "Giáo viên chủ nhiệm")
+    assert report.certificate_serial == signers["homeroom_teacher"].cert.serial_number
+
+
+# --- The signer's certificate ---------------------------------------------------------------------
+
+
+def _cert(
+    issuer_cert,
+    issuer_key,
+    *,
+    name: str,
+    is_ca: bool | None,
+    usage: dict | None,
+    not_before=None,
+    not_after=None,
+):
+    """A certificate for a fresh P-256 key with exactly these extensions (None: left out)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or NOW - dt.timedelta(days=1))
+        .not_valid_after(not_after or NOW + dt.timedelta(days=30))
+    )
+    if is_ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    if usage is not None:
+        flags = dict.fromkeys(
+            (
+                "digital_signature",
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "key_cert_sign",
+                "crl_sign",
+            ),
+            False,
+        )
+        flags.update(usage)
+        builder = builder.add_extension(
+            x509.KeyUsage(**flags, encipher_only=False, decipher_only=False), critical=True
+        )
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+SIGNER_USAGE = {"digital_signature": True}
+
+
+def check(dev, cert, chain=None, *, crls=None, at=None):
+    return certificate_problems(
+        cert,
+        dev.chain if chain is None else chain,
+        trust_roots=dev.roots,
+        crls=[ca.issue_crl(dev, [])] if crls is None else crls,
+        at=at or NOW,
+    )
+
+
+def test_a_good_signers_certificate_has_no_problem(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert) == []
+
+
+def test_non_repudiation_alone_is_a_signing_usage(dev):
+    cert, _ = _cert(
+        dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage={"content_commitment": True}
+    )
+    assert check(dev, cert) == []
+
+
+def test_no_trust_roots_means_no_certificate_can_sign(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert certificate_problems(cert, dev.chain, trust_roots=[], crls=[], at=NOW) == [
+        "No trust roots configured"
+    ]
+
+
+def test_a_ca_certificate_cannot_be_a_signer_even_with_a_signing_usage(dev):
+    cert, _ = _cert(
+        dev.issuing_cert,
+        dev.issuing_key,
+        name="CA Ký Thay",
+        is_ca=True,
+        usage={"digital_signature": True, "key_cert_sign": True},
+    )
+    assert check(dev, cert) == [
+        f"CA Ký Thay (serial {cert.serial_number:x}) is a CA certificate, not a signer's"
+    ]
+
+
+def test_a_certificate_without_basic_constraints_may_sign(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=None, usage=SIGNER_USAGE)
+    assert check(dev, cert) == []
+
+
+def test_a_certificate_not_for_signing_is_refused(dev):
+    cert, _ = _cert(
+        dev.issuing_cert, dev.issuing_key, name="Mã Hoá", is_ca=False, usage={"key_encipherment": True}
+    )
+    assert check(dev, cert) == [
+        f"Mã Hoá (serial {cert.serial_number:x}) is not for signing "
+        "(key usage lacks digitalSignature/nonRepudiation)"
+    ]
+
+
+def test_a_certificate_without_key_usage_is_refused(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Không Rõ", is_ca=False, usage=None)
+    assert check(dev, cert) == [
+        f"Không Rõ (serial {cert.serial_number:x}) has no key usage: not a signing certificate"
+    ]
+
+
+def test_an_intermediate_that_is_not_a_ca_breaks_the_chain(dev):
+    middle, middle_key = _cert(
+        dev.issuing_cert, dev.issuing_key, name="Giả CA", is_ca=False, usage=SIGNER_USAGE
+    )
+    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, [middle, *dev.chain]) == [
+        f"Giả CA (serial {middle.serial_number:x}) is not a certification authority"
+    ]
+
+
+def test_an_intermediate_ca_without_certificate_signing_usage_breaks_the_chain(dev):
+    middle, middle_key = _cert(
+        dev.issuing_cert, dev.issuing_key, name="CA Thiếu Quyền", is_ca=True, usage={"crl_sign": True}
+    )
+    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, [middle, *dev.chain]) == [
+        f"CA Thiếu Quyền (serial {middle.serial_number:x}) is not a certification authority"
+    ]
+
+
+def test_an_intermediate_ca_without_key_usage_may_issue(dev):
+    middle, middle_key = _cert(dev.issuing_cert, dev.issuing_key, name="CA Cũ", is_ca=True, usage=None)
+    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    problems = check(dev, cert, [middle, *dev.chain])
+    # The path holds; only the signer's own revocation status is unknown (no CRL from CA Cũ).
+    assert problems == [
+        f"No CRL from CA Cũ (serial {middle.serial_number:x}): revocation status of "
+        f"Người Ký (serial {cert.serial_number:x}) unknown"
+    ]
+
+
+def test_a_chain_longer_than_five_links_is_refused(dev):
+    issuer, issuer_key = dev.issuing_cert, dev.issuing_key
+    chain = []
+    for n in range(6):
+        issuer, issuer_key = _cert(
+            issuer, issuer_key, name=f"CA {n}", is_ca=True, usage={"key_cert_sign": True, "crl_sign": True}
+        )
+        chain.insert(0, issuer)
+    cert, _ = _cert(issuer, issuer_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, [*chain, *dev.chain]) == ["Certificate chain too long"]
+
+
+def test_a_certificate_from_an_untrusted_ca_names_its_issuer(dev):
+    other = ca.dev_ca("CA Lạ")
+    cert, _ = _cert(other.issuing_cert, other.issuing_key, name="Người Lạ", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, other.chain) == [
+        f"No chain from Người Lạ (serial {cert.serial_number:x}) to a trusted root "
+        f"(issuer {other.root_cert.subject.rfc4514_string()})"
+    ]
+
+
+def test_a_certificate_not_yet_valid_at_the_signing_time_is_refused(dev):
+    cert, _ = _cert(
+        dev.issuing_cert,
+        dev.issuing_key,
+        name="Người Ký",
+        is_ca=False,
+        usage=SIGNER_USAGE,
+        not_before=NOW + dt.timedelta(hours=1),
+    )
+    assert check(dev, cert) == [
+        f"Người Ký (serial {cert.serial_number:x}) was not yet valid at {NOW.isoformat()}"
+    ]
+
+
+def test_a_certificate_expired_at_the_signing_time_is_refused(dev):
+    cert, _ = _cert(
+        dev.issuing_cert,
+        dev.issuing_key,
+        name="Người Ký",
+        is_ca=False,
+        usage=SIGNER_USAGE,
+        not_before=NOW - dt.timedelta(days=10),
+        not_after=NOW - dt.timedelta(seconds=1),
+    )
+    assert check(dev, cert) == [f"Người Ký (serial {cert.serial_number:x}) had expired at {NOW.isoformat()}"]
+
+
+def test_a_revoked_signer_is_refused_with_the_revocation_date(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    revoking = ca.issue_crl(dev, [cert.serial_number])
+    problems = check(dev, cert, crls=[revoking])
+    assert len(problems) == 1 and problems[0].startswith(
+        f"Người Ký (serial {cert.serial_number:x}) was revoked on "
+    )
+
+
+def test_a_crl_signed_by_someone_else_is_not_believed(dev):
+    """A CRL with the issuer's name but another key: ignored, so the status is unknown."""
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    twin = ca.dev_ca()  # same names, other keys
+    assert twin.issuing_cert.subject == dev.issuing_cert.subject
+    forged = ca.issue_crl(twin, [])
+    assert check(dev, cert, crls=[forged]) == [
+        f"No CRL from {dev.issuing_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value} "
+        f"(serial {dev.issuing_cert.serial_number:x}): revocation status of "
+        f"Người Ký (serial {cert.serial_number:x}) unknown"
+    ]
+
+
+def test_an_issuing_ca_without_a_crl_of_its_own_is_not_a_problem(dev):
+    """Only the signer's status must be known: a missing CRL for the issuing CA is no problem."""
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, crls=[ca.issue_crl(dev, [])]) == []
+
+
+def test_a_revoked_issuing_ca_revokes_its_signers(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    root_crl = x509.CertificateRevocationListBuilder().issuer_name(dev.root_cert.subject)
+    root_crl = (
+        root_crl.last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=1))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(dev.issuing_cert.serial_number)
+            .revocation_date(NOW - dt.timedelta(hours=1))
+            .build()
+        )
+        .sign(dev.root_key, hashes.SHA256())
+    )
+    problems = check(dev, cert, crls=[ca.issue_crl(dev, []), root_crl])
+    assert len(problems) == 1 and " was revoked on " in problems[0]
+    assert problems[0].startswith(
+        dev.issuing_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    )
+
+
+def test_the_signing_times_problem_is_reported_with_the_chain_problems(signed, dev, crl, unsigned, signers):
+    """A signature made after its certificate expired is refused, even if its bytes hold."""
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    old = ca.issue_person(
+        dev,
+        common_name="Giáo viên cũ",
+        title="Giáo viên chủ nhiệm",
+        not_before=start,
+        not_after=start.replace(year=2021),
+    )
+    from signing.profile import sign_year_record
+
+    xml = sign_year_record(unsigned, key=old.key, cert=old.cert, chain=old.chain, role="homeroom_teacher")
+    xml = sign_all(xml, signers, ROLES[1:])
+    problems = problems_of(verify(xml, dev, crl), 1)
+    assert any(
+        p.startswith(f"Giáo viên cũ (serial {old.cert.serial_number:x}) had expired at ") for p in problems
+    )
+    assert not any(p.startswith("Signature 1 is not valid") for p in problems)
+
+
+def test_a_hostile_document_gives_a_reason_not_an_exception(dev, crl):
+    reports = verify_year_record(b"<not-a-record/>", trust_roots=dev.roots, crls=[crl])
+    assert len(reports) == 1 and reports[0].position == 0
+    assert reports[0].problems[0].startswith("Not a year record: ")
+    assert (
+        verify_year_record(None, trust_roots=dev.roots, crls=[crl])[0]
+        .problems[0]
+        .startswith(  # type: ignore[arg-type]
+            "Not a year record: "
+        )
+    )
