@@ -367,3 +367,79 @@ def test_a_save_that_read_the_class_before_the_approval_cannot_commit_after_it(
         with school:
             assert not StudentYear.objects.filter(enrolment_id=enrolment.pk, conduct_term1="T").exists()
         connection.set_schema_to_public()
+
+
+# --- The demo's August flow (issue 9: what it must show) ----------------------------------------
+
+
+def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, client_as):
+    """make run's THCS 6A1: approved, re-take scores entered, the August close, results computed
+    again by the homeroom teacher (refused), records created: every student who passed in August
+    is printed 'Được lên lớp' (Lên lớp 7) and none 'Ở lại lớp 6'."""
+    from portal.choices import Role, SchoolLevel
+    from portal.models import RoleAssignment
+    from schools.demo import school_demo_seed
+    from tests.schools.test_demo import demo_school
+    from transcripts.models import YearRecord
+    from transcripts.pdf.render import _secondary_context
+
+    school, users = demo_school(
+        "demo-aug", SchoolLevel.LOWER_SECONDARY, "thcs", teachers=("gvcn", "gvbm", "hieutruong")
+    )
+    principal = users["thcs.hieutruong"]
+    RoleAssignment.objects.create(user=principal, role=Role.PRINCIPAL, school=school)
+    teacher = users["thcs.gvcn"]
+    RoleAssignment.objects.create(user=teacher, role=Role.HOMEROOM_TEACHER, school=school)
+    school_demo_seed(school, users, students_per_class=40)
+    with school:
+        school_class = SchoolClass.objects.get(name="6A1")
+        class_year_close(actor=principal, school=school, school_class=school_class)
+        school_class = SchoolClass.objects.get(pk=school_class.pk)
+        summer = {
+            y.enrolment_id: y.results
+            for y in StudentYear.objects.filter(
+                enrolment__school_class=school_class,
+                results__outcome__in=["reassessment", "summer_training"],
+            )
+        }
+        assert summer, "the demo class sends nobody to August: the flow is not exercised"
+        from transcripts.yearclose import _summer_subjects
+
+        for enrolment_id, results in summer.items():
+            if results["outcome"] == "summer_training":
+                entries = [("conduct_after_training", "Đ")]
+            else:
+                year = StudentYear.objects.get(enrolment_id=enrolment_id)
+                entries = [
+                    (f"retake:{code}", "Đ" if results["subjects"][code]["year"] in ("Đ", "CĐ") else "6,5")
+                    for code in _summer_subjects(year)
+                ]
+            for field, raw in entries:
+                summer_cell_save(
+                    actor=teacher,
+                    school=school,
+                    school_class=school_class,
+                    enrolment_id=enrolment_id,
+                    field=field,
+                    raw=raw,
+                )
+        class_summer_close(actor=principal, school=school, school_class=school_class)
+        decided = {
+            e: StudentYear.objects.get(enrolment_id=e).results["after_summer"]["outcome"] for e in summer
+        }
+    refused = client_as(teacher).post(homeroom_url(school, school_class, "ket-qua/"))
+    assert refused.status_code == 302
+    with school:
+        assert {
+            e: StudentYear.objects.get(enrolment_id=e).results["after_summer"]["outcome"] for e in summer
+        } == decided
+        year_records_create(actor=teacher, school=school, school_class=school_class)
+        printed = {}
+        for record in YearRecord.objects.filter(enrolment_id__in=list(summer)):
+            document = year_record_parse(bytes(record.xml))
+            printed[record.enrolment_id] = _secondary_context(document, document.part)["promotion"]
+    passed = [e for e, outcome in decided.items() if outcome == "promoted"]
+    assert passed and len(printed) == len(summer)
+    for enrolment_id in passed:
+        assert printed[enrolment_id]["after"] == "Lên lớp 7", printed[enrolment_id]
+        assert printed[enrolment_id]["repeat"] == ""
