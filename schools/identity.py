@@ -99,7 +99,8 @@ class PersonalIdError(ValueError):
 def personal_id_parse(value: str) -> PersonalId:
     """Decode a personal ID number; raise PersonalIdError with a message saying what is wrong."""
     digits = re.sub(r"\s+", "", value or "")
-    if not re.fullmatch(r"\d{12}", digits):
+    # ASCII digits only: `\d` also matches other scripts' digits (٠١٢, ０１２), which int() reads.
+    if not re.fullmatch(r"[0-9]{12}", digits):
         raise PersonalIdError(_("A personal ID number has exactly 12 digits."))
     province, century_sex, yy = digits[:3], int(digits[3]), int(digits[4:6])
     if province[0] == "0" and province not in PROVINCE_CODES:
