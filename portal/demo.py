@@ -1,8 +1,10 @@
 """The demo province `make run` shows: a department, two divisions, four schools, a user per role.
 
-Idempotent: running it again changes nothing. Demo accounts share one password, printed by
-`make run`; those whose role requires two-factor login get a TOTP authenticator whose current
-code `manage.py demo_totp <username>` prints.
+Idempotent: running it again changes nothing (but gives a TOTP authenticator to any demo account
+that newly needs one). Demo accounts share one password, printed by `make run`; those who must
+log in with a second factor (permissions.requires_two_factor: whoever grants roles, signs, or
+reads beyond one class) get a TOTP authenticator whose current code `make totp u=<username>`
+(`manage.py demo_totp <username>`) prints.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def demo_province_seed(*, stdout=None) -> bool:
     """Create the demo province if it is not there. Returns False when it already was."""
     connection.set_schema_to_public()
     if Department.objects.exists():
+        # A demo made before a rule asked more accounts for a second factor (homeroom teachers,
+        # division managers, data-access holders) gets their authenticators now.
+        _two_factor_seed(User.objects.filter(username__in={u.username for u in DEMO_USERS}))
         return False
     Department.objects.create(**DEPARTMENT)
     divisions = {

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         for username, name, roles in demo_logins():
             self.stdout.write(f"  {username:<20} {name:<22} {roles}")
         self.stdout.write(
-            "\nPrincipals, vice-principals and administrators log in with a second factor:"
+            "\nEveryone but subject teachers and division officers without a grant logs in with a"
+            "\n  second factor (administrators, principals, vice-principals, homeroom teachers,"
+            "\n  division managers, data-access holders):"
             "\n  make totp u=<username>   (in another terminal) prints the current code."
             f"\nSigning: key files and seal tokens have the PIN {DEMO_PIN}; the remote-signing"
             "\n  service's OTP appears in this terminal (`csc |` lines: OTP for credential ...)."
