@@ -41,6 +41,8 @@ from bench.support import throwaway_django
 
 TARGET_DOCS_PER_SECOND = 3.0  # two-page records per second per core (issue 4)
 HARFBUZZ_PACKAGE = "libharfbuzz-subset0"
+# A verification code of the real length (the QR code's size depends on it), for pass (b).
+SAMPLE_CODE = "K7QX-9M2P-4DHT-W8RC"
 
 
 def progress(message: str) -> None:
@@ -95,6 +97,7 @@ def main() -> int:
         from portal.choices import Role, SchoolLevel
         from portal.models import Department, RoleAssignment, User
         from portal.provisioning import SchoolSpec, school_provision
+        from portal.verification import issued_record_add
         from schools.demo import school_demo_seed
         from schools.models import Enrolment, SchoolClass
         from transcripts.document import year_record_parse, year_record_xml
@@ -171,7 +174,11 @@ def main() -> int:
                 waiting = summer.waiting
             else:
                 waiting = []
-            records = list(YearRecord.objects.filter(enrolment__school_class=school_class).order_by("pk"))
+            records = list(
+                YearRecord.objects.filter(enrolment__school_class=school_class)
+                .select_related("enrolment__student")
+                .order_by("pk")
+            )
             school_class = SchoolClass.objects.get(pk=school_class.pk)
             # The students with a record (the others' results wait for August: no snapshot yet).
             with_record = {r.enrolment_id for r in records}
@@ -194,7 +201,8 @@ def main() -> int:
                 return year_record_pdf(
                     year_record_parse(xml),
                     xml=xml,
-                    verify_url=verify_url_for(record.record_id, record.version),
+                    verify_url=verify_url_for(record.record_id, record.version, code=SAMPLE_CODE),
+                    verification_code=SAMPLE_CODE,
                 )
 
             progress("PDF: warming up ...")
@@ -207,7 +215,19 @@ def main() -> int:
             walls = [w for w, _ in runs]
             cpus = [c for _, c in runs]
 
-            # (c) the service, once per record (it never renders a record twice).
+            # (c) the service, once per record (it never renders a record twice). It prints the
+            # public index's verification code, so the records are indexed first, as issuing does.
+            for record in records:
+                issued_record_add(
+                    school=school,
+                    record_id=record.record_id,
+                    version=record.version,
+                    sha256=record.sha256,
+                    school_year=school_class.school_year.code,
+                    student_code=record.enrolment.student.student_code,
+                    personal_id=None,
+                    at=record.created_at,
+                )
             progress("PDF: the service (render + store) ...")
             service_wall, _cpu = timed_pass(records, lambda r: year_record_pdf_render(record_id=r.pk))
             stored = YearRecordPdf.objects.filter(record__in=records)

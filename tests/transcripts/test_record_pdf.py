@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -52,9 +54,9 @@ def renders(monkeypatch):
     calls = []
     real = record_pdf.year_record_pdf
 
-    def counting(document, *, xml, verify_url):
+    def counting(document, *, xml, verify_url, verification_code=""):
         calls.append((document.record_id, verify_url))
-        return real(document, xml=xml, verify_url=verify_url)
+        return real(document, xml=xml, verify_url=verify_url, verification_code=verification_code)
 
     monkeypatch.setattr(record_pdf, "year_record_pdf", counting)
     return calls
@@ -70,9 +72,10 @@ def test_the_pdf_is_stored_with_its_sha256_and_the_renderer(class_records, rende
     assert pdf.startswith(b"%PDF-") and pdf == bytes(stored.pdf)
     assert stored.sha256 == hashlib.sha256(pdf).hexdigest()
     assert stored.renderer.startswith("weasyprint ")
-    url = f"https://hocba.example.vn/tra-cuu/{record.record_id}/v1/"
+    code = IssuedRecord.objects.get(record_id=record.record_id, version=1).verification_code_display
+    url = f"https://hocba.example.vn/tra-cuu/{record.record_id}/v1/?code={code}"
     assert renders == [(record.record_id, url)]
-    assert verify_url_for(record.record_id, 1) == url
+    assert verify_url_for(record.record_id, 1, code=code) == url
 
 
 def test_a_second_render_returns_the_stored_pdf_without_rendering(class_records, renders):
@@ -106,6 +109,53 @@ def test_the_stored_pdf_embeds_exactly_the_record_xml(class_records, tmp_path):
     assert record.enrolment.student.full_name in text
 
 
+def zbarimg(path: Path) -> list[str]:
+    """The QR codes zbarimg (Debian package zbar-tools) reads in an image, one text each."""
+    tool = shutil.which("zbarimg")
+    if tool is None:
+        pytest.fail("zbarimg is missing: apt-get install zbar-tools")
+    result = subprocess.run(
+        [tool, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_pdf_qr_code_and_printed_text_carry_the_verification_code(
+    class_records, tmp_path, settings, client
+):
+    settings.HOCBA_PUBLIC_URL = "https://hocba.example.vn"
+    settings.HOCBA_VERIFY_RATE_LIMIT = 100_000
+    record = class_records[0]
+    entry = IssuedRecord.objects.get(record_id=record.record_id, version=record.version)
+    path = tmp_path / "record.pdf"
+    path.write_bytes(bytes(year_record_pdf_render(record_id=record.pk).pdf))
+
+    poppler("pdftoppm", "-r", "200", "-f", "1", "-l", "1", "-png", "-singlefile", path, tmp_path / "page")
+    (scanned,) = zbarimg(tmp_path / "page.png")
+    assert scanned == "https://hocba.example.vn" + entry.get_absolute_url()
+    assert scanned.endswith("?code=" + entry.verification_code_display)
+    # Printed for a person to type: the code on its own line, and in the link under the QR code.
+    text = poppler("pdftotext", "-enc", "UTF-8", "-f", "1", "-l", "1", path, "-")
+    assert "Mã xác thực:" in text and entry.verification_code_display in text
+    # (The link wraps at its dashes, which pdftotext drops at a line's end.)
+    assert scanned.removeprefix("https://").replace("-", "") in "".join(text.split()).replace("-", "")
+    # What the phone opens shows the record.
+    connection.set_schema_to_public()
+    opened = client.get(scanned.removeprefix("https://hocba.example.vn"))
+    assert opened.status_code == 200 and record.enrolment.student.full_name in opened.content.decode()
+
+
+def test_a_record_not_in_the_public_index_gets_no_pdf(records):  # noqa: F811 -- imported above
+    with pytest.raises(ValueError, match="is not in the public index: its PDF is made once it is issued"):
+        year_record_pdf_render(record_id=records[0].pk)
+    assert not YearRecordPdf.objects.exists()
+
+
 def test_the_helper_queues_one_task_per_record_after_commit(
     class_records, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -132,6 +182,7 @@ def test_the_helper_queues_one_task_per_record_after_commit(
 @pytest.fixture
 def committed_record(django_db_blocker):
     """A year record committed in the test school (the worker sees only committed rows); removed after."""
+    from portal.verification import issued_record_add
     from schools.models import Enrolment, SchoolClass, SchoolYear, Student
     from schools.services import class_create, student_enrol
 
@@ -164,6 +215,17 @@ def committed_record(django_db_blocker):
                     sha256=hashlib.sha256(xml).hexdigest(),
                     created_by=author,
                 )
+            # Indexed, as an issued record is: its PDF carries the index row's code.
+            issued_record_add(
+                school=school,
+                record_id=record.record_id,
+                version=1,
+                sha256=record.sha256,
+                school_year="2025-2026",
+                student_code=student_code,
+                personal_id=None,
+                at=record.created_at,
+            )
             connection.set_schema_to_public()
             yield school, record
         finally:  # whatever was made, even if the set-up failed half-way
@@ -174,6 +236,7 @@ def committed_record(django_db_blocker):
                 Student.objects.filter(student_code=student_code).delete()
                 SchoolClass.objects.filter(name=class_name).delete()
             connection.set_schema_to_public()
+            IssuedRecord.objects.filter(student_code=student_code).delete()
 
 
 @pytest.fixture

@@ -128,8 +128,8 @@ def _secondary_context(record: YearRecord, part: SecondaryPart) -> dict:
     }
 
 
-def year_record_html(record: YearRecord, *, verify_url: str) -> str:
-    """The record laid out on its form, as the HTML WeasyPrint prints."""
+def year_record_html(record: YearRecord, *, verify_url: str, verification_code: str = "") -> str:
+    """The record laid out on its form, as the HTML WeasyPrint prints (the code printed by the QR)."""
     part = record.part
     primary = isinstance(part, PrimaryPart)
     student = record.student
@@ -143,6 +143,7 @@ def year_record_html(record: YearRecord, *, verify_url: str) -> str:
         "principal_title": _title_lines(record.signers.principal_title),
         "qr": qr_svg(verify_url),
         "verify_url": verify_url,
+        "verification_code": verification_code,
         "font_dir": FONT_DIR.as_uri(),
         "issued_iso": record.issued_on.isoformat(),
         "level_code": "THCS" if record.level == "lower_secondary" else "THPT",
@@ -154,9 +155,9 @@ def year_record_html(record: YearRecord, *, verify_url: str) -> str:
     return render_to_string(TEMPLATES["primary" if primary else "secondary"], context)
 
 
-def year_record_pdf(record: YearRecord, *, xml: bytes, verify_url: str) -> bytes:
+def year_record_pdf(record: YearRecord, *, xml: bytes, verify_url: str, verification_code: str = "") -> bytes:
     """The record's PDF/A-3b: its form, A4, the `xml` embedded as "<record id>-v<version>.xml"."""
-    html = year_record_html(record, verify_url=verify_url)
+    html = year_record_html(record, verify_url=verify_url, verification_code=verification_code)
     issued = dt.datetime.combine(record.issued_on, dt.time(), tzinfo=dt.UTC)
     attachment = Attachment(
         string=xml,

@@ -27,14 +27,16 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 RENDERER = f"weasyprint {weasyprint.__version__}"
 
 
-def verify_url_for(record_id: str, version: int) -> str:
-    """The public verification page of a record version (the URL in the PDF's QR code).
+def verify_url_for(record_id: str, version: int, *, code: str) -> str:
+    """The public verification page of a record version, with its code (the URL in the PDF's QR code).
 
-    `record_id` is the record's stable id (madinhdanhhocba), not the row's primary key. The base
-    is settings.HOCBA_PUBLIC_URL, the portal's public address (the local one when unset).
+    `record_id` is the record's stable id (madinhdanhhocba), not the row's primary key; `code` is
+    its verification code as printed (IssuedRecord.verification_code_display): without it the page
+    shows nothing of the record (issue 9, finding 7). The base is settings.HOCBA_PUBLIC_URL, the
+    portal's public address (the local one when unset).
     """
     base = getattr(settings, "HOCBA_PUBLIC_URL", DEFAULT_PUBLIC_URL).rstrip("/")
-    return f"{base}/tra-cuu/{quote(record_id, safe='')}/v{version}/"
+    return f"{base}/tra-cuu/{quote(record_id, safe='')}/v{version}/?code={quote(code, safe='-')}"
 
 
 @transaction.atomic
@@ -49,11 +51,23 @@ def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
     stored = YearRecordPdf.objects.filter(record=record).first()
     if stored is not None:
         return stored
+    from portal.models_verification import IssuedRecord
     from transcripts.records.services import year_record_document
 
+    # The verification code printed on the PDF is the index row's (made when the record was
+    # issued): a record not in the index has none, and gets no PDF (it would be stored for good).
+    entry = IssuedRecord.objects.filter(record_id=record.record_id, version=record.version).first()
+    if entry is None:
+        raise ValueError(
+            f"Year record {record.record_id} v{record.version} is not in the public index: "
+            "its PDF is made once it is issued."
+        )
     xml = year_record_document(record)  # as issued: the sealed document
     pdf = year_record_pdf(
-        year_record_parse(xml), xml=xml, verify_url=verify_url_for(record.record_id, record.version)
+        year_record_parse(xml),
+        xml=xml,
+        verify_url=verify_url_for(record.record_id, record.version, code=entry.verification_code_display),
+        verification_code=entry.verification_code_display,
     )
     return YearRecordPdf.objects.create(
         record=record,
