@@ -233,6 +233,9 @@ class BookYear:
     status_label: str
     own: bool
     verifiable: bool  # issued at least once: the public verification page knows it
+    # The public page with the verification code (issue 9, finding 7); "" when not indexed.
+    verify_url: str = ""
+    verification_code: str = ""
 
 
 # Own statuses under which a version has been in the public index.
@@ -244,6 +247,13 @@ _INDEXED = frozenset(
         YearRecordStatus.REJECTED,
     }
 )
+
+
+def _verification(entry: IssuedRecord | None) -> tuple[str, str]:
+    """(the public page's link with the code, the code as printed); empty for a version not indexed."""
+    if entry is None:
+        return "", ""
+    return entry.get_absolute_url(), entry.verification_code_display
 
 
 def student_book(*, school: School, student: Student) -> list[BookYear]:
@@ -260,9 +270,15 @@ def student_book(*, school: School, student: Student) -> list[BookYear]:
         .order_by("record_id", "version")
     ):
         newest[record.record_id] = record
-    indexed = set(IssuedRecord.objects.filter(record_id__in=list(newest)).values_list("record_id", "version"))
+    indexed = {
+        (e.record_id, e.version): e
+        for e in IssuedRecord.objects.filter(record_id__in=list(newest)).only(
+            "record_id", "version", "verification_code"
+        )
+    }
     for record in newest.values():
         school_class = record.enrolment.school_class
+        verify_url, code = _verification(indexed.get((record.record_id, record.version)))
         years.append(
             BookYear(
                 school_code=school.code,
@@ -276,17 +292,21 @@ def student_book(*, school: School, student: Student) -> list[BookYear]:
                 status_label=str(YearRecordStatus(record.status).label),
                 own=True,
                 verifiable=(record.record_id, record.version) in indexed or record.status in _INDEXED,
+                verify_url=verify_url,
+                verification_code=code,
             )
         )
     attached = list(AttachedRecord.objects.filter(student=student).defer("xml"))
-    statuses = {
-        (e.record_id, e.version): e.status
+    entries = {
+        (e.record_id, e.version): e
         for e in IssuedRecord.objects.filter(record_id__in=[a.record_id for a in attached]).only(
-            "record_id", "version", "status"
+            "record_id", "version", "status", "verification_code"
         )
     }
     for a in attached:
-        status = statuses.get((a.record_id, a.version), "")
+        entry = entries.get((a.record_id, a.version))
+        status = entry.status if entry is not None else ""
+        verify_url, code = _verification(entry)
         years.append(
             BookYear(
                 school_code=a.source_school_code,
@@ -300,6 +320,8 @@ def student_book(*, school: School, student: Student) -> list[BookYear]:
                 status_label=str(IssuedRecordStatus(status).label) if status else _("No longer in the index"),
                 own=False,
                 verifiable=bool(status),
+                verify_url=verify_url,
+                verification_code=code,
             )
         )
     years.sort(key=lambda y: (y.school_year, y.grade, not y.own, y.record_id, y.version))

@@ -188,6 +188,22 @@ def test_the_uploaded_sealed_xml_shows_the_record(issued, client):
     assert log_rows() == [("upload_xml", "found", "")]
 
 
+def test_the_schools_book_page_links_to_the_record_with_its_code(
+    issued, client_as, principal, school, client
+):
+    entry = entry_of(issued)
+    student = issued.enrolment.student
+
+    page = client_as(principal).get(f"/truong/{school.code}/hoc-ba/{student.pk}/")
+
+    assert page.status_code == 200
+    assert escape(entry.get_absolute_url()) in page.content.decode()
+    assert entry.verification_code_display in page.content.decode()
+    client.logout()
+    opened = client.get(entry.get_absolute_url())  # followed by anyone it is given to
+    assert opened.status_code == 200 and student.full_name in opened.content.decode()
+
+
 # --- The code ---------------------------------------------------------------------------------
 
 

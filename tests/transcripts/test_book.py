@@ -149,6 +149,7 @@ def test_the_principal_attaches_a_verified_record_and_the_book_shows_it(
     page = client.get(book_url(school, newcomer)).content.decode()
     assert other_school.name in page and "2024-2025" in page and "7B" in page
     assert reverse("portal:verify_record", args=[entry.record_id, entry.version]) in page
+    assert entry.get_absolute_url() in page  # with the verification code: the link shows the record
 
     # Found again, it is marked attached; attaching twice is refused.
     connection.set_tenant(school)
