@@ -31,6 +31,7 @@ import argparse
 import glob
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -117,7 +118,8 @@ class Survivor:
 @dataclass
 class ModuleResult:
     module: str
-    mutants: int = 0
+    generated: int = 0  # mutants generated (before any sampling)
+    mutants: int = 0  # mutants run
     killed: int = 0
     survived: int = 0
     timeouts: int = 0
@@ -175,8 +177,11 @@ def run(command: list[str], *, cwd: Path, env: dict[str, str], check: bool = Tru
     return subprocess.run(command, cwd=cwd, env=env, check=check, stdout=output, stderr=output, text=True)
 
 
-def mutate_module(module: str, tree: Path, env: dict[str, str]) -> ModuleResult:
+def mutate_module(
+    module: str, tree: Path, env: dict[str, str], *, sample: int = 0, seed: int = 0
+) -> ModuleResult:
     from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     tests = test_files(tree, MODULES[module])
     result = ModuleResult(module)
@@ -206,8 +211,23 @@ def mutate_module(module: str, tree: Path, env: dict[str, str]) -> ModuleResult:
     run([str(bindir / "cosmic-ray"), "init", str(config), str(session)], cwd=tree, env=env, quiet=True)
     run([str(bindir / "cr-filter-operators"), str(session), str(config)], cwd=tree, env=env, quiet=True)
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sum(1 for _ in db.pending_work_items)
-    print(f"{module}: {pending} mutants, {len(tests)} test files, timeout {timeout:.0f} s", flush=True)
+        pending = sorted(db.pending_work_items, key=lambda item: item.job_id)
+        result.generated = len(pending)
+        if sample and sample < len(pending):
+            # A seeded random sample (the same one on every run of the same code): the rest is
+            # marked as not run, and the report says the figures are a sample's.
+            keep = {item.job_id for item in random.Random(seed).sample(pending, sample)}  # noqa: S311 -- a sample, not a secret
+            for item in pending:
+                if item.job_id not in keep:
+                    db.set_result(
+                        item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled")
+                    )
+            pending = [item for item in pending if item.job_id in keep]
+    print(
+        f"{module}: {len(pending)} of {result.generated} mutants, {len(tests)} test files, "
+        f"timeout {timeout:.0f} s",
+        flush=True,
+    )
     run([str(bindir / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env, quiet=True)
 
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -247,18 +267,20 @@ def _diff_lines(diff: str) -> tuple[str, str]:
 
 def report(results: list[ModuleResult]) -> str:
     lines = [
-        f"{'module':28} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeouts':>8} {'kill rate':>9}",
+        f"{'module':26} {'generated':>9} {'run':>5} {'killed':>6} {'survived':>8} {'timeouts':>8} {'rate':>6}"
+        "",
     ]
     total = ModuleResult("overall")
     for r in results:
         lines.append(
-            f"{r.module:28} {r.mutants:7} {r.killed:6} {r.survived:8} {r.timeouts:8} {r.kill_rate:8.1f}%"
+            f"{r.module:26} {r.generated:9} {r.mutants:5} {r.killed:6} {r.survived:8} {r.timeouts:8} "
+            f"{r.kill_rate:5.1f}%"
         )
-        for name in ("mutants", "killed", "survived", "timeouts", "incompetent"):
+        for name in ("generated", "mutants", "killed", "survived", "timeouts", "incompetent"):
             setattr(total, name, getattr(total, name) + getattr(r, name))
     lines.append(
-        f"{'overall':28} {total.mutants:7} {total.killed:6} {total.survived:8} {total.timeouts:8} "
-        f"{total.kill_rate:8.1f}%"
+        f"{'overall':26} {total.generated:9} {total.mutants:5} {total.killed:6} {total.survived:8} "
+        f"{total.timeouts:8} {total.kill_rate:5.1f}%"
     )
     for r in results:
         if r.incompetent:
@@ -287,6 +309,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", choices=list(MODULES), help="only these modules")
     parser.add_argument("--keep", action="store_true", help="keep the mutated copy (its path is printed)")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="run only this many mutants per module (a seeded random sample)"
+    )
+    parser.add_argument("--seed", type=int, default=2026, help="the sample's seed")
     parser.add_argument("--head", action="store_true", help="mutate the last commit, not the work tree")
     parser.add_argument("--report", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
@@ -316,7 +342,7 @@ def main() -> None:
         print(f"Mutating a copy of the tree in {tree} (the checkout is not touched)", flush=True)
         # The test database, built afresh once (migrations may have changed since the last run).
         run(pytest_command(["tests/portal/test_delegation.py"], "--create-db"), cwd=tree, env=env, quiet=True)
-        results = [mutate_module(module, tree, env) for module in modules]
+        results = [mutate_module(module, tree, env, sample=args.sample, seed=args.seed) for module in modules]
     finally:
         if args.keep:
             print(f"Kept the mutated copy in {tree}")
