@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
+from django.utils.translation import override
 
 from portal.choices import AuditAction, Role
 from portal.models import AuditEntry, RoleAssignment, User
@@ -108,12 +109,12 @@ def test_nobody_grants_a_role_to_themselves(department_admin, school_admin, scho
     decision = can_grant(department_admin, grantee=department_admin, role=Role.DEPARTMENT_OFFICER)
     assert not decision
     assert "yourself" in decision.reason or "chính mình" in decision.reason
-    with pytest.raises(PermissionDenied):
+    with override("en"), pytest.raises(PermissionDenied, match=r"You cannot grant a role to yourself"):
         role_assignment_grant(actor=school_admin, user=school_admin, role=Role.SUBJECT_TEACHER, school=school)
 
 
 def test_the_same_role_cannot_be_held_twice_in_one_place(school_admin, subject_teacher, school):
-    with pytest.raises(ValidationError):
+    with override("en"), pytest.raises(ValidationError, match=r"This user already holds this role here"):
         role_assignment_grant(
             actor=school_admin, user=subject_teacher, role=Role.SUBJECT_TEACHER, school=school
         )
@@ -148,7 +149,10 @@ def test_those_who_could_not_grant_a_role_cannot_revoke_it(persona, school_admin
     assignment = role_assignment_grant(
         actor=school_admin, user=newcomer, role=Role.SUBJECT_TEACHER, school=school
     )
-    with pytest.raises(PermissionDenied):
+    with (
+        override("en"),
+        pytest.raises(PermissionDenied, match=r"Your roles do not allow granting this role in this scope"),
+    ):
         role_assignment_revoke(actor=persona(revoker), assignment=assignment)
     assignment.refresh_from_db()
     assert assignment.revoked_at is None

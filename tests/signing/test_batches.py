@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.urls import reverse
+from django.utils.translation import override
 
 from portal.models import AuditEntry, IssuedRecord
 from signing import ca
@@ -171,9 +172,12 @@ def test_only_the_school_office_registers_the_seal_and_it_must_name_the_school(
     homeroom_teacher, school_admin, school, other_school, signing_trust
 ):
     seal = signing_trust.seal(school.name)
-    with pytest.raises(PermissionDenied):
+    with override("en"), pytest.raises(PermissionDenied, match=r"principal registers its seal"):
         certificate_register_pkcs12(actor=homeroom_teacher, school=school, data=seal, pin=SIGNING_PIN)
-    with pytest.raises(ValidationError):  # another school's seal
+    with (
+        override("en"),
+        pytest.raises(ValidationError, match=r"This certificate was issued to"),
+    ):  # another school's seal
         certificate_register_pkcs12(
             actor=school_admin, school=school, data=signing_trust.seal(other_school.name), pin=SIGNING_PIN
         )
@@ -255,9 +259,12 @@ def test_the_principal_confirms_with_a_fresh_two_factor_code(
         actor=principal, school=school, step="principal", certificate=certificates["principal"]
     )
     for wrong in ("", "000000"):
-        with pytest.raises(ValidationError):
+        with override("en"), pytest.raises(ValidationError, match=r"Wrong or already used two-factor code"):
             signing_batch_confirm(actor=principal, school=school, batch=batch, pin=PIN, totp=wrong)
-    with pytest.raises(ValidationError):  # the right code, the wrong PIN: nothing is queued
+    with (
+        override("en"),
+        pytest.raises(ValidationError, match=r"Wrong PIN"),
+    ):  # the right code, the wrong PIN: nothing is queued
         signing_batch_confirm(
             actor=principal, school=school, batch=batch, pin="999999", totp=totp_code(principal)
         )
@@ -269,7 +276,7 @@ def test_the_principal_confirms_with_a_fresh_two_factor_code(
     again = signing_batch_start(
         actor=principal, school=school, step="principal", certificate=certificates["principal"]
     )
-    with pytest.raises(ValidationError):
+    with override("en"), pytest.raises(ValidationError, match=r"Wrong or already used two-factor code"):
         signing_batch_confirm(actor=principal, school=school, batch=again, pin=PIN, totp=code)
 
 
@@ -321,7 +328,10 @@ def test_wrong_role_wrong_school_and_wrong_state_are_refused_when_a_batch_starts
     approved_class,
 ):
     school_class, _ = approved_class
-    with pytest.raises(PermissionDenied):  # a subject teacher is not the class's signer
+    with (
+        override("en"),
+        pytest.raises(PermissionDenied, match=r"You may not sign this step"),
+    ):  # a subject teacher is not the class's signer
         signing_batch_start(
             actor=subject_teacher,
             school=school,
@@ -329,15 +339,24 @@ def test_wrong_role_wrong_school_and_wrong_state_are_refused_when_a_batch_starts
             certificate=certificates["homeroom_teacher"],
             school_class=school_class,
         )
-    with pytest.raises(PermissionDenied):  # another school's administrator applies no seal here
+    with (
+        override("en"),
+        pytest.raises(PermissionDenied, match=r"You may not sign this step"),
+    ):  # another school's administrator applies no seal here
         signing_batch_start(
             actor=other_school_admin, school=school, step="seal", certificate=certificates["seal"]
         )
-    with pytest.raises(PermissionDenied):  # someone else's certificate
+    with (
+        override("en"),
+        pytest.raises(PermissionDenied, match=r"This certificate cannot sign for you here"),
+    ):  # someone else's certificate
         signing_batch_start(
             actor=principal, school=school, step="principal", certificate=certificates["vice_principal"]
         )
-    with pytest.raises(ValidationError):  # nothing is signed by the homeroom teacher yet
+    with (
+        override("en"),
+        pytest.raises(ValidationError, match=r"No year record is waiting for this signature"),
+    ):  # nothing is signed by the homeroom teacher yet
         signing_batch_start(
             actor=principal, school=school, step="principal", certificate=certificates["principal"]
         )
@@ -362,7 +381,10 @@ def test_a_record_that_changed_since_the_batch_started_fails_alone_and_can_be_re
     assert "Revoked" in failed.reason or "thu hồi" in failed.reason.lower() or "Đã thu hồi" in failed.reason
     assert YearRecord.objects.get(pk=confirmed[1].pk).status == S.SIGNED_HOMEROOM
     # Nothing of the failed record is left to sign again: the retry says so.
-    with pytest.raises(ValidationError):
+    with (
+        override("en"),
+        pytest.raises(ValidationError, match=r"No failed record of this batch is still waiting"),
+    ):
         signing_batch_retry(actor=homeroom_teacher, school=school, batch=batch)
 
 
@@ -381,7 +403,10 @@ def test_a_second_run_of_a_finished_batch_signs_nothing_twice(
     run(batch)
     assert YearRecordSignature.objects.filter(record__in=confirmed).count() == 2
     # And a new batch at a signed step finds nothing to sign.
-    with pytest.raises(ValidationError):
+    with (
+        override("en"),
+        pytest.raises(ValidationError, match=r"No year record is waiting for this signature"),
+    ):
         teacher_batch(homeroom_teacher, school, certificates, school_class)
 
 
@@ -443,7 +468,7 @@ def test_a_removed_certificate_and_a_cancelled_batch_sign_nothing(
     assert run(batch) == "not claimed"
     assert SigningBatch.objects.get(pk=batch.pk).secret is None
     certificate_remove(actor=homeroom_teacher, certificate=certificates["homeroom_teacher"])
-    with pytest.raises(PermissionDenied):
+    with override("en"), pytest.raises(PermissionDenied, match=r"This certificate cannot sign for you here"):
         teacher_batch(homeroom_teacher, school, certificates, school_class)
     assert not YearRecordSignature.objects.filter(record__in=confirmed).exists()
 

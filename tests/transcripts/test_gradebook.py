@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.translation import override
 
 from schools.models import Enrolment, Term
 from transcripts.models import AssessmentChange, SubjectTermScores
@@ -151,7 +152,12 @@ def test_only_the_principal_locks_a_term(subject_teacher, school, secondary_clas
 
     connection.set_tenant(school)
     term = Term.objects.get(school_year=secondary_class.school_year, number=1)
-    with pytest.raises(PermissionDenied):
+    with (
+        override("en"),
+        pytest.raises(
+            PermissionDenied, match=r"Only the principal or a vice-principal locks and unlocks terms"
+        ),
+    ):
         term_lock_set(actor=subject_teacher, school=school, term=term, locked=True)
     term.refresh_from_db()
     assert term.locked_at is None

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.utils.translation import override
 
 from portal.models import AuditEntry
 from schools.models import Enrolment, SchoolClass
@@ -66,14 +67,17 @@ def test_the_principal_approves_the_year_and_the_book_closes(
 
 
 def test_a_year_with_missing_data_cannot_be_approved(principal, school, secondary_class, in_school):
-    with pytest.raises(ValidationError):
+    with override("en"), pytest.raises(ValidationError, match=r"students still miss data"):
         class_year_close(actor=principal, school=school, school_class=secondary_class)
     assert SchoolClass.objects.get(pk=secondary_class.pk).closed_at is None
 
 
 def test_only_school_leaders_approve_the_year(homeroom_teacher, school, complete_class):
     school_class, _ = complete_class
-    with pytest.raises(PermissionDenied):
+    with (
+        override("en"),
+        pytest.raises(PermissionDenied, match=r"Only the principal or a vice-principal approves the year"),
+    ):
         class_year_close(actor=homeroom_teacher, school=school, school_class=school_class)
 
 
@@ -119,7 +123,7 @@ def test_august_re_assessment_and_re_training_decide_promotion(
     assert after[0]["outcome"] == "promoted" and after[0]["retaken"] == ["toan"]
     assert after[1] == {"learning_year": "K", "conduct_year": "Đ", "outcome": "promoted", "retaken": []}
     # The August close happens once.
-    with pytest.raises(ValidationError):
+    with override("en"), pytest.raises(ValidationError, match=r"The re-assessment can be closed once"):
         class_summer_close(
             actor=principal, school=school, school_class=SchoolClass.objects.get(pk=school_class.pk)
         )
