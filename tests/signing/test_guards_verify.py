@@ -623,3 +623,14 @@ def test_a_hostile_document_gives_a_reason_not_an_exception(dev, crl):
             "Not a year record: "
         )
     )
+
+
+def test_a_signature_that_cannot_be_checked_keeps_its_id_in_the_report(signed, dev, crl):
+    """A properties reference without a URI makes the profile check itself fail: the report still
+    names the signature and says why, instead of raising."""
+    root = tree(signed)
+    sig_id = signatures(root)[0].get("Id")
+    del signatures(root)[0].findall("ds:SignedInfo/ds:Reference", NS)[-2].attrib["URI"]
+    report = verify(c14n(root), dev, crl)[0]
+    assert report.signature_id == sig_id
+    assert len(report.problems) == 1 and report.problems[0].startswith("Cannot be checked: ")
