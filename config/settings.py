@@ -242,6 +242,9 @@ HOCBA_PUBLIC_URL = env_str("HOCBA_PUBLIC_URL", "http://127.0.0.1:8000")
 HOCBA_VERIFY_MAX_UPLOAD_BYTES = env_int("HOCBA_VERIFY_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 HOCBA_VERIFY_RATE_LIMIT = env_int("HOCBA_VERIFY_RATE_LIMIT", 30)
 HOCBA_VERIFY_RATE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_RATE_WINDOW_SECONDS", 60)
+# Wrong or unknown verification codes per address per window, then lookups by code answer 429.
+HOCBA_VERIFY_WRONG_CODE_LIMIT = env_int("HOCBA_VERIFY_WRONG_CODE_LIMIT", 20)
+HOCBA_VERIFY_WRONG_CODE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_WRONG_CODE_WINDOW_SECONDS", 3600)
 
 # --- Signing (signing.trust, signing.keys) -------------------------------------------------
 # The pinned trust roots (PEM files) and the CRL sources (files or URLs); `make run` points them
