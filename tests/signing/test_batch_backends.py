@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils.translation import override
 
 from signing import trust
 from signing.models import BatchState, CertificateBackend, ItemState, SigningBatch
@@ -107,7 +108,7 @@ def test_the_principal_signs_through_the_remote_service_and_the_seal_is_on_the_t
         actor=principal, school=school, step="principal", certificate=principal_remote
     )
     # The service sent an OTP when the batch started; a wrong one is refused, nothing is queued.
-    with pytest.raises(ValidationError):
+    with override("en"), pytest.raises(ValidationError, match=r"Wrong confirmation code \(OTP\)"):
         signing_batch_confirm(
             actor=principal, school=school, batch=batch, otp="000000", totp=totp_code(principal)
         )
@@ -117,7 +118,8 @@ def test_the_principal_signs_through_the_remote_service_and_the_seal_is_on_the_t
     run(batch)
     assert states(batch) == [ItemState.DONE, ItemState.DONE]
 
-    with pytest.raises(ValidationError):  # the token's PIN is checked at confirmation
+    # The token's PIN is checked at confirmation.
+    with override("en"), pytest.raises(ValidationError, match=r"Wrong PIN"):
         start_and_run(actor=school_admin, school=school, step="seal", certificate=seal_token, pin="000000")
     connection.set_tenant(school)
     SigningBatch.objects.filter(step="seal").delete()
