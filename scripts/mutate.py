@@ -62,6 +62,7 @@ MODULES: dict[str, list[str]] = {
         "tests/signing/test_guards_*.py",
         "tests/signing/test_batches.py",
         "tests/signing/test_csc.py",
+        "tests/signing/test_batch_backends.py",
     ],
     "signing/verify.py": [
         "tests/signing/test_guards_verify*.py",
