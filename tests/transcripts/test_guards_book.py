@@ -514,3 +514,20 @@ def test_absences_are_a_whole_number_of_up_to_three_digits(raw):
     with override("en"), pytest.raises(CellError) as caught:
         parse_absences(raw)
     assert caught.value.messages == ["Absences are a whole number of sessions."]
+
+
+def test_a_class_that_no_longer_exists_is_said_so(in_school):
+    from transcripts.services import class_book_lock
+
+    with override("en"), pytest.raises(CellError) as caught:
+        class_book_lock(SchoolClass(pk=10**9))
+    assert (caught.value.code, caught.value.messages) == ("no_class", ["This class no longer exists."])
+
+
+def test_the_book_state_is_read_as_committed(secondary_class):
+    from transcripts.services import class_book_lock, refuse_if_closed
+
+    assert class_book_lock(secondary_class).closed_at is None
+    assert refuse_if_closed(secondary_class).summer_closed_at is None
+    close(secondary_class)
+    assert class_book_lock(secondary_class).closed_at is not None  # the row, not the stale instance
