@@ -1,4 +1,10 @@
-"""Writes to a school's own data. Call them with the school's schema active."""
+"""Writes to a school's own data. Call them with the school's schema active.
+
+Every write to a class, its enrolments or its teaching assignments goes through a function here,
+and each of them takes the class row lock and refuses a class whose year the principal approved
+(ValidationError, code "class_closed"). The database refuses the same writes by triggers
+(transcripts migration 0011); the check here comes first so the user reads why.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import datetime as dt
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
@@ -72,6 +79,55 @@ def school_year_open(
     return year
 
 
+# What an approved class refuses, by the change asked for; each says why in the user's words.
+CLASS_CLOSED_REASONS = {
+    "students": gettext_lazy(
+        "Class %(name)s has been approved by the principal for the year: "
+        "students can no longer be added to it, moved or removed."
+    ),
+    "number": gettext_lazy(
+        "Class %(name)s has been approved by the principal for the year: "
+        "the students' numbers in class can no longer change."
+    ),
+    "homeroom": gettext_lazy(
+        "Class %(name)s has been approved by the principal for the year: "
+        "its homeroom teacher can no longer change."
+    ),
+    "assignments": gettext_lazy(
+        "Class %(name)s has been approved by the principal for the year: "
+        "its teaching assignments can no longer change."
+    ),
+    "name": gettext_lazy(
+        "Class %(name)s has been approved by the principal for the year: it can no longer be renamed."
+    ),
+}
+
+
+def class_closed_reason(school_class: SchoolClass, change: str) -> str:
+    """Why `change` (a key of CLASS_CLOSED_REASONS) is refused for an approved class."""
+    return str(CLASS_CLOSED_REASONS[change]) % {"name": school_class.name}
+
+
+def classes_lock_open(*, class_ids: set[int] | list[int], change: str) -> dict[int, SchoolClass]:
+    """Lock the classes' rows and refuse if any was approved; return them by id.
+
+    Run inside the writing transaction: the principal's approval (class_year_close) locks the
+    same row, so an approval either comes before this read and is seen, or waits until the write
+    commits. Rows are locked in id order, so two writers cannot deadlock on them.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("classes_lock_open runs inside the writing transaction")
+    classes = {
+        c.pk: c
+        for c in SchoolClass.objects.select_for_update(no_key=True).filter(pk__in=class_ids).order_by("pk")
+    }
+    for school_class in classes.values():
+        if school_class.closed_at is not None:
+            raise ValidationError(class_closed_reason(school_class, change), code="class_closed")
+    return classes
+
+
+@transaction.atomic
 def class_create(*, school_year: SchoolYear, name: str, grade: int, levels: list[str], homeroom_teacher=None):
     school_class = SchoolClass(
         school_year=school_year,
@@ -85,16 +141,62 @@ def class_create(*, school_year: SchoolYear, name: str, grade: int, levels: list
     return school_class
 
 
+@transaction.atomic
+def class_update(*, school_class: SchoolClass, name: str | None = None, homeroom_teacher=None) -> SchoolClass:
+    """Rename a class or give it another homeroom teacher (None leaves each as it is)."""
+    locked = classes_lock_open(class_ids=[school_class.pk], change="homeroom" if name is None else "name")
+    school_class = locked[school_class.pk]
+    changed = []
+    if name is not None and name != school_class.name:
+        school_class.name = name
+        changed.append("name")
+    if homeroom_teacher is not None and homeroom_teacher.pk != school_class.homeroom_teacher_id:
+        school_class.homeroom_teacher = homeroom_teacher
+        changed.append("homeroom_teacher")
+    if changed:
+        school_class.full_clean()
+        school_class.save(update_fields=changed)
+    return school_class
+
+
+@transaction.atomic
+def students_enrol(*, enrolments: list[Enrolment]) -> list[Enrolment]:
+    """Create enrolments (unsaved Enrolment objects), many at once: one lock per class, one insert."""
+    classes_lock_open(class_ids={e.school_class_id for e in enrolments}, change="students")
+    for enrolment in enrolments:
+        # Uniqueness (one active enrolment per class) is the database's constraint.
+        enrolment.full_clean(
+            exclude=["student", "school_class"], validate_unique=False, validate_constraints=False
+        )
+    return Enrolment.objects.bulk_create(enrolments)
+
+
+@transaction.atomic
 def student_enrol(
     *, student: Student, school_class: SchoolClass, enrolled_on: dt.date, number: int = 0
 ) -> Enrolment:
+    classes_lock_open(class_ids=[school_class.pk], change="students")
     enrolment = Enrolment(student=student, school_class=school_class, enrolled_on=enrolled_on, number=number)
     enrolment.full_clean()
     enrolment.save()
     return enrolment
 
 
+@transaction.atomic
+def enrolment_number_set(*, enrolment: Enrolment, number: int) -> Enrolment:
+    """The student's number in the class list."""
+    classes_lock_open(class_ids=[enrolment.school_class_id], change="number")
+    enrolment.number = number
+    enrolment.full_clean(
+        exclude=["student", "school_class"], validate_unique=False, validate_constraints=False
+    )
+    enrolment.save(update_fields=["number"])
+    return enrolment
+
+
+@transaction.atomic
 def teaching_assignment_set(*, school_class: SchoolClass, subject: Subject, teacher) -> TeachingAssignment:
+    classes_lock_open(class_ids=[school_class.pk], change="assignments")
     assignment, _created = TeachingAssignment.objects.update_or_create(
         school_class=school_class, subject=subject, defaults={"teacher": teacher}
     )
@@ -117,6 +219,7 @@ def enrolment_close(
         raise PermissionDenied(_("Only the school administrator or the principal changes enrolments."))
     if status not in (EnrolmentStatus.TRANSFERRED_OUT, EnrolmentStatus.LEFT):
         raise ValidationError(_("A student leaves a class by transfer or by leaving school."))
+    classes_lock_open(class_ids=[enrolment.school_class_id], change="students")
     enrolment = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
     if enrolment.status != EnrolmentStatus.ACTIVE:
         raise ValidationError(_("This enrolment is already closed."))
@@ -132,6 +235,8 @@ def enrolment_move(*, actor, school, enrolment: Enrolment, to_class: SchoolClass
     a new one opened; both stay, so the history shows where the student studied when."""
     if not _can_manage_students(actor, school):
         raise PermissionDenied(_("Only the school administrator or the principal changes enrolments."))
+    # Both classes, the one left and the one joined, must be open; both rows are locked.
+    classes_lock_open(class_ids=[enrolment.school_class_id, to_class.pk], change="students")
     enrolment = Enrolment.objects.select_for_update().select_related("school_class").get(pk=enrolment.pk)
     if enrolment.status != EnrolmentStatus.ACTIVE:
         raise ValidationError(_("This enrolment is already closed."))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,8 +19,14 @@ from portal.models import School, User
 from portal.permissions import access_for
 
 from ..models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
-from ..services import class_create, teaching_assignment_set
-from .checks import _class_key, _Plan, _plan
+from ..services import (
+    class_create,
+    class_update,
+    enrolment_number_set,
+    students_enrol,
+    teaching_assignment_set,
+)
+from .checks import _changed_class_ids, _class_key, _closed_class_problems, _Plan, _plan
 from .workbook import (
     ASSIGNMENT_SHEET,
     CLASS_SHEET,
@@ -97,8 +103,7 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
             and class_item.homeroom.pk != class_item.existing.homeroom_teacher_id
         ):
             # An empty gvcn cell leaves the homeroom teacher as it is (it never clears it).
-            class_item.existing.homeroom_teacher = class_item.homeroom
-            class_item.existing.save(update_fields=["homeroom_teacher"])
+            class_update(school_class=class_item.existing, homeroom_teacher=class_item.homeroom)
             counts[CLASS_SHEET].updated += 1
         else:
             counts[CLASS_SHEET].unchanged += 1
@@ -111,20 +116,17 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
         if item.changed:
             item.student.save(update_fields=item.changed)
         if item.enrolment is None:
-            enrolment = Enrolment(
-                student=item.student,
-                school_class=classes[item.class_key],
-                enrolled_on=day,
-                number=item.number or 0,
+            new_enrolments.append(
+                Enrolment(
+                    student=item.student,
+                    school_class=classes[item.class_key],
+                    enrolled_on=day,
+                    number=item.number or 0,
+                )
             )
-            enrolment.full_clean(
-                exclude=["student", "school_class"], validate_unique=False, validate_constraints=False
-            )
-            new_enrolments.append(enrolment)
             changed = True
         elif item.number is not None and item.enrolment.number != item.number:
-            item.enrolment.number = item.number
-            item.enrolment.save(update_fields=["number"])
+            enrolment_number_set(enrolment=item.enrolment, number=item.number)
             changed = True
         if item.is_new:
             counts[STUDENT_SHEET].created += 1
@@ -132,7 +134,8 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
             counts[STUDENT_SHEET].updated += 1
         else:
             counts[STUDENT_SHEET].unchanged += 1
-    Enrolment.objects.bulk_create(new_enrolments)
+    if new_enrolments:
+        students_enrol(enrolments=new_enrolments)
 
     for assignment in plan.assignments:
         if assignment.current_teacher_id == assignment.teacher.pk:
@@ -171,6 +174,26 @@ def _import_audit(*, actor: User, school: School, report: ImportReport) -> None:
     )
 
 
+def _classes_lock(plan: _Plan) -> None:
+    """Lock the rows of the existing classes the plan changes and read their state again.
+
+    The principal's approval locks the class row too: an approval that came after the plan read
+    the classes is seen here (or waits until this import commits), never slips in between.
+    """
+    ids = _changed_class_ids(plan)
+    if not ids:
+        return
+    locked = {
+        c.pk: c for c in SchoolClass.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+    }
+    for key, school_class in list(plan.existing_classes.items()):
+        if school_class.pk in locked:
+            plan.existing_classes[key] = locked[school_class.pk]
+    for item in plan.classes:
+        if item.existing is not None and item.existing.pk in locked:
+            item.existing = locked[item.existing.pk]
+
+
 def school_data_import(*, actor: User, school: School, data: bytes, filename: str) -> ImportReport:
     """Import a workbook of classes, students and teaching assignments into the school.
 
@@ -191,9 +214,15 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
             plan = _plan(school, sheets)
             if plan.problems:
                 raise SchoolImportError(filename, plan.problems)
+            _classes_lock(plan)
+            if problems := _closed_class_problems(plan):
+                raise SchoolImportError(filename, problems)
             report = _apply(plan, filename)
             _import_audit(actor=actor, school=school, report=report)
             return report
+    except ValidationError as exc:
+        # A service refused (a class approved meanwhile, say): the file is refused as a whole.
+        raise SchoolImportError(filename, [ImportProblem("", 0, "", m) for m in exc.messages]) from None
     except IntegrityError:
         # Another writer (the admin site, say) changed the same rows between check and write.
         raise SchoolImportError(

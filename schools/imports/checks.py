@@ -30,7 +30,7 @@ from ..models import (
     Subject,
     TeachingAssignment,
 )
-from ..services import grades_for_levels
+from ..services import class_closed_reason, grades_for_levels
 from .workbook import (
     ASSIGNMENT_SHEET,
     CLASS_SHEET,
@@ -389,9 +389,12 @@ def _plan_students(plan: _Plan, sheet: _Sheet, classes: dict[str, int | None]) -
                     plan.problem(STUDENT_SHEET, number, FIELD_COLUMNS.get(name, "-"), message)
             continue
 
-        enrolment, refusal = _enrolment_in(class_key, [] if is_new else enrolments.get(student.pk, []))
+        enrolment, refusal = _enrolment_in(
+            class_key, [] if is_new else enrolments.get(student.pk, []), plan.existing_classes.get(class_key)
+        )
         if refusal:
             plan.problem(STUDENT_SHEET, number, "lop", refusal)
+            continue
         plan.students.append(
             _StudentPlan(
                 row=number,
@@ -405,16 +408,23 @@ def _plan_students(plan: _Plan, sheet: _Sheet, classes: dict[str, int | None]) -
         )
 
 
-def _enrolment_in(class_key: str, this_year: list[Enrolment]) -> tuple[Enrolment | None, str]:
+def _enrolment_in(
+    class_key: str, this_year: list[Enrolment], target: SchoolClass | None
+) -> tuple[Enrolment | None, str]:
     """The student's active enrolment in the class named, or why the row cannot enrol them there.
 
     Moving a student between classes, or taking back one who left this year, closes or opens an
     enrolment with a date and a reason: done on purpose, not as a side effect of a spreadsheet.
+    A class whose year the principal approved takes no student in and lets none out: that reason
+    comes first, it is the one the user cannot work around.
     """
     active = [e for e in this_year if e.status == EnrolmentStatus.ACTIVE]
     for enrolment in active:
         if _class_key(enrolment.school_class.name) == class_key:
             return enrolment, ""
+    for school_class in [e.school_class for e in active] + ([target] if target is not None else []):
+        if school_class.closed_at is not None:
+            return None, class_closed_reason(school_class, "students")
     if active:
         return None, _(
             "The student is studying in class %(name)s; moving a student to another class "
@@ -508,6 +518,47 @@ def _plan_assignments(plan: _Plan, sheet: _Sheet, classes: dict[str, int | None]
             )
 
 
+def _class_changes(plan: _Plan):
+    """(class key, sheet, row, column, change) for every row that changes an existing class.
+
+    Change is a key of schools.services.CLASS_CLOSED_REASONS. New classes and unchanged rows
+    are not listed: importing again the file that built an approved class is still fine.
+    """
+    for item in plan.classes:
+        existing, homeroom = item.existing, item.homeroom
+        if existing is not None and homeroom is not None and homeroom.pk != existing.homeroom_teacher_id:
+            yield _class_key(item.name), CLASS_SHEET, item.row, "gvcn", "homeroom"
+    for student in plan.students:
+        if student.enrolment is None:
+            yield student.class_key, STUDENT_SHEET, student.row, "lop", "students"
+        elif student.number is not None and student.number != student.enrolment.number:
+            yield student.class_key, STUDENT_SHEET, student.row, "stt", "number"
+    for assignment in plan.assignments:
+        if assignment.current_teacher_id != assignment.teacher.pk:
+            yield assignment.class_key, ASSIGNMENT_SHEET, assignment.row, "giao_vien", "assignments"
+
+
+def _changed_class_ids(plan: _Plan) -> set[int]:
+    """The existing classes the plan writes to (for the lock taken before writing)."""
+    return {
+        plan.existing_classes[key].pk for key, *_rest in _class_changes(plan) if key in plan.existing_classes
+    }
+
+
+def _closed_class_problems(plan: _Plan) -> list[ImportProblem]:
+    """A problem for each row that would change a class whose year the principal approved.
+
+    Run twice: while planning (on the classes as read, so the refusal lists every problem at
+    once) and again in the writing transaction on the rows locked (closed_at read under lock).
+    """
+    problems = []
+    for key, sheet, row, column, change in _class_changes(plan):
+        school_class = plan.existing_classes.get(key)
+        if school_class is not None and school_class.closed_at is not None:
+            problems.append(ImportProblem(sheet, row, column, class_closed_reason(school_class, change)))
+    return problems
+
+
 def _plan(school: School, sheets: dict[str, _Sheet]) -> _Plan:
     """Check every row of every sheet against the school's data, in a fixed number of queries."""
     plan = _Plan(school=school, sheets=[name for name in COLUMNS if name in sheets])
@@ -530,4 +581,5 @@ def _plan(school: School, sheets: dict[str, _Sheet]) -> _Plan:
         _plan_students(plan, sheets[STUDENT_SHEET], classes)
     if ASSIGNMENT_SHEET in sheets:
         _plan_assignments(plan, sheets[ASSIGNMENT_SHEET], classes, teachers)
+    plan.problems.extend(_closed_class_problems(plan))
     return plan
