@@ -3,6 +3,11 @@
 Headers and titles are the Vietnamese labels of the Ministry's forms (STT, ĐTBmhk, Mức đạt
 được…) whatever the interface language: the sheet is printed, filed and exchanged as a Vietnamese
 school document. Scores are written as numbers (Excel shows them with the reader's decimal mark).
+
+Text is only ever text: a name or a comment a spreadsheet would read as a formula (=, +, -, @,
+a tab or a line break first, also after spaces) is typed as a string with Excel's quote prefix,
+so it shows as written and is never evaluated (issue 9, finding 8). Every workbook we write
+goes through `workbook_text_only` before it is saved.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ HEADERS = {
 NUMBER_FIELDS = {"regular_1", "regular_2", "regular_3", "regular_4", "mid", "end", "test_score"}
 # Characters Excel refuses in a sheet title.
 _BAD_TITLE = re.compile(r"[\[\]:*?/\\]")
+# What makes a spreadsheet evaluate a typed value (OWASP's CSV-injection list), after any spaces.
+_FORMULA_START = re.compile(r"^\s*[=+\-@\t\r\n]")
+
+
+def workbook_text_only(workbook: openpyxl.Workbook) -> openpyxl.Workbook:
+    """Type every text cell that a spreadsheet would evaluate as a plain string.
+
+    openpyxl stores a str beginning with '=' as a formula (<f>); Excel and LibreOffice would
+    also turn "+...", "-...", "@..." into formulas once the cell is edited. Such cells become
+    strings (written as inline text, no <f>) with the quote prefix, the visible text unchanged.
+    """
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and _FORMULA_START.match(cell.value):
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
+    return workbook
 
 
 def can_export_score_sheet(user: User, school: School, school_class: SchoolClass) -> bool:
@@ -158,6 +181,7 @@ def score_sheet_export(*, school_class: SchoolClass, term: int, school: School |
     if not workbook.worksheets:
         # A grade without curriculum rows still gets a valid workbook saying what it is.
         workbook.create_sheet("Bảng điểm").append([title])
+    workbook_text_only(workbook)
     buffer = BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -11,6 +11,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..curriculum import SUBJECT_NAMES
+from ..exports import workbook_text_only
 from .workbook import ASSIGNMENT_SHEET, CLASS_SHEET, COLUMNS, GUIDE_SHEET, MAX_ROWS, STUDENT_SHEET
 
 EXAMPLES = {
@@ -149,6 +150,7 @@ def import_template() -> bytes:
                 sexes.add(f"{letter}2:{letter}{MAX_ROWS}")
         sheet.freeze_panes = "A2"
     _guide_write(workbook.create_sheet(GUIDE_SHEET))
+    workbook_text_only(workbook)
     buffer = BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
