@@ -389,3 +389,10 @@ def test_only_operators_administer_the_province_and_unlock_logins(persona, newco
     assert not can_unlock_logins(persona("school_admin"))
     newcomer.is_superuser = True
     assert can_unlock_logins(newcomer)
+
+
+def test_an_account_disabled_after_its_roles_were_read_loses_the_admin_site_at_once(principal):
+    """The roles are cached on the user object for the request; the active flag is read each time."""
+    assert can_use_admin(principal)  # reads and caches the roles
+    principal.is_active = False
+    assert not can_use_admin(principal)
