@@ -74,6 +74,8 @@ class RefuseNulMiddleware:
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if request.method != "POST" or getattr(view_func, "csrf_exempt", False):
             return None
-        if _query_has_nul(request.POST) or _has_nul(upload.name or "" for upload in request.FILES.values()):
+        files = request.FILES
+        names = (upload.name or "" for key in files for upload in files.getlist(key))
+        if _query_has_nul(request.POST) or _has_nul(names):
             return nul_refusal(request, "form")
         return None
