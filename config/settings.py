@@ -236,6 +236,17 @@ if TESTING:
     # Hashing demo passwords at full strength would dominate the suite's time.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Excel imports of a school's data: an upload is refused before parsing beyond these
+# (schools/imports/workbook.py, ImportLimits, says why each default is what it is).
+HOCBA_IMPORT_MAX_BYTES = env_int("HOCBA_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+HOCBA_IMPORT_MAX_MEMBERS = env_int("HOCBA_IMPORT_MAX_MEMBERS", 200)
+HOCBA_IMPORT_MAX_MEMBER_BYTES = env_int("HOCBA_IMPORT_MAX_MEMBER_BYTES", 25 * 1024 * 1024)
+HOCBA_IMPORT_MAX_TOTAL_BYTES = env_int("HOCBA_IMPORT_MAX_TOTAL_BYTES", 50 * 1024 * 1024)
+HOCBA_IMPORT_MAX_RATIO = env_int("HOCBA_IMPORT_MAX_RATIO", 200)
+HOCBA_IMPORT_MAX_ROWS = env_int("HOCBA_IMPORT_MAX_ROWS", 20_000)
+HOCBA_IMPORT_MAX_COLUMNS = env_int("HOCBA_IMPORT_MAX_COLUMNS", 50)
+HOCBA_IMPORT_MAX_BLANK_RUN = env_int("HOCBA_IMPORT_MAX_BLANK_RUN", 1_000)
+
 # The public address of the portal, printed in QR codes of year records (the verification page).
 HOCBA_PUBLIC_URL = env_str("HOCBA_PUBLIC_URL", "http://127.0.0.1:8000")
 # The public verification page: upload size, and verifications per address per window.

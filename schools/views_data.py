@@ -15,10 +15,10 @@ from portal.http import SchoolRequest
 
 from .exports import can_export_score_sheet, score_sheet_export
 from .imports import (
-    MAX_BYTES,
     XLSX_CONTENT_TYPE,
     SchoolImportError,
     can_import_school_data,
+    import_limits,
     import_template,
     school_data_import,
 )
@@ -41,23 +41,32 @@ def _xlsx(content: bytes, filename: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def data_import(request: SchoolRequest) -> HttpResponse:
-    """The import page; a POST imports the uploaded workbook and shows the report or every problem."""
+    """The import page; a POST imports the uploaded workbook and shows the report or every problem.
+
+    A refused file answers 400 with the page listing every problem (sheet, row, column, why).
+    """
     school = request.school
     if not can_import_school_data(request.user, school):
         raise PermissionDenied
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     report = problems = None
     filename = ""
-    if form.is_bound and form.is_valid():
+    max_bytes = import_limits().max_bytes
+    status = 200
+    if form.is_bound and not form.is_valid():
+        status = 400
+    elif form.is_bound:
         upload = form.cleaned_data["file"]
         filename = upload.name
         try:
-            # One byte over the limit is enough for the service to refuse the file as too large.
+            # One byte over the limit is enough for the service to refuse the file as too large;
+            # a larger upload is never read into memory whole.
             report = school_data_import(
-                actor=request.user, school=school, data=upload.read(MAX_BYTES + 1), filename=upload.name
+                actor=request.user, school=school, data=upload.read(max_bytes + 1), filename=upload.name
             )
         except SchoolImportError as exc:
             problems = exc.problems
+            status = 400
     return render(
         request,
         "schools/import.html",
@@ -66,8 +75,9 @@ def data_import(request: SchoolRequest) -> HttpResponse:
             "report": report,
             "problems": problems,
             "filename": filename,
-            "max_mb": MAX_BYTES // (1024 * 1024),
+            "max_mb": max_bytes // (1024 * 1024),
         },
+        status=status,
     )
 
 

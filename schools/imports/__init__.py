@@ -22,6 +22,7 @@ The package, by sub-domain:
 from .apply import can_import_school_data, school_data_import
 from .template import import_template
 from .workbook import COLUMNS, MAX_BYTES, XLSX_CONTENT_TYPE, SchoolImportError
+from .workbook import limits as import_limits
 
 __all__ = [
     "COLUMNS",
@@ -29,6 +30,7 @@ __all__ = [
     "XLSX_CONTENT_TYPE",
     "SchoolImportError",
     "can_import_school_data",
+    "import_limits",
     "import_template",
     "school_data_import",
 ]

@@ -521,7 +521,7 @@ def test_uploading_a_bad_file_lists_every_problem_and_writes_nothing(client_as, 
 
     response = client_as(school_admin).post(page(school), {"file": upload}, HTTP_ACCEPT_LANGUAGE="en")
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     body = response.content.decode()
     assert "<td>so_dinh_danh</td>" in body
     assert "<td>giao_vien</td>" in body
@@ -534,5 +534,5 @@ def test_uploading_a_bad_file_lists_every_problem_and_writes_nothing(client_as, 
 
 def test_uploading_without_a_file_shows_the_form_error(client_as, principal, school):
     response = client_as(principal).post(page(school), {})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors
