@@ -441,7 +441,8 @@ def _whole_number(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = _text(value)
-    return int(text) if re.fullmatch(r"\d{1,4}", text) else None
+    # ASCII digits only: `\d` also matches other scripts' digits, which int() reads.
+    return int(text) if re.fullmatch(r"[0-9]{1,4}", text) else None
 
 
 def _date(value: object) -> dt.date | None:
@@ -454,9 +455,9 @@ def _date(value: object) -> dt.date | None:
         return None
     text = value.strip()
     try:
-        if match := re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", text):
+        if match := re.fullmatch(r"([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})", text):
             return dt.date(int(match[3]), int(match[2]), int(match[1]))
-        if match := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text):
+        if match := re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", text):
             return dt.date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         return None

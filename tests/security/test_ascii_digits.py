@@ -52,3 +52,21 @@ def test_a_personal_id_in_another_alphabets_digits_is_refused():
     fullwidth = ascii_id.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     with pytest.raises(PersonalIdError, match="exactly 12 digits"):
         personal_id_parse(fullwidth)
+
+
+@pytest.mark.parametrize("raw", ["٣", "１２", "١٠"])
+def test_a_workbook_number_in_another_alphabets_digits_is_not_read_as_a_number(raw):
+    from schools.imports.workbook import _whole_number
+
+    assert _whole_number(raw) is None
+    assert _whole_number("12") == 12
+
+
+@pytest.mark.parametrize("raw", ["٠١/٠٩/٢٠١٢", "２０１２-０９-０１"])
+def test_a_workbook_date_in_another_alphabets_digits_is_not_read_as_a_date(raw):
+    import datetime as dt
+
+    from schools.imports.workbook import _date
+
+    assert _date(raw) is None
+    assert _date("01/09/2012") == dt.date(2012, 9, 1)
