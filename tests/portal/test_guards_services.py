@@ -141,6 +141,7 @@ def test_an_expired_role_granted_by_nobody_is_recorded_as_ended_by_its_holder(ne
     assert assignment.revoked_by == newcomer
     entry = AuditEntry.objects.get(action=AuditAction.ROLE_EXPIRED, object_id=str(assignment.pk))
     assert entry.actor is None and entry.school == school
+    assert entry.division == school.division  # a school's role is logged in its division too
 
 
 def test_an_account_made_without_a_password_cannot_log_in_with_one(department_admin):

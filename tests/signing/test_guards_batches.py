@@ -18,6 +18,7 @@ from django.utils.translation import override
 
 from portal.models import AuditEntry
 from signing import trust
+from signing.backends import KeyLoadError
 from signing.models import BatchState, ItemState, SigningBatch
 from signing.services import (
     certificate_register_pkcs12,
@@ -469,3 +470,34 @@ def test_a_batch_whose_lease_ran_out_is_taken_over_and_finished(batch, homeroom_
 def test_a_batch_waiting_for_its_confirmation_is_not_run(batch):
     assert run(batch) == "not claimed"
     assert states(batch) == [ItemState.PENDING, ItemState.PENDING]
+
+
+def test_an_items_failure_is_said_by_its_kind():
+    """What a failed item says: a refusal's own words, a key's failure by its code, a document
+    that cannot be signed, anything else as unexpected."""
+    from signing.profile import SigningError
+    from signing.services.runner import _error_message
+
+    with override("en"):
+        assert _error_message(ValidationError("Not now.")) == "Not now."
+        assert _error_message(PermissionDenied("Not you.")) == "Not you."
+        assert _error_message(KeyLoadError("wrong_pin", "pin")) == "Wrong PIN."
+        assert (
+            _error_message(SigningError("complete", "all signed"))
+            == "The record cannot be signed: all signed"
+        )
+        assert _error_message(RuntimeError("boom")) == "Unexpected error: boom"
+
+
+def test_the_sweep_queues_a_confirmed_batch_no_worker_took_after_half_a_minute(
+    batch, homeroom_teacher, school, monkeypatch
+):
+    from signing.services import runner, signing_batches_resume
+
+    signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
+    queued: list[int] = []
+    monkeypatch.setattr(runner, "signing_batch_enqueue", queued.append)
+    SigningBatch.objects.filter(pk=batch.pk).update(confirmed_at=timezone.now() - dt.timedelta(seconds=10))
+    assert signing_batches_resume() == [] and queued == []  # just confirmed: its job is on its way
+    SigningBatch.objects.filter(pk=batch.pk).update(confirmed_at=timezone.now() - dt.timedelta(seconds=40))
+    assert signing_batches_resume() == [batch.pk] and queued == [batch.pk]

@@ -97,3 +97,24 @@ def test_a_remote_batch_is_authorised_for_its_records_and_spares(
         actor=principal, school=school, batch=remote_batch, otp=otp, totp=totp_code(principal)
     )
     assert done.state == BatchState.QUEUED and done.secret_expires_at is not None
+
+
+def test_a_remote_batch_cannot_start_when_the_service_is_not_configured(
+    homeroom_teacher, principal, school, confirmed, certificates, approved_class, principal_remote, settings
+):
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    settings.HOCBA_CSC_URL = ""
+    reason = refused(
+        ValidationError,
+        lambda: signing_batch_start(
+            actor=principal, school=school, step="principal", certificate=principal_remote
+        ),
+    )
+    assert reason == "No remote signing service is configured."
+
+
+def test_a_new_otp_cannot_be_sent_when_the_service_is_not_configured(remote_batch, principal, settings):
+    settings.HOCBA_CSC_URL = ""
+    reason = refused(ValidationError, lambda: signing_batch_otp_resend(actor=principal, batch=remote_batch))
+    assert reason == "No remote signing service is configured."
