@@ -318,3 +318,25 @@ def certificates(signing_keys, homeroom_teacher, principal, vice_principal, scho
             actor=school_admin, school=school, data=signing_keys["seal"], pin=SIGNING_PIN
         ),
     }
+
+
+# --- Counters kept in Redis across requests -----------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_address_counters():
+    """Every test comes from 127.0.0.1, so the per-address counters (verification rate limits,
+    wrong verification codes, login lock-outs) would add up across the whole run and refuse a
+    later test for an earlier one's requests: each test starts with none of its own run's."""
+    from django.core.cache import cache
+
+    client = cache._cache.get_client()  # django's RedisCache: the redis-py client
+    prefix = cache.make_key("")
+    stale = [
+        key
+        for pattern in ("verify-rate:*", "verify-wrong-code:*", "login-lock:*")
+        for key in client.scan_iter(match=f"{prefix}{pattern}", count=1000)
+    ]
+    if stale:
+        client.delete(*stale)
+    yield
