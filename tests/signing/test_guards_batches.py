@@ -501,3 +501,14 @@ def test_the_sweep_queues_a_confirmed_batch_no_worker_took_after_half_a_minute(
     assert signing_batches_resume() == [] and queued == []  # just confirmed: its job is on its way
     SigningBatch.objects.filter(pk=batch.pk).update(confirmed_at=timezone.now() - dt.timedelta(seconds=40))
     assert signing_batches_resume() == [batch.pk] and queued == [batch.pk]
+
+
+def test_a_worker_that_lost_its_lease_does_not_finish_the_batch(batch, homeroom_teacher, school):
+    from signing.services.runner import _finish
+
+    signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
+    SigningBatch.objects.filter(pk=batch.pk).update(state=BatchState.RUNNING, lease_owner="other-worker")
+    assert _finish(batch.pk, "test-worker") == "lease lost"
+    SigningBatch.objects.filter(pk=batch.pk).update(state=BatchState.CANCELLED, lease_owner="test-worker")
+    assert _finish(batch.pk, "test-worker") == "lease lost"
+    assert SigningBatch.objects.get(pk=batch.pk).state == BatchState.CANCELLED

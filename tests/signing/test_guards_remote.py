@@ -13,12 +13,13 @@ from django.utils.translation import override
 from signing.models import BatchState, SigningBatch
 from signing.services import (
     certificate_register_csc,
+    certificate_register_pkcs11,
     csc_credentials,
     signing_batch_confirm,
     signing_batch_otp_resend,
     signing_batch_start,
 )
-from tests.signing.test_batch_backends import csc, principal_remote, remote_signing  # noqa: F401
+from tests.signing.test_batch_backends import csc, principal_remote, remote_signing, seal_token  # noqa: F401
 from tests.signing.test_batches import confirmed, teacher_signs, totp_code, two_factor  # noqa: F401
 from tests.transcripts.test_year_close import complete_class  # noqa: F401
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
@@ -118,3 +119,17 @@ def test_a_new_otp_cannot_be_sent_when_the_service_is_not_configured(remote_batc
     settings.HOCBA_CSC_URL = ""
     reason = refused(ValidationError, lambda: signing_batch_otp_resend(actor=principal, batch=remote_batch))
     assert reason == "No remote signing service is configured."
+
+
+def test_a_seal_token_opened_with_a_wrong_pin_is_refused_at_registration(school_admin, school, seal_token):
+    reason = refused(
+        ValidationError,
+        lambda: certificate_register_pkcs11(
+            actor=school_admin,
+            school=school,
+            token_label=seal_token.token_label,
+            key_label=seal_token.key_label,
+            pin="000000",
+        ),
+    )
+    assert reason == "Wrong PIN."

@@ -634,3 +634,24 @@ def test_a_signature_that_cannot_be_checked_keeps_its_id_in_the_report(signed, d
     report = verify(c14n(root), dev, crl)[0]
     assert report.signature_id == sig_id
     assert len(report.problems) == 1 and report.problems[0].startswith("Cannot be checked: ")
+
+
+def test_a_self_issued_intermediate_outside_the_trust_store_is_no_chain(dev):
+    """A chain that loops on itself ends there (no trusted root), instead of going round."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA Tự Ký")])
+    loop = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert, _ = _cert(loop, key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, [loop]) == [
+        f"No chain from Người Ký (serial {cert.serial_number:x}) to a trusted root (issuer CN=CA Tự Ký)"
+    ]

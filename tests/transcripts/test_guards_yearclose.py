@@ -234,3 +234,28 @@ def test_without_a_re_take_the_student_repeats(principal, school, approved):
     class_summer_close(actor=principal, school=school, school_class=school_class)
     after = StudentYear.objects.get(enrolment=enrolments[0]).results["after_summer"]
     assert after["outcome"] == "repeat" and after["retaken"] == []
+
+
+def test_a_subject_passed_with_exactly_five_is_not_re_assessed(
+    homeroom_teacher, principal, school, complete_class
+):
+    """5.0 is a pass (TT22: a subject is failed below 5.0): only the failed subject is re-taken."""
+    from decimal import Decimal
+
+    from transcripts.models import SubjectTermScores
+
+    school_class, enrolments = complete_class
+    five = Decimal("5.0")
+    SubjectTermScores.objects.filter(enrolment=enrolments[0], subject__code="ngu_van").update(
+        regular_1=five, regular_2=five, regular_3=five, regular_4=five, mid=five, end=five
+    )
+    class_year_close(actor=principal, school=school, school_class=school_class)
+    school_class = SchoolClass.objects.get(pk=school_class.pk)
+    results = StudentYear.objects.get(enrolment=enrolments[0]).results
+    assert results["outcome"] == "reassessment" and Decimal(results["subjects"]["ngu_van"]["year"]) == five
+    reason = refused(
+        CellError,
+        lambda: summer(homeroom_teacher, school, school_class, enrolments[0], "retake:ngu_van", "6"),
+    )
+    assert reason == "This subject is not re-assessed for this student."
+    assert summer(homeroom_teacher, school, school_class, enrolments[0], "retake:toan", "6").changed
