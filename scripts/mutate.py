@@ -212,7 +212,8 @@ def mutate_module(
     run([str(bindir / "cosmic-ray"), "init", str(config), str(session)], cwd=tree, env=env, quiet=True)
     run([str(bindir / "cr-filter-operators"), str(session), str(config)], cwd=tree, env=env, quiet=True)
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sorted(db.pending_work_items, key=lambda item: item.job_id)
+        # In source order (job ids are random): the same code and seed give the same sample.
+        pending = sorted(db.pending_work_items, key=_place)
         result.generated = len(pending)
         if sample and sample < len(pending):
             # A seeded random sample (the same one on every run of the same code): the rest is
@@ -258,6 +259,11 @@ def mutate_module(
     result.survivors.sort(key=lambda s: (s.file, s.line, s.operator))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _place(item) -> tuple:
+    mutation = item.mutations[0]
+    return (str(mutation.module_path), tuple(mutation.start_pos), mutation.operator_name, mutation.occurrence)
 
 
 def _diff_lines(diff: str) -> tuple[str, str]:
