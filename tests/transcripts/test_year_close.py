@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.utils.translation import override
+from django.utils.translation import gettext, override
 
 from portal.models import AuditEntry
 from schools.models import Enrolment, SchoolClass
@@ -90,12 +90,12 @@ def test_august_re_assessment_and_re_training_decide_promotion(
     url = homeroom_url(school, school_class, "he/o/")
 
     # Toán is the only subject re-assessed for the first student; another subject is refused.
-    assert (
-        teacher.post(
-            url, {"enrolment": enrolments[0].pk, "field": "retake:ngu_van", "value": "6"}
-        ).status_code
-        == 400
-    )
+    refused = teacher.post(url, {"enrolment": enrolments[0].pk, "field": "retake:ngu_van", "value": "6"})
+    with override("vi"):
+        assert (refused.status_code, refused.json()["error"]) == (
+            400,
+            gettext("This subject is not re-assessed for this student."),
+        )
     assert (
         teacher.post(url, {"enrolment": enrolments[0].pk, "field": "retake:toan", "value": "6,5"}).status_code
         == 200
@@ -107,12 +107,14 @@ def test_august_re_assessment_and_re_training_decide_promotion(
         ).status_code
         == 200
     )
-    assert (
-        teacher.post(
-            url, {"enrolment": enrolments[2].pk, "field": "conduct_after_training", "value": "T"}
-        ).status_code
-        == 400
+    promoted = teacher.post(
+        url, {"enrolment": enrolments[2].pk, "field": "conduct_after_training", "value": "T"}
     )
+    with override("vi"):
+        assert (promoted.status_code, promoted.json()["error"]) == (
+            400,
+            gettext("This student is not re-assessed this summer."),
+        )
 
     page = teacher.get(homeroom_url(school, school_class))
     assert len(page.context["summer"]) == 2
