@@ -340,3 +340,16 @@ def _fresh_address_counters():
     if stale:
         client.delete(*stale)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def softhsm_session_dir(tmp_path_factory):
+    """SoftHSM2's token directory for this test process, configured before anything loads the
+    library: it reads SOFTHSM2_CONF once per process, so a page test that touches a seal token
+    first (the hostile-input walk does) would otherwise pin the process to the default
+    directory, whose tokens outlive the run. tests/signing/conftest.py's softhsm_dir hands it on."""
+    from signing.softhsm import softhsm_configure
+
+    directory = tmp_path_factory.mktemp("softhsm")
+    softhsm_configure(directory)
+    return directory

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from signing.backends.pkcs11 import default_library
-from signing.softhsm import softhsm_configure
 
 
 @pytest.fixture(scope="session")
-def softhsm_dir(tmp_path_factory) -> Path:
+def softhsm_dir(softhsm_session_dir) -> Path:
     """The SoftHSM2 directory of this test process, configured (SOFTHSM2_CONF) before any token use.
 
     SoftHSM2 reads its configuration once per process, so every test shares this directory: pass
@@ -19,6 +18,4 @@ def softhsm_dir(tmp_path_factory) -> Path:
     """
     if default_library() is None:  # fail, never skip: a quiet skip let a green run check nothing
         pytest.fail("SoftHSM2 is missing: apt-get install softhsm2")
-    directory = tmp_path_factory.mktemp("softhsm")
-    softhsm_configure(directory)
-    return directory
+    return softhsm_session_dir
