@@ -127,7 +127,7 @@ def test_each_refused_grant_says_which_rule_refused_it(
 def test_nobody_grants_a_role_to_themselves(department_admin):
     with override("en"):
         decision = can_grant(department_admin, grantee=department_admin, role=Role.DEPARTMENT_OFFICER)
-    assert decision.reason == "You cannot grant a role to yourself."
+    assert (decision.allowed, decision.reason) == (False, "You cannot grant a role to yourself.")
 
 
 def test_nobody_grants_a_role_to_a_disabled_account(department_admin, newcomer):
@@ -135,14 +135,14 @@ def test_nobody_grants_a_role_to_a_disabled_account(department_admin, newcomer):
     newcomer.save(update_fields=["is_active"])
     with override("en"):
         decision = can_grant(department_admin, grantee=newcomer, role=Role.DEPARTMENT_OFFICER)
-    assert decision.reason == "This account is disabled."
+    assert (decision.allowed, decision.reason) == (False, "This account is disabled.")
 
 
 def test_nobody_grants_a_role_in_an_inactive_school(department_admin, newcomer, school):
     school.active = False
     with override("en"):
         decision = can_grant(department_admin, grantee=newcomer, role=Role.SUBJECT_TEACHER, school=school)
-    assert decision.reason == "This school is not active."
+    assert (decision.allowed, decision.reason) == (False, "This school is not active.")
 
 
 def test_a_grant_without_a_grantee_yet_is_judged_on_the_granters_standing(school_admin, school):
@@ -181,7 +181,7 @@ def test_a_revoked_role_cannot_be_revoked_again(school_admin, newcomer, school):
     assignment.refresh_from_db()
     with override("en"):
         decision = can_revoke(school_admin, assignment)
-    assert decision.reason == "This role has already been revoked."
+    assert (decision.allowed, decision.reason) == (False, "This role has already been revoked.")
 
 
 def test_revoking_follows_the_grant_rule(school_admin, homeroom_teacher, newcomer, school):
@@ -205,33 +205,39 @@ def test_a_disabled_actor_manages_nothing(school_admin, subject_teacher):
     school_admin.is_active = False
     with override("en"):
         decision = can_manage_account(school_admin, subject_teacher)
-    assert decision.reason == "Your roles do not allow managing this account."
+    assert (decision.allowed, decision.reason) == (False, "Your roles do not allow managing this account.")
 
 
 def test_an_anonymous_visitor_manages_nothing(subject_teacher):
     with override("en"):
         decision = can_manage_account(AnonymousUser(), subject_teacher)  # type: ignore[arg-type]
-    assert decision.reason == "Your roles do not allow managing this account."
+    assert (decision.allowed, decision.reason) == (False, "Your roles do not allow managing this account.")
 
 
 def test_nobody_manages_their_own_account_here(department_admin):
     with override("en"):
         decision = can_manage_account(department_admin, department_admin)
-    assert decision.reason == "You cannot manage your own account here; use your account pages."
+    assert (decision.allowed, decision.reason) == (
+        False,
+        "You cannot manage your own account here; use your account pages.",
+    )
 
 
 def test_only_a_superuser_manages_a_superuser(department_admin, newcomer):
     newcomer.is_superuser = True
     with override("en"):
         decision = can_manage_account(department_admin, newcomer)
-    assert decision.reason == "Only a superuser manages a superuser's account."
+    assert (decision.allowed, decision.reason) == (False, "Only a superuser manages a superuser's account.")
 
 
 def test_an_account_without_roles_is_the_department_administrators(department_admin, school_admin, newcomer):
     assert can_manage_account(department_admin, newcomer)
     with override("en"):
         decision = can_manage_account(school_admin, newcomer)
-    assert decision.reason == "This account holds no role; only the department administrator manages it."
+    assert (decision.allowed, decision.reason) == (
+        False,
+        "This account holds no role; only the department administrator manages it.",
+    )
 
 
 def test_a_school_administrator_manages_its_teachers_not_its_principal(
@@ -258,7 +264,7 @@ def test_an_account_is_judged_by_every_role_it_holds(
     forget_access(subject_teacher)
     with override("en"):
         decision = can_manage_account(school_admin, subject_teacher)
-    assert decision.reason.startswith("This account holds the role ")
+    assert not decision and decision.reason.startswith("This account holds the role ")
 
 
 def test_an_account_whose_roles_ended_is_judged_by_the_roles_it_held(
@@ -396,3 +402,9 @@ def test_an_account_disabled_after_its_roles_were_read_loses_the_admin_site_at_o
     assert can_use_admin(principal)  # reads and caches the roles
     principal.is_active = False
     assert not can_use_admin(principal)
+
+
+def test_a_division_officer_with_a_data_grant_logs_in_with_a_second_factor(division_officer):
+    RoleAssignment.objects.filter(user=division_officer).update(data_access=True)
+    forget_access(division_officer)
+    assert requires_two_factor(division_officer)
