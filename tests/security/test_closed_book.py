@@ -9,18 +9,16 @@ first with a message the teacher can read.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 import uuid
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, connections, transaction
-from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
 
 from portal.models import School, User
 from schools.models import Enrolment, SchoolClass, SchoolYear, Student, Subject, TeachingAssignment
 from tests.conftest import SCHOOLS, student_make
+from tests.security.races import race_the_approval
 from tests.transcripts.test_year_close import complete_class, homeroom_url  # noqa: F401 -- a fixture
 from transcripts.document.parsing import year_record_parse
 from transcripts.models import Retake, StudentYear, SubjectTermScores
@@ -300,70 +298,26 @@ def committed_class(django_db_blocker):
             connection.set_schema_to_public()
 
 
-def _waiting_on_a_lock(pid: int) -> bool:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
-
-
 def test_a_save_that_read_the_class_before_the_approval_cannot_commit_after_it(
     committed_class, django_db_blocker
 ):
     school, teacher, stale_class, enrolment = committed_class
     assert stale_class.closed_at is None  # what the grade book read before the approval
-    approving, release = threading.Event(), threading.Event()
-    outcome: dict[str, object] = {}
 
-    def principal() -> None:  # the approval's pattern: the class row FOR UPDATE, closed, then commit
-        try:
-            with school, transaction.atomic():
-                locked = SchoolClass.objects.select_for_update().get(pk=stale_class.pk)
-                locked.closed_at = timezone.now()
-                locked.save(update_fields=["closed_at"])
-                approving.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    def teacher_saves() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                outcome["pid"] = cursor.fetchone()[0]
-            with school:
-                outcome["saved"] = assessment_cell_save(
-                    actor=teacher,
-                    school=school,
-                    school_class=stale_class,
-                    cell=Cell(enrolment_id=enrolment.pk, field="conduct_term1"),
-                    raw="T",
-                )
-        except Exception as exc:  # the outcome is what the test checks
-            outcome["error"] = exc
-        finally:
-            connection.close()
+    def save():
+        return assessment_cell_save(
+            actor=teacher,
+            school=school,
+            school_class=stale_class,
+            cell=Cell(enrolment_id=enrolment.pk, field="conduct_term1"),
+            raw="T",
+        )
 
     with django_db_blocker.unblock():
-        first = threading.Thread(target=principal)
-        first.start()
-        assert approving.wait(20)
-        second = threading.Thread(target=teacher_saves)
-        second.start()
-        deadline = time.monotonic() + 10
-        waited = False
-        while time.monotonic() < deadline and second.is_alive():
-            if "pid" in outcome and _waiting_on_a_lock(outcome["pid"]):
-                waited = True
-                break
-            time.sleep(0.02)
-        release.set()
-        first.join(20)
-        second.join(20)
-        assert waited, f"the save did not wait for the approval: {outcome}"
-        error = outcome.get("error")
-        assert isinstance(error, CellError), outcome
-        assert error.error_list[0].code == "class_closed"
+        outcome = race_the_approval(school, stale_class.pk, save)
+        assert outcome.waited, f"the save did not wait for the approval: {outcome}"
+        assert isinstance(outcome.error, CellError), outcome
+        assert outcome.error.error_list[0].code == "class_closed"
         with school:
             assert not StudentYear.objects.filter(enrolment_id=enrolment.pk, conduct_term1="T").exists()
         connection.set_schema_to_public()

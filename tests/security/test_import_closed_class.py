@@ -8,12 +8,10 @@ approval that lands between the check and the write is still seen.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 
 from portal.models import School, User
@@ -21,6 +19,7 @@ from schools.imports import SchoolImportError
 from schools.models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
 from tests.conftest import SCHOOLS
 from tests.schools.test_imports import STUDENT_HEADER, row_counts, run_import, student_row
+from tests.security.races import race_the_approval
 
 APPROVED = "Lớp 8A đã được hiệu trưởng duyệt cuối năm: "
 STUDENTS = APPROVED + "không thể thêm, chuyển hay bớt học sinh của lớp."
@@ -195,64 +194,22 @@ def committed_class(django_db_blocker):
             connection.set_schema_to_public()
 
 
-def _waiting_on_a_lock(pid: int) -> bool:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
-
-
 def test_an_approval_between_the_check_and_the_write_is_seen_and_the_import_refused(
     committed_class, django_db_blocker
 ):
     school, school_class = committed_class
     code = "HS-" + school_class.name.split("-")[1]
     sheets = {"HocSinh": [list(STUDENT_HEADER), new_student(code, school_class.name)]}
-    approving, release = threading.Event(), threading.Event()
-    outcome: dict[str, object] = {}
 
-    def principal() -> None:  # class_year_close's pattern: the row FOR UPDATE, closed, commit
-        try:
-            with school, transaction.atomic():
-                locked = SchoolClass.objects.select_for_update().get(pk=school_class.pk)
-                locked.closed_at = timezone.now()
-                locked.save(update_fields=["closed_at"])
-                approving.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    def importer() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                outcome["pid"] = cursor.fetchone()[0]
-            actor = User.objects.get(username="school_admin")
-            with school, translation.override("vi"):
-                outcome["report"] = run_import(actor, school, sheets)
-        except Exception as exc:  # the outcome is what the test checks
-            outcome["error"] = exc
-        finally:
-            connection.close()
+    def imports():
+        actor = User.objects.get(username="school_admin")
+        with translation.override("vi"):
+            return run_import(actor, school, sheets)
 
     with django_db_blocker.unblock():
-        first = threading.Thread(target=principal)
-        first.start()
-        assert approving.wait(20)
-        second = threading.Thread(target=importer)
-        second.start()
-        deadline = time.monotonic() + 15
-        waited = False
-        while time.monotonic() < deadline and second.is_alive():
-            if "pid" in outcome and _waiting_on_a_lock(outcome["pid"]):
-                waited = True
-                break
-            time.sleep(0.02)
-        release.set()
-        first.join(20)
-        second.join(30)
-        assert waited, f"the import did not wait for the approval: {outcome}"
-        error = outcome.get("error")
+        outcome = race_the_approval(school, school_class.pk, imports)
+        assert outcome.waited, f"the import did not wait for the approval: {outcome}"
+        error = outcome.error
         assert isinstance(error, SchoolImportError), outcome
         assert [(p.sheet, p.row, p.column, p.message) for p in error.problems] == [
             (
