@@ -305,3 +305,28 @@ def test_removing_a_certificate_twice_records_one_removal(homeroom_teacher, cert
     again = certificate_remove(actor=homeroom_teacher, certificate=certificate)
     assert again.removed_at == first.removed_at
     assert AuditEntry.objects.filter(action="certificate_removed", object_id=str(certificate.pk)).count() == 1
+
+
+def test_a_certificate_signs_from_its_first_to_its_last_second(signing_trust, homeroom_teacher):
+    issued = ca.issue_person(signing_trust.ca, common_name=homeroom_teacher.full_name, title="Giáo viên")
+    with override("en"):
+        assert certificate_refusal(issued.cert, issued.chain, at=issued.cert.not_valid_before_utc) == ""
+        assert certificate_refusal(issued.cert, issued.chain, at=issued.cert.not_valid_after_utc) == ""
+
+
+def test_a_chain_too_long_to_reach_the_trusted_root_is_called_untrusted(signing_trust):
+    from tests.signing.test_guards_verify import SIGNER_USAGE, _cert
+
+    dev = signing_trust.ca
+    issuer, issuer_key = dev.issuing_cert, dev.issuing_key
+    chain = []
+    for n in range(6):
+        issuer, issuer_key = _cert(
+            issuer, issuer_key, name=f"CA {n}", is_ca=True, usage={"key_cert_sign": True, "crl_sign": True}
+        )
+        chain.insert(0, issuer)
+    cert, _ = _cert(issuer, issuer_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    with override("en"):
+        assert certificate_refusal(cert, (*chain, *dev.chain)) == (
+            "The certificate was not issued by a certification authority this portal trusts."
+        )
