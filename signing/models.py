@@ -170,6 +170,13 @@ class SigningBatch(models.Model):
     secret_expires_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A paused batch: the key's service failed in a way worth retrying (signing.backends.BackendError
+    # with retryable=True). No worker holds it; the sweep queues it again from next_attempt_at.
+    # retry_count counts consecutive failures since retrying_since; a success clears all four.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_count = models.PositiveSmallIntegerField(default=0)
+    retrying_since = models.DateTimeField(null=True, blank=True)
+    retry_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(_("started at"), default=timezone.now)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
