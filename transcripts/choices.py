@@ -1,7 +1,14 @@
-"""Levels and codes of the assessment circulars."""
+"""Levels and codes of the assessment circulars, the outcomes the rules decide, the signing steps.
+
+A leaf module: it imports only Django and the pure rules, so models, services, templates and the
+apps above transcripts (signing) take their vocabulary from here.
+"""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from .rules.tt22 import Outcome, Title
+from .rules.tt27 import YearResult
 
 
 class PrimaryLevel(models.TextChoices):
@@ -67,17 +74,36 @@ SPECIFIC_COMPETENCIES = [
 ]
 
 
-# What the rules decide, as the homeroom view and the transcript say it.
+# What the rules decide (their enums: the one vocabulary of outcomes, titles and primary results,
+# stored by value), as the homeroom view and the transcript say it.
 OUTCOME_LABELS = {
-    "promoted": _("Promoted"),
-    "summer_training": _("Summer re-training"),
-    "reassessment": _("Re-assessment"),
-    "repeat": _("Repeats the grade"),
+    Outcome.PROMOTED: _("Promoted"),
+    Outcome.SUMMER_TRAINING: _("Summer re-training"),
+    Outcome.REASSESSMENT: _("Re-assessment"),
+    Outcome.REPEAT: _("Repeats the grade"),
 }
-TITLE_LABELS = {"xuat_sac": _("Excellent student"), "gioi": _("Good student")}
+TITLE_LABELS = {Title.EXCELLENT: _("Excellent student"), Title.GOOD: _("Good student")}
 PRIMARY_RESULT_LABELS = {
-    "HTXS": _("Completed excellently"),
-    "HTT": _("Completed well"),
-    "HT": _("Completed"),
-    "CHT": _("Not completed"),
+    YearResult.EXCELLENT: _("Completed excellently"),
+    YearResult.GOOD: _("Completed well"),
+    YearResult.DONE: _("Completed"),
+    YearResult.NOT_DONE: _("Not completed"),
 }
+
+
+class SignatureStep(models.TextChoices):
+    """Who signs a year record, in the order of signing: the one list of the steps (the signature's
+    position is its place here, 1-based). signing.models.SigningStep and signing.profile.ROLES
+    are this list; the database CHECK on YearRecordSignature is generated from it."""
+
+    HOMEROOM_TEACHER = "homeroom_teacher", _("Homeroom teacher")
+    PRINCIPAL = "principal", _("Principal")  # or a vice-principal on the principal's behalf
+    SEAL = "seal", _("School seal")
+
+
+SIGNING_ORDER: tuple[SignatureStep, ...] = tuple(SignatureStep)
+
+
+def signature_position(step: str) -> int:
+    """The position (1, 2, 3) of the signature a step adds."""
+    return SIGNING_ORDER.index(SignatureStep(step)) + 1

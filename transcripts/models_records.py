@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .choices import SIGNING_ORDER, SignatureStep
+
 __all__ = [
     "FROZEN_STATUSES",
     "LIVE_STATUSES",
@@ -158,6 +160,14 @@ class YearRecordEvent(models.Model):
         return f"{self.record_id}: {self.from_status or '-'} -> {self.to_status}"
 
 
+def _steps_in_order() -> Q:
+    """Each signing step at its own position: Q(position=1, role="homeroom_teacher") | ..."""
+    condition = Q()
+    for position, step in enumerate(SIGNING_ORDER, start=1):
+        condition |= Q(position=position, role=step.value)
+    return condition
+
+
 class YearRecordSignature(models.Model):
     """One signature of a year record version: the whole document as it stands after it.
 
@@ -170,8 +180,8 @@ class YearRecordSignature(models.Model):
     """
 
     record = models.ForeignKey(YearRecord, on_delete=models.PROTECT, related_name="signatures")
-    position = models.PositiveSmallIntegerField()  # 1 homeroom teacher, 2 principal, 3 seal
-    role = models.CharField(max_length=20)
+    position = models.PositiveSmallIntegerField()  # its step's place in SIGNING_ORDER, from 1
+    role = models.CharField(max_length=20, choices=SignatureStep.choices)
     signed_xml = models.BinaryField()
     sha256 = models.CharField(max_length=64)
     signer = models.ForeignKey(
@@ -191,12 +201,11 @@ class YearRecordSignature(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["record", "position"], name="year_record_signature_once"),
             models.CheckConstraint(
-                condition=Q(position__gte=1, position__lte=3), name="year_record_signature_position"
+                condition=Q(position__gte=1, position__lte=len(SIGNING_ORDER)),
+                name="year_record_signature_position",
             ),
             models.CheckConstraint(
-                condition=Q(position=1, role="homeroom_teacher")
-                | Q(position=2, role="principal")
-                | Q(position=3, role="seal"),
+                condition=_steps_in_order(),
                 name="year_record_signature_role_in_order",
             ),
         ]
