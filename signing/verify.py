@@ -1,8 +1,9 @@
 """Verifying a signed year record: every signature, its signer, its certificate and its place in line.
 
 `verify_year_record(xml, trust_roots=..., crls=...)` returns one SignatureReport per signature,
-in document order. It never raises on a bad document: every failure is a reason in words in the
-report's `problems`. A problem with the document as a whole (not a year record, a duplicated Id,
+in document order. It never raises on a bad document: every failure is a `Problem` in the report's
+`problems`: a code (signing.choices.ProblemCode, whose label is what it means to a reader) and the
+technical detail in English. A problem with the document as a whole (not a year record, a duplicated Id,
 a second content element: the shapes of a wrapping attack) comes first, as a report at position 0.
 
 For the signature at position k, it checks:
@@ -44,6 +45,7 @@ from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 from transcripts.document import DocumentError, year_record_load
 from transcripts.schema import NAMESPACE
 
+from .choices import Problem, ProblemCode
 from .profile import (
     DS,
     EXC_C14N,
@@ -76,11 +78,16 @@ class SignatureReport:
     signing_time: dt.datetime | None = None
     certificate_serial: int | None = None
     covers: tuple[str, ...] = ()  # Ids of the earlier signatures this one covers (verified)
-    problems: tuple[str, ...] = field(default_factory=tuple)
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def codes(self) -> tuple[ProblemCode, ...]:
+        """The codes of the problems, in order, each once."""
+        return tuple(dict.fromkeys(p.code for p in self.problems))
 
 
 def all_valid(reports: Sequence[SignatureReport], *, expected: int = len(ROLES)) -> bool:
@@ -122,29 +129,31 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 def _path(
     cert: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
-) -> tuple[list[x509.Certificate], str]:
+) -> tuple[list[x509.Certificate], Problem | None]:
     """The path signer → ... → pinned root, or ([], why not)."""
     path = [cert]
     while len(path) <= MAX_CHAIN:
         current = path[-1]
         for root in roots:
             if current.issuer == root.subject and _issued_by(current, root):
-                return [*path, root], ""
+                return [*path, root], None
         for candidate in intermediates:
             if candidate in path or current.issuer != candidate.subject:
                 continue
             if _issued_by(current, candidate):
                 if not _is_ca(candidate):
-                    return [], f"{_describe(candidate)} is not a certification authority"
+                    return [], Problem(
+                        ProblemCode.ISSUER_NOT_CA, f"{_describe(candidate)} is not a certification authority"
+                    )
                 path.append(candidate)
                 break
         else:
-            return (
-                [],
+            return [], Problem(
+                ProblemCode.UNTRUSTED_ISSUER,
                 f"No chain from {_describe(cert)} to a trusted root "
                 f"(issuer {current.issuer.rfc4514_string()})",
             )
-    return [], "Certificate chain too long"
+    return [], Problem(ProblemCode.CHAIN_TOO_LONG, "Certificate chain too long")
 
 
 def _signing_key(issuer: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
@@ -155,7 +164,7 @@ def _signing_key(issuer: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
 
 def _revocation_problems(
     path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
-) -> list[str]:
+) -> list[Problem]:
     problems = []
     for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
         usable = [
@@ -166,14 +175,17 @@ def _revocation_problems(
         if not usable:
             if depth == 0:  # the signer's own certificate must have a known status
                 problems.append(
-                    f"No CRL from {_describe(issuer)}: revocation status of {_describe(cert)} unknown"
+                    Problem(
+                        ProblemCode.REVOCATION_UNKNOWN,
+                        f"No CRL from {_describe(issuer)}: revocation status of {_describe(cert)} unknown",
+                    )
                 )
             continue
         for crl in usable:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
                 when = entry.revocation_date_utc.isoformat()
-                problems.append(f"{_describe(cert)} was revoked on {when}")
+                problems.append(Problem(ProblemCode.REVOKED, f"{_describe(cert)} was revoked on {when}"))
                 break
     return problems
 
@@ -185,33 +197,46 @@ def certificate_problems(
     trust_roots: Sequence[x509.Certificate],
     crls: Sequence[x509.CertificateRevocationList],
     at: dt.datetime,
-) -> list[str]:
+) -> list[Problem]:
     """Why this certificate cannot sign at `at` (empty: it can). Also used before signing."""
     problems = []
     if not trust_roots:
-        return ["No trust roots configured"]
+        return [Problem(ProblemCode.NO_TRUST_ROOTS, "No trust roots configured")]
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         if constraints.ca:
-            problems.append(f"{_describe(cert)} is a CA certificate, not a signer's")
+            problems.append(
+                Problem(ProblemCode.CA_AS_SIGNER, f"{_describe(cert)} is a CA certificate, not a signer's")
+            )
     except x509.ExtensionNotFound:
         pass
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         if not (usage.digital_signature or usage.content_commitment):
             problems.append(
-                f"{_describe(cert)} is not for signing (key usage lacks digitalSignature/nonRepudiation)"
+                Problem(
+                    ProblemCode.KEY_USAGE,
+                    f"{_describe(cert)} is not for signing (key usage lacks digitalSignature/nonRepudiation)",
+                )
             )
     except x509.ExtensionNotFound:
-        problems.append(f"{_describe(cert)} has no key usage: not a signing certificate")
+        problems.append(
+            Problem(
+                ProblemCode.NO_KEY_USAGE, f"{_describe(cert)} has no key usage: not a signing certificate"
+            )
+        )
     path, why = _path(cert, chain, trust_roots)
-    if not path:
+    if why is not None:
         return [*problems, why]
     for link in path:
         if at < link.not_valid_before_utc:
-            problems.append(f"{_describe(link)} was not yet valid at {at.isoformat()}")
+            problems.append(
+                Problem(ProblemCode.NOT_YET_VALID, f"{_describe(link)} was not yet valid at {at.isoformat()}")
+            )
         elif at > link.not_valid_after_utc:
-            problems.append(f"{_describe(link)} had expired at {at.isoformat()}")
+            problems.append(
+                Problem(ProblemCode.EXPIRED, f"{_describe(link)} had expired at {at.isoformat()}")
+            )
     return problems + _revocation_problems(path, crls)
 
 
@@ -227,70 +252,125 @@ class _PositionVerifier(XAdESVerifier):
         return signatures[self._position - 1]
 
 
-def _document_problems(root: etree._Element) -> list[str]:
+def _document_problems(root: etree._Element) -> list[Problem]:
     problems = []
     ids = Counter(root.xpath("//@Id"))
     duplicated = sorted(i for i, count in ids.items() if count > 1)
     if duplicated:
-        problems.append(f"Id used more than once (a wrapping attack?): {', '.join(duplicated)}")
+        problems.append(
+            Problem(
+                ProblemCode.DUPLICATE_ID,
+                f"Id used more than once (a wrapping attack?): {', '.join(duplicated)}",
+            )
+        )
     contents = list(root.iter(f"{{{NAMESPACE}}}thongtinhocba"))
     if len(contents) != 1:
-        problems.append(f"{len(contents)} content elements <thongtinhocba> in the document, not one")
+        problems.append(
+            Problem(
+                ProblemCode.CONTENT_COUNT,
+                f"{len(contents)} content elements <thongtinhocba> in the document, not one",
+            )
+        )
     return problems
 
 
 def _profile_problems(
     signature: etree._Element, k: int, content_id: str, earlier_ids: list[str]
-) -> list[str]:
+) -> list[Problem]:
     problems = []
     sig_id = signature.get("Id") or ""
     match = SIGNATURE_ID.match(sig_id)
     expected_role = ROLES[k - 1] if k <= len(ROLES) else None
     if expected_role is None:
-        problems.append(f"Signature {k}: the profile has only {len(ROLES)} signatures")
+        problems.append(
+            Problem(
+                ProblemCode.TOO_MANY_SIGNATURES,
+                f"Signature {k}: the profile has only {len(ROLES)} signatures",
+            )
+        )
     if not match or match["content"] != content_id:
-        problems.append(f"Signature {k} has an Id outside the profile: {sig_id!r}")
+        problems.append(
+            Problem(
+                ProblemCode.ID_OUTSIDE_PROFILE, f"Signature {k} has an Id outside the profile: {sig_id!r}"
+            )
+        )
     else:
         if int(match["n"]) != k:
-            problems.append(f"Signature {match['n']} stands at position {k}: the signatures were reordered")
+            problems.append(
+                Problem(
+                    ProblemCode.ORDER_CHANGED,
+                    f"Signature {match['n']} stands at position {k}: the signatures were reordered",
+                )
+            )
         if expected_role and match["role"] != expected_role:
             problems.append(
-                f"Signature {k} is the {match['role']}'s; the {expected_role}'s is expected there"
+                Problem(
+                    ProblemCode.WRONG_ROLE,
+                    f"Signature {k} is the {match['role']}'s; the {expected_role}'s is expected there",
+                )
             )
     signed_info = signature.find("ds:SignedInfo", NS)
     if signed_info is None:
-        return [*problems, f"Signature {k} has no SignedInfo"]
+        return [*problems, Problem(ProblemCode.NO_SIGNED_INFO, f"Signature {k} has no SignedInfo")]
     c14n = signed_info.find("ds:CanonicalizationMethod", NS)
     if c14n is None or c14n.get("Algorithm") != EXC_C14N or len(c14n):
-        problems.append(f"Signature {k}: SignedInfo must use exclusive C14N")
+        problems.append(
+            Problem(ProblemCode.WRONG_CANONICALIZATION, f"Signature {k}: SignedInfo must use exclusive C14N")
+        )
     method = signed_info.find("ds:SignatureMethod", NS)
     if method is None or method.get("Algorithm") not in SIGNATURE_METHODS:
-        problems.append(f"Signature {k}: signature method must be RSA or ECDSA with SHA-256")
+        problems.append(
+            Problem(
+                ProblemCode.WRONG_SIGNATURE_METHOD,
+                f"Signature {k}: signature method must be RSA or ECDSA with SHA-256",
+            )
+        )
     references = signed_info.findall("ds:Reference", NS)
     expected = [f"#{content_id}", *(f"#{i}" for i in earlier_ids)]
     uris = [r.get("URI") for r in references]
     if uris[: len(expected)] != expected or len(references) != len(expected) + 2:
         problems.append(
-            f"Signature {k} must cover the content and the {k - 1} earlier signature(s) in order, "
-            f"then its own properties; it covers {uris}"
+            Problem(
+                ProblemCode.WRONG_REFERENCES,
+                f"Signature {k} must cover the content and the {k - 1} earlier signature(s) in order, "
+                f"then its own properties; it covers {uris}",
+            )
         )
     else:
         props, key_info = references[-2:]
         target = signature.xpath(".//xades:SignedProperties[@Id=$i]", namespaces=NS, i=props.get("URI")[1:])
         if props.get("Type") != SIGNED_PROPERTIES_TYPE or len(target) != 1:
-            problems.append(f"Signature {k}: its XAdES SignedProperties are not its own")
+            problems.append(
+                Problem(
+                    ProblemCode.FOREIGN_SIGNED_PROPERTIES,
+                    f"Signature {k}: its XAdES SignedProperties are not its own",
+                )
+            )
         own_key_info = signature.find("ds:KeyInfo", NS)
         if own_key_info is None or key_info.get("URI") != f"#{own_key_info.get('Id')}":
-            problems.append(f"Signature {k}: its certificate reference is not to its own KeyInfo")
+            problems.append(
+                Problem(
+                    ProblemCode.FOREIGN_KEY_INFO,
+                    f"Signature {k}: its certificate reference is not to its own KeyInfo",
+                )
+            )
     for reference in references:
         transforms = reference.findall("ds:Transforms/ds:Transform", NS)
         if [t.get("Algorithm") for t in transforms] != [EXC_C14N] or any(len(t) for t in transforms):
             problems.append(
-                f"Signature {k}: reference {reference.get('URI')} has transforms outside the profile"
+                Problem(
+                    ProblemCode.WRONG_TRANSFORM,
+                    f"Signature {k}: reference {reference.get('URI')} has transforms outside the profile",
+                )
             )
         digest = reference.find("ds:DigestMethod", NS)
         if digest is None or digest.get("Algorithm") != SHA256:
-            problems.append(f"Signature {k}: reference {reference.get('URI')} is not digested with SHA-256")
+            problems.append(
+                Problem(
+                    ProblemCode.WRONG_DIGEST_METHOD,
+                    f"Signature {k}: reference {reference.get('URI')} is not digested with SHA-256",
+                )
+            )
     return problems
 
 
@@ -328,14 +408,18 @@ def _verify_signature(
     sig_id = signature.get("Id") or ""
     signing_time = _signing_time(signature)
     if signing_time is None:
-        problems.append(f"Signature {k} has no valid xades:SigningTime")
+        problems.append(Problem(ProblemCode.NO_SIGNING_TIME, f"Signature {k} has no valid xades:SigningTime"))
     try:
         certs = _load_certificates(signature)
     except ValueError as error:
         certs = []
-        problems.append(f"Signature {k}: unreadable certificate ({error})")
+        problems.append(
+            Problem(ProblemCode.UNREADABLE_CERTIFICATE, f"Signature {k}: unreadable certificate ({error})")
+        )
     if not certs:
-        problems.append(f"Signature {k} carries no signer certificate")
+        problems.append(
+            Problem(ProblemCode.MISSING_CERTIFICATE, f"Signature {k} carries no signer certificate")
+        )
         return SignatureReport(k, sig_id, role, signing_time=signing_time, problems=tuple(problems))
     leaf = certs[0]
     covers: tuple[str, ...] = ()
@@ -354,13 +438,18 @@ def _verify_signature(
             InvalidInput,
             InvalidCertificate,
         ) as error:
-            problems.append(f"Signature {k} is not valid: {error}")
+            problems.append(Problem(ProblemCode.ALTERED, f"Signature {k} is not valid: {error}"))
         except (ValueError, etree.LxmlError) as error:
-            problems.append(f"Signature {k} cannot be checked: {error}")
+            problems.append(Problem(ProblemCode.MALFORMED, f"Signature {k} cannot be checked: {error}"))
     if signing_time is not None:
         problems += certificate_problems(leaf, certs[1:], trust_roots=trust_roots, crls=crls, at=signing_time)
     if role and k <= len(ROLES) and role != ROLES[k - 1]:
-        problems.append(f"Signature {k} claims the role {role!r}; {ROLES[k - 1]!r} is expected")
+        problems.append(
+            Problem(
+                ProblemCode.WRONG_CLAIMED_ROLE,
+                f"Signature {k} claims the role {role!r}; {ROLES[k - 1]!r} is expected",
+            )
+        )
     return SignatureReport(
         position=k,
         signature_id=sig_id,
@@ -387,7 +476,11 @@ def verify_year_record(
     try:
         root = year_record_load(xml)
     except (DocumentError, TypeError) as error:
-        return [SignatureReport(0, problems=(f"Not a year record: {error}",))]
+        return [
+            SignatureReport(
+                0, problems=(Problem(ProblemCode.NOT_A_YEAR_RECORD, f"Not a year record: {error}"),)
+            )
+        ]
     reports = []
     document = _document_problems(root)
     if document:
@@ -400,6 +493,10 @@ def verify_year_record(
             reports.append(_verify_signature(xml, signature, k, content_id, earlier_ids, roots, revocation))
         except Exception as error:  # a hostile document must give a reason, not a 500
             reports.append(
-                SignatureReport(k, signature.get("Id") or "", problems=(f"Cannot be checked: {error}",))
+                SignatureReport(
+                    k,
+                    signature.get("Id") or "",
+                    problems=(Problem(ProblemCode.UNCHECKABLE, f"Cannot be checked: {error}"),),
+                )
             )
     return reports

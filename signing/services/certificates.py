@@ -19,6 +19,7 @@ from portal.services import audit_record
 
 from .. import keys, trust
 from ..backends import KeyLoadError, LoadedKey
+from ..choices import ProblemCode
 from ..models import (
     CertificateBackend,
     SigningCertificate,
@@ -51,12 +52,15 @@ def certificate_refusal(cert: x509.Certificate, chain, *, at: dt.datetime | None
             "date": timezone.localtime(cert.not_valid_before_utc).strftime("%d/%m/%Y")
         }
     problems = certificate_problems(cert, chain, trust_roots=trust.trust_roots(), crls=trust.crls(), at=at)
-    if any("revoked" in p for p in problems):
-        return _("The certificate has been revoked by the authority that issued it.")
-    if any("trust" in p.lower() or "chain" in p.lower() or "issuer" in p.lower() for p in problems):
-        return _("The certificate was not issued by a certification authority this portal trusts.")
+    codes = {p.code for p in problems}
+    if ProblemCode.REVOKED in codes:
+        return str(ProblemCode.REVOKED.label)
+    if codes & {ProblemCode.UNTRUSTED_ISSUER, ProblemCode.CHAIN_TOO_LONG, ProblemCode.NO_TRUST_ROOTS}:
+        return str(ProblemCode.UNTRUSTED_ISSUER.label)
     if problems:
-        return _("The certificate cannot be used for signing: %(detail)s") % {"detail": "; ".join(problems)}
+        return _("The certificate cannot be used for signing: %(detail)s") % {
+            "detail": "; ".join(p.detail for p in problems)
+        }
     return ""
 
 

@@ -33,6 +33,7 @@ from signing.backends.csc import (
     ecdsa_der,
 )
 from signing.backends.pkcs12 import pkcs12_load
+from signing.choices import ProblemCode
 from signing.profile import sign_year_record
 from signing.verify import all_valid, verify_year_record
 from tests.reference.service import CscService
@@ -189,7 +190,7 @@ def test_a_changed_content_byte_fails_xmlsec1(signed, pems, tmp_path):
 def test_the_remote_key_is_trusted_only_through_the_service_root(signed, dev):
     reports = verify_year_record(signed, trust_roots=[dev.root_cert], crls=[ca.issue_crl(dev)])
     assert [r.ok for r in reports] == [False, False, True]
-    assert all(any("trusted root" in p for p in r.problems) for r in reports[:2])
+    assert all(ProblemCode.UNTRUSTED_ISSUER in r.codes for r in reports[:2])
 
 
 def test_the_credential_is_described_from_its_certificate(csc_client, credentials, csc_service):
@@ -289,7 +290,7 @@ def test_a_revoked_credentials_signature_is_refused(
     crl = csc_service.crl()
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
     after = verify_year_record(xml, trust_roots=roots, crls=[crl, ca.issue_crl(dev)])
-    assert any("revoked" in p for p in after[0].problems)
+    assert ProblemCode.REVOKED in after[0].codes
     assert after[1].ok and after[2].ok
 
     described = csc_client.credentials_info(credential_id)
@@ -349,18 +350,36 @@ def test_a_service_that_is_down_is_unreachable_and_retryable():
     assert error.value.retryable
 
 
-def test_the_client_reconnects_after_the_service_restarts(tmp_path):
+def test_the_client_reconnects_after_the_service_restarts_and_the_approval_survives(tmp_path):
     """The kept-alive connection dies with the process; the next call opens a new one. The
-    credential survives the restart; approvals (held in memory) do not."""
+    credential survives the restart, and so does the signer's approval (the SAD is kept in the
+    service's data directory): a batch interrupted by a restart goes on without a new OTP."""
     with CscService(tmp_path / "csc") as service, CscClient(service.url, service.client_secret) as client:
         credential_id, cert = service.enrol("ht.an", "Ngô Văn An", "Hiệu trưởng")
         sad = approve(client, service, credential_id, count=2)
         assert len(client.sign_hashes(credential_id, sad, [b"\1" * 32], algorithm="ec")) == 1
         service.restart()
         assert client.credentials_info(credential_id).cert == cert
-        with pytest.raises(CscError) as error:
+        assert len(client.sign_hashes(credential_id, sad, [b"\1" * 32], algorithm="ec")) == 1
+        with pytest.raises(CscError) as error:  # and it still counts: two were approved
             client.sign_hashes(credential_id, sad, [b"\1" * 32], algorithm="ec")
-        assert error.value.code == "sad_invalid"
+        assert error.value.code == "sad_exhausted"
+        assert not error.value.retryable
+        assert sad.token not in (service.data_dir / "sads.json").read_text()  # only its hash
+
+
+def test_a_service_that_stops_in_the_middle_is_unreachable_and_retryable_then_answers_again(tmp_path):
+    with CscService(tmp_path / "csc") as service, CscClient(service.url, service.client_secret) as client:
+        credential_id, _cert = service.enrol("gv.binh", "Lý Văn Bình", "Giáo viên chủ nhiệm")
+        sad = approve(client, service, credential_id, count=3)
+        client.sign_hashes(credential_id, sad, [b"\4" * 32], algorithm="ec")
+        port = service.port
+        service.stop(keep_data=True)
+        with pytest.raises(CscError) as error:
+            client.sign_hashes(credential_id, sad, [b"\4" * 32], algorithm="ec")
+        assert (error.value.code, error.value.retryable) == ("unreachable", True)
+        service._start(port=port)
+        assert len(client.sign_hashes(credential_id, sad, [b"\4" * 32], algorithm="ec")) == 1
 
 
 def test_a_kept_alive_connection_does_not_stall_on_delayed_acks(csc_client, csc_service, credentials):
