@@ -271,6 +271,10 @@ HOCBA_CSC_CLIENT_SECRET = env_str("HOCBA_CSC_CLIENT_SECRET", "")
 HOCBA_PKCS11_LIBRARY = env_str("HOCBA_PKCS11_LIBRARY", "")
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
+# A batch paused by a failing key service (signing.services.runner) fails its remaining records
+# only after this many consecutive retryable failures spanning more than this many seconds.
+HOCBA_SIGNING_RETRY_ATTEMPTS = env_int("HOCBA_SIGNING_RETRY_ATTEMPTS", 8)
+HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS = env_int("HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS", 900)
 # The Celery queue of the signing jobs: a province may give signing workers of their own, so a
 # backlog of PDF renderings never delays a principal's batch.
 HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "celery")

@@ -21,8 +21,9 @@ from collections import OrderedDict
 from django.conf import settings
 
 from . import trust
-from .backends import KeyLoadError, LoadedKey
-from .models import CertificateBackend, SigningCertificate
+from .backends import KeyLoadError, LoadedKey, backend_for
+from .backends.csc import CscClient, configured_client
+from .models import SigningCertificate
 
 MAX_CACHED = 32
 _cache: OrderedDict[tuple[int, str], LoadedKey] = OrderedDict()
@@ -36,53 +37,25 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def csc_client():
+def csc_client() -> CscClient:
     """The client of the configured CSC remote-signing service (HOCBA_CSC_URL)."""
-    from .backends.csc import CscClient
-
-    url = getattr(settings, "HOCBA_CSC_URL", "")
-    if not url:
-        raise KeyLoadError("csc_not_configured", "No remote signing service is configured (HOCBA_CSC_URL)")
-    return CscClient(url, getattr(settings, "HOCBA_CSC_CLIENT_SECRET", ""))
+    return configured_client()
 
 
 def pkcs11_library() -> str | None:
     return getattr(settings, "HOCBA_PKCS11_LIBRARY", "") or None
 
 
-def _load(certificate: SigningCertificate, secret: str, expires_at) -> LoadedKey:
-    if certificate.backend == CertificateBackend.PKCS12:
-        from .backends.pkcs12 import pkcs12_load_sealed
-
-        sealed = certificate.sealed_pkcs12
-        assert sealed is not None  # constraint signing_certificate_key_located
-        return pkcs12_load_sealed(bytes(sealed), trust.deployment_key(), secret)
-    if certificate.backend == CertificateBackend.PKCS11:
-        from .backends.pkcs11 import pkcs11_load
-
-        return pkcs11_load(
-            library=pkcs11_library(),
-            token_label=certificate.token_label,
-            pin=secret,
-            key_label=certificate.key_label,
-        )
-    if certificate.backend == CertificateBackend.CSC:
-        from .backends.csc import Sad, csc_loaded_key
-
-        client = csc_client()
-        credential = client.credentials_info(certificate.csc_credential_id)
-        sad = Sad(
-            token=secret,
-            credential_id=certificate.csc_credential_id,
-            num_signatures=0,  # the service counts; the portal only carries the token
-            expires_at=expires_at or dt.datetime.max.replace(tzinfo=dt.UTC),
-        )
-        return csc_loaded_key(client, credential, sad)
-    raise KeyLoadError("unknown_backend", f"Unknown key backend {certificate.backend!r}")
+def _load(certificate: SigningCertificate, secret: str, expires_at: dt.datetime | None) -> LoadedKey:
+    """The registered backend's loader (signing.backends.backend_for), no choosing here."""
+    return backend_for(certificate.backend)(certificate, secret, expires_at)
 
 
-def loaded_key(certificate: SigningCertificate, secret: str, *, expires_at=None) -> LoadedKey:
-    """The certificate's key, unlocked by `secret`; KeyLoadError if it cannot be, or is another's.
+def loaded_key(
+    certificate: SigningCertificate, secret: str, *, expires_at: dt.datetime | None = None
+) -> LoadedKey:
+    """The certificate's key, unlocked by `secret`; BackendError if it cannot be (retryable when
+    the service or device is down for a while), KeyLoadError("key_mismatch") if it is another's.
 
     For a CSC credential `secret` is the SAD and `expires_at` its expiry."""
     cache_key = (certificate.pk, hashlib.sha256(secret.encode()).hexdigest())

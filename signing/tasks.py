@@ -20,13 +20,16 @@ def _worker_id() -> str:
 def signing_batch_run(batch_pk: int) -> str:
     """Sign a batch's pending items. The batch's lease, not the message, decides who runs it: a
     duplicate delivery finds the batch held and returns; a worker that died lets the lease run out
-    and the sweep queues the batch again."""
+    and the sweep queues the batch again. A batch paused by a failing key service is claimed only
+    once its `next_attempt_at` has come: the message queued with a countdown is a wake-up, the
+    database decides."""
     return services.signing_batch_run(batch_pk=batch_pk, worker=_worker_id())
 
 
 @shared_task
 def signing_batches_resume() -> int:
-    """The sweep (Celery beat, and each worker as it starts): batches nobody holds are queued again."""
+    """The sweep (Celery beat every HOCBA_SIGNING_RESUME_SECONDS, and each worker as it starts):
+    batches nobody holds, and paused batches now due, are queued again."""
     return len(services.signing_batches_resume())
 
 

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -293,9 +294,20 @@ def _progress(batch: SigningBatch) -> dict:
         {"student": i.student_name, "record_id": i.record_id, "version": i.version, "reason": i.reason}
         for i in batch.items.filter(state=ItemState.FAILED).order_by("position")
     ]
+    paused = batch.state == BatchState.QUEUED and batch.next_attempt_at is not None
+    state_label = str(batch.get_state_display())
+    if paused:
+        assert batch.next_attempt_at is not None
+        # The signing service is down: the batch waits and tries again by itself (runner._pause).
+        state_label = _("Paused, retrying at %(time)s") % {
+            "time": timezone.localtime(batch.next_attempt_at).strftime("%H:%M:%S")
+        }
     return {
         "state": batch.state,
-        "state_label": str(batch.get_state_display()),
+        "state_label": state_label,
+        "paused": paused,
+        "next_attempt_at": batch.next_attempt_at.isoformat() if paused and batch.next_attempt_at else None,
+        "retry_reason": batch.retry_reason if paused else "",
         "finished": batch.state in (BatchState.DONE, BatchState.CANCELLED),
         **counts,
         "failures": failures,

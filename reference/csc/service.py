@@ -14,8 +14,13 @@ Rules:
 - An OTP is valid 5 minutes and once. Five wrong OTPs lock the credential until a new sendOTP.
 - A SAD is bound to one credential, lives `sad_lifetime` seconds and signs `numSignatures`
   hashes in all, across any number of signHash calls. Revoking the credential voids its SADs.
-- OTPs and SADs live in memory only: a restart of the service voids them (credentials survive).
-  A real provider may keep them; the portal must cope with either (it asks for a new approval).
+- OTPs live in memory only: a restart voids them. SADs are kept in the data directory
+  (`sads.json`: a SHA-256 of each token, never the token, with its credential, the signatures
+  it still allows and its expiry by the wall clock), so a restart in the middle of a batch does
+  not void the signer's approval: the batch goes on without asking the signer again, as with
+  the Vietnamese providers, whose approvals outlive a restart of one of their servers. The file
+  is replaced (write, rename) on every change, without fsync: it survives the process, not the
+  machine.
 
 Errors: where the CSC v2 specification has the case, its error and description, verbatim
 (e.g. 400 invalid_request "SAD expired", 400 invalid_otp "The OTP is invalid"), so the portal's
@@ -28,13 +33,17 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import hmac
+import json
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
@@ -93,7 +102,12 @@ class _Otp:
 class _Sad:
     credential_id: str
     remaining: int
-    expires: float  # time.monotonic()
+    expires: float  # time.time(): kept across a restart, so by the wall clock
+
+
+def _token_key(token: str) -> str:
+    """How a SAD is known in memory and on disk: the file never holds a usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _generalized_time(when: dt.datetime) -> str:
@@ -163,7 +177,8 @@ class CscService:
         self.delay = delay_ms / 1000
         self._lock = threading.Lock()
         self._otps: dict[str, _Otp] = {}  # credential id -> the outstanding OTP
-        self._sads: dict[str, _Sad] = {}  # token -> what it still allows
+        self._sads_path = Path(store.directory) / "sads.json"
+        self._sads: dict[str, _Sad] = self._sads_load()  # _token_key(token) -> what it still allows
         self.routes: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
             "/csc/v2/info": self.info,
             "/csc/v2/credentials/list": self.credentials_list,
@@ -176,6 +191,23 @@ class CscService:
         }
 
     # --- Helpers --------------------------------------------------------------------------
+
+    def _sads_load(self) -> dict[str, _Sad]:
+        try:
+            state = json.loads(self._sads_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        now = time.time()
+        return {k: _Sad(**v) for k, v in state.items() if v["expires"] > now}
+
+    def _sads_save(self) -> None:
+        """Replace sads.json with the SADs in memory (the caller holds self._lock)."""
+        data = json.dumps({k: asdict(v) for k, v in self._sads.items()}).encode()
+        temporary = self._sads_path.with_name(f".{self._sads_path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, self._sads_path)
 
     def _credential(self, body: dict[str, Any]) -> Credential:
         credential = self.store.get(_text(body, "credentialID"))
@@ -286,6 +318,7 @@ class CscService:
             raise invalid("Numbers of signatures is too high")
         self._usable(credential)
         now = time.monotonic()
+        wall = time.time()
         with self._lock:
             outstanding = self._otps.get(credential.credential_id)
             if outstanding is None:
@@ -303,10 +336,13 @@ class CscService:
                 raise ApiError(400, "invalid_otp", f"{OTP_INVALID} ({left} attempt(s) left)")
             del self._otps[credential.credential_id]  # once only
             # Forget SADs past their time, so memory holds only live ones.
-            for token in [t for t, s in self._sads.items() if now > s.expires]:
-                del self._sads[token]
+            for key in [k for k, s in self._sads.items() if wall > s.expires]:
+                del self._sads[key]
             token = secrets.token_urlsafe(32)
-            self._sads[token] = _Sad(credential.credential_id, num_signatures, now + self.sad_lifetime)
+            self._sads[_token_key(token)] = _Sad(
+                credential.credential_id, num_signatures, wall + self.sad_lifetime
+            )
+            self._sads_save()
         log.info(
             "SAD for credential %s: %d signature(s), %d s",
             credential.credential_id,
@@ -317,14 +353,16 @@ class CscService:
 
     def _consume(self, token: str, credential_id: str, count: int) -> None:
         """Take `count` signatures from the SAD, or refuse without taking any."""
-        now = time.monotonic()
+        now = time.time()
+        key = _token_key(token)
         with self._lock:
-            sad = self._sads.get(token)
+            sad = self._sads.get(key)
             # Another credential's SAD gets the same answer as a made-up one: it says nothing.
             if sad is None or sad.credential_id != credential_id:
                 raise invalid(INVALID_SAD)
             if now > sad.expires:
-                del self._sads[token]
+                del self._sads[key]
+                self._sads_save()
                 raise invalid(SAD_EXPIRED)
             if sad.remaining < count:
                 raise ApiError(
@@ -333,6 +371,7 @@ class CscService:
                     f"The SAD allows {sad.remaining} more signature(s); {count} were asked",
                 )
             sad.remaining -= count  # an exhausted SAD is kept until it expires, to say so
+            self._sads_save()
 
     def signatures_sign_hash(self, body: dict[str, Any]) -> dict[str, Any]:
         credential = self._credential(body)
@@ -394,8 +433,9 @@ class CscService:
             raise invalid(INVALID_CREDENTIAL) from error
         with self._lock:
             self._otps.pop(credential_id, None)
-            for token in [t for t, s in self._sads.items() if s.credential_id == credential_id]:
-                del self._sads[token]
+            for key in [k for k, s in self._sads.items() if s.credential_id == credential_id]:
+                del self._sads[key]
+            self._sads_save()
         log.info("Revoked credential %s", credential_id)
         revoked_at = credential.revoked_at.isoformat() if credential.revoked_at else ""
         return {"credentialID": credential_id, "revoked": revoked_at}

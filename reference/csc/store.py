@@ -6,6 +6,7 @@ Layout of the data directory (created 0700)::
     credentials.json     every credential: owner, names, certificate (PEM), revocation date
     keys/<id>.pem        each credential's private key, PKCS#8 PEM in clear, mode 0600
     state.lock           taken (flock) around every change
+    sads.json            the live approvals (SADs) by token hash: reference.csc.service keeps it
 
 Why this shape:
 

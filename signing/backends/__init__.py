@@ -8,18 +8,28 @@
   (signing.profile calls `key.sign(data, padding=..., algorithm=...)` or
   `key.sign(data, signature_algorithm=ec.ECDSA(...))`, as signxml does).
 
+Each backend registers its loader for one `CertificateBackend` (`@register(...)`, the
+`KeyBackend` protocol); `signing.keys` looks the loader up with `backend_for`. Every failure is a
+`BackendError(code, message, retryable)`.
+
 Keys are loaded once per worker process, not once per signature (signing.keys).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+if TYPE_CHECKING:
+    from ..models import SigningCertificate
 
 
 class DigestSigner:
@@ -66,9 +76,75 @@ class LoadedKey:
     chain: tuple[x509.Certificate, ...] = ()
 
 
-class KeyLoadError(Exception):
-    """A key could not be loaded; `code` says why, the message says it in words."""
+class BackendError(Exception):
+    """A key backend failed; `code` says why (the portal maps codes to Vietnamese), the message
+    says it in words, and `retryable` whether trying the same thing later may succeed.
 
-    def __init__(self, code: str, message: str):
+    Retryable: the service or device is unreachable or failing for a while (connection refused or
+    reset, a timeout, HTTP 5xx or 429, a token that stopped answering). Permanent: what needs a
+    person or will never change (a wrong PIN or OTP, a revoked or expired credential, a 4xx).
+    A retryable failure pauses a batch; a permanent one fails its items (signing.services.runner).
+    """
+
+    def __init__(self, code: str, message: str, retryable: bool = False):
         super().__init__(message)
         self.code = code
+        self._retryable = retryable
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable
+
+
+class KeyLoadError(BackendError):
+    """A key could not be loaded (the historical name; a BackendError, permanent unless said)."""
+
+
+class KeyBackend(Protocol):
+    """What every key backend does: unlock the registered certificate's key with the secret the
+    signer gave for the batch (a PIN, a SAD) and hand it back as a LoadedKey whose `key` is a
+    private key or a DigestSigner. Raises BackendError (retryable or not)."""
+
+    def __call__(
+        self, certificate: SigningCertificate, secret: str, expires_at: dt.datetime | None
+    ) -> LoadedKey: ...
+
+
+_REGISTRY: dict[str, KeyBackend] = {}
+
+
+def register(kind: str) -> Callable[[KeyBackend], KeyBackend]:
+    """Decorator: the loader of one `CertificateBackend` (each backend module registers itself).
+
+    `kind` is the CertificateBackend's value, written out: backend modules do not import the
+    models (pkcs11.py is loaded without Django by scripts/devenv.py); the registry's test checks
+    that every CertificateBackend has exactly its loader (tests/signing/test_backends_registry.py).
+    """
+
+    def decorate(loader: KeyBackend) -> KeyBackend:
+        if kind in _REGISTRY and _REGISTRY[kind] is not loader:
+            raise RuntimeError(f"Two key backends registered for {kind!r}")
+        _REGISTRY[kind] = loader
+        return loader
+
+    return decorate
+
+
+def backend_for(kind: str) -> KeyBackend:
+    """The registered loader for a certificate's backend; BackendError("unknown_backend") if none."""
+    _load_backends()
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise KeyLoadError("unknown_backend", f"Unknown key backend {kind!r}") from None
+
+
+def registered_backends() -> dict[str, KeyBackend]:
+    _load_backends()
+    return dict(_REGISTRY)
+
+
+def _load_backends() -> None:
+    # Importing a backend module registers it. Imported on first use, not at import time of this
+    # package: pkcs11.py loads python-pkcs11 (a C extension) that a web process may never need.
+    from . import csc, pkcs11, pkcs12  # noqa: F401

@@ -4,7 +4,7 @@ Teachers' and principals' keys stay with a provider (VNPT SmartCA, Viettel MySig
 development `reference.csc`); the portal sends SHA-256 hashes and gets signatures back. Approval
 is asynchronous and happens once per batch (design.md §4):
 
-    client = CscClient(url, client_secret)                    # one per worker thread, kept open
+    client = CscClient(url, client_secret)                    # cheap: the HTTP pool is per process
     [credential_id] = client.credentials_list(user_id)        # when the user links the account
     credential = client.credentials_info(credential_id)       # certificate, chain, algorithm
     client.send_otp(credential_id)                            # the signer gets an OTP
@@ -12,18 +12,23 @@ is asynchronous and happens once per batch (design.md §4):
     loaded = csc_loaded_key(client, credential, sad)          # then, in the background:
     for xml in batch: sign_year_record(xml, key=loaded.key, cert=loaded.cert, chain=loaded.chain, ...)
 
-The client secret and URL are passed in by the caller: nothing here reads settings.
+The client secret and URL are passed in by the caller; only `configured_client()` (and the
+registered loader, which uses it) reads them from the settings.
 
-Transport: stdlib `http.client`, one keep-alive connection per client, so a batch of 40 records
-pays for one TCP handshake, not 40. No dependency was added for it: the API is a handful of JSON
-POSTs. Calls on one client are serialised by a lock, so sharing a client between threads is safe
-but gives no parallelism; give each worker thread its own client for that.
+Transport: httpx, one `httpx.Client` per process (`http_client()`), shared by every CscClient:
+a pool of kept-alive connections (a batch of 40 records pays for one TCP handshake, not 40),
+explicit timeouts (connect 5 s; read, write and pool wait the client's `timeout`), the system's
+trust store for https. httpcore sets TCP_NODELAY on its sockets (httpcore/_backends/sync.py), and
+the reference service sets it on its side: a kept-alive exchange never waits on a delayed ACK.
+The pool is thread-safe; a client may be shared between threads, each call takes a connection.
 
-Errors are `CscError` with a stable `code` (the portal maps codes to Vietnamese). The service's
-answer is read as CSC v2 writes it: `invalid_otp` by name, the cases CSC folds into
-`invalid_request` (unknown credential, bad or expired SAD, expired certificate) by CSC's own
-description, and the reference service's names for what CSC leaves unnamed (otp_locked,
-sad_exhausted, certificate_revoked). `retryable` says whether trying again later may help.
+Errors are `CscError` (a BackendError) with a stable `code` (the portal maps codes to
+Vietnamese). The service's answer is read as CSC v2 writes it: `invalid_otp` by name, the cases
+CSC folds into `invalid_request` (unknown credential, bad or expired SAD, expired certificate) by
+CSC's own description, and the reference service's names for what CSC leaves unnamed
+(otp_locked, sad_exhausted, certificate_revoked). `retryable` is true for what passes: the
+service unreachable (refused, reset, timed out), failing (HTTP 5xx) or busy (HTTP 429); every
+other refusal (a wrong OTP, a revoked credential, any other 4xx) is permanent.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import http.client
 import json
+import os
 import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -49,8 +55,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from django.conf import settings
 
-from . import DigestSigner, KeyLoadError, LoadedKey, public_key_algorithm
+from . import DigestSigner, KeyLoadError, LoadedKey, public_key_algorithm, register
+
+if TYPE_CHECKING:
+    from ..models import SigningCertificate
 
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
 SIGN_ALGO_OIDS = {
@@ -73,9 +83,10 @@ MESSAGES = {
     "certificate_revoked": "The signing certificate is revoked",
     "certificate_expired": "The signing certificate has expired",
     "unsupported_key": "The credential's key cannot sign year records (RSA-2048+ or ECDSA P-256 only)",
+    "busy": "The remote signing service is busy (too many requests)",
     "protocol": "The remote signing service answered something unexpected",
 }
-RETRYABLE = frozenset({"unreachable", "server_error"})
+RETRYABLE = frozenset({"unreachable", "server_error", "busy"})
 
 # CSC v2 error names with one meaning.
 _BY_ERROR = {
@@ -97,17 +108,13 @@ _BY_CSC_DESCRIPTION = {
 
 
 class CscError(KeyLoadError):
-    """A remote signing call failed. codes: see MESSAGES; `retryable` for unreachable/server_error."""
+    """A remote signing call failed. codes: see MESSAGES; retryable: the codes in RETRYABLE."""
 
     def __init__(self, code: str, detail: str = "", *, status: int | None = None):
         message = MESSAGES.get(code, code)
-        super().__init__(code, f"{message} ({detail})" if detail else message)
+        super().__init__(code, f"{message} ({detail})" if detail else message, code in RETRYABLE)
         self.detail = detail
         self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,8 @@ def _unb64(text: Any, what: str) -> bytes:
 def _error_code(status: int, error: str, description: str) -> str:
     if status == 401:
         return "unauthorised_client"
+    if status == 429:
+        return "busy"
     if status >= 500:
         return "server_error"
     if error in _BY_ERROR:
@@ -190,28 +199,61 @@ def ecdsa_der(signature: bytes, key_bytes: int = 32) -> bytes:
     raise CscError("protocol", f"an ECDSA signature of {len(signature)} bytes is neither DER nor r||s")
 
 
-class CscClient:
-    """A client of one CSC v2 service for one relying party (the portal), on a kept-alive connection.
+CONNECT_TIMEOUT = 5.0
+# Connections idle longer than this are closed by us, before the service's idle timeout (the
+# reference service: 60 s) can close them under a request.
+KEEPALIVE_EXPIRY = 30.0
 
-    Thread-safe: calls are serialised on the one connection. For parallel signing, one client per
-    worker thread. `close()` (or `with`) ends the connection; a closed client reconnects if used.
+_http: httpx.Client | None = None
+_http_lock = threading.Lock()
+
+
+def http_client() -> httpx.Client:
+    """The process's one HTTP client (a pool of kept-alive connections), made on first use."""
+    global _http
+    with _http_lock:
+        if _http is None:
+            _http = httpx.Client(
+                timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT),
+                limits=httpx.Limits(
+                    max_connections=32, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_EXPIRY
+                ),
+                verify=ssl.create_default_context(),  # the system's trust store, as before httpx
+                trust_env=False,  # no proxy from the environment between the portal and its signer
+                follow_redirects=False,
+            )
+        return _http
+
+
+def _forget_after_fork() -> None:
+    # A forked worker must not share its parent's sockets: it makes its own pool on first use.
+    global _http
+    _http = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+class CscClient:
+    """A client of one CSC v2 service for one relying party (the portal).
+
+    Requests go through the process's pooled `http_client()` (or `http`, if given). Thread-safe.
+    `close()` (or `with`) closes only an `http` client it was given: the process's pool stays.
     """
 
-    def __init__(self, base_url: str, client_secret: str, timeout: float = 10):
+    def __init__(
+        self, base_url: str, client_secret: str, timeout: float = 10, *, http: httpx.Client | None = None
+    ):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"Not an http(s) URL: {base_url!r}")
         if not client_secret:
             raise ValueError("A client secret is needed")
         self.base_url = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")  # a provider may serve CSC under a path
         self._secret = client_secret
         self.timeout = timeout
-        self._lock = threading.Lock()
-        self._connection: http.client.HTTPConnection | None = None
+        self._timeout = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
+        self._http = http
 
     def __repr__(self) -> str:
         return f"CscClient({self.base_url!r})"  # never the secret
@@ -223,64 +265,35 @@ class CscClient:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        if self._http is not None:
+            self._http.close()
 
     # --- Transport ------------------------------------------------------------------------
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-
-    def _drop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _send(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        """One request on the kept-alive connection (opened if need be); dropped on any failure."""
-        if self._connection is None:
-            self._connection = self._connect()
+    def _exchange(self, url: str, payload: bytes) -> tuple[int, bytes]:
         headers = {
             "Authorization": f"Bearer {self._secret}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        try:
-            self._connection.request("POST", path, body=payload, headers=headers)
-            response = self._connection.getresponse()
-            data = response.read()
-        except BaseException:
-            self._drop()
-            raise
-        if response.will_close:
-            self._drop()
-        return response.status, data
-
-    def _exchange(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        reused = self._connection is not None
+        http = self._http or http_client()
         try:
             try:
-                return self._send(path, payload)
-            except (ConnectionResetError, BrokenPipeError):  # RemoteDisconnected is one of these
-                if not reused:
-                    raise
-                # The service closed the kept-alive connection while it was idle (a timeout, a
-                # restart): once more on a new one. Had it acted on the request before closing,
-                # a signHash would count twice against the SAD: harmless, the batch would ask
-                # for approval again.
-                return self._send(path, payload)
-        except (OSError, http.client.HTTPException) as error:  # refused, timeout, DNS, garbage
-            raise CscError("unreachable", f"{self.base_url}: {error or type(error).__name__}") from error
+                response = http.post(url, content=payload, headers=headers, timeout=self._timeout)
+            except httpx.RemoteProtocolError:
+                # The service closed a kept-alive connection as we sent on it (an idle timeout, a
+                # restart): once more, on a new one. Had it acted on the request before closing,
+                # a signHash would count twice against the SAD: the approval carries spares.
+                response = http.post(url, content=payload, headers=headers, timeout=self._timeout)
+        except httpx.TransportError as error:  # refused, reset, timed out, DNS, garbage
+            detail = str(error) or type(error).__name__
+            raise CscError("unreachable", f"{self.base_url}: {detail}") from error
+        return response.status_code, response.content
 
     def _call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a CSC method; its JSON answer, or CscError with the mapped code."""
         payload = json.dumps(body).encode()
-        with self._lock:
-            status, data = self._exchange(f"{self._prefix}{API}{method}", payload)
+        status, data = self._exchange(f"{self.base_url}{API}{method}", payload)
         if status == 204:
             return {}
         try:
@@ -288,7 +301,7 @@ class CscClient:
         except (UnicodeDecodeError, json.JSONDecodeError):
             answer = None
         if not isinstance(answer, dict):
-            code = "protocol" if status < 500 else "server_error"
+            code = "busy" if status == 429 else "protocol" if status < 500 else "server_error"
             raise CscError(code, f"HTTP {status} from {method}, not JSON", status=status)
         if status == 200:
             return answer
@@ -444,3 +457,25 @@ def csc_loaded_key(client: CscClient, credential: CscCredential, sad: Sad) -> Lo
     if credential.status == "expired" or dt.datetime.now(dt.UTC) > credential.not_after:
         raise CscError("certificate_expired", credential.credential_id)
     return LoadedKey(key=CscKey(client, credential, sad), cert=credential.cert, chain=credential.chain)
+
+
+def configured_client() -> CscClient:
+    """The client of the configured CSC remote-signing service (HOCBA_CSC_URL)."""
+    url = getattr(settings, "HOCBA_CSC_URL", "")
+    if not url:
+        raise KeyLoadError("csc_not_configured", "No remote signing service is configured (HOCBA_CSC_URL)")
+    return CscClient(url, getattr(settings, "HOCBA_CSC_CLIENT_SECRET", ""))
+
+
+@register("csc")  # CertificateBackend.CSC: see signing.backends.register
+def csc_load(certificate: SigningCertificate, secret: str, expires_at: dt.datetime | None) -> LoadedKey:
+    """A CSC credential, approved by the batch's SAD (`secret`) that expires at `expires_at`."""
+    client = configured_client()
+    credential = client.credentials_info(certificate.csc_credential_id)
+    sad = Sad(
+        token=secret,
+        credential_id=certificate.csc_credential_id,
+        num_signatures=0,  # the service counts; the portal only carries the token
+        expires_at=expires_at or dt.datetime.max.replace(tzinfo=dt.UTC),
+    )
+    return csc_loaded_key(client, credential, sad)

@@ -39,7 +39,9 @@ How this module uses the library, and why:
   the child before its first use there. Best is never to load a key in the Celery parent at all:
   keys load lazily, on the first signature in each worker process.
 
-This module never reads Django settings: the caller passes the library path, labels and PIN.
+Only the registered loader, `pkcs11_key`, reads a Django setting (HOCBA_PKCS11_LIBRARY, lazily);
+everything else takes the library path, labels and PIN from its caller. The module imports no
+Django model: scripts/devenv.py loads it (via signing.softhsm) without Django.
 """
 
 from __future__ import annotations
@@ -54,17 +56,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pkcs11
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from django.conf import settings
 from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11
 
-from . import DigestSigner, KeyLoadError, LoadedKey, public_key_algorithm
+from . import DigestSigner, KeyLoadError, LoadedKey, public_key_algorithm, register
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from ..models import SigningCertificate
 
 # Where Debian puts SoftHSM2 (the package's own path, then the multiarch one of older releases).
 DEFAULT_LIBRARIES = (
@@ -515,6 +523,17 @@ def pkcs11_load(*, library: str | None, token_label: str, pin: str, key_label: s
         _pools[(path, token_label)] = pool
         _loaded[(path, token_label, key_label, digest)] = loaded
         return loaded
+
+
+@register("pkcs11")  # CertificateBackend.PKCS11: see signing.backends.register
+def pkcs11_key(certificate: SigningCertificate, secret: str, expires_at: dt.datetime | None) -> LoadedKey:
+    """The registered certificate's key on its token, logged in with the PIN (`secret`)."""
+    return pkcs11_load(
+        library=getattr(settings, "HOCBA_PKCS11_LIBRARY", "") or None,
+        token_label=certificate.token_label,
+        pin=secret,
+        key_label=certificate.key_label,
+    )
 
 
 def pkcs11_cache_clear() -> None:

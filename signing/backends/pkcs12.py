@@ -2,7 +2,8 @@
 
 At rest the PKCS#12 bytes are wrapped once more with the deployment key (Fernet, AES-128-CBC +
 HMAC-SHA256), so a database dump alone yields nothing even with a weak PIN. The deployment key is
-passed in by the caller (from the environment); this module never reads settings.
+passed in by the caller (from the environment); only the registered loader, `pkcs12_key`, reads it
+(signing.trust).
 
     sealed = pkcs12_seal(uploaded_bytes, deployment_key)          # store this
     loaded = pkcs12_load_sealed(sealed, deployment_key, pin)      # at signing time
@@ -10,11 +11,18 @@ passed in by the caller (from the environment); this module never reads settings
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING
+
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs12
 
-from . import KeyLoadError, LoadedKey
+from .. import trust
+from . import KeyLoadError, LoadedKey, register
+
+if TYPE_CHECKING:
+    from ..models import SigningCertificate
 
 # An uploaded PKCS#12 with a key and a short chain is a few kilobytes.
 MAX_PKCS12_BYTES = 64 * 1024
@@ -67,3 +75,11 @@ def pkcs12_load(data: bytes, pin: str) -> LoadedKey:
 def pkcs12_load_sealed(sealed: bytes, deployment_key: bytes, pin: str) -> LoadedKey:
     """`pkcs12_load` of stored (sealed) bytes."""
     return pkcs12_load(pkcs12_unseal(sealed, deployment_key), pin)
+
+
+@register("pkcs12")  # CertificateBackend.PKCS12: see signing.backends.register
+def pkcs12_key(certificate: SigningCertificate, secret: str, expires_at: dt.datetime | None) -> LoadedKey:
+    """The registered certificate's stored key file, unlocked by its PIN (`secret`)."""
+    sealed = certificate.sealed_pkcs12
+    assert sealed is not None  # constraint signing_certificate_key_located
+    return pkcs12_load_sealed(bytes(sealed), trust.deployment_key(), secret)

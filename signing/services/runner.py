@@ -1,10 +1,21 @@
 """Running a signing batch (the Celery job's body): the lease, each item in its own transaction, the
-resume sweep, and the queue the jobs go to."""
+resume sweep, and the queue the jobs go to.
+
+An item fails only for its own reason (its record's state, its signature). When the key's service
+or device fails in a way worth retrying (a BackendError with `retryable`: the remote signing
+service unreachable, failing, busy), the batch pauses instead: the item in hand is rolled back,
+`next_attempt_at` is set (capped exponential back-off with jitter: about 1, 2, 4 ... 60 s), the
+lease is released, and the sweep (or the wake-up message queued with a countdown) takes the batch
+up again when it is due; the database, not the message, says when. Only after
+HOCBA_SIGNING_RETRY_ATTEMPTS consecutive retryable failures spanning more than
+HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS do the remaining items fail, with the reason.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +30,7 @@ from portal.permissions import forget_access
 from portal.services import audit_record
 
 from .. import keys, trust
-from ..backends import KeyLoadError, LoadedKey
+from ..backends import BackendError, KeyLoadError, LoadedKey
 from ..models import (
     BatchState,
     ItemState,
@@ -33,8 +44,34 @@ from .certificates import certificate_refusal, key_error_message
 log = logging.getLogger(__name__)
 
 
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
 def lease_seconds() -> int:
     return int(getattr(settings, "HOCBA_SIGNING_LEASE_SECONDS", 60))
+
+
+def retry_attempts() -> int:
+    """Consecutive retryable failures before a batch may give up (with retry_give_up_seconds)."""
+    return int(getattr(settings, "HOCBA_SIGNING_RETRY_ATTEMPTS", 8))
+
+
+def retry_give_up_seconds() -> int:
+    """How long a batch keeps retrying a failing service before its remaining items fail."""
+    return int(getattr(settings, "HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS", 900))
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after the `failures`-th consecutive retryable failure: 1, 2, 4 ... capped at
+    60, each drawn in [half, whole] of that (jitter: batches paused by one outage do not all
+    come back in the same second)."""
+    ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** max(0, min(failures, 30) - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
+
+
+def _due(now: dt.datetime) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
 
 
 def _claim(batch_pk: int, worker: str) -> bool:
@@ -42,6 +79,7 @@ def _claim(batch_pk: int, worker: str) -> bool:
     return bool(
         SigningBatch.objects.filter(pk=batch_pk, state__in=[BatchState.QUEUED, BatchState.RUNNING])
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
+        .filter(_due(now))
         .update(
             state=BatchState.RUNNING,
             lease_owner=worker,
@@ -75,8 +113,17 @@ def _error_message(error: Exception) -> str:
     return _("Unexpected error: %(detail)s") % {"detail": str(error)}
 
 
+class _Paused(Exception):
+    """The key's service failed in a way worth retrying: the item was rolled back, the batch pauses."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def _sign_item(batch: SigningBatch, item_pk: int, key: LoadedKey, cert_facts: dict) -> None:
-    """Sign one item in its own transaction (the school's schema is active)."""
+    """Sign one item in its own transaction (the school's schema is active); _Paused when the
+    key's service is down (the item's transaction is rolled back: it stays pending)."""
     from transcripts.models import YearRecord
     from transcripts.records.services import year_record_sign
 
@@ -107,6 +154,10 @@ def _sign_item(batch: SigningBatch, item_pk: int, key: LoadedKey, cert_facts: di
             )
             item.state, item.finished_at = ItemState.DONE, timezone.now()
             item.save(update_fields=["state", "finished_at", "attempts"])
+    except BackendError as error:
+        if error.retryable:
+            raise _Paused(error) from error
+        _fail(item_pk, _error_message(error))
     except Exception as error:  # one record's failure never stops the batch
         if not isinstance(error, (ValidationError, PermissionDenied, KeyLoadError, SigningError)):
             log.exception("Signing batch %s, item %s", batch.pk, item_pk)
@@ -130,7 +181,9 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
         key = keys.loaded_key(
             batch.certificate, trust.open_secret(batch.secret), expires_at=batch.secret_expires_at
         )
-    except KeyLoadError as error:
+    except BackendError as error:
+        if error.retryable:
+            return _pause(batch_pk, worker, error)
         message = key_error_message(error)
         for item_pk in pending:
             _fail(item_pk, message)
@@ -141,14 +194,74 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
         "certificate_fingerprint": batch.certificate.fingerprint,
         "certificate_serial": batch.certificate.serial,
     }
+    recovering = batch.retry_count > 0
     connection.set_tenant(school)
     try:
         for item_pk in pending:
             if not _renew(batch_pk, worker):
                 return "lease lost"
-            _sign_item(batch, item_pk, key, cert_facts)
+            try:
+                _sign_item(batch, item_pk, key, cert_facts)
+            except _Paused as paused:
+                connection.set_schema_to_public()
+                return _pause(batch_pk, worker, paused.error)
+            if recovering:  # the service answers again: the count of consecutive failures restarts
+                SigningBatch.objects.filter(pk=batch_pk).update(
+                    retry_count=0, retrying_since=None, next_attempt_at=None, retry_reason=""
+                )
+                recovering = False
     finally:
         connection.set_schema_to_public()
+    return _finish(batch_pk, worker)
+
+
+def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
+    """A retryable failure: pause the batch until `next_attempt_at` (lease released, a wake-up
+    queued), or, after enough failures over long enough, fail what remains with the reason."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = SigningBatch.objects.select_for_update().get(pk=batch_pk)
+        if batch.state != BatchState.RUNNING or batch.lease_owner != worker:
+            return "lease lost"
+        failures = batch.retry_count + 1
+        since = batch.retrying_since or now
+        log.warning("Signing batch %s paused (failure %d since %s): %s", batch_pk, failures, since, error)
+        give_up = failures >= retry_attempts() and (now - since).total_seconds() > retry_give_up_seconds()
+        if not give_up:
+            delay = retry_delay(failures)
+            batch.state = BatchState.QUEUED
+            batch.lease_owner, batch.lease_until = "", None
+            batch.retry_count, batch.retrying_since = failures, since
+            batch.next_attempt_at = now + dt.timedelta(seconds=delay)
+            batch.retry_reason = key_error_message(error)
+            batch.save(
+                update_fields=[
+                    "state",
+                    "lease_owner",
+                    "lease_until",
+                    "retry_count",
+                    "retrying_since",
+                    "next_attempt_at",
+                    "retry_reason",
+                ]
+            )
+            # A wake-up only: whoever gets it claims the batch if the database says it is due.
+            transaction.on_commit(lambda: signing_batch_enqueue(batch_pk, countdown=delay))
+            return "paused"
+        reason = _(
+            "The signing service failed %(count)d times in a row since %(since)s; the remaining "
+            "records were not signed: %(detail)s"
+        ) % {
+            "count": failures,
+            "since": timezone.localtime(since).strftime("%H:%M:%S %d/%m/%Y"),
+            "detail": key_error_message(error),
+        }
+        SigningBatchItem.objects.filter(batch_id=batch_pk, state=ItemState.PENDING).update(
+            state=ItemState.FAILED, reason=reason, finished_at=now
+        )
+        batch.retry_count, batch.retrying_since, batch.next_attempt_at = failures, since, None
+        batch.retry_reason = reason
+        batch.save(update_fields=["retry_count", "retrying_since", "next_attempt_at", "retry_reason"])
     return _finish(batch_pk, worker)
 
 
@@ -178,12 +291,15 @@ def _finish(batch_pk: int, worker: str) -> str:
 
 
 def signing_batches_resume() -> list[int]:
-    """Queue again the batches no worker holds: queued or running with the lease run out."""
+    """Queue again the batches no worker holds: queued or running with the lease run out, and
+    paused batches whose next attempt is due."""
     now = timezone.now()
     stale = list(
         SigningBatch.objects.filter(state__in=[BatchState.QUEUED, BatchState.RUNNING])
+        .filter(_due(now))
         .filter(
             Q(lease_until__lt=now)
+            | Q(lease_until__isnull=True, next_attempt_at__isnull=False)
             | Q(lease_until__isnull=True, confirmed_at__lt=now - dt.timedelta(seconds=30))
         )
         .values_list("pk", flat=True)
@@ -193,8 +309,8 @@ def signing_batches_resume() -> list[int]:
     return stale
 
 
-def signing_batch_enqueue(batch_pk: int) -> None:
+def signing_batch_enqueue(batch_pk: int, *, countdown: float | None = None) -> None:
     from ..tasks import signing_batch_run as task
 
     queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "celery")
-    task.apply_async(args=[batch_pk], headers={"_schema_name": "public"}, queue=queue)
+    task.apply_async(args=[batch_pk], headers={"_schema_name": "public"}, queue=queue, countdown=countdown)
