@@ -512,3 +512,17 @@ def test_a_worker_that_lost_its_lease_does_not_finish_the_batch(batch, homeroom_
     SigningBatch.objects.filter(pk=batch.pk).update(state=BatchState.CANCELLED, lease_owner="test-worker")
     assert _finish(batch.pk, "test-worker") == "lease lost"
     assert SigningBatch.objects.get(pk=batch.pk).state == BatchState.CANCELLED
+
+
+def test_an_expected_refusal_during_a_batch_is_not_logged_as_an_error(
+    batch, homeroom_teacher, school, certificates, caplog
+):
+    """A refusal (here a certificate removed after the confirmation) is the item's reason, said
+    to the signer; only an unexpected error goes to the error log with its traceback."""
+    signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
+    connection.set_schema_to_public()
+    certificate_remove(actor=homeroom_teacher, certificate=certificates["homeroom_teacher"])
+    with caplog.at_level("ERROR", logger="signing.services.runner"):
+        run(batch)
+    assert states(batch) == [ItemState.FAILED, ItemState.FAILED]
+    assert [r for r in caplog.records if r.name == "signing.services.runner"] == []

@@ -133,3 +133,11 @@ def test_a_seal_token_opened_with_a_wrong_pin_is_refused_at_registration(school_
         ),
     )
     assert reason == "Wrong PIN."
+
+
+def test_the_credentials_cannot_be_listed_when_the_service_is_not_configured(principal, settings):
+    from signing.services import csc_credentials
+
+    settings.HOCBA_CSC_URL = ""
+    reason = refused(ValidationError, lambda: csc_credentials(user=principal))
+    assert reason == "No remote signing service is configured."
