@@ -13,9 +13,11 @@ its bytes are exactly the issued ones (the SHA-256 in the index).
 
 Uploads come from anyone: they are size-capped before they are read (VerifyUploadLimit, installed
 by the view before the body is parsed), parsed by the hardened parser (transcripts.document: no
-DTD, no entities, no network), and a PDF is opened only as far as its embedded-file streams, with
-bounded decompression. Every verification, whatever its outcome, writes one VerificationLog row;
-the client's address is kept only as a keyed hash.
+DTD, no entities, no network), and a PDF is read by qpdf (pikepdf) only as far as its embedded
+files, under qpdf's limits, with decompression capped at the parser's size limit. Every
+verification, whatever its outcome, writes one VerificationLog row; the client's address is kept
+only as a keyed hash. A signature's problems are codes (signing.choices.ProblemCode); the message
+shown for each is its code's label, the one mapping.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import io
 import logging
 import re
 import secrets
 import time
-import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pikepdf
+import pikepdf.settings
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
@@ -48,6 +52,9 @@ from .models_verification import (
     VerificationMethod,
     VerificationOutcome,
 )
+
+if TYPE_CHECKING:  # annotations only: the portal does not import the signing app at run time
+    from signing.choices import Problem, ProblemCode
 
 log = logging.getLogger(__name__)
 
@@ -226,34 +233,16 @@ class SignatureLine:
     signed_at: dt.datetime | None
     serial: str
     ok: bool
-    problems: tuple[str, ...]  # the verifier's technical detail (English)
-    reasons: tuple[str, ...] = ()  # what the problems mean, in the reader's language
+    problems: tuple[Problem, ...]  # each a code and the verifier's technical detail (English)
 
+    @property
+    def codes(self) -> tuple[ProblemCode, ...]:
+        return tuple(dict.fromkeys(p.code for p in self.problems))
 
-# The verifier's findings, by what they mean to a reader (first match wins).
-_REASONS = (
-    ("revoked", lambda: _("The certificate has been revoked by the authority that issued it.")),
-    ("No CRL", lambda: _("The certificate's revocation status cannot be checked.")),
-    ("expired", lambda: _("The certificate had expired when it signed.")),
-    ("not yet valid", lambda: _("The certificate was not yet valid when it signed.")),
-    ("trust", lambda: _("The certificate was not issued by a certification authority this portal trusts.")),
-    ("chain", lambda: _("The certificate was not issued by a certification authority this portal trusts.")),
-    ("reordered", lambda: _("The signatures are not in their order: the document was altered.")),
-    ("wrapping", lambda: _("The document's structure was altered around its signatures.")),
-    ("content elements", lambda: _("The document's structure was altered around its signatures.")),
-    ("is not valid", lambda: _("The signature does not match the document: it was changed after signing.")),
-    ("Digest", lambda: _("The signature does not match the document: it was changed after signing.")),
-)
-
-
-def _reasons(problems) -> tuple[str, ...]:
-    found: list[str] = []
-    for problem in problems:
-        text = next((say() for key, say in _REASONS if key.lower() in problem.lower()), None)
-        text = text or _("The signature does not follow the year record's signature profile.")
-        if text not in found:
-            found.append(text)
-    return tuple(found)
+    @property
+    def messages(self) -> tuple[str, ...]:
+        """What the problems mean, in the reader's language: each code's own message, once."""
+        return tuple(str(code.label) for code in self.codes)
 
 
 def signatures_for(xml: bytes) -> list[SignatureLine]:
@@ -281,7 +270,6 @@ def signatures_for(xml: bytes) -> list[SignatureLine]:
             serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
             ok=r.ok,
             problems=tuple(r.problems),
-            reasons=_reasons(r.problems),
         )
         for r in reports
     ]
@@ -397,7 +385,10 @@ def verify_upload(*, data: bytes) -> Verification:
     """Verify an uploaded file: the XML itself, or a PDF carrying it as an attachment."""
     if data.lstrip()[:5] == b"%PDF-":
         method = VerificationMethod.UPLOAD_PDF
-        candidates = pdf_attachments(data)
+        try:
+            candidates = pdf_attachments(data)
+        except PdfBomb:
+            return _refused(method, "too_large", _DOCUMENT_MESSAGES["too_large"]())
         if not candidates:
             return _refused(method, "no_attachment", _("This PDF has no year record attached."))
     else:
@@ -445,53 +436,86 @@ def _match(method: str, xml: bytes, document) -> Verification:
 
 # --- PDF attachments -------------------------------------------------------------------------
 
-_EMBEDDED_FILE = re.compile(rb"/Type\s*/EmbeddedFile(?![A-Za-z0-9])")
-_STREAM_START = re.compile(rb">>\s*stream\r?\n")
-_LENGTH = re.compile(rb"/Length\s+(\d{1,9})(?!\s+\d+\s+R)")
-_FILTER = re.compile(rb"/Filter\s*(\[[^\]]*\]|/[A-Za-z0-9]+)")
+
+class PdfBomb(ValueError):
+    """An attachment that inflates past the parser's size limit: refused as too large."""
 
 
-def pdf_attachments(data: bytes) -> list[bytes]:
-    """The embedded files of a PDF (at most MAX_PDF_ATTACHMENTS), inflated; [] when there is none.
+# Filters an attachment may be stored with: none, or Flate (what WeasyPrint writes). Flate is
+# decoded by qpdf under flate_max_memory; any other filter (LZW, chains of filters) is not tried.
+_ATTACHMENT_FILTERS = (None, pikepdf.Name.FlateDecode, pikepdf.Name("/Fl"))
 
-    A minimal reader, enough for the PDFs we issue (WeasyPrint: each embedded file a top-level
-    stream object, Flate-compressed or not). A stream is a top-level object in every PDF (streams
-    cannot live in object streams), so this finds them in other writers' PDFs too. Decompression
-    stops at the parser's own size limit, so a compression bomb costs nothing. What comes out is
-    untrusted bytes like any upload: the hardened parser and the hash decide.
+
+def _pdf_limits() -> None:
+    """qpdf's limits for reading untrusted PDFs, process-wide (pikepdf.settings), set before opening.
+
+    Flate output is capped at the parser's own size limit, so a compression bomb stops there; the
+    other limits bound the work of parsing (nesting, errors, a damaged file's containers, warnings).
+    Nothing else in the portal reads PDFs with pikepdf, so process-wide limits are ours alone.
     """
     from transcripts.document import MAX_DOCUMENT_BYTES
 
+    pikepdf.settings.set_qpdf_limits(
+        doc_max_warnings=200,
+        parser_max_nesting=64,
+        parser_max_errors=15,
+        parser_max_container_size_damaged=5000,
+        max_stream_filters=4,
+        flate_max_memory=MAX_DOCUMENT_BYTES + 1,
+        run_length_max_memory=MAX_DOCUMENT_BYTES + 1,
+    )
+
+
+def _attachment_bytes(stream: Any) -> bytes | None:
+    """The decoded bytes of one embedded file, at most MAX_DOCUMENT_BYTES + 1; None if not ours."""
+    from transcripts.document import MAX_DOCUMENT_BYTES
+
+    if not isinstance(stream, pikepdf.Stream):
+        return None
+    filters = stream.get("/Filter")
+    if isinstance(filters, pikepdf.Array):
+        filters = filters[0] if len(filters) == 1 else pikepdf.Name("/Chained")
+    if filters not in _ATTACHMENT_FILTERS:
+        return None
+    if filters is None:
+        raw = stream.read_raw_bytes()  # no filter: as long as the upload allows, already capped
+        return raw[: MAX_DOCUMENT_BYTES + 1]
+    try:
+        return stream.read_bytes()  # inflated by qpdf, stopped at flate_max_memory
+    except pikepdf.DataDecodingError as error:
+        # qpdf says why in words only: its memory limit is a bomb (too large), anything else is a
+        # damaged stream, which is simply not an attachment of ours.
+        if "memory limit" in str(error):
+            raise PdfBomb(str(error)) from error
+        return None
+
+
+def pdf_attachments(data: bytes) -> list[bytes]:
+    """The embedded files of a PDF (at most MAX_PDF_ATTACHMENTS), decoded; [] when there is none.
+
+    Read with pikepdf (qpdf) under `_pdf_limits()`: the document's EmbeddedFiles name tree, each
+    file specification's embedded stream (/EF /F, else /UF), decoded with Flate output capped at the
+    parser's own size limit. The upload's size was checked before (VerifyUploadLimit). What comes
+    out is untrusted bytes like any upload: the hardened parser and the hash decide. A file qpdf
+    cannot read has no attachment that can be read ([]); a compression bomb raises PdfBomb.
+    """
+    _pdf_limits()
     found: list[bytes] = []
-    for match in _EMBEDDED_FILE.finditer(data):
-        if len(found) >= MAX_PDF_ATTACHMENTS:
-            break
-        start = _STREAM_START.search(data, match.end(), match.end() + 4096)
-        if start is None:
-            continue
-        head = data[max(0, match.start() - 4096) : start.start()]
-        head = head[head.rfind(b"obj") + 3 :] if b"obj" in head else head
-        stream_from = start.end()
-        length = _LENGTH.search(head)
-        if length and data[
-            stream_from + int(length[1]) : stream_from + int(length[1]) + 12
-        ].lstrip().startswith(b"endstream"):
-            raw = data[stream_from : stream_from + int(length[1])]
-        else:
-            end = data.find(b"endstream", stream_from)
-            if end < 0:
-                continue
-            raw = data[stream_from:end].rstrip(b"\r\n")
-        filters = _FILTER.search(head)
-        name = filters[1].strip(b"[] \r\n") if filters else b""
-        if name in (b"", b"/FlateDecode", b"/Fl"):
-            if name:
-                try:
-                    inflater = zlib.decompressobj()
-                    raw = inflater.decompress(raw, MAX_DOCUMENT_BYTES + 1)
-                except zlib.error:
+    try:
+        with pikepdf.open(io.BytesIO(data), suppress_warnings=True, inherit_page_attributes=False) as pdf:
+            for spec in list(pdf.attachments.values())[:MAX_PDF_ATTACHMENTS]:
+                files = spec.obj.get("/EF")
+                if not isinstance(files, pikepdf.Dictionary):
                     continue
-            found.append(raw[: MAX_DOCUMENT_BYTES + 1])
+                stream = files.get("/F", files.get("/UF"))
+                content = _attachment_bytes(stream)
+                if content is not None:
+                    found.append(content)
+    except PdfBomb:
+        raise
+    except (pikepdf.PdfError, ValueError, TypeError, KeyError, RecursionError) as error:
+        log.info("Uploaded PDF unreadable, so without an attachment: %s", error)
+        return []
     return found
 
 

@@ -162,7 +162,7 @@ def prior_record_attach(
 
     signatures = signatures_for(xml)
     if len(signatures) != 3 or not all(line.ok for line in signatures):
-        problems = "; ".join(dict.fromkeys(r for line in signatures for r in line.reasons)) or _(
+        problems = "; ".join(dict.fromkeys(r for line in signatures for r in line.messages)) or _(
             "not all signatures are there"
         )
         raise _refuse(

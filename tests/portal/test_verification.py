@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 import time
 import zlib
@@ -198,15 +199,24 @@ def test_the_issued_pdf_matches_through_its_attachment(issued, client):
 
 
 def _pdf_with(stream_dict: bytes, data: bytes) -> bytes:
-    return (
-        b"%PDF-1.7\n1 0 obj\n<</Type /Catalog>>\nendobj\n2 0 obj\n<<"
-        + stream_dict
-        + b"/Length "
-        + str(len(data)).encode()
-        + b">>\nstream\n"
-        + data
-        + b"\nendstream\nendobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+    """A one-page PDF attaching `data` as record.xml, stored as is (raw) in a stream with the
+    entries of `stream_dict` (e.g. b"/Filter /FlateDecode"), named in the EmbeddedFiles tree."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    stream = pikepdf.Stream(pdf, data)
+    for key, value in pikepdf.Dictionary(pikepdf.Object.parse(b"<<" + stream_dict + b">>")).items():
+        stream[key] = value
+    spec = pikepdf.Dictionary(
+        Type=pikepdf.Name.Filespec, F=pikepdf.String("record.xml"), EF=pikepdf.Dictionary(F=stream)
     )
+    pdf.Root.Names = pikepdf.Dictionary(
+        EmbeddedFiles=pikepdf.Dictionary(Names=pikepdf.Array([pikepdf.String("record.xml"), spec]))
+    )
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    return out.getvalue()
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
