@@ -229,6 +229,8 @@ LOGGING = {
         # WeasyPrint logs every rendering step at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # httpx logs every request at INFO: one line per signature of a batch (signing.backends.csc).
+        "httpx": {"level": "WARNING"},
     },
 }
 
