@@ -22,9 +22,10 @@ from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, Pri
 from .models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
 from .permissions import can_edit_homeroom
 from .rules import ruleset_for
+from .rules.codec import result_to_json
 from .rules.common import CommentGrade, Rating
-from .rules.tt22 import CommentSubject, Ratings, ScoredSubject, SecondaryStudent, TermScores
-from .rules.tt27 import PrimaryPupil, PrimarySubject, QualityLevel, SubjectLevel
+from .rules.tt22 import CommentSubject, Ratings, ScoredSubject, SecondaryResult, SecondaryStudent, TermScores
+from .rules.tt27 import PrimaryPupil, PrimaryResult, PrimarySubject, QualityLevel, SubjectLevel
 from .selectors import active_enrolments
 from .services import REGULAR_FIELDS
 
@@ -39,8 +40,8 @@ class StudentOutcome:
     enrolment: Enrolment
     year: StudentYear | None
     missing: list[str] = field(default_factory=list)
-    result: dict | None = None
-    raw: object = None  # the rule set's own result object
+    result: dict | None = None  # as stored in StudentYear.results (rules.codec.result_to_json)
+    raw: SecondaryResult | PrimaryResult | None = None  # the rule set's own result object
 
 
 def class_results(school_class: SchoolClass) -> list[StudentOutcome]:
@@ -63,7 +64,7 @@ def class_results(school_class: SchoolClass) -> list[StudentOutcome]:
         data = build(enrolment, outcome.missing)
         if not outcome.missing:
             outcome.raw = ruleset.evaluate(data)
-            outcome.result = _as_json(outcome.raw)
+            outcome.result = result_to_json(outcome.raw)
         outcomes.append(outcome)
     return outcomes
 
@@ -155,25 +156,6 @@ def _primary_builder(enrolments, entries):
         )
 
     return build
-
-
-def _as_json(result) -> dict:
-    """The rules' output as stored in StudentYear.results (the evaluate command's shape)."""
-    if hasattr(result, "learning"):
-        return {
-            "subjects": {
-                s.code: {"term1": str(s.term1), "term2": str(s.term2), "year": str(s.year)}
-                for s in result.subjects
-            },
-            "learning": {
-                "term1": str(result.learning.term1),
-                "term2": str(result.learning.term2),
-                "year": str(result.learning.year),
-            },
-            "title": str(result.title) if result.title else None,
-            "outcome": str(result.outcome),
-        }
-    return {"result": str(result.result), "completed": result.completed}
 
 
 @transaction.atomic

@@ -14,8 +14,12 @@ from schools.choices import EnrolmentStatus, SubjectKind
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, TeachingAssignment
 
 from .choices import PrimaryPeriod
-from .models import AssessmentChange, PrimarySubjectAssessment, SubjectTermScores
+from .models import AssessmentChange, PrimarySubjectAssessment, Retake, StudentYear, SubjectTermScores
 from .permissions import LEADERS
+from .rules.codec import SUMMER_OUTCOMES, StoredAfterSummer, after_summer_from_json, result_from_json
+from .rules.reassessment import subjects_to_retake
+from .rules.tt22 import Outcome, SecondaryResult
+from .rules.tt27 import PrimaryResult
 from .services import REGULAR_FIELDS, display, row_average
 
 if TYPE_CHECKING:
@@ -104,3 +108,87 @@ def cell_history(*, enrolment_id: int, table: str, row_id: int, field: str) -> Q
         .select_related("actor")
         .order_by("-at", "-id")
     )
+
+
+# Stored year results, typed ------------------------------------------------------------------
+
+
+def student_year_result(year: StudentYear | None) -> SecondaryResult | PrimaryResult | None:
+    """The rules' result stored for a student's year (rules.codec), or None before it is computed."""
+    if year is None or not year.results:
+        return None
+    return result_from_json(year.results)
+
+
+def student_year_outcome(year: StudentYear | None) -> Outcome | None:
+    """What the rules decided in June for a TT22/TT43 year; None for a primary or uncomputed one."""
+    result = student_year_result(year)
+    return result.outcome if isinstance(result, SecondaryResult) else None
+
+
+def student_year_retakes(year: StudentYear | None) -> list[str]:
+    """The subject codes a student is re-assessed in this August (none unless sent to re-assessment)."""
+    result = student_year_result(year)
+    if not isinstance(result, SecondaryResult) or result.outcome != Outcome.REASSESSMENT:
+        return []
+    return subjects_to_retake(result)
+
+
+@dataclass
+class SummerRow:
+    """A student re-assessed or re-trained this summer: the June outcome, what they retake, August's."""
+
+    year: StudentYear
+    outcome: Outcome
+    subjects: list[dict[str, str]]
+    after: StoredAfterSummer | None
+
+    @property
+    def retrained(self) -> bool:
+        """Sent to summer re-training: the homeroom teacher enters a new conduct result."""
+        return self.outcome == Outcome.SUMMER_TRAINING
+
+
+def summer_rows(school_class: SchoolClass) -> list[SummerRow]:
+    """The students re-assessed or re-trained this summer, with what they retake (three queries)."""
+    years = StudentYear.objects.filter(enrolment__school_class=school_class).select_related(
+        "enrolment__student"
+    )
+    # Looked up with the subject's id, or None for a subject not in the curriculum (no retake).
+    retakes: dict[tuple[int, int | None], Retake] = {
+        (r.enrolment_id, r.subject_id): r for r in Retake.objects.filter(enrolment__school_class=school_class)
+    }
+    curriculum = {
+        code: (subject_id, name)
+        for code, subject_id, name in CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade
+        ).values_list("subject__code", "subject_id", "subject__name")
+    }
+    rows = []
+    for year in years:
+        result = student_year_result(year)
+        if not isinstance(result, SecondaryResult) or result.outcome not in SUMMER_OUTCOMES:
+            continue
+        year_values = {s.code: s.year for s in result.subjects}
+        subjects = []
+        for code in student_year_retakes(year):
+            subject_id, name = curriculum.get(code, (None, code))
+            retake = retakes.get((year.enrolment_id, subject_id))
+            value = "" if retake is None else (retake.level or display(retake.score))
+            subjects.append(
+                {
+                    "code": code,
+                    "name": name,
+                    "year": str(year_values[code]).replace(".", ","),
+                    "value": value,
+                }
+            )
+        rows.append(
+            SummerRow(
+                year=year,
+                outcome=result.outcome,
+                subjects=subjects,
+                after=after_summer_from_json(year.results),
+            )
+        )
+    return rows

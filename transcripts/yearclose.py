@@ -10,6 +10,7 @@ results, who is promoted and who repeats the grade (domain.md §3, TT22 art. 12-
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -26,9 +27,11 @@ from .models import Retake, StudentYear
 from .permissions import can_edit_homeroom, can_lock_terms
 from .results import class_results, class_results_store
 from .rules import tt43
+from .rules.codec import SUMMER_OUTCOMES, StoredAfterSummer, with_after_summer
 from .rules.common import CommentGrade, Rating
 from .rules.reassessment import after_summer, subjects_to_retake
-from .rules.tt22 import SecondaryResult
+from .rules.tt22 import Outcome, SecondaryResult
+from .selectors import student_year_outcome, student_year_result, student_year_retakes
 from .services import (
     CellError,
     CellSaved,
@@ -38,8 +41,6 @@ from .services import (
     parse_result_level,
     parse_score,
 )
-
-SUMMER_OUTCOMES = ("reassessment", "summer_training")
 
 
 @transaction.atomic
@@ -75,18 +76,6 @@ def class_year_close(*, actor: User, school: School, school_class: SchoolClass) 
     return stored
 
 
-def _summer_subjects(year: StudentYear | None) -> list[str]:
-    """The subject codes a student is re-assessed in, from the stored results."""
-    if year is None or not year.results or year.results.get("outcome") != "reassessment":
-        return []
-    failed = []
-    for code, values in year.results.get("subjects", {}).items():
-        value = values["year"]
-        if value == "CĐ" or (value not in ("Đ", "CĐ") and Decimal(value) < Decimal("5.0")):
-            failed.append(code)
-    return failed
-
-
 @transaction.atomic
 def summer_cell_save(
     *, actor: User, school: School, school_class: SchoolClass, enrolment_id: int, field: str, raw: str
@@ -103,10 +92,11 @@ def summer_cell_save(
         )
     enrolment = Enrolment.objects.filter(pk=enrolment_id, school_class=school_class).first()
     year = StudentYear.objects.filter(enrolment=enrolment).first() if enrolment else None
-    if year is None or year.results.get("outcome") not in SUMMER_OUTCOMES:
+    outcome = student_year_outcome(year)
+    if year is None or outcome not in SUMMER_OUTCOMES:
         raise CellError(_("This student is not re-assessed this summer."))
     if field == "conduct_after_training":
-        if year.results.get("outcome") != "summer_training":
+        if outcome != Outcome.SUMMER_TRAINING:
             raise CellError(_("This student was not sent to summer re-training."))
         conduct = parse_result_level(raw)
         old, year.conduct_after_training = year.conduct_after_training, conduct
@@ -114,10 +104,11 @@ def summer_cell_save(
         _change(actor, enrolment, None, "studentyear", year.pk, field, old, conduct)
         return CellSaved(value=conduct, changed=old != conduct)
     code = field.removeprefix("retake:")
-    if not field.startswith("retake:") or code not in _summer_subjects(year):
+    if not field.startswith("retake:") or code not in student_year_retakes(year):
         raise CellError(_("This subject is not re-assessed for this student."))
     subject = Subject.objects.get(code=code)
-    comment_subject = year.results["subjects"][code]["year"] in ("Đ", "CĐ")
+    result = cast(SecondaryResult, student_year_result(year))  # re-assessed: a TT22/TT43 result
+    comment_subject = not next(s for s in result.subjects if s.code == code).scored
     retake, _created = Retake.objects.select_for_update().get_or_create(enrolment=enrolment, subject=subject)
     name = "level" if comment_subject else "score"
     value = parse_comment_level(raw) if comment_subject else parse_score(raw)
@@ -161,7 +152,7 @@ def class_summer_close(*, actor: User, school: School, school_class: SchoolClass
     decided = 0
     for outcome in class_results(school_class):
         year = outcome.year
-        if outcome.raw is None or year is None or year.results.get("outcome") not in SUMMER_OUTCOMES:
+        if outcome.raw is None or year is None or student_year_outcome(year) not in SUMMER_OUTCOMES:
             continue
         assert isinstance(outcome.raw, SecondaryResult)  # only TT22/TT43 years have these outcomes
         kwargs = {"min_subjects": min_subjects} if min_subjects else {}
@@ -174,17 +165,8 @@ def class_summer_close(*, actor: User, school: School, school_class: SchoolClass
             else None,
             **kwargs,
         )
-        year.results = {
-            **year.results,
-            "after_summer": {
-                "learning_year": str(after.learning_year),
-                "conduct_year": str(after.conduct_year),
-                "outcome": str(after.outcome),
-                "retaken": sorted(
-                    set(subjects_to_retake(outcome.raw)) & set(retakes.get(outcome.enrolment.pk, {}))
-                ),
-            },
-        }
+        retaken = set(subjects_to_retake(outcome.raw)) & set(retakes.get(outcome.enrolment.pk, {}))
+        year.results = with_after_summer(year.results, StoredAfterSummer.of(after, retaken=sorted(retaken)))
         year.save(update_fields=["results"])
         decided += 1
     school_class.summer_closed_at = timezone.now()

@@ -357,7 +357,7 @@ def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, cl
             )
         }
         assert summer, "the demo class sends nobody to August: the flow is not exercised"
-        from transcripts.yearclose import _summer_subjects
+        from transcripts.selectors import student_year_retakes
 
         for enrolment_id, results in summer.items():
             if results["outcome"] == "summer_training":
@@ -366,7 +366,7 @@ def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, cl
                 year = StudentYear.objects.get(enrolment_id=enrolment_id)
                 entries = [
                     (f"retake:{code}", "Đ" if results["subjects"][code]["year"] in ("Đ", "CĐ") else "6,5")
-                    for code in _summer_subjects(year)
+                    for code in student_year_retakes(year)
                 ]
             for field, raw in entries:
                 summer_cell_save(

@@ -45,13 +45,15 @@ from transcripts.models import (
     StudentYear,
     SubjectTermScores,
 )
+from transcripts.rules.codec import SUMMER_OUTCOMES, CodecError, after_summer_from_json
+from transcripts.rules.tt22 import Outcome, SecondaryResult
+from transcripts.rules.tt27 import PrimaryResult
+from transcripts.selectors import student_year_outcome, student_year_result
 
 # The principal's title as printed under the signature (chucvugiamhieu). A vice-principal
 # signing on the principal's behalf ("KT. Hiệu trưởng / Phó Hiệu trưởng") is recorded by the
 # signing step, which knows who actually signs.
 PRINCIPAL_TITLE = "Hiệu trưởng"
-# Outcomes that are decided only in August: their records wait for the summer close.
-SUMMER_OUTCOMES = ("reassessment", "summer_training")
 LAST_GRADES = (9, 12)  # completing THCS / THPT
 
 
@@ -68,7 +70,8 @@ def results_are_final(year: StudentYear | None, school_class: SchoolClass) -> bo
     """The year's results are decided: approved, and for the summer cases closed in August."""
     if year is None or not year.results or school_class.closed_at is None:
         return False
-    if year.results.get("outcome") in SUMMER_OUTCOMES:
+    # Outcomes decided only in August: their records wait for the summer close.
+    if student_year_outcome(year) in SUMMER_OUTCOMES:
         return school_class.summer_closed_at is not None
     return True
 
@@ -194,13 +197,16 @@ def _primary_part(book: _Book, enrolment: Enrolment, year: StudentYear) -> Prima
                 comment=row.comment if row else "",
             )
         )
-    completed = bool(year.results.get("completed"))
+    stored = student_year_result(year)
+    if not isinstance(stored, PrimaryResult):  # a TT27 class stores TT27 results (results.py)
+        raise CodecError(f"year {year.pk}: stored results are not a primary result")
+    completed = stored.completed
     return PrimaryPart(
         subjects=tuple(subjects),
         qualities=_criteria(book, enrolment, QUALITIES),
         general_competencies=_criteria(book, enrolment, GENERAL_COMPETENCIES),
         specific_competencies=_criteria(book, enrolment, SPECIFIC_COMPETENCIES),
-        result=year.results["result"],
+        result=str(stored.result),
         completed_grade=completed,
         completed_primary=completed if book.school_class.grade == 5 else None,
         awards=(year.award_proposal,) if year.award_proposal else (),
@@ -208,51 +214,58 @@ def _primary_part(book: _Book, enrolment: Enrolment, year: StudentYear) -> Prima
 
 
 def _secondary_part(book: _Book, enrolment: Enrolment, year: StudentYear) -> SecondaryPart:
-    results = year.results
-    after = results.get("after_summer") or {}
-    retaken = set(after.get("retaken", ()))
+    result = student_year_result(year)
+    if not isinstance(result, SecondaryResult):  # a TT22/TT43 class stores their results
+        raise CodecError(f"year {year.pk}: stored results are not a secondary result")
+    after = after_summer_from_json(year.results)
+    retaken = set(after.retaken) if after else set()
+    values = {s.code: s for s in result.subjects}
     subjects = []
     for entry in book.entries:
         code = entry.subject.code
-        values = results.get("subjects", {}).get(code, {})
+        value = values.get(code)
         retake = book.retakes.get((enrolment.pk, entry.subject_id)) if code in retaken else None
         term2 = book.scores.get((enrolment.pk, entry.subject_id, 2))
         subjects.append(
             SecondarySubjectRow(
                 code=code,
                 name=entry.subject.name,
-                term1=values.get("term1"),
-                term2=values.get("term2"),
-                year=values.get("year"),
+                term1=str(value.term1) if value else None,
+                term2=str(value.term2) if value else None,
+                year=str(value.year) if value else None,
                 after_reassessment=(retake.level or retake.score) if retake else None,
                 comment=term2.comment if term2 else "",
                 teacher=book.teachers.get(entry.subject_id, ""),
             )
         )
-    outcome = results["outcome"]
-    final = after.get("outcome", outcome)
-    learning = results["learning"]
-    promoted = final == "promoted"
+    outcome = result.outcome
+    final = after.outcome if after else outcome
+    learning = result.learning
+    promoted = final == Outcome.PROMOTED
     return SecondaryPart(
         subjects=tuple(subjects),
         conduct=Ratings(
             year.conduct_term1,
             year.conduct_term2,
             year.conduct_year,
-            after_reassessment=after.get("conduct_year") if outcome == "summer_training" else None,
+            after_reassessment=str(after.conduct_year)
+            if after and outcome == Outcome.SUMMER_TRAINING
+            else None,
         ),
         learning=Ratings(
-            learning["term1"],
-            learning["term2"],
-            learning["year"],
-            after_reassessment=after.get("learning_year") if outcome == "reassessment" else None,
+            str(learning.term1),
+            str(learning.term2),
+            str(learning.year),
+            after_reassessment=str(after.learning_year)
+            if after and outcome == Outcome.REASSESSMENT
+            else None,
         ),
         absences=year.absences,
         promoted=promoted,
-        outcome=outcome,
+        outcome=str(outcome),
         homeroom_comment=year.homeroom_comment,
         completed_level=promoted if book.school_class.grade in LAST_GRADES else None,
-        title=results.get("title"),
+        title=str(result.title) if result.title else None,
         awards=(year.award_proposal,) if year.award_proposal else (),
     )
 
