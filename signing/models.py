@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import School
+from transcripts.choices import SignatureStep
 
 __all__ = [
     "BatchState",
@@ -42,12 +43,9 @@ class CertificateBackend(models.TextChoices):
     CSC = "csc", _("Remote signing service")
 
 
-class SigningStep(models.TextChoices):
-    """Who signs, in the order of signing.profile.ROLES."""
-
-    HOMEROOM_TEACHER = "homeroom_teacher", _("Homeroom teacher")
-    PRINCIPAL = "principal", _("Principal")
-    SEAL = "seal", _("School seal")
+# Who signs, in the order of signing: the one list of the steps lives with the signatures
+# (transcripts.choices); a batch signs one of them.
+SigningStep = SignatureStep
 
 
 class SigningCertificate(models.Model):

@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from transcripts.choices import SIGNING_ORDER, SignatureStep
 from transcripts.document import DocumentError, year_record_load
 from transcripts.schema import NAMESPACE
 
@@ -76,10 +77,11 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
 
-HOMEROOM_TEACHER = "homeroom_teacher"
-PRINCIPAL = "principal"  # the principal, or a vice-principal on the principal's behalf
-SEAL = "seal"
-ROLES = (HOMEROOM_TEACHER, PRINCIPAL, SEAL)  # the signing order
+# The signing order: transcripts.choices.SignatureStep, the one list of the steps.
+HOMEROOM_TEACHER = SignatureStep.HOMEROOM_TEACHER.value
+PRINCIPAL = SignatureStep.PRINCIPAL.value  # the principal, or a vice-principal on the principal's behalf
+SEAL = SignatureStep.SEAL.value
+ROLES: tuple[str, ...] = tuple(step.value for step in SIGNING_ORDER)
 
 SIGNATURE_ID = re.compile(r"^(?P<content>.+)-sig-(?P<n>[1-9][0-9]*)-(?P<role>[a-z_]+)$")
 

@@ -6,6 +6,7 @@ from portal.choices import Role
 from portal.models import School, User
 from portal.permissions import access_for
 from schools.models import SchoolClass
+from transcripts.choices import SignatureStep
 from transcripts.permissions import can_edit_homeroom, can_lock_terms
 
 # Who makes a step of the lifecycle: the class's homeroom teacher, the school's leaders (the
@@ -15,7 +16,7 @@ HOMEROOM = "homeroom"
 LEADER = "leader"
 SYSTEM = "system"
 
-# Who signs each step (signing.profile.ROLES): the class's homeroom teacher; the principal or a
+# Who signs each step (transcripts.choices.SignatureStep): the class's homeroom teacher; the principal or a
 # vice-principal (on the principal's behalf); the school seal, applied by the school's
 # administrator (the clerk who holds the token) or the principal.
 SEAL_HOLDERS = frozenset({Role.SCHOOL_ADMIN, Role.PRINCIPAL})
@@ -41,14 +42,14 @@ def can_decide_on_records(user: User, school: School) -> bool:
 
 
 def can_sign(user: User, school: School, school_class: SchoolClass | None, step: str) -> bool:
-    """Whether `user` may make signature `step` ("homeroom_teacher", "principal", "seal") on a
+    """Whether `user` may make signature `step` (a SignatureStep) on a
     record of `school_class`, or (None) on records of any class of the school: the principal's and
     the seal's steps; a homeroom teacher signs their own class only. Asked when a batch starts and
     again before each signature."""
-    if step == "homeroom_teacher":
+    if step == SignatureStep.HOMEROOM_TEACHER:
         return school_class is not None and can_edit_homeroom(user, school, school_class)
-    if step == "principal":
+    if step == SignatureStep.PRINCIPAL:
         return can_lock_terms(user, school)
-    if step == "seal":
+    if step == SignatureStep.SEAL:
         return bool(access_for(user).roles_in_school(school.pk) & SEAL_HOLDERS)
     return False

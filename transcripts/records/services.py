@@ -22,6 +22,7 @@ from portal.models import School, User
 from portal.services import audit_record
 from portal.verification import issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
+from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
 from transcripts.selectors import active_enrolments
@@ -271,6 +272,24 @@ def year_record_confirm(*, actor: User, school: School, record: YearRecord) -> Y
 
 
 @transaction.atomic
+def year_records_confirm_all(*, actor: User, school: School, school_class: SchoolClass) -> int:
+    """The homeroom teacher confirms every record of the class that is data complete, at once
+    (all of them, or none); returns how many."""
+    if not can_make_step(actor, school, school_class, HOMEROOM):
+        raise PermissionDenied(_("You may not make this step of the year record."))
+    records = list(
+        YearRecord.objects.filter(enrolment__school_class=school_class, status=S.DATA_COMPLETE)
+        .defer("xml")
+        .order_by("pk")
+    )
+    if not records:
+        raise ValidationError(_("No year record of this class is waiting for confirmation."))
+    for record in records:
+        year_record_confirm(actor=actor, school=school, record=record)
+    return len(records)
+
+
+@transaction.atomic
 def year_record_correct(*, actor: User, school: School, record: YearRecord, reason: str) -> YearRecord:
     """Ask for a correction: a new version (a draft) from the book as it is now, with a reason.
 
@@ -390,9 +409,12 @@ def year_record_revoke(*, actor: User, school: School, record: YearRecord, reaso
 
 # The signature each step adds, the status the record must be in, and the status it moves to.
 SIGNING_STEPS: dict[str, tuple[int, str, str]] = {
-    "homeroom_teacher": (1, S.CONFIRMED, S.SIGNED_HOMEROOM),
-    "principal": (2, S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL),
-    "seal": (3, S.SIGNED_PRINCIPAL, S.ISSUED),
+    step: (signature_position(step), before, after)
+    for step, before, after in (
+        (SignatureStep.HOMEROOM_TEACHER, S.CONFIRMED, S.SIGNED_HOMEROOM),
+        (SignatureStep.PRINCIPAL, S.SIGNED_HOMEROOM, S.SIGNED_PRINCIPAL),
+        (SignatureStep.SEAL, S.SIGNED_PRINCIPAL, S.ISSUED),
+    )
 }
 
 
