@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
+from schools.choices import Ruleset, SubjectKind
 from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAssignment, Term
 
+from .access import Capability, class_for, school_redirect
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
-from .models import PrimarySubjectAssessment, SubjectTermScores
+from .models import PrimarySubjectAssessment, QualityAssessment, SubjectTermScores
 from .permissions import (
     assigned_teacher_id,
     can_edit_homeroom,
@@ -23,8 +27,9 @@ from .permissions import (
     can_view_gradebook,
 )
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_compute
-from .selectors import cell_history, classes_for, gradebook_for
-from .services import Cell, CellError, CellSaved, assessment_cell_save, display, term_lock_set
+from .selectors import cell_history, classes_for, gradebook_for, summer_rows
+from .services import Cell, CellError, CellSaved, assessment_cell_save, term_lock_set
+from .yearclose import class_summer_close, class_year_close, summer_cell_save
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 
@@ -58,13 +63,6 @@ def _class_and_entry(
     return school_class, entry, teacher_id
 
 
-def _class_or_404(class_id: int) -> SchoolClass:
-    school_class = SchoolClass.objects.filter(pk=class_id).first()
-    if school_class is None:
-        raise Http404
-    return school_class
-
-
 class _MalformedCell(Exception):
     """A cell save whose student, term or period is not a number: a tampered or broken form."""
 
@@ -90,8 +88,6 @@ def _cell_answer(save: Callable[[], CellSaved]) -> JsonResponse:
     Every refusal is a 4xx with a message in `error` (the script shows it in the cell and does
     not send the value again); only a server that fails (5xx) or cannot be reached is retried.
     """
-    from django.utils.translation import gettext as _
-
     try:
         saved = save()
     except CellError as exc:
@@ -159,7 +155,7 @@ def gradebook_index(request: SchoolRequest) -> HttpResponse:
 def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """One class in one subject: every student on one screen, each cell saving on its own."""
     school_class, entry, teacher_id = _class_and_entry(request, class_id, subject_code)
-    primary = school_class.ruleset == "tt27"
+    primary = school_class.ruleset == Ruleset.TT27
     term = 2 if request.GET.get("hk") == "2" else 1
     period = request.GET.get("ky", PrimaryPeriod.END1)
     if period not in PrimaryPeriod.values:
@@ -179,6 +175,7 @@ def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpR
             "subject": entry.subject,
             "primary": primary,
             "periods": PrimaryPeriod.choices,
+            "subject_kinds": SubjectKind,
             "editable": editable,
             "locked": locked,
         },
@@ -202,7 +199,7 @@ def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonR
 
     def save() -> CellSaved:
         # The service checks who may write this cell; here only the class is looked up.
-        school_class = _class_or_404(class_id)
+        school_class = class_for(request, class_id, capability=Capability.LOOKUP)
         subject_id = (
             CurriculumEntry.objects.filter(
                 school_year_id=school_class.school_year_id,
@@ -258,28 +255,15 @@ def cell_history_view(request: SchoolRequest, class_id: int, subject_code: str) 
     return render(request, "transcripts/_cell_history.html", {"changes": changes})
 
 
-def _homeroom_class(request: SchoolRequest, class_id: int) -> SchoolClass:
-    school_class = (
-        SchoolClass.objects.filter(pk=class_id).select_related("school_year", "homeroom_teacher").first()
-    )
-    if school_class is None:
-        raise Http404
-    if not can_view_gradebook(request.user, request.school, school_class, None):
-        raise PermissionDenied
-    return school_class
-
-
 @require_GET
 def homeroom(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The homeroom view of a class: conduct, absences, qualities, and every student's year result."""
-    school_class = _homeroom_class(request, class_id)
-    primary = school_class.ruleset == "tt27"
+    school_class = class_for(request, class_id, capability=Capability.VIEW)
+    primary = school_class.ruleset == Ruleset.TT27
     period = PrimaryPeriod.END1 if request.GET.get("ky") == PrimaryPeriod.END1 else PrimaryPeriod.END2
     outcomes = class_results(school_class)
     quality_levels: dict[tuple[int, str], str] = {}
     if primary:
-        from .models import QualityAssessment
-
         quality_levels = {
             (q.enrolment_id, q.code): q.level
             for q in QualityAssessment.objects.filter(
@@ -303,13 +287,14 @@ def homeroom(request: SchoolRequest, class_id: int) -> HttpResponse:
             "school_class": school_class,
             "primary": primary,
             "period": period,
+            "primary_periods": PrimaryPeriod,
             "rows": rows,
             "quality_headers": QUALITY_HEADERS,
             "editable": can_edit_homeroom(request.user, request.school, school_class)
             and school_class.closed_at is None,
             "complete": sum(1 for o in outcomes if o.result is not None),
             "can_approve": can_lock_terms(request.user, request.school),
-            "summer": _summer_rows(school_class) if school_class.closed_at and not primary else [],
+            "summer": summer_rows(school_class) if school_class.closed_at and not primary else [],
             "summer_editable": can_edit_homeroom(request.user, request.school, school_class)
             and school_class.summer_closed_at is None,
         },
@@ -323,7 +308,7 @@ def homeroom_cell_save(request: SchoolRequest, class_id: int) -> JsonResponse:
         lambda: assessment_cell_save(
             actor=request.user,
             school=request.school,
-            school_class=_class_or_404(class_id),
+            school_class=class_for(request, class_id, capability=Capability.LOOKUP),
             cell=Cell(
                 enrolment_id=_enrolment_id(request),
                 field=request.POST.get("field", ""),
@@ -337,79 +322,27 @@ def homeroom_cell_save(request: SchoolRequest, class_id: int) -> JsonResponse:
 @require_POST
 def results_compute(request: SchoolRequest, class_id: int) -> HttpResponse:
     """Compute and store the class's year results under its rule set (the homeroom teacher's step)."""
-    from django.contrib import messages
-    from django.shortcuts import redirect
-    from django.utils.translation import gettext as _
-
-    school_class = _homeroom_class(request, class_id)
-    back = request.path.rsplit("ket-qua/", 1)[0]
+    school_class = class_for(request, class_id, capability=Capability.VIEW)
+    back = school_redirect(request, "transcripts:homeroom", class_id=school_class.pk)
     try:
         stored = class_results_compute(actor=request.user, school=request.school, school_class=school_class)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect(back)
+        return back
     messages.success(request, _("Results computed for %(count)d students.") % {"count": stored})
-    return redirect(back)
+    return back
 
 
 @require_POST
 def term_lock(request: SchoolRequest, term_id: int) -> HttpResponse:
     """Lock a term (no more changes) or unlock it: the principal's or a vice-principal's decision."""
-    from django.shortcuts import redirect
-
     term = Term.objects.filter(pk=term_id).first()
     if term is None:
         raise Http404
     term_lock_set(
         actor=request.user, school=request.school, term=term, locked=request.POST.get("locked") == "1"
     )
-    return redirect(request.path.split("hoc-ki/", 1)[0])
-
-
-def _summer_rows(school_class: SchoolClass) -> list[dict]:
-    """The students re-assessed or re-trained this summer, with what they retake."""
-    from .models import Retake, StudentYear
-    from .yearclose import SUMMER_OUTCOMES, _summer_subjects
-
-    years = StudentYear.objects.filter(enrolment__school_class=school_class).select_related(
-        "enrolment__student"
-    )
-    # Looked up with the subject's id, or None for a subject not in the curriculum (no retake).
-    retakes: dict[tuple[int, int | None], Retake] = {
-        (r.enrolment_id, r.subject_id): r for r in Retake.objects.filter(enrolment__school_class=school_class)
-    }
-    curriculum = {
-        code: (subject_id, name)
-        for code, subject_id, name in CurriculumEntry.objects.filter(
-            school_year_id=school_class.school_year_id, grade=school_class.grade
-        ).values_list("subject__code", "subject_id", "subject__name")
-    }
-    names = {code: name for code, (_id, name) in curriculum.items()}
-    ids = {code: subject_id for code, (subject_id, _name) in curriculum.items()}
-    rows = []
-    for year in years:
-        if year.results.get("outcome") not in SUMMER_OUTCOMES:
-            continue
-        subjects = []
-        for code in _summer_subjects(year):
-            retake = retakes.get((year.enrolment_id, ids.get(code)))
-            value = "" if retake is None else (retake.level or display(retake.score))
-            subjects.append(
-                {
-                    "code": code,
-                    "name": names.get(code, code),
-                    "year": year.results["subjects"][code]["year"].replace(".", ","),
-                    "value": value,
-                }
-            )
-        rows.append({"year": year, "subjects": subjects, "after": year.results.get("after_summer")})
-    return rows
-
-
-def _back_to_homeroom(request: SchoolRequest, marker: str) -> HttpResponse:
-    from django.shortcuts import redirect
-
-    return redirect(request.path.rsplit(marker, 1)[0])
+    return school_redirect(request, "transcripts:index")
 
 
 def _class_step(
@@ -417,29 +350,21 @@ def _class_step(
     class_id: int,
     step: Callable[..., int],  # keyword-only: actor, school, school_class; returns the count
     success: Callable[[SchoolClass, int], str],
-    marker: str,
 ) -> HttpResponse:
     """Run one of the principal's steps on a class, say how it went, and go back to the class."""
-    from django.contrib import messages
-    from django.core.exceptions import ValidationError
-
-    school_class = _homeroom_class(request, class_id)
+    school_class = class_for(request, class_id, capability=Capability.VIEW)
     try:
         count = step(actor=request.user, school=request.school, school_class=school_class)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, success(school_class, count))
-    return _back_to_homeroom(request, marker)
+    return school_redirect(request, "transcripts:homeroom", class_id=school_class.pk)
 
 
 @require_POST
 def year_close(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The principal approves the class's year: results stored, the book closed."""
-    from django.utils.translation import gettext as _
-
-    from .yearclose import class_year_close
-
     return _class_step(
         request,
         class_id,
@@ -448,20 +373,17 @@ def year_close(request: SchoolRequest, class_id: int) -> HttpResponse:
             _("The year of class %(name)s is approved (%(count)d students).")
             % {"name": school_class.name, "count": count}
         ),
-        "phe-duyet/",
     )
 
 
 @require_POST
 def summer_cell(request: SchoolRequest, class_id: int) -> JsonResponse:
     """An August cell: a subject's re-assessment result, or the conduct after re-training."""
-    from .yearclose import summer_cell_save
-
     return _cell_answer(
         lambda: summer_cell_save(
             actor=request.user,
             school=request.school,
-            school_class=_class_or_404(class_id),
+            school_class=class_for(request, class_id, capability=Capability.LOOKUP),
             enrolment_id=_enrolment_id(request),
             field=request.POST.get("field", ""),
             raw=request.POST.get("value", ""),
@@ -472,14 +394,9 @@ def summer_cell(request: SchoolRequest, class_id: int) -> JsonResponse:
 @require_POST
 def summer_close(request: SchoolRequest, class_id: int) -> HttpResponse:
     """August: the principal closes the re-assessment; the rules decide who is promoted."""
-    from django.utils.translation import gettext as _
-
-    from .yearclose import class_summer_close
-
     return _class_step(
         request,
         class_id,
         class_summer_close,
         lambda school_class, count: _("Re-assessment closed for %(count)d students.") % {"count": count},
-        "dong-so-he/",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -17,6 +17,7 @@ from portal.models import IssuedRecord, School, User
 from portal.permissions import access_for, can_open_school_data
 from schools.models import Enrolment, Student
 
+from .access import school_redirect
 from .book import can_attach_records, prior_record_attach, prior_records_find, student_book
 from .permissions import LEADERS
 
@@ -80,7 +81,7 @@ def book_find(request: SchoolRequest, student_id: int) -> HttpResponse:
                 _("Year %(year)s from %(school)s verified and attached.")
                 % {"year": attached.school_year, "school": attached.source_school_name},
             )
-            return redirect(request.path.rsplit("tim/", 1)[0])
+            return school_redirect(request, "transcripts_book:book", student_id=student.pk)
     return render(
         request,
         "transcripts/book_find.html",

@@ -13,28 +13,26 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import cast
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
 from portal.models_copies import CopyFormat, CopyLog
-from schools.models import Enrolment, SchoolClass
 from signing.selectors import signing_offers
 
-from .models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
-from .permissions import can_view_gradebook
+from .access import Capability, class_for, record_for, school_url
+from .choices import SignatureStep
+from .models import YearRecord, YearRecordPdf, YearRecordStatus
 from .records.pdf import ISSUED_LIKE
 from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
+from .records.selectors import class_record_rows
 from .records.services import (
     CORRECTABLE,
     year_record_confirm,
@@ -42,54 +40,18 @@ from .records.services import (
     year_record_correction_approve,
     year_record_document,
     year_record_revoke,
+    year_records_confirm_all,
     year_records_create,
 )
-from .records.snapshot import results_are_final
-from .selectors import active_enrolments
 
 S = YearRecordStatus
-
-
-@dataclass
-class RecordRow:
-    """One student on the class's records page: the version in force, a pending correction, history."""
-
-    enrolment: Enrolment
-    current: YearRecord | None = None  # the version in force, or the newest closed one
-    pending: YearRecord | None = None  # a correction waiting for the principal's approval
-    older: list[YearRecord] = field(default_factory=list)  # superseded or revoked versions
-    waiting: bool = False  # no record yet: results decided only in August
 
 
 # Helpers ------------------------------------------------------------------------------------
 
 
-def _class_or_404(class_id: int) -> SchoolClass:
-    school_class = (
-        SchoolClass.objects.filter(pk=class_id)
-        .select_related("school_year", "homeroom_teacher", "closed_by")
-        .first()
-    )
-    if school_class is None:
-        raise Http404
-    return school_class
-
-
-def _record_or_404(record_pk: int) -> YearRecord:
-    record = (
-        YearRecord.objects.filter(pk=record_pk)
-        .select_related("enrolment__student", "enrolment__school_class")
-        .first()
-    )
-    if record is None:
-        raise Http404
-    return record
-
-
 def _class_url(request: SchoolRequest, class_id: int) -> str:
-    return reverse(
-        "transcripts:records_class", kwargs={"school_code": request.school.code, "class_id": class_id}
-    )
+    return school_url(request, "transcripts:records_class", class_id=class_id)
 
 
 def _wants_json(request: SchoolRequest) -> bool:
@@ -122,55 +84,17 @@ def _reason(request: SchoolRequest) -> str:
     return request.POST.get("reason", "")
 
 
-def _require_view(request: SchoolRequest, school_class: SchoolClass) -> None:
-    """The class's homeroom teacher, the school's leaders, supervisors with a data grant."""
-    if not can_view_gradebook(request.user, request.school, school_class, None):
-        raise PermissionDenied(
-            _("Only the class's homeroom teacher and the school's leaders open its records.")
-        )
-
-
 # The class's page ---------------------------------------------------------------------------
-
-
-def _rows(school_class: SchoolClass) -> list[RecordRow]:
-    """Every student of the class with their record versions: four queries whatever the size."""
-    enrolments = active_enrolments(school_class)
-    rows = {e.pk: RecordRow(enrolment=e) for e in enrolments}
-    records = (
-        YearRecord.objects.filter(enrolment__school_class=school_class)
-        .select_related("enrolment__student")
-        .defer("xml")
-        .order_by("enrolment_id", "version")
-    )
-    for record in records:
-        row = rows.get(record.enrolment_id)
-        if row is None:  # a student who has left the class keeps their records on the page
-            row = rows[record.enrolment_id] = RecordRow(enrolment=record.enrolment)
-        if record.status == S.DRAFT:
-            row.pending = record
-        elif row.current is None or row.current.status in (S.SUPERSEDED, S.REVOKED):
-            if row.current is not None:
-                row.older.append(row.current)
-            row.current = record
-        else:
-            row.older.append(record)
-    years = {y.enrolment_id: y for y in StudentYear.objects.filter(enrolment__school_class=school_class)}
-    for row in rows.values():
-        if row.current is None and row.pending is None:
-            row.waiting = not results_are_final(years.get(row.enrolment.pk), school_class)
-    return list(rows.values())
 
 
 @require_GET
 def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
     """A class's year records: each student's version and status, the downloads, the buttons."""
-    school_class = _class_or_404(class_id)
     try:
-        _require_view(request, school_class)
+        school_class = class_for(request, class_id, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
-    rows = _rows(school_class)
+    rows = class_record_rows(school_class)
     record_pks = [r.pk for row in rows for r in (row.current, row.pending, *row.older) if r is not None]
     rendered = set(YearRecordPdf.objects.filter(record_id__in=record_pks).values_list("record_id", flat=True))
     user, school = request.user, request.school
@@ -194,6 +118,8 @@ def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
             "can_decide": can_decide_on_records(user, school),
             "signing_offers": offers,
             "issued_statuses": ISSUED_LIKE,
+            "statuses": YearRecordStatus,
+            "steps": SignatureStep,
         },
     )
 
@@ -205,7 +131,7 @@ def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
 def records_create(request: SchoolRequest, class_id: int) -> HttpResponse:
     """Create the class's year records (once the principal approved its year). Their PDFs are
     rendered when they are issued (sealed), so that each embeds its issued document."""
-    school_class = _class_or_404(class_id)
+    school_class = class_for(request, class_id, capability=Capability.LOOKUP)
 
     def run() -> str:
         outcome = year_records_create(actor=request.user, school=request.school, school_class=school_class)
@@ -224,22 +150,11 @@ def records_create(request: SchoolRequest, class_id: int) -> HttpResponse:
 @require_POST
 def records_confirm_all(request: SchoolRequest, class_id: int) -> HttpResponse:
     """The homeroom teacher confirms every record of the class that is data complete, at once."""
-    school_class = _class_or_404(class_id)
+    school_class = class_for(request, class_id, capability=Capability.LOOKUP)
 
     def run() -> str:
-        if not can_make_step(request.user, request.school, school_class, HOMEROOM):
-            raise PermissionDenied(_("You may not make this step of the year record."))
-        records = list(
-            YearRecord.objects.filter(enrolment__school_class=school_class, status=S.DATA_COMPLETE)
-            .defer("xml")
-            .order_by("pk")
-        )
-        if not records:
-            raise ValidationError(_("No year record of this class is waiting for confirmation."))
-        with transaction.atomic():  # all of them, or none
-            for record in records:
-                year_record_confirm(actor=request.user, school=request.school, record=record)
-        return _("%(count)d year records confirmed.") % {"count": len(records)}
+        count = year_records_confirm_all(actor=request.user, school=request.school, school_class=school_class)
+        return _("%(count)d year records confirmed.") % {"count": count}
 
     return _step(request, class_id, run)
 
@@ -247,7 +162,7 @@ def records_confirm_all(request: SchoolRequest, class_id: int) -> HttpResponse:
 @require_POST
 def record_confirm(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The homeroom teacher confirms one record's content."""
-    record = _record_or_404(record_pk)
+    record = record_for(request, record_pk, capability=Capability.LOOKUP)
 
     def run() -> str:
         year_record_confirm(actor=request.user, school=request.school, record=record)
@@ -259,7 +174,7 @@ def record_confirm(request: SchoolRequest, record_pk: int) -> HttpResponse:
 @require_POST
 def record_correct(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """Ask for a correction (a new version, with a reason): the homeroom teacher or a leader."""
-    record = _record_or_404(record_pk)
+    record = record_for(request, record_pk, capability=Capability.LOOKUP)
 
     def run() -> str:
         correction = year_record_correct(
@@ -276,7 +191,7 @@ def record_correct(request: SchoolRequest, record_pk: int) -> HttpResponse:
 @require_POST
 def record_correction_approve(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The principal approves a correction: it replaces the version in force."""
-    record = _record_or_404(record_pk)
+    record = record_for(request, record_pk, capability=Capability.LOOKUP)
 
     def run() -> str:
         approved = year_record_correction_approve(actor=request.user, school=request.school, record=record)
@@ -291,7 +206,7 @@ def record_correction_approve(request: SchoolRequest, record_pk: int) -> HttpRes
 @require_POST
 def record_revoke(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The principal withdraws a record version, with a reason."""
-    record = _record_or_404(record_pk)
+    record = record_for(request, record_pk, capability=Capability.LOOKUP)
 
     def run() -> str:
         revoked = year_record_revoke(
@@ -331,17 +246,11 @@ def _hand_out(
     return response
 
 
-def _downloadable(request: SchoolRequest, record_pk: int) -> YearRecord:
-    record = _record_or_404(record_pk)
-    _require_view(request, record.enrolment.school_class)
-    return record
-
-
 @require_GET
 def record_xml(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The record version's document as it stands: with the signatures it has so far."""
     try:
-        record = _downloadable(request, record_pk)
+        record = record_for(request, record_pk, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
     return _hand_out(request, record, year_record_document(record), CopyFormat.XML, "application/xml")
@@ -351,7 +260,7 @@ def record_xml(request: SchoolRequest, record_pk: int) -> HttpResponse:
 def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
     """The record version's PDF/A-3b, rendered once when it is issued and stored; 404 before."""
     try:
-        record = _downloadable(request, record_pk)
+        record = record_for(request, record_pk, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
     stored = YearRecordPdf.objects.filter(record=record).first()

@@ -1,0 +1,80 @@
+"""Access helpers of the transcripts pages: the object asked for, or 404; 403 when it is visible
+but the user may not do what the page does (style.md rules 3 and 7). One family for the class and
+the year record, and the school's redirects by URL name.
+
+portal.middleware has already let the user into the school (the tenant), so every lookup here is
+scoped to it by the schema; what remains is the finer permission, asked as a capability.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from portal.http import SchoolRequest
+from schools.models import SchoolClass
+
+from .models import YearRecord
+from .permissions import can_view_gradebook
+
+
+class Capability(StrEnum):
+    """What the page does with the object, so what the helper checks before handing it over."""
+
+    # Only looked up: the service the view calls checks who may write (a cell save, a step).
+    LOOKUP = "lookup"
+    # Opened: the class's homeroom teacher, the school's leaders, supervisors with a data grant.
+    VIEW = "view"
+
+
+def _check(request: SchoolRequest, school_class: SchoolClass, capability: Capability) -> None:
+    if capability == Capability.VIEW and not can_view_gradebook(
+        request.user, request.school, school_class, None
+    ):
+        raise PermissionDenied(
+            _("Only the class's homeroom teacher and the school's leaders open its records.")
+        )
+
+
+def class_for(request: SchoolRequest, class_id: int, *, capability: Capability) -> SchoolClass:
+    """The school's class `class_id` (its year, homeroom teacher and approver joined), or 404;
+    PermissionDenied (403) when the user may not do `capability` with it."""
+    school_class = (
+        SchoolClass.objects.filter(pk=class_id)
+        .select_related("school_year", "homeroom_teacher", "closed_by")
+        .first()
+    )
+    if school_class is None:
+        raise Http404
+    _check(request, school_class, capability)
+    return school_class
+
+
+def record_for(request: SchoolRequest, record_pk: int, *, capability: Capability) -> YearRecord:
+    """The school's year record version `record_pk` (student and class joined), or 404;
+    PermissionDenied (403) when the user may not do `capability` with its class."""
+    record = (
+        YearRecord.objects.filter(pk=record_pk)
+        .select_related("enrolment__student", "enrolment__school_class")
+        .first()
+    )
+    if record is None:
+        raise Http404
+    _check(request, record.enrolment.school_class, capability)
+    return record
+
+
+def school_url(request: SchoolRequest, view_name: str, **kwargs: Any) -> str:
+    """A URL inside the request's school by its name (the view-side `{% school_url %}`)."""
+    return reverse(view_name, kwargs={"school_code": request.school.code, **kwargs})
+
+
+def school_redirect(request: SchoolRequest, view_name: str, **kwargs: Any) -> HttpResponseRedirect:
+    """Redirect to a page of the request's school, by URL name."""
+    return redirect(school_url(request, view_name, **kwargs))
