@@ -702,3 +702,18 @@ def test_a_self_issued_intermediate_outside_the_trust_store_is_no_chain(dev):
             f"No chain from Người Ký (serial {cert.serial_number:x}) to a trusted root (issuer CN=CA Tự Ký)",
         )
     ]
+
+
+def test_a_signature_value_that_is_not_base64_is_called_malformed(signed, dev, crl):
+    """signxml validates the signature against its schema first: an impossible value is damage,
+    not a changed document."""
+
+    def change(signature):
+        signature.find("ds:SignatureValue", NS).text = "A"
+
+    reports = verify(first(signed, change), dev, crl)
+    [detail] = details_of(reports, 1, C.MALFORMED)
+    assert detail.startswith(
+        "Signature 1 cannot be checked: Element '{http://www.w3.org/2000/09/xmldsig#}SignatureValue'"
+    )
+    assert reports[0].codes == (C.MALFORMED,)
