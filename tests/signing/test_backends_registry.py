@@ -232,18 +232,20 @@ def test_a_service_down_for_longer_than_the_limit_fails_the_remaining_records_wi
     since = timezone.now() - dt.timedelta(seconds=30)
     SigningBatch.objects.filter(pk=batch.pk).update(retry_count=2, retrying_since=since)
     assert run(batch) == "paused"  # three failures, but over 30 s only: not yet
-    SigningBatch.objects.filter(pk=batch.pk).update(
-        next_attempt_at=None, retrying_since=timezone.now() - dt.timedelta(seconds=61)
-    )
+    first_failure = timezone.now() - dt.timedelta(seconds=61)
+    SigningBatch.objects.filter(pk=batch.pk).update(next_attempt_at=None, retrying_since=first_failure)
     assert run(batch) == "done"
     ended = SigningBatch.objects.get(pk=batch.pk)
     assert ended.state == BatchState.DONE and ended.secret is None
-    since = timezone.localtime(ended.retrying_since).strftime("%H:%M:%S %d/%m/%Y")
+    # The count starts afresh for a later "sign the failed records again"; the reason stays.
+    assert (ended.retry_count, ended.retrying_since, ended.next_attempt_at) == (0, None, None)
+    since = timezone.localtime(first_failure).strftime("%H:%M:%S %d/%m/%Y")
     reason = (
         f"Dịch vụ ký số lỗi 4 lần liên tiếp từ {since}; các hồ sơ còn lại chưa được ký: "
         "Không kết nối được dịch vụ ký số từ xa; hãy thử lại sau."
     )
     assert list(batch.items.values_list("state", "reason")) == [(ItemState.FAILED, reason)] * 2
+    assert ended.retry_reason == reason
 
 
 def test_a_permanent_refusal_fails_the_records_with_its_reason_and_does_not_pause(remote_batch):
