@@ -266,3 +266,17 @@ def test_the_back_off_doubles_from_one_second_up_to_a_minute_with_jitter():
         assert all(ceiling / 2 <= d <= ceiling for d in delays), (failures, delays)
         assert len(set(delays)) > 1  # jittered
     assert RETRY_MAX_SECONDS == 60
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(503, "Dịch vụ ký số từ xa đang gặp lỗi."), (429, "Dịch vụ ký số từ xa đang quá tải.")],
+)
+def test_a_failing_or_busy_service_pauses_the_batch_and_says_so(
+    remote_batch, answering, settings, status, reason
+):
+    settings.HOCBA_CSC_URL = answering(status, b"{}")
+    assert run(remote_batch) == "paused"
+    paused = SigningBatch.objects.get(pk=remote_batch.pk)
+    assert (paused.state, paused.retry_count, paused.retry_reason) == (BatchState.QUEUED, 1, reason)
+    assert states(remote_batch) == [ItemState.PENDING, ItemState.PENDING]
