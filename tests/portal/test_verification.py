@@ -285,6 +285,70 @@ def test_bad_uploads_are_refused_quickly_with_a_message(issued, client, name, da
     assert log_rows() == [(method, "refused", reason)]
 
 
+def _orphan_stream_pdf(data: bytes) -> bytes:
+    """A PDF with an /EmbeddedFile stream that no file specification names: not an attachment."""
+    return (
+        b"%PDF-1.7\n1 0 obj\n<</Type /Catalog /Pages 3 0 R>>\nendobj\n"
+        b"3 0 obj\n<</Type /Pages /Kids [] /Count 0>>\nendobj\n2 0 obj\n<</Type /EmbeddedFile /Length "
+        + str(len(data)).encode()
+        + b">>\nstream\n"
+        + data
+        + b"\nendstream\nendobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
+def _deeply_nested_pdf(xml: bytes) -> bytes:
+    """The record attached, and 100,000 arrays nested in the catalog (a parser's stack bomb)."""
+    return _pdf_with(b"", xml).replace(
+        b"/Type /Catalog", b"/Type /Catalog /Deep " + b"[" * 100_000 + b"]" * 100_000, 1
+    )
+
+
+NO_ATTACHMENT = "This PDF has no year record attached."
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("truncated.pdf", lambda xml: b"%PDF-1.7\n1 0 obj\n<</Type /Catalog /Pages 2 0 R"),
+        ("garbage.pdf", lambda xml: b"%PDF-1.7\n" + secrets.token_bytes(200_000)),
+        ("nested.pdf", _deeply_nested_pdf),
+        ("lzw.pdf", lambda xml: _pdf_with(b"/Filter /LZWDecode", xml)),
+        (
+            "chained.pdf",
+            lambda xml: _pdf_with(b"/Filter [/FlateDecode /FlateDecode]", zlib.compress(zlib.compress(xml))),
+        ),
+        ("orphan.pdf", _orphan_stream_pdf),
+    ],
+)
+def test_a_hostile_or_broken_pdf_is_refused_quickly_as_without_attachment(issued, client, name, make):
+    """qpdf reads the PDF under limits; what it cannot read, or an attachment in a form we never
+    write (LZW, chained filters, a stream no file specification names), is no attachment."""
+    response = upload(client, name, make(issued.issued_xml))
+    assert response.status_code == 400
+    assert said(response, NO_ATTACHMENT)
+    assert log_rows() == [("upload_pdf", "refused", "no_attachment")]
+
+
+def test_the_record_attached_raw_or_flate_compressed_to_a_pdf_of_another_writer_matches(issued, client):
+    raw = upload(client, "raw.pdf", _pdf_with(b"", issued.issued_xml))
+    flate = upload(client, "flate.pdf", _pdf_with(b"/Filter /FlateDecode", zlib.compress(issued.issued_xml)))
+    assert raw.status_code == flate.status_code == 200
+    assert log_rows() == [("upload_pdf", "found", ""), ("upload_pdf", "found", "")]
+
+
+def test_a_bomb_attachment_is_stopped_at_the_size_limit_not_inflated(issued, client):
+    from transcripts.document import MAX_DOCUMENT_BYTES
+
+    bomb = zlib.compress(b" " * (MAX_DOCUMENT_BYTES * 200), 9)  # 400 MB of spaces in under 1 MB
+    started = time.monotonic()
+    response = upload(client, "bomb.pdf", _pdf_with(b"/Filter /FlateDecode", bomb))
+    assert time.monotonic() - started < 1.0
+    assert response.status_code == 400
+    assert said(response, "The file is too large to be a year record.")
+    assert log_rows() == [("upload_pdf", "refused", "too_large")]
+
+
 def test_a_file_over_the_limit_is_refused_before_it_is_read(issued, client):
     response = upload(client, "big.xml", b"<" + b"a" * (6 * 1024 * 1024))
     assert response.status_code == 400
