@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from portal.http import SchoolRequest
-from schools.models import SchoolClass
+from schools.models import CurriculumEntry, SchoolClass, SchoolYear, Term
 
 from .models import YearRecord
-from .permissions import can_view_gradebook
+from .permissions import assigned_teacher_id, can_view_gradebook
 
 
 class Capability(StrEnum):
@@ -54,6 +54,46 @@ def class_for(request: SchoolRequest, class_id: int, *, capability: Capability) 
         raise Http404
     _check(request, school_class, capability)
     return school_class
+
+
+def class_and_entry_for(
+    request: SchoolRequest, class_id: int, subject_code: str, *, capability: Capability
+) -> tuple[SchoolClass, CurriculumEntry, int | None]:
+    """A class's grade book in one subject: the class, the curriculum entry and (to open it) the
+    subject's teacher; 404 when either is unknown, PermissionDenied (403) when the user may not
+    open this book (the subject's teacher, the homeroom teacher, the leaders, a data grant)."""
+    school_class = class_for(request, class_id, capability=Capability.LOOKUP)
+    entry = (
+        CurriculumEntry.objects.filter(
+            school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
+        )
+        .select_related("subject")
+        .first()
+    )
+    if entry is None:
+        raise Http404
+    if capability == Capability.LOOKUP:  # the service checks who may write
+        return school_class, entry, None
+    teacher_id = assigned_teacher_id(school_class, entry.subject_id)
+    if not can_view_gradebook(request.user, request.school, school_class, teacher_id):
+        raise PermissionDenied
+    return school_class, entry, teacher_id
+
+
+def term_for(request: SchoolRequest, term_id: int) -> Term:
+    """The school's term `term_id`, or 404 (the service checks who may lock it)."""
+    term = Term.objects.filter(pk=term_id).first()
+    if term is None:
+        raise Http404
+    return term
+
+
+def current_school_year(request: SchoolRequest) -> SchoolYear:
+    """The school's current school year, or 404 before one is opened."""
+    year = SchoolYear.objects.filter(is_current=True).first()
+    if year is None:
+        raise Http404("No current school year")
+    return year
 
 
 def record_for(request: SchoolRequest, record_pk: int, *, capability: Capability) -> YearRecord:

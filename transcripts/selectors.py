@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
@@ -14,13 +14,20 @@ from schools.choices import EnrolmentStatus, SubjectKind
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, TeachingAssignment
 
 from .choices import PrimaryPeriod
-from .models import AssessmentChange, PrimarySubjectAssessment, Retake, StudentYear, SubjectTermScores
-from .permissions import LEADERS
+from .models import (
+    AssessmentChange,
+    PrimarySubjectAssessment,
+    QualityAssessment,
+    Retake,
+    StudentYear,
+    SubjectTermScores,
+)
+from .permissions import LEADERS, can_edit_subject, can_view_gradebook
 from .rules.codec import SUMMER_OUTCOMES, StoredAfterSummer, after_summer_from_json, result_from_json
 from .rules.reassessment import subjects_to_retake
 from .rules.tt22 import Outcome, SecondaryResult
 from .rules.tt27 import PrimaryResult
-from .services import REGULAR_FIELDS, display, row_average
+from .services import REGULAR_FIELDS, Cell, display, row_average
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -51,6 +58,48 @@ def classes_for(user: User, school: School, school_year_id: int) -> QuerySet[Sch
         return qs
     taught = TeachingAssignment.objects.filter(teacher=user).values("school_class_id")
     return qs.filter(Q(homeroom_teacher=user) | Q(pk__in=taught))
+
+
+# (class, [(entry, editable)], opens the homeroom view): one line of the grade book's index.
+IndexBook = tuple[SchoolClass, list[tuple[CurriculumEntry, bool]], bool]
+
+
+def gradebook_index_books(*, user: User, school: School, school_year_id: int) -> list[IndexBook]:
+    """The classes and subjects `user` opens in a school year, each subject with whether they
+    edit it, and whether they open the class's homeroom view (four queries)."""
+    classes = list(classes_for(user, school, school_year_id))
+    entries: dict[int, list[CurriculumEntry]] = {}
+    for entry in CurriculumEntry.objects.filter(school_year_id=school_year_id).select_related("subject"):
+        entries.setdefault(entry.grade, []).append(entry)
+    teachers = {
+        (a.school_class_id, a.subject_id): a.teacher_id
+        for a in TeachingAssignment.objects.filter(school_class__school_year_id=school_year_id)
+    }
+    books: list[IndexBook] = []
+    for school_class in classes:
+        subjects = [
+            (
+                entry,
+                can_edit_subject(
+                    user, school, school_class, teachers.get((school_class.pk, entry.subject_id))
+                ),
+            )
+            for entry in entries.get(school_class.grade, [])
+            if can_view_gradebook(
+                user, school, school_class, teachers.get((school_class.pk, entry.subject_id))
+            )
+        ]
+        if subjects:
+            books.append((school_class, subjects, can_view_gradebook(user, school, school_class, None)))
+    return books
+
+
+def quality_levels_for(enrolments: list[Enrolment], period: str) -> dict[tuple[int, str], str]:
+    """TT27 qualities and competencies of a period, by (enrolment id, code)."""
+    return {
+        (q.enrolment_id, q.code): q.level
+        for q in QualityAssessment.objects.filter(enrolment__in=enrolments, period=period)
+    }
 
 
 def active_enrolments(school_class: SchoolClass) -> list[Enrolment]:
@@ -99,6 +148,32 @@ def gradebook_for(
         if entry.kind == SubjectKind.SCORED:
             row.average = display(row_average(record, entry.regular_count))
     return Gradebook(school_class, entry, columns, list(rows.values()), term=term)
+
+
+def cell_changes(
+    *, school_class: SchoolClass, entry: CurriculumEntry, cell: Cell
+) -> QuerySet[AssessmentChange] | list[AssessmentChange]:
+    """Every change of one grade book cell of the class, newest first (none for a cell never saved)."""
+    model: type[PrimarySubjectAssessment | SubjectTermScores]
+    key: dict[str, str | int | None]
+    if cell.period:
+        model, key = PrimarySubjectAssessment, {"period": cell.period}
+    else:
+        model, key = SubjectTermScores, {"term": cell.term}
+    row = model.objects.filter(
+        enrolment_id=cell.enrolment_id,
+        enrolment__school_class=school_class,
+        subject_id=entry.subject_id,
+        **key,
+    ).first()
+    if row is None:
+        return []
+    return cell_history(
+        enrolment_id=cell.enrolment_id,
+        table=cast(str, model._meta.model_name),  # set on every concrete model
+        row_id=row.pk,
+        field=cell.field,
+    )
 
 
 def cell_history(*, enrolment_id: int, table: str, row_id: int, field: str) -> QuerySet[AssessmentChange]:

@@ -14,53 +14,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
 from schools.choices import Ruleset, SubjectKind
-from schools.models import CurriculumEntry, SchoolClass, SchoolYear, TeachingAssignment, Term
+from schools.models import SchoolClass, Term
 
-from .access import Capability, class_for, school_redirect
-from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
-from .models import PrimarySubjectAssessment, QualityAssessment, SubjectTermScores
-from .permissions import (
-    assigned_teacher_id,
-    can_edit_homeroom,
-    can_edit_subject,
-    can_lock_terms,
-    can_view_gradebook,
+from .access import (
+    Capability,
+    class_and_entry_for,
+    class_for,
+    current_school_year,
+    school_redirect,
+    term_for,
 )
+from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
+from .permissions import can_edit_homeroom, can_edit_subject, can_lock_terms
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_compute
-from .selectors import cell_history, classes_for, gradebook_for, summer_rows
+from .selectors import cell_changes, gradebook_for, gradebook_index_books, quality_levels_for, summer_rows
 from .services import Cell, CellError, CellSaved, assessment_cell_save, term_lock_set
 from .yearclose import class_summer_close, class_year_close, summer_cell_save
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
-
-
-def _current_year(request: SchoolRequest) -> SchoolYear:
-    year = SchoolYear.objects.filter(is_current=True).first()
-    if year is None:
-        raise Http404("No current school year")
-    return year
-
-
-def _class_and_entry(
-    request: SchoolRequest, class_id: int, subject_code: str
-) -> tuple[SchoolClass, CurriculumEntry, int | None]:
-    """The class and subject of a grade book, or 404; 403 if the user may not open it."""
-    school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
-    if school_class is None:
-        raise Http404
-    entry = (
-        CurriculumEntry.objects.filter(
-            school_year_id=school_class.school_year_id, grade=school_class.grade, subject__code=subject_code
-        )
-        .select_related("subject")
-        .first()
-    )
-    if entry is None:
-        raise Http404
-    teacher_id = assigned_teacher_id(school_class, entry.subject_id)
-    if not can_view_gradebook(request.user, request.school, school_class, teacher_id):
-        raise PermissionDenied
-    return school_class, entry, teacher_id
 
 
 class _MalformedCell(Exception):
@@ -110,35 +81,8 @@ def _cell_answer(save: Callable[[], CellSaved]) -> JsonResponse:
 @require_GET
 def gradebook_index(request: SchoolRequest) -> HttpResponse:
     """The classes and subjects this user opens, in the current school year."""
-    year = _current_year(request)
-    classes = list(classes_for(request.user, request.school, year.pk))
-    entries: dict[int, list[CurriculumEntry]] = {}
-    for entry in CurriculumEntry.objects.filter(school_year=year).select_related("subject"):
-        entries.setdefault(entry.grade, []).append(entry)
-    teachers = {
-        (a.school_class_id, a.subject_id): a.teacher_id
-        for a in TeachingAssignment.objects.filter(school_class__school_year=year)
-    }
-    books = []
-    for school_class in classes:
-        subjects = [
-            (
-                entry,
-                can_edit_subject(
-                    request.user,
-                    request.school,
-                    school_class,
-                    teachers.get((school_class.pk, entry.subject_id)),
-                ),
-            )
-            for entry in entries.get(school_class.grade, [])
-            if can_view_gradebook(
-                request.user, request.school, school_class, teachers.get((school_class.pk, entry.subject_id))
-            )
-        ]
-        if subjects:
-            homeroom = can_view_gradebook(request.user, request.school, school_class, None)
-            books.append((school_class, subjects, homeroom))
+    year = current_school_year(request)
+    books = gradebook_index_books(user=request.user, school=request.school, school_year_id=year.pk)
     return render(
         request,
         "transcripts/index.html",
@@ -154,7 +98,9 @@ def gradebook_index(request: SchoolRequest) -> HttpResponse:
 @require_GET
 def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """One class in one subject: every student on one screen, each cell saving on its own."""
-    school_class, entry, teacher_id = _class_and_entry(request, class_id, subject_code)
+    school_class, entry, teacher_id = class_and_entry_for(
+        request, class_id, subject_code, capability=Capability.VIEW
+    )
     primary = school_class.ruleset == Ruleset.TT27
     term = 2 if request.GET.get("hk") == "2" else 1
     period = request.GET.get("ky", PrimaryPeriod.END1)
@@ -198,24 +144,15 @@ def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonR
     """Save one cell; answer with the value as stored and the row's new average, or the error."""
 
     def save() -> CellSaved:
-        # The service checks who may write this cell; here only the class is looked up.
-        school_class = class_for(request, class_id, capability=Capability.LOOKUP)
-        subject_id = (
-            CurriculumEntry.objects.filter(
-                school_year_id=school_class.school_year_id,
-                grade=school_class.grade,
-                subject__code=subject_code,
-            )
-            .values_list("subject_id", flat=True)
-            .first()
+        # The service checks who may write this cell; here only the class and subject are looked up.
+        school_class, entry, _teacher = class_and_entry_for(
+            request, class_id, subject_code, capability=Capability.LOOKUP
         )
-        if subject_id is None:
-            raise Http404
         return assessment_cell_save(
             actor=request.user,
             school=request.school,
             school_class=school_class,
-            cell=_cell_from(request, subject_id),
+            cell=_cell_from(request, entry.subject_id),
             raw=request.POST.get("value", ""),
         )
 
@@ -225,33 +162,14 @@ def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonR
 @require_GET
 def cell_history_view(request: SchoolRequest, class_id: int, subject_code: str) -> HttpResponse:
     """Who changed a cell, when, from what to what."""
-    school_class, entry, _teacher = _class_and_entry(request, class_id, subject_code)
+    school_class, entry, _teacher = class_and_entry_for(
+        request, class_id, subject_code, capability=Capability.VIEW
+    )
     try:
         cell = _cell_from(request, entry.subject_id)
     except _MalformedCell:
         raise Http404 from None
-    model: type[PrimarySubjectAssessment | SubjectTermScores]
-    key: dict[str, str | int | None]
-    if cell.period:
-        model, key = PrimarySubjectAssessment, {"period": cell.period}
-    else:
-        model, key = SubjectTermScores, {"term": cell.term}
-    row = model.objects.filter(
-        enrolment_id=cell.enrolment_id,
-        enrolment__school_class=school_class,
-        subject_id=entry.subject_id,
-        **key,
-    ).first()
-    changes = (
-        cell_history(
-            enrolment_id=cell.enrolment_id,
-            table=cast(str, model._meta.model_name),  # set on every concrete model
-            row_id=row.pk,
-            field=cell.field,
-        )
-        if row
-        else []
-    )
+    changes = cell_changes(school_class=school_class, entry=entry, cell=cell)
     return render(request, "transcripts/_cell_history.html", {"changes": changes})
 
 
@@ -262,14 +180,7 @@ def homeroom(request: SchoolRequest, class_id: int) -> HttpResponse:
     primary = school_class.ruleset == Ruleset.TT27
     period = PrimaryPeriod.END1 if request.GET.get("ky") == PrimaryPeriod.END1 else PrimaryPeriod.END2
     outcomes = class_results(school_class)
-    quality_levels: dict[tuple[int, str], str] = {}
-    if primary:
-        quality_levels = {
-            (q.enrolment_id, q.code): q.level
-            for q in QualityAssessment.objects.filter(
-                enrolment__in=[o.enrolment for o in outcomes], period=period
-            )
-        }
+    quality_levels = quality_levels_for([o.enrolment for o in outcomes], period) if primary else {}
     rows = [
         {
             "outcome": o,
@@ -336,9 +247,7 @@ def results_compute(request: SchoolRequest, class_id: int) -> HttpResponse:
 @require_POST
 def term_lock(request: SchoolRequest, term_id: int) -> HttpResponse:
     """Lock a term (no more changes) or unlock it: the principal's or a vice-principal's decision."""
-    term = Term.objects.filter(pk=term_id).first()
-    if term is None:
-        raise Http404
+    term = term_for(request, term_id)
     term_lock_set(
         actor=request.user, school=request.school, term=term, locked=request.POST.get("locked") == "1"
     )
