@@ -18,10 +18,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from portal.http import SchoolRequest
-from schools.models import CurriculumEntry, SchoolClass, SchoolYear, Term
+from portal.models import School, User
+from portal.permissions import access_for, can_open_school_data
+from schools.models import CurriculumEntry, Enrolment, SchoolClass, SchoolYear, Student, Term
 
+from .book import can_attach_records
 from .models import YearRecord
-from .permissions import assigned_teacher_id, can_view_gradebook
+from .permissions import LEADERS, assigned_teacher_id, can_view_gradebook
 
 
 class Capability(StrEnum):
@@ -31,6 +34,8 @@ class Capability(StrEnum):
     LOOKUP = "lookup"
     # Opened: the class's homeroom teacher, the school's leaders, supervisors with a data grant.
     VIEW = "view"
+    # A student's book: earlier records from other schools attached to it (the school's leaders).
+    ATTACH = "attach"
 
 
 def _check(request: SchoolRequest, school_class: SchoolClass, capability: Capability) -> None:
@@ -78,6 +83,34 @@ def class_and_entry_for(
     if not can_view_gradebook(request.user, request.school, school_class, teacher_id):
         raise PermissionDenied
     return school_class, entry, teacher_id
+
+
+def can_view_book(user: User, school: School, student: Student) -> bool:
+    """A student's book: the school's leaders and administrator, the student's homeroom teachers,
+    and supervisors under a data grant."""
+    roles = access_for(user).roles_in_school(school.pk)
+    if roles & LEADERS:
+        return True
+    if not roles:
+        return can_open_school_data(user, school)
+    return Enrolment.objects.filter(student=student, school_class__homeroom_teacher=user).exists()
+
+
+def student_for(request: SchoolRequest, student_id: int, *, capability: Capability) -> Student:
+    """The school's student `student_id`, or 404; PermissionDenied (403) when the user may not
+    open their book (VIEW) or attach earlier records to it (ATTACH)."""
+    student = Student.objects.filter(pk=student_id).first()
+    if student is None:
+        raise Http404
+    if capability == Capability.VIEW:
+        allowed = can_view_book(request.user, request.school, student)
+    elif capability == Capability.ATTACH:
+        allowed = can_attach_records(request.user, request.school)
+    else:
+        allowed = True
+    if not allowed:
+        raise PermissionDenied
+    return student
 
 
 def term_for(request: SchoolRequest, term_id: int) -> Term:

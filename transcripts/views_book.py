@@ -6,46 +6,23 @@ portal.middleware has already let the user into this school (404 for another sch
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.http import SchoolRequest
-from portal.models import IssuedRecord, School, User
-from portal.permissions import access_for, can_open_school_data
-from schools.models import Enrolment, Student
+from portal.models import IssuedRecord
 
-from .access import school_redirect
+from .access import Capability, school_redirect, student_for
 from .book import can_attach_records, prior_record_attach, prior_records_find, student_book
-from .permissions import LEADERS
-
-
-def _student_or_404(student_id: int) -> Student:
-    student = Student.objects.filter(pk=student_id).first()
-    if student is None:
-        raise Http404
-    return student
-
-
-def can_view_book(user: User, school: School, student: Student) -> bool:
-    """The school's leaders and administrator, the student's homeroom teachers, and supervisors
-    under a data grant."""
-    roles = access_for(user).roles_in_school(school.pk)
-    if roles & LEADERS:
-        return True
-    if not roles:
-        return can_open_school_data(user, school)
-    return Enrolment.objects.filter(student=student, school_class__homeroom_teacher=user).exists()
 
 
 @require_GET
 def book(request: SchoolRequest, student_id: int) -> HttpResponse:
     """Every year of the student, in order, each with a link to its public verification page."""
-    student = _student_or_404(student_id)
-    if not can_view_book(request.user, request.school, student):
-        raise PermissionDenied
+    student = student_for(request, student_id, capability=Capability.VIEW)
     return render(
         request,
         "transcripts/book.html",
@@ -60,9 +37,7 @@ def book(request: SchoolRequest, student_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def book_find(request: SchoolRequest, student_id: int) -> HttpResponse:
     """GET: the records other schools issued for the student; POST: verify and attach one."""
-    student = _student_or_404(student_id)
-    if not can_attach_records(request.user, request.school):
-        raise PermissionDenied
+    student = student_for(request, student_id, capability=Capability.ATTACH)
     error = ""
     if request.method == "POST":
         try:
