@@ -717,3 +717,39 @@ def test_a_signature_value_that_is_not_base64_is_called_malformed(signed, dev, c
         "Signature 1 cannot be checked: Element '{http://www.w3.org/2000/09/xmldsig#}SignatureValue'"
     )
     assert reports[0].codes == (C.MALFORMED,)
+
+
+def test_a_certificate_signs_from_its_first_to_its_last_second_at_the_signing_time(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, at=cert.not_valid_before_utc) == []
+    assert check(dev, cert, at=cert.not_valid_after_utc) == []
+
+
+def test_a_signature_with_a_profile_problem_is_not_checked_cryptographically(signed, dev, crl):
+    root = tree(signed)
+    signatures(root)[1].set("Id", "x")
+    report = verify(c14n(root), dev, crl)[1]
+    assert report.problems == (
+        Problem(C.ID_OUTSIDE_PROFILE, "Signature 2 has an Id outside the profile: 'x'"),
+    )
+    assert report.covers == ()  # nothing is vouched for by a signature outside the profile
+
+
+def test_a_certificate_revoked_in_two_crls_is_reported_once(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    crls = [ca.issue_crl(dev, [cert.serial_number]), ca.issue_crl(dev, [cert.serial_number, 7])]
+    problems = check(dev, cert, crls=crls)
+    assert [p.code for p in problems] == [C.REVOKED]
+
+
+def test_an_intermediate_without_basic_constraints_is_not_a_ca(dev):
+    middle, middle_key = _cert(
+        dev.issuing_cert, dev.issuing_key, name="Không Ràng Buộc", is_ca=None, usage=None
+    )
+    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    assert check(dev, cert, [middle, *dev.chain]) == [
+        Problem(
+            C.ISSUER_NOT_CA,
+            f"Không Ràng Buộc (serial {middle.serial_number:x}) is not a certification authority",
+        )
+    ]
