@@ -56,3 +56,23 @@ def test_the_records_page_offers_the_homeroom_teacher_to_confirm_a_data_complete
     content = response.content.decode()
     for record in records:
         assert f'action="{record_url(school, record, "xac-nhan/")}"' in content
+
+
+def test_the_august_table_shows_each_student_what_they_retake_from_the_typed_results(
+    client_as, principal, homeroom_teacher, school, complete_class
+):
+    from transcripts.rules.tt22 import Outcome
+    from transcripts.yearclose import class_year_close
+
+    school_class, enrolments = complete_class
+    class_year_close(actor=principal, school=school, school_class=school_class)
+    page = client_as(homeroom_teacher).get(homeroom_url(school, school_class), HTTP_ACCEPT_LANGUAGE="vi")
+    rows = {row.year.enrolment_id: row for row in page.context["summer"]}
+    reassessed, retrained = rows[enrolments[0].pk], rows[enrolments[1].pk]
+    assert (reassessed.outcome, reassessed.retrained) == (Outcome.REASSESSMENT, False)
+    assert [(s["code"], s["year"]) for s in reassessed.subjects] == [("toan", "2,0")]
+    assert (retrained.outcome, retrained.retrained, retrained.subjects) == (Outcome.SUMMER_TRAINING, True, [])
+    content = page.content.decode()
+    assert content.count('data-field="conduct_after_training"') == 1
+    assert 'data-field="retake:toan"' in content
+    assert "Kiểm tra lại" in content and "Rèn luyện trong hè" in content
