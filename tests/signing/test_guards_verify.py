@@ -720,7 +720,16 @@ def test_a_signature_value_that_is_not_base64_is_called_malformed(signed, dev, c
 
 
 def test_a_certificate_signs_from_its_first_to_its_last_second_at_the_signing_time(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    # Inside the issuing CA's own validity (it starts a day before the test CA was made).
+    cert, _ = _cert(
+        dev.issuing_cert,
+        dev.issuing_key,
+        name="Người Ký",
+        is_ca=False,
+        usage=SIGNER_USAGE,
+        not_before=NOW,
+        not_after=NOW + dt.timedelta(days=10),
+    )
     assert check(dev, cert, at=cert.not_valid_before_utc) == []
     assert check(dev, cert, at=cert.not_valid_after_utc) == []
 
