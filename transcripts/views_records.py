@@ -10,7 +10,6 @@ the bytes leave (domain.md §1).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from typing import cast
@@ -24,18 +23,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
-from portal.models_copies import CopyFormat, CopyLog
+from portal.models_copies import CopyFormat
 from signing.selectors import signing_offers
 
 from .access import Capability, class_for, record_for, school_url
 from .choices import SignatureStep
-from .models import YearRecord, YearRecordPdf, YearRecordStatus
+from .models import YearRecord, YearRecordStatus
 from .records.pdf import ISSUED_LIKE
 from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
-from .records.selectors import class_record_rows
+from .records.selectors import class_record_rows, rendered_pdf_ids, year_record_pdf_bytes
 from .records.services import (
     CORRECTABLE,
     year_record_confirm,
+    year_record_copy_log,
     year_record_correct,
     year_record_correction_approve,
     year_record_document,
@@ -95,8 +95,7 @@ def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
     except PermissionDenied as exc:
         return _refused(request, exc)
     rows = class_record_rows(school_class)
-    record_pks = [r.pk for row in rows for r in (row.current, row.pending, *row.older) if r is not None]
-    rendered = set(YearRecordPdf.objects.filter(record_id__in=record_pks).values_list("record_id", flat=True))
+    rendered = rendered_pdf_ids(rows)
     user, school = request.user, request.school
     can_create = can_create_year_records(user, school, school_class)
     in_force = Counter(row.current.status for row in rows if row.current is not None)
@@ -227,14 +226,7 @@ def _hand_out(
     request: SchoolRequest, record: YearRecord, data: bytes, fmt: str, content_type: str
 ) -> HttpResponse:
     """Log the copy (domain.md §1), then answer with exactly these bytes."""
-    CopyLog.objects.create(
-        actor=request.user,
-        school=request.school,
-        record_id=record.record_id,
-        version=record.version,
-        format=fmt,
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
+    year_record_copy_log(actor=request.user, school=request.school, record=record, data=data, fmt=fmt)
     response = HttpResponse(data, content_type=content_type)
     # None only for an inline answer without a file name; an attachment always has the header.
     response["Content-Disposition"] = cast(
@@ -263,8 +255,8 @@ def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
         record = record_for(request, record_pk, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
-    stored = YearRecordPdf.objects.filter(record=record).first()
-    if stored is None:
+    pdf = year_record_pdf_bytes(record)
+    if pdf is None:
         return render(
             request,
             "transcripts/records_pdf_pending.html",
@@ -275,4 +267,4 @@ def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
             },
             status=404,
         )
-    return _hand_out(request, record, bytes(stored.pdf), CopyFormat.PDF, "application/pdf")
+    return _hand_out(request, record, pdf, CopyFormat.PDF, "application/pdf")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schools.models import Enrolment, SchoolClass
-from transcripts.models import StudentYear, YearRecord, YearRecordStatus
+from transcripts.models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
 from transcripts.selectors import active_enrolments
 
 from .snapshot import results_are_final
@@ -51,3 +51,15 @@ def class_record_rows(school_class: SchoolClass) -> list[RecordRow]:
         if row.current is None and row.pending is None:
             row.waiting = not results_are_final(years.get(row.enrolment.pk), school_class)
     return list(rows.values())
+
+
+def rendered_pdf_ids(rows: list[RecordRow]) -> set[int]:
+    """The record versions on the page whose PDF is rendered and stored (one query)."""
+    pks = [r.pk for row in rows for r in (row.current, row.pending, *row.older) if r is not None]
+    return set(YearRecordPdf.objects.filter(record_id__in=pks).values_list("record_id", flat=True))
+
+
+def year_record_pdf_bytes(record: YearRecord) -> bytes | None:
+    """The record version's stored PDF/A-3b, or None before it is rendered."""
+    stored = YearRecordPdf.objects.filter(record=record).first()
+    return bytes(stored.pdf) if stored is not None else None

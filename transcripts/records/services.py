@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import School, User
+from portal.models_copies import CopyLog
 from portal.services import audit_record
 from portal.verification import issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
@@ -416,6 +417,20 @@ SIGNING_STEPS: dict[str, tuple[int, str, str]] = {
         (SignatureStep.SEAL, S.SIGNED_PRINCIPAL, S.ISSUED),
     )
 }
+
+
+def year_record_copy_log(
+    *, actor: User, school: School, record: YearRecord, data: bytes, fmt: str
+) -> CopyLog:
+    """Log a copy of a record version handed out (domain.md §1), before its bytes leave."""
+    return CopyLog.objects.create(
+        actor=actor,
+        school=school,
+        record_id=record.record_id,
+        version=record.version,
+        format=fmt,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def year_record_document(record: YearRecord) -> bytes:
