@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from signing import keys, trust
@@ -280,3 +282,28 @@ def test_a_failing_or_busy_service_pauses_the_batch_and_says_so(
     paused = SigningBatch.objects.get(pk=remote_batch.pk)
     assert (paused.state, paused.retry_count, paused.retry_reason) == (BatchState.QUEUED, 1, reason)
     assert states(remote_batch) == [ItemState.PENDING, ItemState.PENDING]
+
+
+def test_the_progress_page_and_json_say_the_batch_is_paused_and_when_it_retries(
+    remote_batch, client_as, homeroom_teacher, school, settings
+):
+    settings.HOCBA_CSC_URL = _closed_port_url()
+    assert run(remote_batch) == "paused"
+    connection.set_schema_to_public()
+    paused = SigningBatch.objects.get(pk=remote_batch.pk)
+    at = timezone.localtime(paused.next_attempt_at).strftime("%H:%M:%S")
+    client = client_as(homeroom_teacher)
+    url = reverse("signing:batch", kwargs={"school_code": school.code, "batch_pk": paused.pk})
+    progress = client.get(url + "tien-do/").json()
+    assert progress["state_label"] == f"Tạm dừng, thử lại lúc {at}"
+    assert (progress["paused"], progress["finished"], progress["failed"], progress["remaining"]) == (
+        True,
+        False,
+        0,
+        2,
+    )
+    assert progress["next_attempt_at"] == paused.next_attempt_at.isoformat()
+    assert progress["retry_reason"] == "Không kết nối được dịch vụ ký số từ xa; hãy thử lại sau."
+    page = client.get(url).content.decode()
+    assert f"Tạm dừng, thử lại lúc {at}" in page
+    assert "Lô ký sẽ tự chạy tiếp khi dịch vụ hoạt động trở lại; không cần xác nhận lại." in page
