@@ -353,6 +353,16 @@ def _found(method: str, entry: IssuedRecord) -> Verification:
             "Issued record %s v%s: the school's copy is missing or differs", entry.record_id, entry.version
         )
         return _not_found(method, entry.record_id, entry.version)
+    try:
+        document = year_record_parse(xml)
+    except ValueError as error:  # DocumentError: changed with its hash, so only someone with the database
+        log.error(
+            "Issued record %s v%s: the school's copy is not a year record (%s)",
+            entry.record_id,
+            entry.version,
+            error,
+        )
+        return _not_found(method, entry.record_id, entry.version)
     newer = None
     if entry.status != IssuedRecordStatus.ISSUED:
         newer = (
@@ -366,7 +376,7 @@ def _found(method: str, entry: IssuedRecord) -> Verification:
         record_id=entry.record_id,
         version=entry.version,
         entry=entry,
-        document=year_record_parse(xml),
+        document=document,
         newer=newer,
         signatures=signatures_for(xml),
     )

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import connection
 from django.utils.html import escape
-from django.utils.translation import override
+from django.utils.translation import gettext, override
 from lxml import etree
 
 from portal.models import IssuedRecord
@@ -327,3 +327,17 @@ def test_the_page_shows_each_problem_with_its_own_message(
     assert f'<li data-problem="{code.value}">{message}</li>' in page
     # Once as its message, at least once more as the verifier's words under "Technical detail".
     assert page.count(f'<li data-problem="{code.value}">') >= 2
+
+
+def test_a_school_copy_that_is_no_year_record_answers_not_found_instead_of_a_500(issued, client, caplog):
+    """The one code not on the page: the copy is parsed to be shown, so a copy that is no year
+    record (with a matching hash: someone changed both) is said as for an unknown record, and
+    logged loudly for the operator."""
+    _keep_as_issued(issued, b'<hocba xmlns="urn:hocbaso:year-record:1.0"/>')
+    response = client.get(code_url(issued))
+    assert response.status_code == 404
+    with override("vi"):
+        assert escape(gettext("No issued year record has this id, version and verification code.")) in (
+            response.content.decode()
+        )
+    assert f"Issued record {issued.record_id} v1: the school's copy is not a year record" in caplog.text
