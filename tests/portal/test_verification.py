@@ -297,11 +297,27 @@ def _orphan_stream_pdf(data: bytes) -> bytes:
     )
 
 
-def _deeply_nested_pdf(xml: bytes) -> bytes:
-    """The record attached, and 100,000 arrays nested in the catalog (a parser's stack bomb)."""
-    return _pdf_with(b"", xml).replace(
-        b"/Type /Catalog", b"/Type /Catalog /Deep " + b"[" * 100_000 + b"]" * 100_000, 1
+def _hand_made_pdf(data: bytes, *, page: bytes = b"") -> bytes:
+    """A one-page PDF written by hand, without a cross-reference table (qpdf rebuilds it), that
+    attaches `data` raw as record.xml; `page` goes into the page's dictionary."""
+    return (
+        b"%PDF-1.7\n1 0 obj\n<</Type /Catalog /Pages 4 0 R "
+        b"/Names <</EmbeddedFiles <</Names [(record.xml) 3 0 R]>>>>>>\nendobj\n"
+        b"4 0 obj\n<</Type /Pages /Kids [5 0 R] /Count 1>>\nendobj\n"
+        b"5 0 obj\n<</Type /Page /Parent 4 0 R /MediaBox [0 0 10 10] " + page + b">>\nendobj\n"
+        b"3 0 obj\n<</Type /Filespec /F (record.xml) /EF <</F 2 0 R>>>>\nendobj\n"
+        b"2 0 obj\n<</Type /EmbeddedFile /Length "
+        + str(len(data)).encode()
+        + b">>\nstream\n"
+        + data
+        + b"\nendstream\nendobj\ntrailer <</Root 1 0 R /Size 6>>\n%%EOF\n"
     )
+
+
+def _deeply_nested_pdf(xml: bytes) -> bytes:
+    """The record attached, and 100 arrays nested in the page: past the portal's limit (64),
+    within qpdf's default (499)."""
+    return _hand_made_pdf(xml, page=b"/Deep " + b"[" * 100 + b"]" * 100)
 
 
 NO_ATTACHMENT = "This PDF has no year record attached."
@@ -333,8 +349,12 @@ def test_a_hostile_or_broken_pdf_is_refused_quickly_as_without_attachment(issued
 def test_the_record_attached_raw_or_flate_compressed_to_a_pdf_of_another_writer_matches(issued, client):
     raw = upload(client, "raw.pdf", _pdf_with(b"", issued.issued_xml))
     flate = upload(client, "flate.pdf", _pdf_with(b"/Filter /FlateDecode", zlib.compress(issued.issued_xml)))
-    assert raw.status_code == flate.status_code == 200
-    assert log_rows() == [("upload_pdf", "found", ""), ("upload_pdf", "found", "")]
+    by_hand = upload(client, "hand.pdf", _hand_made_pdf(issued.issued_xml))  # the nested one, not nested
+    shallow = upload(
+        client, "shallow.pdf", _hand_made_pdf(issued.issued_xml, page=b"/A " + b"[" * 60 + b"]" * 60)
+    )
+    assert raw.status_code == flate.status_code == by_hand.status_code == shallow.status_code == 200
+    assert log_rows() == [("upload_pdf", "found", "")] * 4
 
 
 def test_a_bomb_attachment_is_stopped_at_the_size_limit_not_inflated(issued, client):
