@@ -23,6 +23,7 @@ shown for each is its code's label, the one mapping.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import io
@@ -240,9 +241,13 @@ class SignatureLine:
         return tuple(dict.fromkeys(p.code for p in self.problems))
 
     @property
+    def reasons(self) -> tuple[tuple[ProblemCode, str], ...]:
+        """Each code once, with what it means in the reader's language (its label)."""
+        return tuple((code, str(code.label)) for code in self.codes)
+
+    @property
     def messages(self) -> tuple[str, ...]:
-        """What the problems mean, in the reader's language: each code's own message, once."""
-        return tuple(str(code.label) for code in self.codes)
+        return tuple(message for _code, message in self.reasons)
 
 
 def signatures_for(xml: bytes) -> list[SignatureLine]:
@@ -456,6 +461,7 @@ class PdfBomb(ValueError):
 _ATTACHMENT_FILTERS = (None, pikepdf.Name.FlateDecode, pikepdf.Name("/Fl"))
 
 
+@functools.cache  # once per process: the limits are global to qpdf
 def _pdf_limits() -> None:
     """qpdf's limits for reading untrusted PDFs, process-wide (pikepdf.settings), set before opening.
 
