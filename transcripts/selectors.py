@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.models import School, User
 from portal.permissions import access_for
 from schools.choices import EnrolmentStatus, SubjectKind
-from schools.models import CurriculumEntry, Enrolment, SchoolClass, TeachingAssignment
+from schools.models import CurriculumEntry, Enrolment, SchoolClass, TeachingAssignment, Term
 
 from .choices import PrimaryPeriod
 from .models import (
@@ -92,6 +92,16 @@ def gradebook_index_books(*, user: User, school: School, school_year_id: int) ->
         if subjects:
             books.append((school_class, subjects, can_view_gradebook(user, school, school_class, None)))
     return books
+
+
+def terms_of(*, school_year_id: int) -> QuerySet[Term]:
+    """The school year's terms, with who locked each."""
+    return Term.objects.filter(school_year_id=school_year_id).select_related("locked_by")
+
+
+def term_is_locked(*, school_year_id: int, number: int) -> bool:
+    """Whether term `number` of the school year is locked (no more changes)."""
+    return Term.objects.filter(school_year_id=school_year_id, number=number, locked_at__isnull=False).exists()
 
 
 def quality_levels_for(enrolments: list[Enrolment], period: str) -> dict[tuple[int, str], str]:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
 from schools.choices import Ruleset, SubjectKind
-from schools.models import SchoolClass, Term
+from schools.models import SchoolClass
 
 from .access import (
     Capability,
@@ -27,7 +27,15 @@ from .access import (
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
 from .permissions import can_edit_homeroom, can_edit_subject, can_lock_terms
 from .results import COMPETENCY_CODES, QUALITY_CODES, class_results, class_results_compute
-from .selectors import cell_changes, gradebook_for, gradebook_index_books, quality_levels_for, summer_rows
+from .selectors import (
+    cell_changes,
+    gradebook_for,
+    gradebook_index_books,
+    quality_levels_for,
+    summer_rows,
+    term_is_locked,
+    terms_of,
+)
 from .services import Cell, CellError, CellSaved, assessment_cell_save, term_lock_set
 from .yearclose import class_summer_close, class_year_close, summer_cell_save
 
@@ -89,7 +97,7 @@ def gradebook_index(request: SchoolRequest) -> HttpResponse:
         {
             "school_year": year,
             "books": books,
-            "terms": Term.objects.filter(school_year=year).select_related("locked_by"),
+            "terms": terms_of(school_year_id=year.pk),
             "can_lock": can_lock_terms(request.user, request.school),
         },
     )
@@ -107,10 +115,9 @@ def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpR
     if period not in PrimaryPeriod.values:
         period = PrimaryPeriod.END1
     book = gradebook_for(school_class=school_class, entry=entry, term=term, period=period)
-    term_number = {"mid1": 1, "end1": 1}.get(period, 2) if primary else term
-    locked = Term.objects.filter(
-        school_year_id=school_class.school_year_id, number=term_number, locked_at__isnull=False
-    ).exists()
+    term_one = (PrimaryPeriod.MID1, PrimaryPeriod.END1)  # a primary period's term
+    term_number = (1 if period in term_one else 2) if primary else term
+    locked = term_is_locked(school_year_id=school_class.school_year_id, number=term_number)
     editable = can_edit_subject(request.user, request.school, school_class, teacher_id) and not locked
     return render(
         request,
