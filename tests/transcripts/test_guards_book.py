@@ -158,6 +158,7 @@ def test_a_score_field_on_a_comment_subject_is_refused(subject_teacher, school, 
         subject_teacher, school, secondary_class, field="level", subject_id=subject("gdtc"), term=1, raw="d"
     )
     assert saved.value == "Đ"
+    assert saved.average is None  # a comment subject has no average
 
 
 @pytest.mark.parametrize("period", [None, "", "mid3", "year"])
@@ -531,3 +532,24 @@ def test_the_book_state_is_read_as_committed(secondary_class):
     assert refuse_if_closed(secondary_class).summer_closed_at is None
     close(secondary_class)
     assert class_book_lock(secondary_class).closed_at is not None  # the row, not the stale instance
+
+
+def test_a_saved_cell_carries_its_rows_version(subject_teacher, school, secondary_class):
+    saved = save(
+        subject_teacher, school, secondary_class, field="mid", subject_id=subject("toan"), term=1, raw="7"
+    )
+    row = SubjectTermScores.objects.get(enrolment=first(secondary_class), subject_id=subject("toan"), term=1)
+    assert saved.version and saved.version == row.updated_at.isoformat()
+
+
+def test_a_term_lock_and_unlock_are_audited_as_such(principal, school, secondary_class):
+    from django.db import connection
+
+    term = Term.objects.get(school_year_id=secondary_class.school_year_id, number=2)
+    with override("en"):
+        term_lock_set(actor=principal, school=school, term=term, locked=True)
+        term_lock_set(actor=principal, school=school, term=term, locked=False)
+    connection.set_schema_to_public()
+    entries = AuditEntry.objects.filter(object_id=str(term.pk), action__in=["term_locked", "term_unlocked"])
+    summaries = dict(entries.values_list("action", "summary"))
+    assert summaries["term_locked"].endswith(" locked") and summaries["term_unlocked"].endswith(" unlocked")

@@ -175,6 +175,9 @@ def test_a_re_take_score_is_stored_and_can_be_cleared(homeroom_teacher, school, 
     assert (saved.value, saved.changed) == ("6,5", True)
     again = summer(homeroom_teacher, school, school_class, enrolments[0], "retake:toan", "6.5")
     assert not again.changed
+    from transcripts.models import AssessmentChange
+
+    assert AssessmentChange.objects.filter(enrolment=enrolments[0], table="retake").count() == 1
     cleared = summer(homeroom_teacher, school, school_class, enrolments[0], "retake:toan", "")
     assert cleared.value == "" and Retake.objects.get(enrolment=enrolments[0]).score is None
 
