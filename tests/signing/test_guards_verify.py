@@ -762,3 +762,48 @@ def test_an_intermediate_without_basic_constraints_is_not_a_ca(dev):
             f"Không Ràng Buộc (serial {middle.serial_number:x}) is not a certification authority",
         )
     ]
+
+
+def test_a_look_alike_issuer_with_other_keys_is_no_chain(dev):
+    twin = ca.dev_ca()  # the same names as the trusted CA, other keys
+    cert, _ = _cert(twin.issuing_cert, twin.issuing_key, name="Người Giả", is_ca=False, usage=SIGNER_USAGE)
+    assert [p.code for p in check(dev, cert, twin.chain)] == [C.UNTRUSTED_ISSUER]
+
+
+def test_a_chain_of_five_links_reaches_the_root(dev):
+    issuer, issuer_key = dev.issuing_cert, dev.issuing_key
+    chain = []
+    for n in range(3):
+        issuer, issuer_key = _cert(
+            issuer, issuer_key, name=f"CA {n}", is_ca=True, usage={"key_cert_sign": True, "crl_sign": True}
+        )
+        chain.insert(0, issuer)
+    cert, _ = _cert(issuer, issuer_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    # The path holds (no CHAIN_TOO_LONG); only the signer's status is unknown (no CRL from CA 2).
+    assert [p.code for p in check(dev, cert, [*chain, *dev.chain])] == [C.REVOCATION_UNKNOWN]
+
+
+def test_an_unknown_signer_status_does_not_hide_a_revoked_issuer(dev):
+    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
+    root_crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(dev.root_cert.subject)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=1))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(dev.issuing_cert.serial_number)
+            .revocation_date(NOW - dt.timedelta(hours=1))
+            .build()
+        )
+        .sign(dev.root_key, hashes.SHA256())
+    )
+    assert [p.code for p in check(dev, cert, crls=[root_crl])] == [C.REVOCATION_UNKNOWN, C.REVOKED]
+
+
+def test_the_seals_claimed_role_is_checked_too(signed, dev, crl):
+    root = tree(signed)
+    signatures(root)[2].find(
+        ".//xades:SignerRole/xades:ClaimedRoles/xades:ClaimedRole", NS
+    ).text = "principal"
+    assert C.WRONG_CLAIMED_ROLE in verify(c14n(root), dev, crl)[2].codes

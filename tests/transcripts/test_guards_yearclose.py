@@ -262,3 +262,23 @@ def test_a_subject_passed_with_exactly_five_is_not_re_assessed(
     )
     assert reason == "This subject is not re-assessed for this student."
     assert summer(homeroom_teacher, school, school_class, enrolments[0], "retake:toan", "6").changed
+
+
+def test_the_august_close_decides_every_summer_student_whatever_their_place(
+    homeroom_teacher, principal, school, complete_class
+):
+    """A promoted student listed first does not stop the August close before the others."""
+    from decimal import Decimal
+
+    from transcripts.models import SubjectTermScores
+
+    school_class, enrolments = complete_class
+    seven, two = Decimal(7), Decimal(2)
+    toan = SubjectTermScores.objects.filter(subject__code="toan")
+    scores = ("regular_1", "regular_2", "regular_3", "regular_4", "mid", "end")
+    toan.filter(enrolment=enrolments[0]).update(**dict.fromkeys(scores, seven))
+    toan.filter(enrolment=enrolments[3]).update(**dict.fromkeys(scores, two))
+    class_year_close(actor=principal, school=school, school_class=school_class)
+    assert StudentYear.objects.get(enrolment=enrolments[0]).results["outcome"] == "promoted"
+    assert class_summer_close(actor=principal, school=school, school_class=school_class) == 2
+    assert "after_summer" in StudentYear.objects.get(enrolment=enrolments[3]).results
