@@ -51,6 +51,9 @@ SHARED_APPS = [
     # found province-wide by the resume sweep (signing.tasks); each batch names its school. The
     # signatures themselves live beside the records, in the school's schema (transcripts).
     "signing",
+    # Public, the top of the chain (design.md §2): what happens to an issued record outside its
+    # school (the verification pages). No tables of its own yet: the index is portal's for now.
+    "registry",
 ]
 TENANT_APPS = [
     "schools",

@@ -7,6 +7,7 @@ from portal.admin import admin_site
 
 urlpatterns = [
     path("", include("portal.urls")),
+    path("tra-cuu/", include("registry.urls")),  # the public verification pages
     path("accounts/", include("allauth.urls")),
     path("chu-ky-so/", include("signing.urls_account")),
     path("admin/", admin_site.urls),

@@ -4,12 +4,12 @@ The index lets anyone verify a record without knowing which school holds it (the
 uploaded file, a typed record id), and a receiving school find a student's earlier records. It
 mirrors what the school's YearRecord says (issued, superseded, revoked) and is written by the
 lifecycle services in the same transaction as the change (transcripts.records.services). The
-student's personal ID is kept only as a keyed hash (portal.verification.personal_id_digest).
+student's personal ID is kept only as a keyed hash (portal.index.personal_id_digest).
 
 Each row carries its verification code (issue 9, finding 7): 80 random bits, printed on the PDF and
 in its QR code, without which the public page shows nothing of the record. Record ids are sequential
 and guessable; the code is what makes the public link a capability. It is made when the row is
-made (portal.verification.issued_record_add), never derived from the id.
+made (portal.index.issued_record_add), never derived from the id.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class IssuedRecord(models.Model):
         from django.urls import reverse
 
         return (
-            reverse("portal:verify_record", args=[self.record_id, self.version])
+            reverse("registry:verify_record", args=[self.record_id, self.version])
             + "?code="
             + self.verification_code_display
         )

@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from . import views
 
@@ -8,5 +8,4 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("so/", views.department_overview, name="department"),
     path("don-vi/<str:code>/", views.division_detail, name="division"),
-    path("tra-cuu/", include("portal.views_verification")),
 ]

@@ -1,12 +1,23 @@
-"""Reads for the signing pages and for the pages that offer to sign (style.md: selectors)."""
+"""Reads for the signing pages and for the pages that offer to sign (style.md: selectors).
+
+Also the signatures of a year record as people read them (signatures_for), for the public
+verification page (registry) and for attaching an earlier school's record (transcripts.book,
+through the hook signing registers in transcripts.hooks: transcripts does not import signing).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from portal.models import School, User
+from transcripts.records.permissions import can_sign
+from transcripts.records.services import SIGNING_STEPS
 
+from . import trust
+from .choices import Problem, ProblemCode
 from .models import SigningCertificate, SigningStep
+from .verify import verify_year_record
 
 
 @dataclass
@@ -41,9 +52,6 @@ def signing_offers(
     `include_empty`: also the steps the user may sign that nothing waits for. One query for the
     certificates of each step offered.
     """
-    from transcripts.records.permissions import can_sign
-    from transcripts.records.services import SIGNING_STEPS
-
     offers = []
     for step, (_position, before, _after) in SIGNING_STEPS.items():
         waiting = status_counts.get(before, 0)
@@ -57,3 +65,57 @@ def signing_offers(
                 )
             )
     return offers
+
+
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature as the verification page shows it."""
+
+    position: int
+    role: str  # "Giáo viên chủ nhiệm", ... (translated); "" for a problem of the whole document
+    signer: str
+    title: str
+    organisation: str
+    signed_at: dt.datetime | None
+    serial: str
+    ok: bool
+    problems: tuple[Problem, ...]  # each a code and the verifier's technical detail (English)
+
+    @property
+    def codes(self) -> tuple[ProblemCode, ...]:
+        return tuple(dict.fromkeys(p.code for p in self.problems))
+
+    @property
+    def reasons(self) -> tuple[tuple[ProblemCode, str], ...]:
+        """Each code once, with what it means in the reader's language (its label)."""
+        return tuple((code, str(code.label)) for code in self.codes)
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        return tuple(message for _code, message in self.reasons)
+
+
+def signatures_for(xml: bytes) -> list[SignatureLine]:
+    """The signatures in the record's <chuky>, each with signer, title, time and validity.
+
+    Checked by signing.verify against the portal's pinned trust roots and current CRLs: the
+    signature value and digests, the order (each covers the earlier ones), the certificate's
+    chain, validity at the signing time, key usage and revocation. A problem of the document as
+    a whole (a wrapping attack, a duplicated Id) comes first, as position 0.
+    """
+    reports = verify_year_record(xml, trust_roots=trust.trust_roots(), crls=trust.crls())
+    labels = {step.value: str(step.label) for step in SigningStep}
+    return [
+        SignatureLine(
+            position=r.position,
+            role=labels.get(r.role, r.role),
+            signer=r.signer,
+            title=r.title,
+            organisation=r.organisation,
+            signed_at=r.signing_time,
+            serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
+            ok=r.ok,
+            problems=tuple(r.problems),
+        )
+        for r in reports
+    ]

@@ -3,7 +3,7 @@ the student").
 
 A school that receives a student finds the records other schools issued for them in the public
 index (portal.IssuedRecord), by the keyed hash of the personal ID, the same hash the index keeps
-(portal.verification.personal_id_digest); the number itself is never sent anywhere. Attaching a
+(portal.index.personal_id_digest); the number itself is never sent anywhere. Attaching a
 record verifies it first: the issuing school's bytes must hash to the index's SHA-256, parse and
 validate as a year record, and name the same personal ID; only then is a copy kept
 (transcripts.AttachedRecord) and the attachment audited. The book page lists the school's own
@@ -24,12 +24,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction, Role
+from portal.index import personal_id_digest
 from portal.models import IssuedRecord, School, User
 from portal.models_verification import IssuedRecordStatus
 from portal.permissions import access_for
 from portal.services import audit_record
-from portal.verification import personal_id_digest
 from schools.models import Student
+from transcripts import hooks
 from transcripts.document import DocumentError, year_record_from_tree, year_record_load
 from transcripts.models import AttachedRecord, YearRecord, YearRecordStatus
 
@@ -158,9 +159,7 @@ def prior_record_attach(
         raise _refuse(entry, "invalid", _("The issuing school's copy is not a valid year record.")) from error
     if (document.record_id, document.version) != (entry.record_id, entry.version):
         raise _refuse(entry, "invalid", _("The issuing school's copy is not a valid year record."))
-    from portal.verification import signatures_for
-
-    signatures = signatures_for(xml)
+    signatures = hooks.signatures_for(xml)
     if len(signatures) != 3 or not all(line.ok for line in signatures):
         problems = "; ".join(dict.fromkeys(r for line in signatures for r in line.messages)) or _(
             "not all signatures are there"

@@ -24,8 +24,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import SchoolRequest
 from portal.models_copies import CopyFormat
-from signing.selectors import signing_offers
 
+from . import hooks
 from .access import Capability, class_for, record_for, school_url
 from .choices import SignatureStep
 from .models import YearRecord, YearRecordStatus
@@ -99,7 +99,7 @@ def records_class(request: SchoolRequest, class_id: int) -> HttpResponse:
     user, school = request.user, request.school
     can_create = can_create_year_records(user, school, school_class)
     in_force = Counter(row.current.status for row in rows if row.current is not None)
-    offers = signing_offers(user=user, school=school, school_class=school_class, status_counts=in_force)
+    offers = hooks.signing_offers(user=user, school=school, school_class=school_class, status_counts=in_force)
     return render(
         request,
         "transcripts/records_class.html",

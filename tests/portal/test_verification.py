@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext, override
 
+from portal.index import personal_id_digest
 from portal.models import IssuedRecord, VerificationLog
-from portal.verification import personal_id_digest
 from tests.signing_kit import issue
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
@@ -54,7 +54,7 @@ def said(response, msgid: str, **params) -> bool:
 
 def qr_url(record_id: str, version: int) -> str:
     """The public page of a record id and version, without the verification code."""
-    return reverse("portal:verify_record", args=[record_id, version])
+    return reverse("registry:verify_record", args=[record_id, version])
 
 
 def code_url(record, version: int = 1) -> str:
@@ -73,7 +73,7 @@ def upload(client, name: str, data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     started = time.monotonic()
-    response = client.post(reverse("portal:verify"), {"file": SimpleUploadedFile(name, data)})
+    response = client.post(reverse("registry:verify"), {"file": SimpleUploadedFile(name, data)})
     assert time.monotonic() - started < QUICK
     return response
 
@@ -115,7 +115,7 @@ def test_a_record_not_yet_issued_is_not_in_the_index(records, client):  # noqa: 
 
 def test_lookup_by_id_shows_the_status_name_and_results_but_no_personal_id(issued, client, school):
     response = client.get(
-        reverse("portal:verify"), {"record_id": issued.record_id, "version": 1, "code": code_of(issued)}
+        reverse("registry:verify"), {"record_id": issued.record_id, "version": 1, "code": code_of(issued)}
     )
     assert response.status_code == 200
     page = response.content.decode()
@@ -149,9 +149,9 @@ def test_the_qr_url_opens_the_record(issued, client):
 def test_an_unknown_id_or_version_is_not_found_and_logged(issued, client):
     code = code_of(issued)  # right for version 1 of this id, and for nothing else
     assert client.get(qr_url(issued.record_id, 2), {"code": code}).status_code == 404
-    unknown = client.get(reverse("portal:verify"), {"record_id": "nope", "version": 1, "code": code})
+    unknown = client.get(reverse("registry:verify"), {"record_id": "nope", "version": 1, "code": code})
     assert unknown.status_code == 404 and said(unknown, NO_MATCH)
-    incomplete = client.get(reverse("portal:verify"), {"record_id": issued.record_id, "code": code})
+    incomplete = client.get(reverse("registry:verify"), {"record_id": issued.record_id, "code": code})
     assert incomplete.status_code == 400
     assert said(incomplete, "Type the record id, the version number and the verification code.")
     assert log_rows() == [("qr", "not_found", "not_found"), ("record_id", "not_found", "not_found")]
@@ -377,13 +377,13 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(issued, client):
 
 
 def test_an_empty_upload_form_asks_for_a_file(client, db):
-    response = client.post(reverse("portal:verify"), {})
+    response = client.post(reverse("registry:verify"), {})
     assert response.status_code == 400
     assert said(response, "Choose an XML or PDF file to upload.")
 
 
 def test_the_form_page_opens_without_login(client, db):
-    response = client.get(reverse("portal:verify"))
+    response = client.get(reverse("registry:verify"))
     assert response.status_code == 200
     assert 'enctype="multipart/form-data"' in response.content.decode()
 
@@ -476,15 +476,15 @@ def test_the_upload_form_works_with_csrf_checks_and_the_address_is_logged_hashed
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    browser.get(reverse("portal:verify"))
+    browser.get(reverse("registry:verify"))
     token = browser.cookies["csrftoken"].value
     file = SimpleUploadedFile("record.xml", issued.issued_xml)
     response = browser.post(
-        reverse("portal:verify"), {"file": file, "csrfmiddlewaretoken": token}, REMOTE_ADDR="198.51.100.23"
+        reverse("registry:verify"), {"file": file, "csrfmiddlewaretoken": token}, REMOTE_ADDR="198.51.100.23"
     )
     assert response.status_code == 200
     refused = Client(enforce_csrf_checks=True).post(
-        reverse("portal:verify"), {"file": SimpleUploadedFile("r.xml", issued.issued_xml)}
+        reverse("registry:verify"), {"file": SimpleUploadedFile("r.xml", issued.issued_xml)}
     )
     assert refused.status_code == 403
     (row,) = VerificationLog.objects.all()

@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext, override
 
+from portal.index import verification_code_matches, verification_code_new
 from portal.models import IssuedRecord, VerificationLog
 from portal.models_verification import VERIFICATION_CODE_ALPHABET, VERIFICATION_CODE_LENGTH
-from portal.verification import verification_code_matches, verification_code_new
 from tests.portal.test_verification import log_rows, qr_url, said, upload
 from tests.signing_kit import issue
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
@@ -105,7 +105,7 @@ def test_a_bare_id_gets_the_same_answer_for_a_real_record_and_an_invented_one(is
     fake = invented_id(issued.record_id)
     for url_of in (
         lambda record_id: qr_url(record_id, 1),
-        lambda record_id: reverse("portal:verify") + f"?record_id={record_id}&version=1",
+        lambda record_id: reverse("registry:verify") + f"?record_id={record_id}&version=1",
     ):
         real, invented = client.get(url_of(issued.record_id)), client.get(url_of(fake))
         assert real.status_code == invented.status_code == 200
@@ -135,8 +135,8 @@ def test_a_wrong_code_gives_the_same_answer_as_an_invented_id(issued, client):
         shows_nothing_personal(wrong, issued)
     # Typed in the form: the same.
     typed = {"version": 1, "code": almost}
-    wrong = client.get(reverse("portal:verify"), {"record_id": issued.record_id, **typed})
-    invented = client.get(reverse("portal:verify"), {"record_id": fake, **typed})
+    wrong = client.get(reverse("registry:verify"), {"record_id": issued.record_id, **typed})
+    invented = client.get(reverse("registry:verify"), {"record_id": fake, **typed})
     assert wrong.status_code == invented.status_code == 404
     assert page_of(wrong, issued.record_id) == page_of(invented, fake)
     # The log (not public) tells them apart, for whoever watches for guessing.
@@ -172,7 +172,7 @@ def test_the_right_code_shows_the_record(issued, client):
     # Typed from paper: lower case, without dashes, O for 0 and l for 1, spaces around.
     typed = entry.verification_code.lower().replace("0", "o").replace("1", "l")
     by_form = client.get(
-        reverse("portal:verify"), {"record_id": issued.record_id, "version": 1, "code": f"  {typed} "}
+        reverse("registry:verify"), {"record_id": issued.record_id, "version": 1, "code": f"  {typed} "}
     )
     assert by_form.status_code == 200 and name in by_form.content.decode()
     assert log_rows() == [("qr", "found", ""), ("record_id", "found", "")]
@@ -299,7 +299,7 @@ def test_wrong_codes_are_counted_per_address_and_then_refused(issued, client, se
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload_answer = client.post(
-        reverse("portal:verify"),
+        reverse("registry:verify"),
         {"file": SimpleUploadedFile("r.xml", issued.issued_xml)},
         REMOTE_ADDR=guesser,
     )
@@ -326,7 +326,9 @@ def test_hostile_ids_and_codes_get_a_clear_answer_not_a_500(issued, client):
         ("x" * 500, WRONG_CODE),
         (issued.record_id, "K" * 5000),
     ):
-        response = client.get(reverse("portal:verify"), {"record_id": record_id, "version": 1, "code": code})
+        response = client.get(
+            reverse("registry:verify"), {"record_id": record_id, "version": 1, "code": code}
+        )
         assert response.status_code in (400, 404), (record_id[:20], code[:20])
         shows_nothing_personal(response, issued)
     assert time.monotonic() - started < 5

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.translation import gettext, override
 
 from portal.choices import Role
+from portal.index import personal_id_digest
 from portal.models import AuditEntry, IssuedRecord, User
 from portal.services import role_assignment_grant
-from portal.verification import personal_id_digest
 from schools.models import SchoolClass, Student
 from schools.services import class_create, school_year_open, student_enrol
 from tests.conftest import student_make
@@ -148,7 +148,7 @@ def test_the_principal_attaches_a_verified_record_and_the_book_shows_it(
 
     page = client.get(book_url(school, newcomer)).content.decode()
     assert other_school.name in page and "2024-2025" in page and "7B" in page
-    assert reverse("portal:verify_record", args=[entry.record_id, entry.version]) in page
+    assert reverse("registry:verify_record", args=[entry.record_id, entry.version]) in page
     assert entry.get_absolute_url() in page  # with the verification code: the link shows the record
 
     # Found again, it is marked attached; attaching twice is refused.

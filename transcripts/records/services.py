@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
+from portal.index import issued_record_add, issued_record_status_set
 from portal.models import School, User
 from portal.models_copies import CopyLog
 from portal.services import audit_record
-from portal.verification import issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml

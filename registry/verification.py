@@ -1,4 +1,4 @@
-"""Verifying a year record in public: the index of issued records, lookups, uploads, the log.
+"""Verifying a year record in public: lookups in the index of issued records, uploads, the log.
 
 Anyone may verify a record without logging in (domain.md §1): by its id, version and verification
 code (typed in, or the QR code printed on the PDF), or by uploading the XML or the PDF. Record ids
@@ -11,6 +11,10 @@ its id exists. The public index
 is read from the school's own copy (its schema), never from the upload. An upload counts only if
 its bytes are exactly the issued ones (the SHA-256 in the index).
 
+The index itself is written by transcripts when a version is issued, through portal.index (the
+bottom of the chain, design.md §2); its tables (IssuedRecord, VerificationLog, CopyLog) stay in
+portal for now, moving them here is a later step.
+
 Uploads come from anyone: they are size-capped before they are read (VerifyUploadLimit, installed
 by the view before the body is parsed), parsed by the hardened parser (transcripts.document: no
 DTD, no entities, no network), and a PDF is read by qpdf (pikepdf) only as far as its embedded
@@ -22,30 +26,24 @@ shown for each is its code's label, the one mapping.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
-import hmac
 import io
 import logging
-import re
-import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pikepdf
 import pikepdf.settings
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
-from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from .models import School
-from .models_verification import (
-    VERIFICATION_CODE_ALPHABET,
+from portal.index import verification_code_matches
+from portal.models_verification import (
     VERIFICATION_CODE_LENGTH,
     IssuedRecord,
     IssuedRecordStatus,
@@ -53,9 +51,10 @@ from .models_verification import (
     VerificationMethod,
     VerificationOutcome,
 )
-
-if TYPE_CHECKING:  # annotations only: the portal does not import the signing app at run time
-    from signing.choices import Problem, ProblemCode
+from signing.selectors import signatures_for
+from transcripts.document import MAX_DOCUMENT_BYTES, DocumentError, year_record_parse
+from transcripts.models import YearRecord
+from transcripts.records.services import year_record_document
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,6 @@ DEFAULT_WRONG_CODE_WINDOW_SECONDS = 3600
 # A PDF with more embedded files than this is not ours: only the first ones are tried.
 MAX_PDF_ATTACHMENTS = 4
 
-PERSONAL_ID_SALT = "hocba.personal-id"
 CLIENT_SALT = "hocba.verification-client"
 
 
@@ -97,109 +95,8 @@ def wrong_code_limit() -> tuple[int, int]:
     )
 
 
-def personal_id_digest(personal_id: str | None) -> str:
-    """The keyed hash (HMAC-SHA256, key derived from SECRET_KEY) the index keeps of a personal ID.
-
-    A receiving school that knows the student's number finds the student's records by it; the
-    number itself is never stored, and without the key the hash cannot be tested against the
-    million candidate numbers of a birth year.
-    """
-    if not personal_id:
-        return ""
-    return salted_hmac(PERSONAL_ID_SALT, personal_id, algorithm="sha256").hexdigest()
-
-
 def client_digest(address: str) -> str:
     return salted_hmac(CLIENT_SALT, address or "-", algorithm="sha256").hexdigest()
-
-
-# --- Verification codes ----------------------------------------------------------------------
-
-
-def verification_code_new() -> str:
-    """A fresh verification code: 16 symbols of Crockford's base32 from the OS's CSPRNG (80 bits).
-
-    Random, never derived from the record id (which is sequential and guessable): knowing one
-    record's id and code tells nothing about another's.
-    """
-    return "".join(secrets.choice(VERIFICATION_CODE_ALPHABET) for _ in range(VERIFICATION_CODE_LENGTH))
-
-
-# Crockford's decoding: the letters a person may read for a digit are that digit.
-_CODE_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_CODE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")
-
-
-def verification_code_normalise(typed: str) -> str:
-    """The code as stored, from what a person typed: upper case, no dashes or spaces, O read as 0.
-
-    Returns "" for anything that cannot be a code (wrong length, other symbols), which matches no
-    record.
-    """
-    code = _CODE_SEPARATORS.sub("", (typed or "")[:64]).upper().translate(_CODE_LOOKALIKES)
-    if len(code) != VERIFICATION_CODE_LENGTH or any(c not in VERIFICATION_CODE_ALPHABET for c in code):
-        return ""
-    return code
-
-
-def verification_code_matches(expected: str, typed: str) -> bool:
-    """Whether `typed` is the code `expected`, compared in constant time (hmac.compare_digest)."""
-    code = verification_code_normalise(typed)
-    # Compared even when the input is no code at all, so the time taken says nothing.
-    same = hmac.compare_digest(expected.encode("ascii"), (code or "-" * VERIFICATION_CODE_LENGTH).encode())
-    return same and bool(code)
-
-
-# --- The index, written by the year record lifecycle (transcripts.records.services) ----------
-
-
-def issued_record_add(
-    *,
-    school: School,
-    record_id: str,
-    version: int,
-    sha256: str,
-    school_year: str,
-    student_code: str,
-    personal_id: str | None,
-    at: dt.datetime,
-) -> IssuedRecord:
-    """Index a version that has just been issued. Call it in the transaction that issues it.
-
-    The one place a verification code is made: a fresh random one for each indexed version. A
-    collision (one in 2**80 per pair of records) is refused by the unique constraint and the
-    code drawn again.
-    """
-    for attempt in range(3):
-        try:
-            with transaction.atomic():  # a savepoint: the issuing transaction survives a retry
-                return IssuedRecord.objects.create(
-                    school=school,
-                    record_id=record_id,
-                    version=version,
-                    sha256=sha256,
-                    school_year=school_year,
-                    student_code=student_code,
-                    personal_id_digest=personal_id_digest(personal_id),
-                    status=IssuedRecordStatus.ISSUED,
-                    issued_at=at,
-                    status_changed_at=at,
-                    verification_code=verification_code_new(),
-                )
-        except IntegrityError as error:
-            if "issued_record_verification_code_unique" not in str(error) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
-
-
-def issued_record_status_set(*, record_id: str, version: int, status: str, at: dt.datetime) -> int:
-    """Mirror a superseded or revoked version; a version never issued has no row (0 returned)."""
-    return IssuedRecord.objects.filter(record_id=record_id, version=version).update(
-        status=status, status_changed_at=at
-    )
-
-
-# --- Verifying ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -220,64 +117,6 @@ class Verification:
     @property
     def found(self) -> bool:
         return self.outcome == VerificationOutcome.FOUND
-
-
-@dataclass(frozen=True)
-class SignatureLine:
-    """One signature as the verification page shows it."""
-
-    position: int
-    role: str  # "Giáo viên chủ nhiệm", ... (translated); "" for a problem of the whole document
-    signer: str
-    title: str
-    organisation: str
-    signed_at: dt.datetime | None
-    serial: str
-    ok: bool
-    problems: tuple[Problem, ...]  # each a code and the verifier's technical detail (English)
-
-    @property
-    def codes(self) -> tuple[ProblemCode, ...]:
-        return tuple(dict.fromkeys(p.code for p in self.problems))
-
-    @property
-    def reasons(self) -> tuple[tuple[ProblemCode, str], ...]:
-        """Each code once, with what it means in the reader's language (its label)."""
-        return tuple((code, str(code.label)) for code in self.codes)
-
-    @property
-    def messages(self) -> tuple[str, ...]:
-        return tuple(message for _code, message in self.reasons)
-
-
-def signatures_for(xml: bytes) -> list[SignatureLine]:
-    """The signatures in the record's <chuky>, each with signer, title, time and validity.
-
-    Checked by signing.verify against the portal's pinned trust roots and current CRLs: the
-    signature value and digests, the order (each covers the earlier ones), the certificate's
-    chain, validity at the signing time, key usage and revocation. A problem of the document as
-    a whole (a wrapping attack, a duplicated Id) comes first, as position 0.
-    """
-    from signing import trust
-    from signing.models import SigningStep
-    from signing.verify import verify_year_record
-
-    reports = verify_year_record(xml, trust_roots=trust.trust_roots(), crls=trust.crls())
-    labels = {step.value: str(step.label) for step in SigningStep}
-    return [
-        SignatureLine(
-            position=r.position,
-            role=labels.get(r.role, r.role),
-            signer=r.signer,
-            title=r.title,
-            organisation=r.organisation,
-            signed_at=r.signing_time,
-            serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
-            ok=r.ok,
-            problems=tuple(r.problems),
-        )
-        for r in reports
-    ]
 
 
 def _refused(method: str, reason: str, message: str, **kwargs: Any) -> Verification:
@@ -345,9 +184,6 @@ def verify_by_id(*, method: str, record_id: str, version: int, code: str) -> Ver
 
 
 def _found(method: str, entry: IssuedRecord) -> Verification:
-    from transcripts.document import year_record_parse
-    from transcripts.models import YearRecord
-    from transcripts.records.services import year_record_document
 
     with entry.school:
         row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
@@ -424,7 +260,6 @@ def verify_upload(*, data: bytes) -> Verification:
 
 
 def _parse(xml: bytes):
-    from transcripts.document import DocumentError, year_record_parse
 
     try:
         return year_record_parse(xml)
@@ -469,7 +304,6 @@ def _pdf_limits() -> None:
     other limits bound the work of parsing (nesting, errors, a damaged file's containers, warnings).
     Nothing else in the portal reads PDFs with pikepdf, so process-wide limits are ours alone.
     """
-    from transcripts.document import MAX_DOCUMENT_BYTES
 
     pikepdf.settings.set_qpdf_limits(
         doc_max_warnings=200,
@@ -484,7 +318,6 @@ def _pdf_limits() -> None:
 
 def _attachment_bytes(stream: Any) -> bytes | None:
     """The decoded bytes of one embedded file, at most MAX_DOCUMENT_BYTES + 1; None if not ours."""
-    from transcripts.document import MAX_DOCUMENT_BYTES
 
     if not isinstance(stream, pikepdf.Stream):
         return None

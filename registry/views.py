@@ -1,9 +1,9 @@
 """The public verification pages (no login): /tra-cuu/ and /tra-cuu/<record id>/v<version>/.
 
-Included by portal/urls.py under "tra-cuu/", so the names are portal:verify and
-portal:verify_record; the latter, with ?code=<verification code>, is the URL printed as the PDF's QR
+Included by portal/urls.py under "tra-cuu/", so the names are registry:verify and
+registry:verify_record; the latter, with ?code=<verification code>, is the URL printed as the PDF's QR
 code (IssuedRecord.get_absolute_url). Without the code, a record id only gets the form asking for
-it; with a wrong one, the same answer as an id that does not exist (portal.verification).
+it; with a wrong one, the same answer as an id that does not exist (registry.verification).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from django import forms
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .models_verification import VerificationMethod, VerificationOutcome
+from portal.models_verification import VerificationMethod, VerificationOutcome
+
 from .verification import (
     Verification,
     VerifyUploadLimit,
@@ -181,9 +181,3 @@ def verify_record(request: HttpRequest, record_id: str, version: int) -> HttpRes
     return _lookup(
         request, method=VerificationMethod.QR, record_id=record_id, version=version, code=code, lookup=lookup
     )
-
-
-urlpatterns = [
-    path("", verify, name="verify"),
-    path("<str:record_id>/v<int:version>/", verify_record, name="verify_record"),
-]
