@@ -25,18 +25,38 @@ the revocation from one back-dated after it. Freshness of the CRLs is the caller
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator._state import ValProcState
+from pyhanko_certvalidator.errors import (
+    CRLValidationError,
+    ExpiredError,
+    NotYetValidError,
+    PathBuildingError,
+    PathValidationError,
+    RevokedError,
+)
+from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    FreshnessReqType,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+from pyhanko_certvalidator.revinfo.validate_crl import verify_crl
+from pyhanko_certvalidator.util import ConsList
+from pyhanko_certvalidator.validate import validate_path
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput
 from signxml.exceptions import InvalidSignature as XMLInvalidSignature
 from signxml.util import add_pem_header
@@ -105,88 +125,200 @@ def _describe(cert: x509.Certificate) -> str:
     return f"{name} (serial {cert.serial_number:x})"
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+# Revocation is not judged inside path validation but certificate by certificate
+# (_revocation_problems, with pyhanko's verify_crl): the signer's status must be known, an issuer's
+# need not, and an unknown signer status must not hide a revoked issuer. CRL freshness is logged by
+# signing.trust, not enforced (a stale CRL is still its issuer's last word): a CRL is usable for a
+# century after its thisUpdate.
+_POLICY = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
+        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+    ),
+    freshness=dt.timedelta(days=36500),
+    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+)
+# Validity not judged (structure only): a tolerance wider than any certificate's life.
+_ANY_TIME = dt.timedelta(days=365 * 500)
+
+
+def _context(
+    roots: Sequence[asn1_x509.Certificate],
+    intermediates: Sequence[asn1_x509.Certificate],
+    crls: Sequence[bytes],
+    *,
+    moment: dt.datetime | None,
+    policy: CertRevTrustPolicy,
+    tolerance: dt.timedelta = dt.timedelta(seconds=1),
+) -> ValidationContext:
+    # Pinned roots only (never the system store), nothing fetched from the network.
+    return ValidationContext(
+        trust_roots=list(roots),
+        other_certs=list(intermediates),
+        crls=list(crls),
+        moment=moment,
+        allow_fetching=False,
+        revinfo_policy=policy,
+        time_tolerance=tolerance,
+    )
+
+
+def _top_issuer(cert: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> x509.Name:
+    """For the message only: the issuer named by the last certificate reachable by name from `cert`."""
+    current, seen = cert, [cert]
+    while True:
+        above = next((c for c in intermediates if c.subject == current.issuer and c not in seen), None)
+        if above is None:
+            return current.issuer
+        current = above
+        seen.append(above)
+
+
+def _not_ca_in(path: ValidationPath, by_der: dict[bytes, x509.Certificate]) -> x509.Certificate | None:
+    """The issuer nearest the signer that is no CA (no cA flag, or a key usage without keyCertSign)."""
+    for cert in reversed(list(path.iter_certs(include_root=False))[:-1]):
+        usage = cert.key_usage_value
+        if not cert.ca or (usage is not None and "key_cert_sign" not in usage.native):
+            return by_der[cert.dump()]
+    return None
+
+
+def _validated_path(
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> tuple[ValidationPath | None, list[x509.Certificate], list[Problem]]:
+    """pyhanko-certvalidator's path from `cert` to a pinned root: built, then validated at `at`
+    (signatures, names, CA constraints, validity), and no longer than MAX_CHAIN (ours).
+
+    (path, its links signer first, the validity problems of its links at `at`) when the path holds
+    but for validity; (None, [], [why not]) when there is none."""
+    by_der = {c.public_bytes(Encoding.DER): c for c in (cert, *intermediates, *roots)}
+    asn1_roots = [_asn1(c) for c in roots]
+    asn1_intermediates = [_asn1(c) for c in intermediates]
+    context = _context(asn1_roots, asn1_intermediates, (), moment=at, policy=_POLICY)
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    if not constraints.ca:
-        return False
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return usage.key_cert_sign
-
-
-def _path(
-    cert: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
-) -> tuple[list[x509.Certificate], Problem | None]:
-    """The path signer → ... → pinned root, or ([], why not)."""
-    path = [cert]
-    while len(path) <= MAX_CHAIN:
-        current = path[-1]
-        for root in roots:
-            if current.issuer == root.subject and _issued_by(current, root):
-                return [*path, root], None
-        for candidate in intermediates:
-            if candidate in path or current.issuer != candidate.subject:
-                continue
-            if _issued_by(current, candidate):
-                if not _is_ca(candidate):
-                    return [], Problem(
-                        ProblemCode.ISSUER_NOT_CA, f"{_describe(candidate)} is not a certification authority"
-                    )
-                path.append(candidate)
-                break
-        else:
-            return [], Problem(
-                ProblemCode.UNTRUSTED_ISSUER,
-                f"No chain from {_describe(cert)} to a trusted root "
-                f"(issuer {current.issuer.rfc4514_string()})",
+        paths = context.path_builder.build_paths(_asn1(cert))
+    except PathBuildingError:
+        paths = []
+    if not paths:
+        return None, [], [_no_chain(cert, intermediates)]
+    refusal: Problem | None = None
+    for path in sorted(paths, key=lambda p: p.pkix_len):
+        if path.pkix_len > MAX_CHAIN:
+            refusal = refusal or Problem(ProblemCode.CHAIN_TOO_LONG, "Certificate chain too long")
+            continue
+        links = [by_der[c.dump()] for c in reversed(list(path.iter_certs(include_root=True)))]
+        try:
+            validate_path(context, path)
+            return path, links, []
+        except (ExpiredError, NotYetValidError):
+            # A link outside its validity at `at`: said link by link, if the path holds otherwise.
+            structure = _context(
+                asn1_roots, asn1_intermediates, (), moment=at, policy=_POLICY, tolerance=_ANY_TIME
             )
-    return [], Problem(ProblemCode.CHAIN_TOO_LONG, "Certificate chain too long")
+            try:
+                validate_path(structure, path)
+                return path, links, _validity_problems(links, at)
+            except PathValidationError:
+                refusal = refusal or _broken(path, cert, intermediates, by_der)
+        except PathValidationError:
+            refusal = refusal or _broken(path, cert, intermediates, by_der)
+    assert refusal is not None
+    return None, [], [refusal]
 
 
-def _signing_key(issuer: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
-    # An issuer in a path signed the certificate below it (_issued_by): its key is a signing key,
-    # not one of the key-agreement keys (X25519, X448) a certificate may also carry.
-    return cast(CertificateIssuerPublicKeyTypes, issuer.public_key())
+def _no_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> Problem:
+    return Problem(
+        ProblemCode.UNTRUSTED_ISSUER,
+        f"No chain from {_describe(cert)} to a trusted root "
+        f"(issuer {_top_issuer(cert, intermediates).rfc4514_string()})",
+    )
 
 
-def _revocation_problems(
-    path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
-) -> list[Problem]:
+def _broken(
+    path: ValidationPath,
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    by_der: dict[bytes, x509.Certificate],
+) -> Problem:
+    """Why pyhanko refused a path it built: an issuer that is no CA, or else no chain (a signature
+    that does not hold: a look-alike issuer with other keys)."""
+    not_ca = _not_ca_in(path, by_der)
+    if not_ca is not None:
+        return Problem(ProblemCode.ISSUER_NOT_CA, f"{_describe(not_ca)} is not a certification authority")
+    limited = _path_length_exceeded(path, by_der)
+    if limited is not None:
+        ca, allowed = limited
+        return Problem(
+            ProblemCode.CHAIN_TOO_LONG,
+            f"Certificate chain too long: {_describe(ca)} allows {allowed} CA(s) below it "
+            "(pathLenConstraint)",
+        )
+    return _no_chain(cert, intermediates)
+
+
+def _path_length_exceeded(
+    path: ValidationPath, by_der: dict[bytes, x509.Certificate]
+) -> tuple[x509.Certificate, int] | None:
+    """For the message only: the CA whose pathLenConstraint the path goes beyond (RFC 5280 4.2.1.9;
+    self-issued CAs do not count), with the number it allows."""
+    certs = list(path.iter_certs(include_root=True))  # root first, the signer last
+    for i in reversed(range(len(certs) - 1)):  # the nearest the signer first
+        issuer = certs[i]
+        allowed = issuer.max_path_length
+        below = [c for c in certs[i + 1 : -1] if not c.self_issued]
+        if allowed is not None and len(below) > allowed:
+            return by_der[issuer.dump()], allowed
+    return None
+
+
+def _validity_problems(links: Sequence[x509.Certificate], at: dt.datetime) -> list[Problem]:
+    """Which links pyhanko found outside their validity at `at`, each said (signer first)."""
     problems = []
-    for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
-        usable = [
-            crl
-            for crl in crls
-            if crl.issuer == issuer.subject and crl.is_signature_valid(_signing_key(issuer))
-        ]
-        if not usable:
+    for link in links:
+        if at < link.not_valid_before_utc:
+            problems.append(
+                Problem(ProblemCode.NOT_YET_VALID, f"{_describe(link)} was not yet valid at {at.isoformat()}")
+            )
+        elif at > link.not_valid_after_utc:
+            problems.append(
+                Problem(ProblemCode.EXPIRED, f"{_describe(link)} had expired at {at.isoformat()}")
+            )
+    return problems
+
+
+async def _revocation_problems(
+    path: ValidationPath, links: Sequence[x509.Certificate], crls: Sequence[bytes], roots, intermediates
+) -> list[Problem]:
+    """Each certificate below the root against the CRLs (pyhanko's verify_crl: the CRL must be
+    signed by that certificate's issuer). Revoked at any date: refused (no trusted signing time,
+    so no point-in-time judgement: the context's moment is now). Only the signer's own status must
+    be known."""
+    context = _context(roots, intermediates, crls, moment=None, policy=_POLICY)
+    problems = []
+    certs = list(path.iter_certs(include_root=False))  # root side first
+    for depth, link in enumerate(links[:-1]):
+        index = len(certs) - depth
+        state = ValProcState(cert_path_stack=ConsList.sing(path), init_index=index)
+        try:
+            await verify_crl(certs[index - 1], path, context, proc_state=state)
+        except RevokedError as error:
+            when = error.revocation_dt.isoformat()
+            problems.append(Problem(ProblemCode.REVOKED, f"{_describe(link)} was revoked on {when}"))
+        except CRLValidationError:  # no CRL from its issuer, or none that holds
             if depth == 0:  # the signer's own certificate must have a known status
                 problems.append(
                     Problem(
                         ProblemCode.REVOCATION_UNKNOWN,
-                        f"No CRL from {_describe(issuer)}: revocation status of {_describe(cert)} unknown",
+                        f"No CRL from {_describe(links[1])}: revocation status of {_describe(link)} unknown",
                     )
                 )
-            continue
-        for crl in usable:
-            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if entry is not None:
-                when = entry.revocation_date_utc.isoformat()
-                problems.append(Problem(ProblemCode.REVOKED, f"{_describe(cert)} was revoked on {when}"))
-                break
     return problems
 
 
@@ -225,19 +357,17 @@ def certificate_problems(
                 ProblemCode.NO_KEY_USAGE, f"{_describe(cert)} has no key usage: not a signing certificate"
             )
         )
-    path, why = _path(cert, chain, trust_roots)
-    if why is not None:
-        return [*problems, why]
-    for link in path:
-        if at < link.not_valid_before_utc:
-            problems.append(
-                Problem(ProblemCode.NOT_YET_VALID, f"{_describe(link)} was not yet valid at {at.isoformat()}")
-            )
-        elif at > link.not_valid_after_utc:
-            problems.append(
-                Problem(ProblemCode.EXPIRED, f"{_describe(link)} had expired at {at.isoformat()}")
-            )
-    return problems + _revocation_problems(path, crls)
+    path, links, why = _validated_path(cert, chain, trust_roots, at)
+    if path is None:
+        return [*problems, *why]
+    revocation = _revocation_problems(
+        path,
+        links,
+        [crl.public_bytes(Encoding.DER) for crl in crls],
+        [_asn1(c) for c in trust_roots],
+        [_asn1(c) for c in chain],
+    )
+    return [*problems, *why, *asyncio.run(revocation)]
 
 
 class _PositionVerifier(XAdESVerifier):
