@@ -63,8 +63,8 @@ def main() -> int:
         from portal.choices import Role, SchoolLevel
         from portal.models import RoleAssignment, User
         from portal.provisioning import SchoolSpec, school_provision
-        from schools.demo import school_demo_seed
         from schools.models import Enrolment, SchoolClass
+        from transcripts.demo import school_demo_seed
 
         teacher = User.objects.create_user(
             username="thcs.gvbm", password="bench-only", full_name="Giáo Viên Toán"

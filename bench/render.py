@@ -98,8 +98,8 @@ def main() -> int:
         from portal.index import issued_record_add
         from portal.models import Department, RoleAssignment, User
         from portal.provisioning import SchoolSpec, school_provision
-        from schools.demo import school_demo_seed
         from schools.models import Enrolment, SchoolClass
+        from transcripts.demo import school_demo_seed
         from transcripts.document import year_record_parse, year_record_xml
         from transcripts.models import StudentYear, YearRecord, YearRecordPdf
         from transcripts.pdf import year_record_pdf

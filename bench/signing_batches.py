@@ -55,8 +55,8 @@ def seed_schools(count: int, users: dict) -> list[tuple[object, list[object]]]:
     from portal.models import RoleAssignment
     from portal.permissions import forget_access
     from portal.provisioning import SchoolSpec, school_provision
-    from schools.demo import school_demo_seed
     from schools.models import SchoolClass
+    from transcripts.demo import school_demo_seed
     from transcripts.models import StudentYear, YearRecord, YearRecordStatus
     from transcripts.records.services import year_record_confirm, year_records_create
     from transcripts.yearclose import _summer_subjects, class_summer_close, class_year_close, summer_cell_save

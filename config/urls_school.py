@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("so-diem/", include("transcripts.urls")),
     path("du-lieu/", include("schools.urls_data")),
+    path("du-lieu/", include("transcripts.urls_exports")),  # the score sheet, same URL as before
     path("hoc-ba/", include("transcripts.urls_book")),
     path("ky-so/", include("signing.urls")),
 ]

@@ -1,10 +1,13 @@
 """The demo province `make run` shows: a department, two divisions, four schools, a user per role.
 
-Idempotent: running it again changes nothing (but gives a TOTP authenticator to any demo account
-that newly needs one). Demo accounts share one password, printed by `make run`; those who must
-log in with a second factor (permissions.requires_two_factor: whoever grants roles, signs, or
-reads beyond one class) get a TOTP authenticator whose current code `make totp u=<username>`
-(`manage.py demo_totp <username>`) prints.
+The province only: each school's year (classes, students, assessments) is seeded by the apps
+above, orchestrated by registry/demo.py (`manage.py seed_demo`), since the portal imports none of
+them (design.md §2). Idempotent: running it again changes nothing (but gives a TOTP
+authenticator to any demo account that newly needs one). Demo accounts share one password,
+printed by `make run`; those who must log in with a second factor
+(permissions.requires_two_factor: whoever grants roles, signs, or reads beyond one class) get a
+TOTP authenticator whose current code `make totp u=<username>` (`manage.py demo_totp <username>`)
+prints.
 """
 
 from __future__ import annotations
@@ -139,16 +142,17 @@ def demo_province_seed(*, stdout=None) -> bool:
             data_access=demo_user.data_access,
         )
     _two_factor_seed(users.values())
-    # Each school's year at its close, once its teachers exist (they are its classes' teachers).
-    for school in schools.values():
-        _school_year_seed(school, users)
     return True
 
 
-def _school_year_seed(school: School, users: dict[str, User]) -> None:
-    from schools.demo import school_demo_seed
+def demo_schools() -> list[School]:
+    """The demo province's schools, in the order they were made."""
+    return list(School.objects.filter(code__in=[code for code, *_ in SCHOOLS]).order_by("pk"))
 
-    school_demo_seed(school, users)
+
+def demo_users() -> dict[str, User]:
+    """The demo accounts by username (the schools' demo seed looks its teachers up in it)."""
+    return {u.username: u for u in User.objects.filter(username__in={d.username for d in DEMO_USERS})}
 
 
 def _two_factor_seed(users) -> None:

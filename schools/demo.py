@@ -1,14 +1,16 @@
-"""A demo school's 2025-2026 year at its close: classes, students, teachers, a full year of assessments.
+"""A demo school's 2025-2026 year at its close: classes, students, teachers.
 
-`make run` seeds the four demo schools with it (portal/demo.py), so every page has something
-realistic to show: class lists of 30-45 students with Vietnamese names (a few of Lào Cai's ethnic
-minorities among them), personal ID numbers that agree with birth year and sex (a few students
-still on a temporary code), TT22/TT43 scores and TT27 levels for both terms, a few weak students
-(re-assessment, one subject below 3.5), one student over the 45-absence limit.
+`make run` seeds the four demo schools through registry/demo.py, which calls
+transcripts.demo.school_demo_seed: this module makes the roster and the students' hidden traits,
+transcripts/demo.py fills the year's assessments from them with the same random generator. So
+every page has something realistic to show: class lists of 30-45 students with Vietnamese names
+(a few of Lào Cai's ethnic minorities among them), personal ID numbers that agree with birth year
+and sex (a few students still on a temporary code), a few weak students, one student over the
+45-absence limit.
 
 Deterministic (one random.Random seeded by the school code) and idempotent (nothing happens once
 the year has classes). Everything is bulk-inserted; a whole school takes well under a second.
-The names, places and comments are data, not interface text: they are not translated.
+The names and places are data, not interface text: they are not translated.
 """
 
 from __future__ import annotations
@@ -17,38 +19,16 @@ import datetime as dt
 import random
 import unicodedata
 from dataclasses import dataclass, field
-from decimal import Decimal
-
-from django.db import models, transaction
 
 from portal.models import School, User
-from transcripts.choices import (
-    GENERAL_COMPETENCIES,
-    QUALITIES,
-    SPECIFIC_COMPETENCIES,
-    CommentLevel,
-    PrimaryLevel,
-    PrimaryPeriod,
-    QualityLevel,
-    ResultLevel,
-)
-from transcripts.models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
-from transcripts.rules.tt22 import TermScores, term_average
 
-from .choices import Sex, SubjectKind
+from .choices import Sex
 from .demo_data import (
-    COMMENT_SUBJECT_COMMENTS,
     KINH_FAMILY,
     KINH_GIVEN,
     KINH_MIDDLE,
     KINH_PLACES,
     MINORITIES,
-    PRIMARY_COMMENTS,
-    PRIMARY_SUBJECT_COMMENTS,
-    PRIMARY_YEAR_COMMENTS,
-    QUALITY_COMMENTS,
-    SCORED_COMMENTS,
-    SECONDARY_YEAR_COMMENTS,
     STREETS,
     WARDS,
 )
@@ -87,7 +67,7 @@ PROVINCE = "010"  # Lào Cai, the province of birth registration in every demo p
 
 
 @dataclass
-class _Learner:
+class Learner:
     """One generated student, with the hidden traits the assessments are drawn from."""
 
     student: Student
@@ -98,25 +78,36 @@ class _Learner:
     absent: bool = False  # the one student over the 45-absence limit
 
 
-def school_demo_seed(
-    school: School, users_by_username: dict[str, User], *, students_per_class: int | None = None
-) -> None:
-    """Seed the school's 2025-2026 year at its close; do nothing if the year already has classes.
+@dataclass
+class Roster:
+    """A newly seeded year's classes, learners (by class, in class-list order) and enrolments.
 
+    `rng` is the school's generator as the students left it: transcripts.demo draws the
+    assessments from it, so the demo comes out the same as when one module made both.
+    """
+
+    rng: random.Random
+    classes: list[SchoolClass]
+    learners: list[list[Learner]]
+    enrolments: list[list[Enrolment]]
+    curriculum: dict[int, list[CurriculumEntry]]
+
+
+def school_roster_seed(
+    school: School, users_by_username: dict[str, User], *, students_per_class: int | None = None
+) -> Roster | None:
+    """Seed the school's 2025-2026 classes, teachers and students; None if the year already has classes.
+
+    Call it inside the school's schema and a transaction (transcripts.demo.school_demo_seed does).
     users_by_username holds the demo users (portal/demo.py) by username; the homeroom and subject
     teachers are looked up in it and left out when missing. students_per_class overrides the
     realistic class sizes (primary 30-35, secondary 33-40 and one class of 45), to keep tests small.
     """
-    with school:
-        _seed(school, users_by_username, students_per_class)
-
-
-@transaction.atomic
-def _seed(school: School, users: dict[str, User], students_per_class: int | None) -> None:
+    users = users_by_username
     levels = list(school.levels)
     year = SchoolYear.objects.filter(code=YEAR_CODE).first()
     if year is not None and year.classes.exists():
-        return
+        return None
     if year is None:
         year = school_year_open(code=YEAR_CODE, starts_on=YEAR_STARTS, ends_on=YEAR_ENDS, levels=levels)
     rng = random.Random(school.code)  # noqa: S311 - demo data, not secrets: reproducible on purpose
@@ -145,11 +136,7 @@ def _seed(school: School, users: dict[str, User], students_per_class: int | None
     sizes = _class_sizes(rng, classes, students_per_class)
     learners = _students(rng, school, classes, sizes)
     enrolments = _enrol(classes, learners)
-    rows = _assessments(rng, classes, learners, enrolments, curriculum)
-    # Initial data, not edits: no AssessmentChange rows. The audit trail starts with the first
-    # change a user makes in the grade book.
-    for model, objs in rows.items():
-        model._default_manager.bulk_create(objs, batch_size=2000)
+    return Roster(rng=rng, classes=classes, learners=learners, enrolments=enrolments, curriculum=curriculum)
 
 
 def _assignments(
@@ -191,14 +178,14 @@ def _class_sizes(rng: random.Random, classes: list[SchoolClass], override: int |
 
 def _students(
     rng: random.Random, school: School, classes: list[SchoolClass], sizes: list[int]
-) -> list[list[_Learner]]:
+) -> list[list[Learner]]:
     """Per class, its learners (saved), ordered as Vietnamese class lists are: by given name."""
     continuing = CONTINUING in school.levels
     minority_share = 0.22 if continuing else 0.12
     total = sum(sizes)
     missing = set(rng.sample(range(total), min(MISSING_IDS, total)))
     used_ids: set[str] = set()
-    per_class: list[list[_Learner]] = []
+    per_class: list[list[Learner]] = []
     serial = 0
     very_weak_done = False
     for school_class, size in zip(classes, sizes, strict=True):
@@ -241,7 +228,7 @@ def _students(
 
 def _learner(
     rng: random.Random, *, grade: int, continuing: bool, minority: bool, missing_id: bool, used_ids: set[str]
-) -> _Learner:
+) -> Learner:
     sex = rng.choice([Sex.MALE, Sex.FEMALE])
     if minority:
         community = rng.choice(MINORITIES)
@@ -284,7 +271,7 @@ def _learner(
         mother_name=mother,
         policy_category="Con hộ nghèo" if minority and rng.random() < 0.25 else "",
     )
-    return _Learner(student=student, ability=0.0, manner=0.0)
+    return Learner(student=student, ability=0.0, manner=0.0)
 
 
 def _personal_id(rng: random.Random, born: dt.date, sex: int, used: set[str]) -> str:
@@ -304,7 +291,7 @@ def _student_code(school_code: str, class_name: str, number: int) -> str:
 
 
 def _traits(
-    rng: random.Random, learners: list[_Learner], *, primary: bool, continuing: bool, very_weak: bool
+    rng: random.Random, learners: list[Learner], *, primary: bool, continuing: bool, very_weak: bool
 ) -> None:
     """Hidden abilities, so that results come out as a school's usually do.
 
@@ -335,10 +322,10 @@ def _traits(
         learners[weak[0]].ability = 4.0
 
 
-# --- Enrolments and assessments --------------------------------------------------------------------
+# --- Enrolments ---------------------------------------------------------------------------------------
 
 
-def _enrol(classes: list[SchoolClass], learners: list[list[_Learner]]) -> list[list[Enrolment]]:
+def _enrol(classes: list[SchoolClass], learners: list[list[Learner]]) -> list[list[Enrolment]]:
     objs = [
         [
             Enrolment(
@@ -351,170 +338,6 @@ def _enrol(classes: list[SchoolClass], learners: list[list[_Learner]]) -> list[l
     Enrolment.objects.bulk_create([e for row in objs for e in row], batch_size=1000)
     return objs
 
-
-def _assessments(rng, classes, learners, enrolments, curriculum) -> dict[type[models.Model], list]:
-    rows: dict[type[models.Model], list] = {
-        SubjectTermScores: [],
-        PrimarySubjectAssessment: [],
-        QualityAssessment: [],
-        StudentYear: [],
-    }
-    for school_class, class_learners, class_enrolments in zip(classes, learners, enrolments, strict=True):
-        entries = curriculum.get(school_class.grade, [])
-        primary = school_class.grade <= 5
-        for learner, enrolment in zip(class_learners, class_enrolments, strict=True):
-            for entry in entries:
-                learner.aptitude[entry.subject.code] = rng.gauss(0, 0.35 if primary else 0.6)
-            if primary:
-                rows[PrimarySubjectAssessment] += _primary_subjects(rng, learner, enrolment, entries)
-                rows[QualityAssessment] += _qualities(rng, learner, enrolment)
-                rows[StudentYear].append(_primary_year(rng, learner, enrolment))
-            else:
-                rows[SubjectTermScores] += _secondary_subjects(rng, learner, enrolment, entries)
-                rows[StudentYear].append(_secondary_year(rng, learner, enrolment))
-    return rows
-
-
-PERIODS = [PrimaryPeriod.MID1, PrimaryPeriod.END1, PrimaryPeriod.MID2, PrimaryPeriod.END2]
-
-
-def _primary_subjects(
-    rng, learner: _Learner, enrolment: Enrolment, entries
-) -> list[PrimarySubjectAssessment]:
-    rows = []
-    for entry in entries:
-        code = entry.subject.code
-        for step, period in enumerate(PERIODS):
-            # Pupils progress a little through the year.
-            latent = learner.ability + learner.aptitude[code] + 0.1 * step + rng.gauss(0, 0.3)
-            level = PrimaryLevel.T if latent >= 7.5 else PrimaryLevel.H if latent >= 5.0 else PrimaryLevel.C
-            tested = entry.has_test and (
-                period in (PrimaryPeriod.END1, PrimaryPeriod.END2) or entry.has_mid_test
-            )
-            score = None
-            if tested:
-                score = min(max(round(latent + rng.gauss(0, 0.6)), 1), 10)
-                # The test and the level agree as a teacher's would: T from 7, H 5-9, C below 5.
-                score = {PrimaryLevel.T: max(score, 7), PrimaryLevel.H: min(max(score, 5), 9)}.get(
-                    level, min(score, 4)
-                )
-            comments = PRIMARY_SUBJECT_COMMENTS.get((code, level), []) + PRIMARY_COMMENTS[level]
-            rows.append(
-                PrimarySubjectAssessment(
-                    enrolment=enrolment,
-                    subject=entry.subject,
-                    period=period,
-                    level=level,
-                    test_score=score,
-                    comment=rng.choice(comments),
-                )
-            )
-    return rows
-
-
-QUALITY_GROUPS = [
-    ("qualities", [code for code, _label in QUALITIES]),
-    ("general", [code for code, _label in GENERAL_COMPETENCIES]),
-    ("specific", [code for code, _label in SPECIFIC_COMPETENCIES]),
-]
-
-
-def _qualities(rng, learner: _Learner, enrolment: Enrolment) -> list[QualityAssessment]:
-    rows = []
-    for period in (PrimaryPeriod.END1, PrimaryPeriod.END2):
-        for group, codes in QUALITY_GROUPS:
-            for code in codes:
-                roll = rng.random()
-                if roll < learner.manner:
-                    level = QualityLevel.T
-                elif learner.weak and roll > 0.85:
-                    level = QualityLevel.C
-                else:
-                    level = QualityLevel.D
-                rows.append(
-                    QualityAssessment(
-                        enrolment=enrolment,
-                        code=code,
-                        period=period,
-                        level=level,
-                        comment=rng.choice(QUALITY_COMMENTS[group][level]),
-                    )
-                )
-    return rows
-
-
-def _primary_year(rng, learner: _Learner, enrolment: Enrolment) -> StudentYear:
-    kind = "weak" if learner.weak else "strong" if learner.ability >= 8.5 else "average"
-    return StudentYear(
-        enrolment=enrolment,
-        absences=rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 6]),
-        homeroom_comment=rng.choice(PRIMARY_YEAR_COMMENTS[kind]),
-    )
-
-
-def _score(rng, mean: float, *, regular: bool) -> Decimal:
-    """A score around mean, 0-10 with one decimal; regular scores are mostly whole or halves."""
-    value = min(max(rng.gauss(mean, 0.8), 0.0), 10.0)
-    roll = rng.random()
-    if roll < (0.55 if regular else 0.2):
-        value = round(value)
-    elif roll < (0.8 if regular else 0.45):
-        value = round(value * 2) / 2
-    return Decimal(f"{min(max(value, 0.0), 10.0):.1f}")
-
-
-def _secondary_subjects(rng, learner: _Learner, enrolment: Enrolment, entries) -> list[SubjectTermScores]:
-    rows = []
-    progress = rng.gauss(0.15, 0.3)  # term II against term I
-    for entry in entries:
-        code = entry.subject.code
-        for term in (1, 2):
-            row = SubjectTermScores(enrolment=enrolment, subject=entry.subject, term=term)
-            if entry.kind == SubjectKind.SCORED:
-                mean = min(learner.ability + learner.aptitude[code] + (progress if term == 2 else 0), 9.7)
-                regular = [_score(rng, mean, regular=True) for _i in range(entry.regular_count)]
-                for index, value in enumerate(regular, start=1):
-                    setattr(row, f"regular_{index}", value)
-                row.mid = _score(rng, mean, regular=False)
-                row.end = _score(rng, mean, regular=False)
-                average = term_average(TermScores(regular=tuple(regular), mid=row.mid, end=row.end))
-                row.comment = rng.choice(next(texts for floor, texts in SCORED_COMMENTS if average >= floor))
-            else:
-                failing = learner.weak and rng.random() < (0.2 if term == 1 else 0.1)
-                row.level = CommentLevel.CD if failing else CommentLevel.D
-                row.comment = rng.choice(COMMENT_SUBJECT_COMMENTS[row.level])
-            rows.append(row)
-    return rows
-
-
-def _conduct(rng, manner: float) -> str:
-    roll = rng.random()
-    if roll < manner:
-        return ResultLevel.T
-    if roll < manner + (1 - manner) * 0.8:
-        return ResultLevel.K
-    return ResultLevel.D
-
-
-def _secondary_year(rng, learner: _Learner, enrolment: Enrolment) -> StudentYear:
-    term1, term2 = _conduct(rng, learner.manner), _conduct(rng, min(learner.manner + 0.05, 1.0))
-    if learner.absent:
-        absences, kind = 50, "absent"
-    else:
-        absences = rng.choice([0, 0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10])
-        kind = "weak" if learner.weak else "strong" if learner.ability >= 8.3 else "average"
-    return StudentYear(
-        enrolment=enrolment,
-        conduct_term1=term1,
-        conduct_term2=term2,
-        # The year's conduct follows term II, the homeroom teacher's usual reading of TT22.
-        conduct_year=term2,
-        absences=absences,
-        homeroom_comment=rng.choice(SECONDARY_YEAR_COMMENTS[kind]),
-    )
-
-
-# --- Vietnamese alphabetical order ------------------------------------------------------------------
 
 _ALPHABET = "aăâbcdđeêfghijklmnoôơpqrstuưvwxyz"
 # Dictionary order of the tones: ngang, huyền, hỏi, ngã, sắc, nặng.

@@ -1,4 +1,4 @@
-"""Imports and exports of a school's data, mounted under /truong/<code>/du-lieu/."""
+"""Imports of a school's data, mounted under /truong/<code>/du-lieu/ (exports: transcripts.urls_exports)."""
 
 from django.urls import path
 
@@ -9,5 +9,4 @@ app_name = "schooldata"
 urlpatterns = [
     path("nhap/", views_data.data_import, name="import"),
     path("nhap/mau.xlsx", views_data.data_import_template, name="import_template"),
-    path("xuat/<int:class_id>/", views_data.score_sheet, name="score_sheet"),
 ]

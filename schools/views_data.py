@@ -1,19 +1,20 @@
-"""Imports and exports of a school's data. portal.middleware has already let the user into the school."""
+"""Imports of a school's data (the score sheet export: transcripts.views_exports).
+
+portal.middleware has already let the user into the school.
+"""
 
 from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.http import content_disposition_header
-from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.http import SchoolRequest
 
-from .exports import can_export_score_sheet, score_sheet_export
 from .imports import (
     XLSX_CONTENT_TYPE,
     SchoolImportError,
@@ -22,7 +23,6 @@ from .imports import (
     import_template,
     school_data_import,
 )
-from .models import SchoolClass
 
 
 class ImportForm(forms.Form):
@@ -87,19 +87,3 @@ def data_import_template(request: SchoolRequest) -> HttpResponse:
     if not can_import_school_data(request.user, request.school):
         raise PermissionDenied
     return _xlsx(import_template(), "mau-nhap-du-lieu.xlsx")
-
-
-@require_GET
-def score_sheet(request: SchoolRequest, class_id: int) -> HttpResponse:
-    """A class's score sheet for term ?hk=1 (default) or ?hk=2, as an .xlsx download."""
-    school_class = SchoolClass.objects.filter(pk=class_id).select_related("school_year").first()
-    if school_class is None:
-        raise Http404
-    if not can_export_score_sheet(request.user, request.school, school_class):
-        raise PermissionDenied
-    term = {"1": 1, "2": 2}.get(request.GET.get("hk", "1"))
-    if term is None:
-        raise Http404
-    content = score_sheet_export(school_class=school_class, term=term, school=request.school)
-    filename = f"bang-diem-{slugify(school_class.name)}-hk{term}-{school_class.school_year.code}.xlsx"
-    return _xlsx(content, filename)

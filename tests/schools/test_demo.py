@@ -11,10 +11,11 @@ from portal.choices import SchoolLevel
 from portal.models import User
 from portal.provisioning import SchoolSpec, school_provision
 from schools.choices import SubjectKind
-from schools.demo import FULL_CLASS, MISSING_IDS, school_demo_seed
+from schools.demo import FULL_CLASS, MISSING_IDS
 from schools.identity import personal_id_check
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, Student, TeachingAssignment
 from transcripts.choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES
+from transcripts.demo import school_demo_seed
 from transcripts.models import (
     AssessmentChange,
     PrimarySubjectAssessment,

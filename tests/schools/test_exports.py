@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from schools.exports import score_sheet_export
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, Subject
 from schools.services import class_create, student_enrol
 from tests.conftest import student_make
+from transcripts.exports import score_sheet_export
 from transcripts.models import PrimarySubjectAssessment, SubjectTermScores
 from transcripts.selectors import gradebook_for
 

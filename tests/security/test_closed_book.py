@@ -332,8 +332,8 @@ def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, cl
     is printed 'Được lên lớp' (Lên lớp 7) and none 'Ở lại lớp 6'."""
     from portal.choices import Role, SchoolLevel
     from portal.models import RoleAssignment
-    from schools.demo import school_demo_seed
     from tests.schools.test_demo import demo_school
+    from transcripts.demo import school_demo_seed
     from transcripts.models import YearRecord
     from transcripts.pdf.render import _secondary_context
 

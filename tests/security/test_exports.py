@@ -15,9 +15,10 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from schools.exports import score_sheet_export, workbook_text_only
+from schools.exports import workbook_text_only
 from schools.imports import import_template
 from schools.models import Enrolment, Subject
+from transcripts.exports import score_sheet_export
 from transcripts.models import SubjectTermScores
 
 HOSTILE = [

@@ -17,13 +17,13 @@ from django.db import connection
 from portal.choices import Role, SchoolLevel
 from portal.models import AuditEntry, RoleAssignment, User
 from portal.provisioning import SchoolSpec, school_provision
-from schools.demo import school_demo_seed
 from schools.models import SchoolClass
 from signing import ca, trust
 from signing.demo import DEMO_PIN, demo_signing_seed, seal_token_label
 from signing.models import BatchState, CertificateBackend, ItemState, SigningBatch, SigningCertificate
 from signing.verify import verify_year_record
 from tests.reference.service import CscService
+from transcripts.demo import school_demo_seed
 from transcripts.models import YearRecord, YearRecordSignature, YearRecordStatus
 
 SCHOOL_NAME = "Trường THCS Lê Quý Đôn"

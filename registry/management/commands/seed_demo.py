@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand
 from django.utils import translation
 
-from portal.demo import DEMO_PASSWORD, demo_logins, demo_province_seed
+from portal.demo import DEMO_PASSWORD, demo_logins
+from registry.demo import demo_seed
+from signing.demo import DEMO_PIN, demo_signing_seed
 
 
 class Command(BaseCommand):
@@ -11,10 +13,8 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
 
     def handle(self, *args, **options):
-        from signing.demo import DEMO_PIN, demo_signing_seed
-
         translation.activate("vi")
-        created = demo_province_seed()
+        created = demo_seed()
         self.stdout.write("Demo province created." if created else "Demo province already present.")
         signing = demo_signing_seed()
         for line in signing.lines():
