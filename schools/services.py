@@ -15,6 +15,9 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from portal.choices import Role
+from portal.permissions import access_for
+
 from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
 from .models import (
@@ -204,9 +207,6 @@ def teaching_assignment_set(*, school_class: SchoolClass, subject: Subject, teac
 
 
 def _can_manage_students(actor, school) -> bool:
-    from portal.choices import Role
-    from portal.permissions import access_for
-
     return bool(access_for(actor).roles_in_school(school.pk) & {Role.SCHOOL_ADMIN, Role.PRINCIPAL})
 
 

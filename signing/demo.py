@@ -37,7 +37,13 @@ from django.db import transaction
 
 from portal.choices import Role
 from portal.db import connection
+from portal.demo import SCHOOLS
 from portal.models import RoleAssignment, School, User
+from schools.demo import YEAR_CODE
+from schools.models import SchoolClass
+from transcripts.models import YearRecord, YearRecordStatus
+from transcripts.records.services import year_record_confirm, year_records_create
+from transcripts.yearclose import class_year_close
 
 from . import ca, trust
 from .backends import KeyLoadError
@@ -116,8 +122,6 @@ def demo_signing_seed(
     `softhsm_dir`: the SoftHSM2 directory (default .data/softhsm), which SOFTHSM2_CONF must name,
     so that the web and worker processes see the same tokens.
     """
-    from portal.demo import SCHOOLS
-
     seeded = SigningSeeded()
     connection.set_schema_to_public()
     schools = list(School.objects.filter(code__in=[code for code, *_ in SCHOOLS]).order_by("pk"))
@@ -405,12 +409,6 @@ def _presign_class(school: School, principal: User | None) -> int:
     it finds nothing left to do. Only version 1 records are touched: corrections made in the
     portal afterwards are the user's to sign.
     """
-    from schools.demo import YEAR_CODE
-    from schools.models import SchoolClass
-    from transcripts.models import YearRecord, YearRecordStatus
-    from transcripts.records.services import year_record_confirm, year_records_create
-    from transcripts.yearclose import class_year_close
-
     with school:
         school_class = (
             SchoolClass.objects.filter(name=PRESIGNED_CLASS, school_year__code=YEAR_CODE)

@@ -25,6 +25,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.http import AuthenticatedRequest, SchoolRequest
 from schools.models import SchoolClass
+from transcripts.models import YearRecord
+from transcripts.records.services import SIGNING_STEPS
 
 from . import services
 from .backends.pkcs12 import MAX_PKCS12_BYTES
@@ -227,9 +229,6 @@ def _batch_or_404(request: SchoolRequest, batch_pk: int) -> SigningBatch:
 @require_GET
 def batches(request: SchoolRequest) -> HttpResponse:
     """What waits for the user's signature in this school, and the user's batches."""
-    from transcripts.models import YearRecord
-    from transcripts.records.services import SIGNING_STEPS
-
     school = request.school
     waiting = dict(
         YearRecord.objects.filter(status__in=[s[1] for s in SIGNING_STEPS.values()])

@@ -14,9 +14,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.choices import Role
+from portal.choices import AuditAction, Role
 from portal.models import School, User
 from portal.permissions import access_for
+from portal.services import audit_record
 
 from ..models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
 from ..services import (
@@ -154,9 +155,6 @@ def _apply(plan: _Plan, filename: str) -> ImportReport:
 def _import_audit(*, actor: User, school: School, report: ImportReport) -> None:
     """One row in the province's audit log per import that changed something (who, what file, counts)."""
     from dataclasses import asdict
-
-    from portal.choices import AuditAction
-    from portal.services import audit_record
 
     if not any(s.created or s.updated for s in report.sheets):
         return  # a re-import that changed nothing writes nothing, not even a log row

@@ -10,6 +10,9 @@ from django.utils.translation import gettext as _
 from portal.choices import AuditAction
 from portal.models import School, User
 from portal.services import audit_record
+from transcripts.models import YearRecord
+from transcripts.records.permissions import can_sign
+from transcripts.records.services import SIGNING_STEPS
 
 from .. import keys, trust
 from ..backends import KeyLoadError
@@ -33,9 +36,6 @@ CSC_SPARE_SHARE = 0.05
 
 def _step_records(*, school: School, step: str, class_pk: int | None):
     """The records at `step` now, in class order (the school's schema must be active)."""
-    from transcripts.models import YearRecord
-    from transcripts.records.services import SIGNING_STEPS
-
     before = SIGNING_STEPS[step][1]
     records = YearRecord.objects.filter(status=before).select_related(
         "enrolment__student", "enrolment__school_class"
@@ -62,8 +62,6 @@ def signing_batch_start(
 
     Call it with the school's schema active. The batch waits for its confirmation.
     """
-    from transcripts.records.permissions import can_sign
-
     if step not in SigningStep.values:
         raise ValidationError(_("Unknown signing step."))
     if school_class is None and step == SigningStep.HOMEROOM_TEACHER:
@@ -247,9 +245,6 @@ def signing_batch_cancel(*, actor: User, school: School, batch: SigningBatch) ->
 
 def signing_batch_retry(*, actor: User, school: School, batch: SigningBatch) -> SigningBatch:
     """A new batch of the failed records of `batch` that are still waiting for this signature."""
-    from transcripts.models import YearRecord
-    from transcripts.records.services import SIGNING_STEPS
-
     if batch.signer_id != actor.pk or batch.school_id != school.pk:
         raise PermissionDenied(_("Only the signer who started the batch signs it again."))
     failed = list(batch.items.filter(state=ItemState.FAILED).values_list("record_pk", flat=True))

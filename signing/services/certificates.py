@@ -15,7 +15,9 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import School, User
+from portal.permissions import access_for
 from portal.services import audit_record
+from transcripts.records.permissions import SEAL_HOLDERS
 
 from .. import keys, trust
 from ..backends import KeyLoadError, LoadedKey
@@ -85,9 +87,6 @@ def _holder_problem(cert: x509.Certificate, *, user: User | None, school: School
 
 
 def can_manage_seal(user: User, school: School) -> bool:
-    from portal.permissions import access_for
-    from transcripts.records.permissions import SEAL_HOLDERS
-
     return bool(access_for(user).roles_in_school(school.pk) & SEAL_HOLDERS)
 
 

@@ -28,6 +28,8 @@ from portal.choices import AuditAction
 from portal.db import connection
 from portal.permissions import forget_access
 from portal.services import audit_record
+from transcripts.models import YearRecord
+from transcripts.records.services import year_record_sign
 
 from .. import keys, trust
 from ..backends import BackendError, KeyLoadError, LoadedKey
@@ -124,9 +126,6 @@ class _Paused(Exception):
 def _sign_item(batch: SigningBatch, item_pk: int, key: LoadedKey, cert_facts: dict) -> None:
     """Sign one item in its own transaction (the school's schema is active); _Paused when the
     key's service is down (the item's transaction is rolled back: it stays pending)."""
-    from transcripts.models import YearRecord
-    from transcripts.records.services import year_record_sign
-
     try:
         with transaction.atomic():
             item = SigningBatchItem.objects.select_for_update().get(pk=item_pk)

@@ -19,6 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.db import connection
+from portal.models import School
+from portal.models_verification import IssuedRecord
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf import year_record_pdf
@@ -51,7 +53,6 @@ def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
     stored = YearRecordPdf.objects.filter(record=record).first()
     if stored is not None:
         return stored
-    from portal.models_verification import IssuedRecord
     from transcripts.records.services import year_record_document
 
     # The verification code printed on the PDF is the index row's (made when the record was
@@ -115,9 +116,6 @@ def year_record_pdfs_missing(*, within_days: int = 14, grace_seconds: int = 300)
     visited, not a province's thousand schemas); a version issued less than `grace_seconds` ago is
     left to the task queued when it was issued. Returns {school code: record primary keys queued}.
     """
-    from portal.models import School
-    from portal.models_verification import IssuedRecord
-
     now = timezone.now()
     school_ids = (
         IssuedRecord.objects.filter(issued_at__gte=now - dt.timedelta(days=within_days))
