@@ -34,10 +34,11 @@ sysdeps-run:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the chain of apps, design.md §2 ([tool.importlinter] in pyproject.toml)
 
 # Types of the apps (mypy with django-stubs; settings imported, no database).
 typecheck: $(STAMP)
-	HOCBA_TESTING=1 $(VENV)/bin/mypy config portal schools transcripts signing reference
+	HOCBA_TESTING=1 $(VENV)/bin/mypy config portal schools transcripts signing registry reference
 
 # Migrations must match the models (runs without a database).
 check: $(STAMP)
