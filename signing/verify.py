@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -56,7 +58,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 from pyhanko_certvalidator.revinfo.validate_crl import verify_crl
 from pyhanko_certvalidator.util import ConsList
-from pyhanko_certvalidator.validate import validate_path
+from pyhanko_certvalidator.validate import async_validate_path
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput
 from signxml.exceptions import InvalidSignature as XMLInvalidSignature
 from signxml.util import add_pem_header
@@ -125,8 +127,16 @@ def _describe(cert: x509.Certificate) -> str:
     return f"{name} (serial {cert.serial_number:x})"
 
 
+@functools.lru_cache(maxsize=1024)
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    # Kept per certificate: asn1crypto caches the prepared names (RFC 5280 string prep) on the
+    # object, which is most of pyhanko's cost on the roots and issuers every page view meets again.
     return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+@functools.lru_cache(maxsize=64)
+def _asn1_crl(der: bytes) -> asn1_crl.CertificateList:
+    return asn1_crl.CertificateList.load(der)
 
 
 # Revocation is not judged inside path validation but certificate by certificate
@@ -149,7 +159,7 @@ _ANY_TIME = dt.timedelta(days=365 * 500)
 def _context(
     roots: Sequence[asn1_x509.Certificate],
     intermediates: Sequence[asn1_x509.Certificate],
-    crls: Sequence[bytes],
+    crls: Sequence[asn1_crl.CertificateList],
     *,
     moment: dt.datetime | None,
     policy: CertRevTrustPolicy,
@@ -187,7 +197,7 @@ def _not_ca_in(path: ValidationPath, by_der: dict[bytes, x509.Certificate]) -> x
     return None
 
 
-def _validated_path(
+async def _validated_path(
     cert: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
     roots: Sequence[x509.Certificate],
@@ -203,7 +213,7 @@ def _validated_path(
     asn1_intermediates = [_asn1(c) for c in intermediates]
     context = _context(asn1_roots, asn1_intermediates, (), moment=at, policy=_POLICY)
     try:
-        paths = context.path_builder.build_paths(_asn1(cert))
+        paths = await context.path_builder.async_build_paths(_asn1(cert))
     except PathBuildingError:
         paths = []
     if not paths:
@@ -215,7 +225,7 @@ def _validated_path(
             continue
         links = [by_der[c.dump()] for c in reversed(list(path.iter_certs(include_root=True)))]
         try:
-            validate_path(context, path)
+            await async_validate_path(context, path)
             return path, links, []
         except (ExpiredError, NotYetValidError):
             # A link outside its validity at `at`: said link by link, if the path holds otherwise.
@@ -223,7 +233,7 @@ def _validated_path(
                 asn1_roots, asn1_intermediates, (), moment=at, policy=_POLICY, tolerance=_ANY_TIME
             )
             try:
-                validate_path(structure, path)
+                await async_validate_path(structure, path)
                 return path, links, _validity_problems(links, at)
             except PathValidationError:
                 refusal = refusal or _broken(path, cert, intermediates, by_der)
@@ -294,7 +304,11 @@ def _validity_problems(links: Sequence[x509.Certificate], at: dt.datetime) -> li
 
 
 async def _revocation_problems(
-    path: ValidationPath, links: Sequence[x509.Certificate], crls: Sequence[bytes], roots, intermediates
+    path: ValidationPath,
+    links: Sequence[x509.Certificate],
+    crls: Sequence[asn1_crl.CertificateList],
+    roots: Sequence[asn1_x509.Certificate],
+    intermediates: Sequence[asn1_x509.Certificate],
 ) -> list[Problem]:
     """Each certificate below the root against the CRLs (pyhanko's verify_crl: the CRL must be
     signed by that certificate's issuer). Revoked at any date: refused (no trusted signing time,
@@ -357,17 +371,28 @@ def certificate_problems(
                 ProblemCode.NO_KEY_USAGE, f"{_describe(cert)} has no key usage: not a signing certificate"
             )
         )
-    path, links, why = _validated_path(cert, chain, trust_roots, at)
+    return [*problems, *asyncio.run(_path_problems(cert, chain, trust_roots, crls, at))]
+
+
+async def _path_problems(
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    trust_roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    at: dt.datetime,
+) -> list[Problem]:
+    """The path (valid at `at`), then the revocation of each of its certificates, in one event loop."""
+    path, links, why = await _validated_path(cert, chain, trust_roots, at)
     if path is None:
-        return [*problems, *why]
-    revocation = _revocation_problems(
+        return why
+    revocation = await _revocation_problems(
         path,
         links,
-        [crl.public_bytes(Encoding.DER) for crl in crls],
+        [_asn1_crl(crl.public_bytes(Encoding.DER)) for crl in crls],
         [_asn1(c) for c in trust_roots],
         [_asn1(c) for c in chain],
     )
-    return [*problems, *why, *asyncio.run(revocation)]
+    return [*why, *revocation]
 
 
 class _PositionVerifier(XAdESVerifier):
