@@ -13,14 +13,17 @@ For the signature at position k, it checks:
   of the root), the signatures at positions 1..k-1 in order, its own SignedProperties and its own
   KeyInfo, each with the one exc-c14n transform and nothing else (no XPath, no XSLT);
 - cryptography (signxml): every digest and the signature value, SigningCertificateV2;
-- the signer: certificate chain up to one of the PINNED `trust_roots` (never the system store),
-  every certificate valid at the signing time, CA constraints on the issuers, key usage
-  digitalSignature or nonRepudiation on the signer's, not revoked per a CRL from its issuer
-  (signed by that issuer) - a missing CRL is a problem too.
+- the signer (`certificate_problems`): ours: key usage digitalSignature or nonRepudiation, no CA
+  certificate as a signer, at most MAX_CHAIN certificates below the root; pyhanko-certvalidator's
+  (RFC 5280): a path up to one of the PINNED `trust_roots` (never the system store, nothing
+  fetched), signatures, names, CA constraints and path lengths of the issuers, every certificate
+  valid at the signing time, and each certificate below the root not revoked per a CRL signed by
+  its issuer - a missing CRL is a problem for the signer's own certificate only.
 
 The signing time is the signer's claim (baseline B carries no timestamp). A certificate revoked
 at any date is therefore refused: without a trusted time we cannot tell a signature made before
-the revocation from one back-dated after it. Freshness of the CRLs is the caller's business.
+the revocation from one back-dated after it (the revocation check's moment is now, not the
+signing time). Freshness of the CRLs is logged by signing.trust, not enforced here.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ def _context(
     *,
     moment: dt.datetime | None,
     policy: CertRevTrustPolicy,
-    tolerance: dt.timedelta = dt.timedelta(seconds=1),
+    tolerance: dt.timedelta = dt.timedelta(0),  # a certificate signs up to its last second, not after
 ) -> ValidationContext:
     # Pinned roots only (never the system store), nothing fetched from the network.
     return ValidationContext(

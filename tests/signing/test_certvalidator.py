@@ -115,7 +115,8 @@ def test_an_intermediate_ca_without_key_usage_may_issue_below_a_root_that_allows
 
 def _chain_below(root, root_key, depth: int):
     """`depth` CAs below `root`, the deepest first, and the deepest one's key."""
-    issuer, issuer_key, chain = root, root_key, []
+    issuer, issuer_key = root, root_key
+    chain: list[x509.Certificate] = []
     for n in range(depth):
         issuer, issuer_key = _cert(issuer, issuer_key, name=f"CA {n}", is_ca=True, usage=CA_USAGE)
         chain.insert(0, issuer)
@@ -138,7 +139,9 @@ def test_five_certificates_below_a_root_without_a_path_length_reach_it_and_six_d
 def test_a_signer_revoked_after_it_signed_is_refused_all_the_same(dev):
     """No trusted signing time (baseline B): a revocation at any date counts, not only one
     before the claimed signing time (pyhanko's point-in-time rule is not used for revocation)."""
-    signed_at = NOW - dt.timedelta(days=1)
+    signed_at = NOW - dt.timedelta(
+        hours=12
+    )  # inside the issuing CA's validity (from a day before it was made)
     cert = _signer(dev, not_before=NOW - dt.timedelta(days=2))
     revoked = ca.issue_crl(dev, [cert.serial_number])
     problems = certificate_problems(cert, dev.chain, trust_roots=dev.roots, crls=[revoked], at=signed_at)
