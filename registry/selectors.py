@@ -1,7 +1,7 @@
 """Reads of the public index of issued records (style.md: selectors).
 
-Verifying a record (lookups by id and code, uploads) is registry.verification; the index rows are
-written by transcripts through portal.index when a version is issued.
+The index rows are written by transcripts through portal.index when a version is issued,
+superseded or revoked; the tables stay in portal for now (moving them here is a later step).
 """
 
 from __future__ import annotations
@@ -10,5 +10,14 @@ from portal.models_verification import IssuedRecord
 
 
 def issued_record_for(*, record_id: str, version: int) -> IssuedRecord | None:
-    """The index row of one issued version, or None."""
-    return IssuedRecord.objects.filter(record_id=record_id, version=version).first()
+    """The index row of one issued version, with its school, or None."""
+    return IssuedRecord.objects.select_related("school").filter(record_id=record_id, version=version).first()
+
+
+def newest_later_version(entry: IssuedRecord) -> IssuedRecord | None:
+    """The newest version of the same record issued after `entry`, or None."""
+    return (
+        IssuedRecord.objects.filter(record_id=entry.record_id, version__gt=entry.version)
+        .order_by("-version")
+        .first()
+    )

@@ -56,6 +56,8 @@ from transcripts.document import MAX_DOCUMENT_BYTES, DocumentError, year_record_
 from transcripts.models import YearRecord
 from transcripts.records.services import year_record_document
 
+from .selectors import issued_record_for, newest_later_version
+
 log = logging.getLogger(__name__)
 
 # Limits (a project setting overrides each; read at call time so tests can change them).
@@ -173,7 +175,7 @@ def verify_by_id(*, method: str, record_id: str, version: int, code: str) -> Ver
     """
     record_id = record_id.strip()
     entry = (
-        IssuedRecord.objects.select_related("school").filter(record_id=record_id, version=version).first()
+        issued_record_for(record_id=record_id, version=version)
         if record_id and "\x00" not in record_id and len(record_id) <= 64 and 0 < version < 2**31
         else None
     )
@@ -206,11 +208,7 @@ def _found(method: str, entry: IssuedRecord) -> Verification:
         return _not_found(method, entry.record_id, entry.version)
     newer = None
     if entry.status != IssuedRecordStatus.ISSUED:
-        newer = (
-            IssuedRecord.objects.filter(record_id=entry.record_id, version__gt=entry.version)
-            .order_by("-version")
-            .first()
-        )
+        newer = newest_later_version(entry)
     return Verification(
         method=method,
         outcome=VerificationOutcome.FOUND,
@@ -271,11 +269,7 @@ def _parse(xml: bytes):
 
 
 def _match(method: str, xml: bytes, document) -> Verification:
-    entry = (
-        IssuedRecord.objects.select_related("school")
-        .filter(record_id=document.record_id, version=document.version)
-        .first()
-    )
+    entry = issued_record_for(record_id=document.record_id, version=document.version)
     if entry is None:
         return _not_found(method, document.record_id, document.version)
     if hashlib.sha256(xml).hexdigest() != entry.sha256:
