@@ -29,6 +29,7 @@ signing time). Freshness of the CRLs is logged by signing.trust, not enforced he
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import functools
 from collections import Counter
@@ -339,6 +340,18 @@ async def _revocation_problems(
     return problems
 
 
+def _run_to_completion(coroutine):
+    """Run pyhanko-certvalidator's coroutine from synchronous code. asyncio.run refuses when this
+    thread already runs an event loop (Playwright's sync API leaves one in the main thread, and an
+    async caller would have one): then the coroutine runs on a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def certificate_problems(
     cert: x509.Certificate,
     chain: Sequence[x509.Certificate],
@@ -374,7 +387,7 @@ def certificate_problems(
                 ProblemCode.NO_KEY_USAGE, f"{_describe(cert)} has no key usage: not a signing certificate"
             )
         )
-    return [*problems, *asyncio.run(_path_problems(cert, chain, trust_roots, crls, at))]
+    return [*problems, *_run_to_completion(_path_problems(cert, chain, trust_roots, crls, at))]
 
 
 async def _path_problems(

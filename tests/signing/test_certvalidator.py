@@ -222,3 +222,18 @@ def test_a_signer_whose_certificate_names_a_crl_url_is_not_fetched_for(dev):
     problems = certificate_problems(cert, dev.chain, trust_roots=dev.roots, crls=[], at=NOW)
     assert [p.code for p in problems] == [C.REVOCATION_UNKNOWN]
     assert dt.datetime.now(dt.UTC) - started < dt.timedelta(seconds=2)
+
+
+def test_a_certificate_is_checked_from_inside_a_running_event_loop(dev):
+    """Playwright's sync API (the browser tests) leaves an event loop running in the main thread,
+    and an async caller has one: the check must not depend on there being none."""
+    import asyncio
+
+    cert = _signer(dev)
+
+    async def inside():
+        return certificate_problems(
+            cert, dev.chain, trust_roots=dev.roots, crls=[ca.issue_crl(dev, [])], at=NOW
+        )
+
+    assert asyncio.run(inside()) == []
