@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import connection
 from django.utils import translation
 
@@ -33,7 +31,7 @@ from signing.services import (
 from signing.verify import verify_year_record
 from signing.views import _progress
 from tests.reference.service import CscService
-from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school
+from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school, worker_signing_env
 from tests.worker import Worker
 from transcripts.models import YearRecord, YearRecordSignature, YearRecordStatus
 
@@ -56,22 +54,7 @@ def test_a_remote_signing_outage_mid_batch_pauses_it_and_every_record_is_signed_
 ):
     tag = uuid.uuid4().hex[:6]
     queue = f"test-outage-{tag}"
-    roots = tmp_path / "roots.pem"
-    pems = [Path(f).read_bytes() for f in settings.HOCBA_TRUST_ROOTS]
-    roots.write_bytes(b"".join(pems) + csc.root_cert().public_bytes(Encoding.PEM))
-    crl_url = f"{csc.url}/ca/crl.der"
-    signing_env = {
-        "HOCBA_TRUST_ROOTS": str(roots),
-        "HOCBA_TRUST_CRLS": ",".join([*settings.HOCBA_TRUST_CRLS, crl_url]),
-        "HOCBA_CSC_URL": csc.url,
-        "HOCBA_CSC_CLIENT_SECRET": csc.client_secret,
-        "HOCBA_SIGNING_QUEUE": queue,
-    }
-    settings.HOCBA_TRUST_ROOTS = [str(roots)]
-    settings.HOCBA_TRUST_CRLS = [*settings.HOCBA_TRUST_CRLS, crl_url]
-    settings.HOCBA_CSC_URL, settings.HOCBA_CSC_CLIENT_SECRET = csc.url, csc.client_secret
-    settings.HOCBA_SIGNING_QUEUE = queue
-    trust.trust_reset()
+    signing_env = worker_signing_env(csc, settings, tmp_path, queue=queue)
     worker = None
     with django_db_blocker.unblock():
         try:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import connection
 
 from signing import trust
@@ -24,7 +22,7 @@ from signing.models import BatchState, ItemState, SigningBatch
 from signing.services import certificate_register_csc, signing_batch_confirm, signing_batch_start
 from signing.verify import verify_year_record
 from tests.reference.service import CscService
-from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school
+from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school, worker_signing_env
 from tests.worker import Worker
 from transcripts.models import YearRecord, YearRecordSignature, YearRecordStatus
 
@@ -60,23 +58,9 @@ def test_a_worker_killed_mid_batch_leaves_every_record_signed_exactly_once(
 ):
     tag = uuid.uuid4().hex[:6]
     queue = f"test-signing-{tag}"
-    roots = tmp_path / "roots.pem"
-    pems = [Path(f).read_bytes() for f in settings.HOCBA_TRUST_ROOTS]
-    roots.write_bytes(b"".join(pems) + csc.root_cert().public_bytes(Encoding.PEM))
-    crl_url = f"{csc.url}/ca/crl.der"
-    signing_env = {
-        "HOCBA_TRUST_ROOTS": str(roots),
-        "HOCBA_TRUST_CRLS": ",".join([*settings.HOCBA_TRUST_CRLS, crl_url]),
-        "HOCBA_CSC_URL": csc.url,
-        "HOCBA_CSC_CLIENT_SECRET": csc.client_secret,
-        "HOCBA_SIGNING_QUEUE": queue,
-        "HOCBA_SIGNING_LEASE_SECONDS": str(LEASE_SECONDS),
-    }
-    settings.HOCBA_TRUST_ROOTS = [str(roots)]
-    settings.HOCBA_TRUST_CRLS = [*settings.HOCBA_TRUST_CRLS, crl_url]
-    settings.HOCBA_CSC_URL, settings.HOCBA_CSC_CLIENT_SECRET = csc.url, csc.client_secret
-    settings.HOCBA_SIGNING_QUEUE = queue
-    trust.trust_reset()
+    signing_env = worker_signing_env(
+        csc, settings, tmp_path, queue=queue, HOCBA_SIGNING_LEASE_SECONDS=str(LEASE_SECONDS)
+    )
     log = tmp_path / "worker.log"
     first = second = None
     with django_db_blocker.unblock():

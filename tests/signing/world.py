@@ -86,3 +86,33 @@ def confirmed_class(school: School, teacher: User, *, tag: str, size: int):
             )
     connection.set_schema_to_public()
     return school_class
+
+
+def worker_signing_env(csc, settings, tmp_path, *, queue: str, **extra: str) -> dict[str, str]:
+    """Point this process and a worker started with the returned environment at the reference
+    remote-signing service: its root trusted beside the session's, its CRL read, its URL and
+    secret, and a signing queue of the test's own. `extra` adds environment variables."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from signing import trust
+
+    roots = tmp_path / "roots.pem"
+    pems = [Path(f).read_bytes() for f in settings.HOCBA_TRUST_ROOTS]
+    roots.write_bytes(b"".join(pems) + csc.root_cert().public_bytes(Encoding.PEM))
+    crl_url = f"{csc.url}/ca/crl.der"
+    env = {
+        "HOCBA_TRUST_ROOTS": str(roots),
+        "HOCBA_TRUST_CRLS": ",".join([*settings.HOCBA_TRUST_CRLS, crl_url]),
+        "HOCBA_CSC_URL": csc.url,
+        "HOCBA_CSC_CLIENT_SECRET": csc.client_secret,
+        "HOCBA_SIGNING_QUEUE": queue,
+        **extra,
+    }
+    settings.HOCBA_TRUST_ROOTS = [str(roots)]
+    settings.HOCBA_TRUST_CRLS = [*settings.HOCBA_TRUST_CRLS, crl_url]
+    settings.HOCBA_CSC_URL, settings.HOCBA_CSC_CLIENT_SECRET = csc.url, csc.client_secret
+    settings.HOCBA_SIGNING_QUEUE = queue
+    trust.trust_reset()
+    return env
