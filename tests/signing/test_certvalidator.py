@@ -19,8 +19,8 @@ from cryptography.x509.oid import NameOID
 from signing import ca
 from signing.choices import Problem, ProblemCode
 from signing.verify import certificate_problems
-from tests.signing.test_guards_verify import SIGNER_USAGE, _cert
 from tests.signing.test_profile import dev  # noqa: F401
+from tests.signing.verify_kit import SIGNER_USAGE, _cert
 
 C = ProblemCode
 NOW = dt.datetime.now(dt.UTC)

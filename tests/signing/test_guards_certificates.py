@@ -315,7 +315,7 @@ def test_a_certificate_signs_from_its_first_to_its_last_second(signing_trust, ho
 
 
 def test_a_chain_too_long_to_reach_the_trusted_root_is_called_untrusted(signing_trust):
-    from tests.signing.test_guards_verify import SIGNER_USAGE, _cert
+    from tests.signing.verify_kit import SIGNER_USAGE, _cert
 
     dev = signing_trust.ca
     issuer, issuer_key = dev.issuing_cert, dev.issuing_key

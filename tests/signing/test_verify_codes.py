@@ -27,8 +27,8 @@ from signing import ca, trust
 from signing.choices import ProblemCode
 from signing.profile import DS, XADES
 from tests.portal.test_verification import code_url, issued  # noqa: F401
-from tests.signing.test_guards_verify import SIGNER_USAGE, _cert
 from tests.signing.test_profile import c14n, signatures, tree
+from tests.signing.verify_kit import SIGNER_USAGE, _cert
 from tests.transcripts.test_year_close import complete_class  # noqa: F401
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecordSignature
@@ -251,7 +251,7 @@ CHANGES: dict[ProblemCode, tuple[Callable[[bytes, object], bytes], str]] = {
     C.REVOKED: (_unchanged, "revoke_the_homeroom_teacher"),
 }
 # Never on the page: the school's copy of an issued record is a year record (it is parsed to be
-# shown). The refusal is made for real in test_guards_verify (a hostile document gives a reason).
+# shown). The refusal is made for real in test_guards_verify_document (a hostile document gives a reason).
 NOT_ON_THE_PAGE = {C.NOT_A_YEAR_RECORD}
 
 

@@ -5,6 +5,8 @@ A check that is removed must be missed: each test asserts the problem that this 
 reports, so the test fails when the check goes even if another check would still refuse the
 document (issue 9, finding 14: the signature-method, transform and CA-as-signer checks could be
 removed with the suite green). Pure: no database.
+
+This module: the document as a whole, the profile of each signature, and what it carries.
 """
 
 from __future__ import annotations
@@ -12,18 +14,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from signing import ca
-from signing.choices import Problem, ProblemCode
-from signing.profile import DS, EXC_C14N, ROLES, XADES
-from signing.verify import all_valid, certificate_problems, verify_year_record
+from signing.choices import Problem
+from signing.profile import DS, EXC_C14N, ROLES
+from signing.verify import all_valid, verify_year_record
 from tests.signing.test_profile import (  # noqa: F401
-    PIN,
     c14n,
     crl,
     dev,
@@ -37,36 +34,8 @@ from tests.signing.test_profile import (  # noqa: F401
     wrapped_duplicate_id,
     wrapped_moved,
 )
+from tests.signing.verify_kit import NS, C, content_id, details_of, first, problems_of
 from transcripts.schema import NAMESPACE
-
-NS = {"ds": DS, "xades": XADES}
-NOW = dt.datetime.now(dt.UTC)
-
-
-def first(xml: bytes, change) -> bytes:
-    """The document with `change(signature 1)` applied."""
-    root = tree(xml)
-    change(signatures(root)[0])
-    return c14n(root)
-
-
-def problems_of(reports, position: int) -> tuple[Problem, ...]:
-    return next(r.problems for r in reports if r.position == position)
-
-
-def details_of(reports, position: int, code: ProblemCode) -> list[str]:
-    """The technical details of the problems with this code, at this position."""
-    return [p.detail for p in problems_of(reports, position) if p.code == code]
-
-
-C = ProblemCode
-
-
-def content_id(xml: bytes) -> str:
-    return tree(xml).find(f"{{{NAMESPACE}}}thongtinhocba").get("Id")
-
-
-# --- The document as a whole ----------------------------------------------------------------------
 
 
 def test_a_good_document_has_no_problem_and_each_signature_covers_the_earlier_ones(signed, dev, crl):
@@ -100,9 +69,6 @@ def test_an_id_used_twice_is_named_as_a_wrapping_attack(signed, dev, crl):
         Problem(C.DUPLICATE_ID, f"Id used more than once (a wrapping attack?): {content_id(signed)}"),
         Problem(C.CONTENT_COUNT, "2 content elements <thongtinhocba> in the document, not one"),
     )
-
-
-# --- The profile of each signature ----------------------------------------------------------------
 
 
 def test_a_fourth_signature_is_outside_the_profile(signed, dev, crl):
@@ -308,9 +274,6 @@ def test_a_reference_not_digested_with_sha256_is_refused(digest, signed, dev, cr
     ) in problems_of(verify(first(signed, change), dev, crl), 1)
 
 
-# --- What the signature carries -------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("when", [None, "", "yesterday", "2026-01-01T08:00:00"])
 def test_a_missing_unreadable_or_naive_signing_time_is_refused(when, signed, dev, crl):
     def change(signature):
@@ -374,263 +337,6 @@ def test_a_report_names_the_signer_and_the_role(signed, dev, crl, signers):
     assert report.certificate_serial == signers["homeroom_teacher"].cert.serial_number
 
 
-# --- The signer's certificate ---------------------------------------------------------------------
-
-
-def _cert(
-    issuer_cert,
-    issuer_key,
-    *,
-    name: str,
-    is_ca: bool | None,
-    usage: dict | None,
-    not_before=None,
-    not_after=None,
-):
-    """A certificate for a fresh P-256 key with exactly these extensions (None: left out)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or NOW - dt.timedelta(days=1))
-        .not_valid_after(not_after or NOW + dt.timedelta(days=30))
-    )
-    if is_ca is not None:
-        builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-    if usage is not None:
-        flags = dict.fromkeys(
-            (
-                "digital_signature",
-                "content_commitment",
-                "key_encipherment",
-                "data_encipherment",
-                "key_agreement",
-                "key_cert_sign",
-                "crl_sign",
-            ),
-            False,
-        )
-        flags.update(usage)
-        builder = builder.add_extension(
-            x509.KeyUsage(**flags, encipher_only=False, decipher_only=False), critical=True
-        )
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-SIGNER_USAGE = {"digital_signature": True}
-
-
-def check(dev, cert, chain=None, *, crls=None, at=None):
-    return certificate_problems(
-        cert,
-        dev.chain if chain is None else chain,
-        trust_roots=dev.roots,
-        crls=[ca.issue_crl(dev, [])] if crls is None else crls,
-        at=at or NOW,
-    )
-
-
-def test_a_good_signers_certificate_has_no_problem(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert) == []
-
-
-def test_non_repudiation_alone_is_a_signing_usage(dev):
-    cert, _ = _cert(
-        dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage={"content_commitment": True}
-    )
-    assert check(dev, cert) == []
-
-
-def test_no_trust_roots_means_no_certificate_can_sign(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert certificate_problems(cert, dev.chain, trust_roots=[], crls=[], at=NOW) == [
-        Problem(C.NO_TRUST_ROOTS, "No trust roots configured")
-    ]
-
-
-def test_a_ca_certificate_cannot_be_a_signer_even_with_a_signing_usage(dev):
-    cert, _ = _cert(
-        dev.issuing_cert,
-        dev.issuing_key,
-        name="CA Ký Thay",
-        is_ca=True,
-        usage={"digital_signature": True, "key_cert_sign": True},
-    )
-    assert check(dev, cert) == [
-        Problem(
-            C.CA_AS_SIGNER, f"CA Ký Thay (serial {cert.serial_number:x}) is a CA certificate, not a signer's"
-        )
-    ]
-
-
-def test_a_certificate_without_basic_constraints_may_sign(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=None, usage=SIGNER_USAGE)
-    assert check(dev, cert) == []
-
-
-def test_a_certificate_not_for_signing_is_refused(dev):
-    cert, _ = _cert(
-        dev.issuing_cert, dev.issuing_key, name="Mã Hoá", is_ca=False, usage={"key_encipherment": True}
-    )
-    assert check(dev, cert) == [
-        Problem(
-            C.KEY_USAGE,
-            f"Mã Hoá (serial {cert.serial_number:x}) is not for signing "
-            "(key usage lacks digitalSignature/nonRepudiation)",
-        )
-    ]
-
-
-def test_a_certificate_without_key_usage_is_refused(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Không Rõ", is_ca=False, usage=None)
-    assert check(dev, cert) == [
-        Problem(
-            C.NO_KEY_USAGE,
-            f"Không Rõ (serial {cert.serial_number:x}) has no key usage: not a signing certificate",
-        )
-    ]
-
-
-def test_an_intermediate_that_is_not_a_ca_breaks_the_chain(dev):
-    middle, middle_key = _cert(
-        dev.issuing_cert, dev.issuing_key, name="Giả CA", is_ca=False, usage=SIGNER_USAGE
-    )
-    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, [middle, *dev.chain]) == [
-        Problem(C.ISSUER_NOT_CA, f"Giả CA (serial {middle.serial_number:x}) is not a certification authority")
-    ]
-
-
-def test_an_intermediate_ca_without_certificate_signing_usage_breaks_the_chain(dev):
-    middle, middle_key = _cert(
-        dev.issuing_cert, dev.issuing_key, name="CA Thiếu Quyền", is_ca=True, usage={"crl_sign": True}
-    )
-    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, [middle, *dev.chain]) == [
-        Problem(
-            C.ISSUER_NOT_CA,
-            f"CA Thiếu Quyền (serial {middle.serial_number:x}) is not a certification authority",
-        )
-    ]
-
-
-# An intermediate CA without key usage, and a chain of five links: both built under the dev
-# issuing CA, whose pathLenConstraint 0 forbids any CA below it, which the hand-written path
-# builder never read. They live in tests/signing/test_certvalidator.py under a root that allows
-# them (and the spent path length has its own test there).
-
-
-def test_a_chain_longer_than_five_links_is_refused(dev):
-    issuer, issuer_key = dev.issuing_cert, dev.issuing_key
-    chain = []
-    for n in range(6):
-        issuer, issuer_key = _cert(
-            issuer, issuer_key, name=f"CA {n}", is_ca=True, usage={"key_cert_sign": True, "crl_sign": True}
-        )
-        chain.insert(0, issuer)
-    cert, _ = _cert(issuer, issuer_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, [*chain, *dev.chain]) == [Problem(C.CHAIN_TOO_LONG, "Certificate chain too long")]
-
-
-def test_a_certificate_from_an_untrusted_ca_names_its_issuer(dev):
-    other = ca.dev_ca("CA Lạ")
-    cert, _ = _cert(other.issuing_cert, other.issuing_key, name="Người Lạ", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, other.chain) == [
-        Problem(
-            C.UNTRUSTED_ISSUER,
-            f"No chain from Người Lạ (serial {cert.serial_number:x}) to a trusted root "
-            f"(issuer {other.root_cert.subject.rfc4514_string()})",
-        )
-    ]
-
-
-def test_a_certificate_not_yet_valid_at_the_signing_time_is_refused(dev):
-    cert, _ = _cert(
-        dev.issuing_cert,
-        dev.issuing_key,
-        name="Người Ký",
-        is_ca=False,
-        usage=SIGNER_USAGE,
-        not_before=NOW + dt.timedelta(hours=1),
-    )
-    assert check(dev, cert) == [
-        Problem(
-            C.NOT_YET_VALID,
-            f"Người Ký (serial {cert.serial_number:x}) was not yet valid at {NOW.isoformat()}",
-        )
-    ]
-
-
-def test_a_certificate_expired_at_the_signing_time_is_refused(dev):
-    cert, _ = _cert(
-        dev.issuing_cert,
-        dev.issuing_key,
-        name="Người Ký",
-        is_ca=False,
-        usage=SIGNER_USAGE,
-        not_before=NOW - dt.timedelta(days=10),
-        not_after=NOW - dt.timedelta(seconds=1),
-    )
-    assert check(dev, cert) == [
-        Problem(C.EXPIRED, f"Người Ký (serial {cert.serial_number:x}) had expired at {NOW.isoformat()}")
-    ]
-
-
-def test_a_revoked_signer_is_refused_with_the_revocation_date(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    revoking = ca.issue_crl(dev, [cert.serial_number])
-    problems = check(dev, cert, crls=[revoking])
-    assert [p.code for p in problems] == [C.REVOKED]
-    assert problems[0].detail.startswith(f"Người Ký (serial {cert.serial_number:x}) was revoked on ")
-
-
-def test_a_crl_signed_by_someone_else_is_not_believed(dev):
-    """A CRL with the issuer's name but another key: ignored, so the status is unknown."""
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    twin = ca.dev_ca()  # same names, other keys
-    assert twin.issuing_cert.subject == dev.issuing_cert.subject
-    forged = ca.issue_crl(twin, [])
-    assert check(dev, cert, crls=[forged]) == [
-        Problem(
-            C.REVOCATION_UNKNOWN,
-            f"No CRL from {dev.issuing_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value} "
-            f"(serial {dev.issuing_cert.serial_number:x}): revocation status of "
-            f"Người Ký (serial {cert.serial_number:x}) unknown",
-        )
-    ]
-
-
-def test_an_issuing_ca_without_a_crl_of_its_own_is_not_a_problem(dev):
-    """Only the signer's status must be known: a missing CRL for the issuing CA is no problem."""
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, crls=[ca.issue_crl(dev, [])]) == []
-
-
-def test_a_revoked_issuing_ca_revokes_its_signers(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    root_crl = x509.CertificateRevocationListBuilder().issuer_name(dev.root_cert.subject)
-    root_crl = (
-        root_crl.last_update(NOW - dt.timedelta(hours=1))
-        .next_update(NOW + dt.timedelta(days=1))
-        .add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(dev.issuing_cert.serial_number)
-            .revocation_date(NOW - dt.timedelta(hours=1))
-            .build()
-        )
-        .sign(dev.root_key, hashes.SHA256())
-    )
-    problems = check(dev, cert, crls=[ca.issue_crl(dev, []), root_crl])
-    assert [p.code for p in problems] == [C.REVOKED] and " was revoked on " in problems[0].detail
-    assert problems[0].detail.startswith(
-        dev.issuing_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    )
-
-
 def test_the_signing_times_problem_is_reported_with_the_chain_problems(signed, dev, crl, unsigned, signers):
     """A signature made after its certificate expired is refused, even if its bytes hold."""
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -672,30 +378,6 @@ def test_a_signature_that_cannot_be_checked_keeps_its_id_in_the_report(signed, d
     assert report.problems[0].detail.startswith("Cannot be checked: ")
 
 
-def test_a_self_issued_intermediate_outside_the_trust_store_is_no_chain(dev):
-    """A chain that loops on itself ends there (no trusted root), instead of going round."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA Tự Ký")])
-    loop = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, _ = _cert(loop, key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, [loop]) == [
-        Problem(
-            C.UNTRUSTED_ISSUER,
-            f"No chain from Người Ký (serial {cert.serial_number:x}) to a trusted root (issuer CN=CA Tự Ký)",
-        )
-    ]
-
-
 def test_a_signature_value_that_is_not_base64_is_called_malformed(signed, dev, crl):
     """signxml validates the signature against its schema first: an impossible value is damage,
     not a changed document."""
@@ -711,21 +393,6 @@ def test_a_signature_value_that_is_not_base64_is_called_malformed(signed, dev, c
     assert reports[0].codes == (C.MALFORMED,)
 
 
-def test_a_certificate_signs_from_its_first_to_its_last_second_at_the_signing_time(dev):
-    # Inside the issuing CA's own validity (it starts a day before the test CA was made).
-    cert, _ = _cert(
-        dev.issuing_cert,
-        dev.issuing_key,
-        name="Người Ký",
-        is_ca=False,
-        usage=SIGNER_USAGE,
-        not_before=NOW,
-        not_after=NOW + dt.timedelta(days=10),
-    )
-    assert check(dev, cert, at=cert.not_valid_before_utc) == []
-    assert check(dev, cert, at=cert.not_valid_after_utc) == []
-
-
 def test_a_signature_with_a_profile_problem_is_not_checked_cryptographically(signed, dev, crl):
     root = tree(signed)
     signatures(root)[1].set("Id", "x")
@@ -734,50 +401,6 @@ def test_a_signature_with_a_profile_problem_is_not_checked_cryptographically(sig
         Problem(C.ID_OUTSIDE_PROFILE, "Signature 2 has an Id outside the profile: 'x'"),
     )
     assert report.covers == ()  # nothing is vouched for by a signature outside the profile
-
-
-def test_a_certificate_revoked_in_two_crls_is_reported_once(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    crls = [ca.issue_crl(dev, [cert.serial_number]), ca.issue_crl(dev, [cert.serial_number, 7])]
-    problems = check(dev, cert, crls=crls)
-    assert [p.code for p in problems] == [C.REVOKED]
-
-
-def test_an_intermediate_without_basic_constraints_is_not_a_ca(dev):
-    middle, middle_key = _cert(
-        dev.issuing_cert, dev.issuing_key, name="Không Ràng Buộc", is_ca=None, usage=None
-    )
-    cert, _ = _cert(middle, middle_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    assert check(dev, cert, [middle, *dev.chain]) == [
-        Problem(
-            C.ISSUER_NOT_CA,
-            f"Không Ràng Buộc (serial {middle.serial_number:x}) is not a certification authority",
-        )
-    ]
-
-
-def test_a_look_alike_issuer_with_other_keys_is_no_chain(dev):
-    twin = ca.dev_ca()  # the same names as the trusted CA, other keys
-    cert, _ = _cert(twin.issuing_cert, twin.issuing_key, name="Người Giả", is_ca=False, usage=SIGNER_USAGE)
-    assert [p.code for p in check(dev, cert, twin.chain)] == [C.UNTRUSTED_ISSUER]
-
-
-def test_an_unknown_signer_status_does_not_hide_a_revoked_issuer(dev):
-    cert, _ = _cert(dev.issuing_cert, dev.issuing_key, name="Người Ký", is_ca=False, usage=SIGNER_USAGE)
-    root_crl = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(dev.root_cert.subject)
-        .last_update(NOW - dt.timedelta(hours=1))
-        .next_update(NOW + dt.timedelta(days=1))
-        .add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(dev.issuing_cert.serial_number)
-            .revocation_date(NOW - dt.timedelta(hours=1))
-            .build()
-        )
-        .sign(dev.root_key, hashes.SHA256())
-    )
-    assert [p.code for p in check(dev, cert, crls=[root_crl])] == [C.REVOCATION_UNKNOWN, C.REVOKED]
 
 
 def test_the_seals_claimed_role_is_checked_too(signed, dev, crl):
