@@ -3,10 +3,13 @@ and other scripts' digits are refused with the field's own message, never stored
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.utils import translation
 
 from schools.identity import PersonalIdError, personal_id_parse
+from schools.imports.workbook import _date, _whole_number
 from transcripts.services import CellError, parse_absences, parse_score, parse_test_score
 
 
@@ -56,7 +59,6 @@ def test_a_personal_id_in_another_alphabets_digits_is_refused():
 
 @pytest.mark.parametrize("raw", ["٣", "１２", "١٠"])
 def test_a_workbook_number_in_another_alphabets_digits_is_not_read_as_a_number(raw):
-    from schools.imports.workbook import _whole_number
 
     assert _whole_number(raw) is None
     assert _whole_number("12") == 12
@@ -64,9 +66,6 @@ def test_a_workbook_number_in_another_alphabets_digits_is_not_read_as_a_number(r
 
 @pytest.mark.parametrize("raw", ["٠١/٠٩/٢٠١٢", "２０１２-０９-０１"])
 def test_a_workbook_date_in_another_alphabets_digits_is_not_read_as_a_date(raw):
-    import datetime as dt
-
-    from schools.imports.workbook import _date
 
     assert _date(raw) is None
     assert _date("01/09/2012") == dt.date(2012, 9, 1)

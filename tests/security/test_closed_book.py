@@ -15,15 +15,21 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 
-from portal.models import School, User
+from portal.choices import Role, SchoolLevel
+from portal.models import RoleAssignment, School, User
 from schools.models import Enrolment, SchoolClass, SchoolYear, Student, Subject, TeachingAssignment
+from schools.services import class_create, student_enrol
 from tests.conftest import SCHOOLS, student_make
+from tests.schools.test_demo import demo_school
 from tests.security.races import race_the_approval
 from tests.transcripts.test_year_close import complete_class, homeroom_url  # noqa: F401 -- a fixture
+from transcripts.demo import school_demo_seed
 from transcripts.document.parsing import year_record_parse
-from transcripts.models import Retake, StudentYear, SubjectTermScores
+from transcripts.models import Retake, StudentYear, SubjectTermScores, YearRecord
+from transcripts.pdf.render import _secondary_context
 from transcripts.records.services import year_records_create
 from transcripts.results import class_results_store
+from transcripts.selectors import student_year_retakes
 from transcripts.services import Cell, CellError, assessment_cell_save
 from transcripts.yearclose import class_summer_close, class_year_close, summer_cell_save
 
@@ -86,7 +92,6 @@ def test_results_computed_again_after_the_august_close_are_refused_and_the_recor
     assert after[enrolments[0].pk]["after_summer"]["outcome"] == "promoted"
 
     year_records_create(actor=homeroom_teacher, school=school, school_class=school_class)
-    from transcripts.models import YearRecord
 
     parts = {
         r.enrolment_id: year_record_parse(bytes(r.xml)).part
@@ -270,8 +275,6 @@ def committed_class(django_db_blocker):
         teacher = User.objects.get(username="homeroom_teacher")
         try:
             with school:
-                from schools.services import class_create, student_enrol
-
                 year = SchoolYear.objects.get(is_current=True)
                 school_class = class_create(
                     school_year=year,
@@ -330,12 +333,6 @@ def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, cl
     """make run's THCS 6A1: approved, re-take scores entered, the August close, results computed
     again by the homeroom teacher (refused), records created: every student who passed in August
     is printed 'Được lên lớp' (Lên lớp 7) and none 'Ở lại lớp 6'."""
-    from portal.choices import Role, SchoolLevel
-    from portal.models import RoleAssignment
-    from tests.schools.test_demo import demo_school
-    from transcripts.demo import school_demo_seed
-    from transcripts.models import YearRecord
-    from transcripts.pdf.render import _secondary_context
 
     school, users = demo_school(
         "demo-aug", SchoolLevel.LOWER_SECONDARY, "thcs", teachers=("gvcn", "gvbm", "hieutruong")
@@ -357,7 +354,6 @@ def test_the_demo_august_flow_prints_promoted_for_the_students_who_passed(db, cl
             )
         }
         assert summer, "the demo class sends nobody to August: the flow is not exercised"
-        from transcripts.selectors import student_year_retakes
 
         for enrolment_id, results in summer.items():
             if results["outcome"] == "summer_training":
