@@ -106,9 +106,8 @@ def main() -> int:
         from transcripts.records.pdf import verify_url_for, year_record_pdf_render
         from transcripts.records.services import year_records_create
         from transcripts.records.snapshot import class_snapshots
-        from transcripts.selectors import active_enrolments
+        from transcripts.selectors import active_enrolments, student_year_retakes
         from transcripts.yearclose import (
-            _summer_subjects,
             class_summer_close,
             class_year_close,
             summer_cell_save,
@@ -156,7 +155,7 @@ def main() -> int:
                             f"retake:{code}",
                             "Đ" if year.results["subjects"][code]["year"] in ("Đ", "CĐ") else "6",
                         )
-                        for code in _summer_subjects(year)
+                        for code in student_year_retakes(year)
                     ]
                     if year.results.get("outcome") == "summer_training":
                         cells.append(("conduct_after_training", "Đ"))

@@ -59,7 +59,8 @@ def seed_schools(count: int, users: dict) -> list[tuple[object, list[object]]]:
     from transcripts.demo import school_demo_seed
     from transcripts.models import StudentYear, YearRecord, YearRecordStatus
     from transcripts.records.services import year_record_confirm, year_records_create
-    from transcripts.yearclose import _summer_subjects, class_summer_close, class_year_close, summer_cell_save
+    from transcripts.selectors import student_year_retakes
+    from transcripts.yearclose import class_summer_close, class_year_close, summer_cell_save
 
     teacher, principal = users["thcs.gvcn"], users["thcs.hieutruong"]
     seeded = []
@@ -96,7 +97,7 @@ def seed_schools(count: int, users: dict) -> list[tuple[object, list[object]]]:
                                 f"retake:{code}",
                                 "Đ" if year.results["subjects"][code]["year"] in ("Đ", "CĐ") else "6",
                             )
-                            for code in _summer_subjects(year)
+                            for code in student_year_retakes(year)
                         ]
                         if year.results.get("outcome") == "summer_training":
                             cells.append(("conduct_after_training", "Đ"))
