@@ -95,9 +95,9 @@ def main() -> int:
         from django.db import connection
 
         from portal.choices import Role, SchoolLevel
-        from portal.index import issued_record_add
         from portal.models import Department, RoleAssignment, User
         from portal.provisioning import SchoolSpec, school_provision
+        from portal.services import issued_record_add
         from schools.models import Enrolment, SchoolClass
         from transcripts.demo import school_demo_seed
         from transcripts.document import year_record_parse, year_record_xml

@@ -83,3 +83,35 @@ class AuditAction(models.TextChoices):
     SIGNING_BATCH_CONFIRMED = "signing_batch_confirmed", _("Signing batch confirmed")
     SIGNING_BATCH_CANCELLED = "signing_batch_cancelled", _("Signing batch cancelled")
     SIGNING_BATCH_FINISHED = "signing_batch_finished", _("Signing batch finished")
+
+
+# The province's index of issued records (portal.IssuedRecord), its public verifications and the
+# copies handed out.
+# Crockford's base32 alphabet (no I, L, O, U): a code a person can read off paper and type.
+VERIFICATION_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# 16 symbols of 5 bits: 80 bits of randomness.
+VERIFICATION_CODE_LENGTH = 16
+
+
+class IssuedRecordStatus(models.TextChoices):
+    ISSUED = "issued", _("Current")
+    SUPERSEDED = "superseded", _("Superseded")
+    REVOKED = "revoked", _("Revoked")
+
+
+class VerificationMethod(models.TextChoices):
+    RECORD_ID = "record_id", _("Record id typed in")
+    UPLOAD_XML = "upload_xml", _("XML file uploaded")
+    UPLOAD_PDF = "upload_pdf", _("PDF file uploaded")
+    QR = "qr", _("QR code")
+
+
+class VerificationOutcome(models.TextChoices):
+    FOUND = "found", _("Found")
+    NOT_FOUND = "not_found", _("Not found")
+    REFUSED = "refused", _("Refused")
+
+
+class CopyFormat(models.TextChoices):
+    XML = "xml", _("XML")
+    PDF = "pdf", _("PDF")

@@ -1,10 +1,11 @@
-"""The public index of issued records: what the year record lifecycle writes when a version is issued.
+"""The public index of issued records: the personal-ID digest and the verification code.
 
-Written by transcripts (transcripts.records.services) inside the transaction that issues or
-supersedes a version, so it lives at the bottom of the chain (design.md §2): this module imports
-nothing of schools, transcripts, signing or registry. The tables (IssuedRecord, VerificationLog,
-CopyLog) stay in portal for now; moving them to registry is a later step (a table move with its
-migration). Reading the index, verifying and the public pages are registry's (registry/verification.py).
+The index (portal.IssuedRecord) is the province's list of every issued version: written by
+transcripts through portal.services (issued_record_add, issued_record_status_set) inside the
+transaction that issues or supersedes a version, read by transcripts' book (a transferred
+student's earlier years) and by registry (the public verification page). So it lives at the
+bottom of the chain (design.md §2). Private to portal: other apps reach these helpers through
+portal.selectors (personal_id_digest, verification_code_matches) and portal.services.
 
 A verification code is 80 random bits (Crockford's base32), made here once per indexed version,
 never derived from the record id; the student's personal ID is kept only as a keyed hash.
@@ -12,21 +13,13 @@ never derived from the record id; the student's personal ID is kept only as a ke
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import re
 import secrets
 
-from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 
-from .models import School
-from .models_verification import (
-    VERIFICATION_CODE_ALPHABET,
-    VERIFICATION_CODE_LENGTH,
-    IssuedRecord,
-    IssuedRecordStatus,
-)
+from .choices import VERIFICATION_CODE_ALPHABET, VERIFICATION_CODE_LENGTH
 
 PERSONAL_ID_SALT = "hocba.personal-id"
 
@@ -78,52 +71,3 @@ def verification_code_matches(expected: str, typed: str) -> bool:
     # Compared even when the input is no code at all, so the time taken says nothing.
     same = hmac.compare_digest(expected.encode("ascii"), (code or "-" * VERIFICATION_CODE_LENGTH).encode())
     return same and bool(code)
-
-
-# --- The index, written by the year record lifecycle (transcripts.records.services) ----------
-
-
-def issued_record_add(
-    *,
-    school: School,
-    record_id: str,
-    version: int,
-    sha256: str,
-    school_year: str,
-    student_code: str,
-    personal_id: str | None,
-    at: dt.datetime,
-) -> IssuedRecord:
-    """Index a version that has just been issued. Call it in the transaction that issues it.
-
-    The one place a verification code is made: a fresh random one for each indexed version. A
-    collision (one in 2**80 per pair of records) is refused by the unique constraint and the
-    code drawn again.
-    """
-    for attempt in range(3):
-        try:
-            with transaction.atomic():  # a savepoint: the issuing transaction survives a retry
-                return IssuedRecord.objects.create(
-                    school=school,
-                    record_id=record_id,
-                    version=version,
-                    sha256=sha256,
-                    school_year=school_year,
-                    student_code=student_code,
-                    personal_id_digest=personal_id_digest(personal_id),
-                    status=IssuedRecordStatus.ISSUED,
-                    issued_at=at,
-                    status_changed_at=at,
-                    verification_code=verification_code_new(),
-                )
-        except IntegrityError as error:
-            if "issued_record_verification_code_unique" not in str(error) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
-
-
-def issued_record_status_set(*, record_id: str, version: int, status: str, at: dt.datetime) -> int:
-    """Mirror a superseded or revoked version; a version never issued has no row (0 returned)."""
-    return IssuedRecord.objects.filter(record_id=record_id, version=version).update(
-        status=status, status_changed_at=at
-    )

@@ -14,14 +14,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .choices import CopyFormat
 from .models import School, User
 
 __all__ = ["CopyFormat", "CopyLog"]
-
-
-class CopyFormat(models.TextChoices):
-    XML = "xml", _("XML")
-    PDF = "pdf", _("PDF")
 
 
 class CopyLog(models.Model):

@@ -4,12 +4,12 @@ The index lets anyone verify a record without knowing which school holds it (the
 uploaded file, a typed record id), and a receiving school find a student's earlier records. It
 mirrors what the school's YearRecord says (issued, superseded, revoked) and is written by the
 lifecycle services in the same transaction as the change (transcripts.records.services). The
-student's personal ID is kept only as a keyed hash (portal.index.personal_id_digest).
+student's personal ID is kept only as a keyed hash (portal.selectors.personal_id_digest).
 
 Each row carries its verification code (issue 9, finding 7): 80 random bits, printed on the PDF and
 in its QR code, without which the public page shows nothing of the record. Record ids are sequential
 and guessable; the code is what makes the public link a capability. It is made when the row is
-made (portal.index.issued_record_add), never derived from the id.
+made (portal.services.issued_record_add), never derived from the id.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .choices import (
+    VERIFICATION_CODE_LENGTH,
+    IssuedRecordStatus,
+    VerificationMethod,
+    VerificationOutcome,
+)
 from .models import School
-
-# Crockford's base32 alphabet (no I, L, O, U): a code a person can read off paper and type.
-VERIFICATION_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# 16 symbols of 5 bits: 80 bits of randomness.
-VERIFICATION_CODE_LENGTH = 16
 
 __all__ = [
     "IssuedRecord",
@@ -32,12 +33,6 @@ __all__ = [
     "VerificationMethod",
     "VerificationOutcome",
 ]
-
-
-class IssuedRecordStatus(models.TextChoices):
-    ISSUED = "issued", _("Current")
-    SUPERSEDED = "superseded", _("Superseded")
-    REVOKED = "revoked", _("Revoked")
 
 
 class IssuedRecord(models.Model):
@@ -106,19 +101,6 @@ class IssuedRecord(models.Model):
         """The code as printed: four groups of four, K7QX-9M2P-4DHT-W8RC."""
         code = self.verification_code
         return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
-
-
-class VerificationMethod(models.TextChoices):
-    RECORD_ID = "record_id", _("Record id typed in")
-    UPLOAD_XML = "upload_xml", _("XML file uploaded")
-    UPLOAD_PDF = "upload_pdf", _("PDF file uploaded")
-    QR = "qr", _("QR code")
-
-
-class VerificationOutcome(models.TextChoices):
-    FOUND = "found", _("Found")
-    NOT_FOUND = "not_found", _("Not found")
-    REFUSED = "refused", _("Refused")
 
 
 class VerificationLog(models.Model):

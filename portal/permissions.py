@@ -107,7 +107,7 @@ def can_open_school_data(user: User, school: School) -> bool:
     return school.division_id is not None and school.division_id in access.data_division_ids
 
 
-# Who signs a year record (transcripts.records.permissions.can_sign): the homeroom teacher with a
+# Who signs a year record (transcripts.permissions.can_sign): the homeroom teacher with a
 # key file, the principal or a vice-principal, and the seal's holders (the school administrator).
 SIGNING_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN})
 

@@ -11,6 +11,9 @@ from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
 from .choices import ROLE_SCOPE, ScopeKind
+from .db import connection
+from .index import personal_id_digest as personal_id_digest  # the face of portal.index
+from .index import verification_code_matches as verification_code_matches
 from .models import AuditEntry, Division, RoleAssignment, School, User
 from .permissions import access_for
 
@@ -179,3 +182,8 @@ def school_staff(school: School) -> list[StaffMember]:
         entry = people.setdefault(a.user_id, {"user": a.user, "roles": []})
         entry["roles"].append(a.get_role_display())
     return list(people.values())
+
+
+def connection_schema_name() -> str:
+    """The schema this process's database connection is on: a school's, or "public"."""
+    return connection.schema_name

@@ -10,13 +10,14 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .choices import AuditAction
+from .choices import AuditAction, IssuedRecordStatus
 from .db import connection
-from .models import AuditEntry, Division, RoleAssignment, School, User
+from .index import personal_id_digest, verification_code_new
+from .models import AuditEntry, Division, IssuedRecord, RoleAssignment, School, User
 from .permissions import can_grant, can_revoke, forget_access
 from .selectors import school_route_forget
 
@@ -310,3 +311,62 @@ def school_data_view_record(*, user: User, school: School, path: str) -> AuditEn
     finally:
         if connection_schema != connection.schema_name:
             connection.set_tenant(school)
+
+
+def connection_tenant_set(school: School) -> None:
+    """Point this process's database connection at `school`'s schema (a task or a command that
+    works on one school; requests get theirs from django-tenants' middleware)."""
+    connection.set_tenant(school)
+
+
+def connection_tenant_reset() -> None:
+    """Point this process's database connection back at the public schema."""
+    connection.set_schema_to_public()
+
+
+# The index of issued records (portal.IssuedRecord), written by the year record lifecycle
+# (transcripts.records.services) in the transaction that issues or supersedes a version.
+def issued_record_add(
+    *,
+    school: School,
+    record_id: str,
+    version: int,
+    sha256: str,
+    school_year: str,
+    student_code: str,
+    personal_id: str | None,
+    at: dt.datetime,
+) -> IssuedRecord:
+    """Index a version that has just been issued. Call it in the transaction that issues it.
+
+    The one place a verification code is made: a fresh random one for each indexed version. A
+    collision (one in 2**80 per pair of records) is refused by the unique constraint and the
+    code drawn again.
+    """
+    for attempt in range(3):
+        try:
+            with transaction.atomic():  # a savepoint: the issuing transaction survives a retry
+                return IssuedRecord.objects.create(
+                    school=school,
+                    record_id=record_id,
+                    version=version,
+                    sha256=sha256,
+                    school_year=school_year,
+                    student_code=student_code,
+                    personal_id_digest=personal_id_digest(personal_id),
+                    status=IssuedRecordStatus.ISSUED,
+                    issued_at=at,
+                    status_changed_at=at,
+                    verification_code=verification_code_new(),
+                )
+        except IntegrityError as error:
+            if "issued_record_verification_code_unique" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
+
+
+def issued_record_status_set(*, record_id: str, version: int, status: str, at: dt.datetime) -> int:
+    """Mirror a superseded or revoked version; a version never issued has no row (0 returned)."""
+    return IssuedRecord.objects.filter(record_id=record_id, version=version).update(
+        status=status, status_changed_at=at
+    )

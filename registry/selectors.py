@@ -1,12 +1,12 @@
 """Reads of the public index of issued records (style.md: selectors).
 
-The index rows are written by transcripts through portal.index when a version is issued,
+The index rows are written by transcripts through portal.services when a version is issued,
 superseded or revoked; the tables stay in portal for now (moving them here is a later step).
 """
 
 from __future__ import annotations
 
-from portal.models_verification import IssuedRecord
+from portal.models import IssuedRecord
 
 
 def issued_record_for(*, record_id: str, version: int) -> IssuedRecord | None:

@@ -11,7 +11,7 @@ its id exists. The public index
 is read from the school's own copy (its schema), never from the upload. An upload counts only if
 its bytes are exactly the issued ones (the SHA-256 in the index).
 
-The index itself is written by transcripts when a version is issued, through portal.index (the
+The index itself is written by transcripts when a version is issued, through portal.services (the
 bottom of the chain, design.md §2); its tables (IssuedRecord, VerificationLog, CopyLog) stay in
 portal for now, moving them here is a later step.
 
@@ -42,15 +42,14 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from portal.index import verification_code_matches
-from portal.models_verification import (
+from portal.choices import (
     VERIFICATION_CODE_LENGTH,
-    IssuedRecord,
     IssuedRecordStatus,
-    VerificationLog,
     VerificationMethod,
     VerificationOutcome,
 )
+from portal.models import IssuedRecord, VerificationLog
+from portal.selectors import verification_code_matches
 from signing.selectors import signatures_for
 from transcripts.document import MAX_DOCUMENT_BYTES, DocumentError, year_record_parse
 from transcripts.models import YearRecord

@@ -32,3 +32,7 @@ class Ruleset(models.TextChoices):
     TT27 = "tt27", _("Circular 27/2020 (primary)")
     TT22 = "tt22", _("Circular 22/2021 (secondary)")
     TT43 = "tt43", _("Circular 43/2021 (continuing education)")
+
+
+# The content type of the workbooks the portal reads (the import) and writes (the exports).
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

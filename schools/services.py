@@ -20,6 +20,7 @@ from portal.permissions import access_for
 
 from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
+from .exports import workbook_text_only as workbook_text_only  # every workbook the portal writes
 from .models import (
     CurriculumEntry,
     Enrolment,

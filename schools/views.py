@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from portal.choices import Role
-from portal.http import SchoolRequest
 from portal.permissions import access_for
 from portal.selectors import school_staff
 
@@ -15,6 +16,10 @@ from .imports import can_import_school_data
 from .selectors import school_year_current
 
 # What each role does in a school, as the school home tells it (domain.md §2).
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
+
+
 ROLE_DUTIES = {
     Role.SCHOOL_ADMIN: [
         _("Manage students, classes and teaching assignments"),

@@ -5,6 +5,8 @@ portal.middleware has already let the user into the school.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -12,8 +14,6 @@ from django.shortcuts import render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
-
-from portal.http import SchoolRequest
 
 from .imports import (
     XLSX_CONTENT_TYPE,
@@ -23,6 +23,9 @@ from .imports import (
     import_template,
     school_data_import,
 )
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
 
 
 class ImportForm(forms.Form):

@@ -36,14 +36,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from portal.choices import Role
-from portal.db import connection
 from portal.demo import SCHOOLS
 from portal.models import RoleAssignment, School, User
+from portal.services import connection_tenant_reset
 from schools.demo import YEAR_CODE
 from schools.models import SchoolClass
+from transcripts.demo import class_records_confirm_seed
 from transcripts.models import YearRecord, YearRecordStatus
-from transcripts.records.services import year_record_confirm, year_records_create
-from transcripts.yearclose import class_year_close
 
 from . import ca, trust
 from .backends import KeyLoadError
@@ -123,7 +122,7 @@ def demo_signing_seed(
     so that the web and worker processes see the same tokens.
     """
     seeded = SigningSeeded()
-    connection.set_schema_to_public()
+    connection_tenant_reset()
     schools = list(School.objects.filter(code__in=[code for code, *_ in SCHOOLS]).order_by("pk"))
     if not schools:
         seeded.skipped.append("no demo province (run seed_demo first).")
@@ -146,7 +145,7 @@ def demo_signing_seed(
         _seals(seeded, schools, dev, Path(softhsm_dir) if softhsm_dir else _data_dir() / "softhsm")
         _presign(seeded)
     finally:
-        connection.set_schema_to_public()
+        connection_tenant_reset()
     return seeded
 
 
@@ -418,15 +417,11 @@ def _presign_class(school: School, principal: User | None) -> int:
         if school_class is None or school_class.homeroom_teacher is None:
             return 0
         teacher = school_class.homeroom_teacher
+        if not class_records_confirm_seed(
+            school=school, school_class=school_class, principal=principal, teacher=teacher
+        ):
+            return 0
         records = YearRecord.objects.filter(enrolment__school_class=school_class, version=1)
-        if school_class.closed_at is None:
-            if records.exists() or principal is None:
-                return 0
-            class_year_close(actor=principal, school=school, school_class=school_class)
-            school_class.refresh_from_db()
-        year_records_create(actor=teacher, school=school, school_class=school_class)
-        for record in records.filter(status=YearRecordStatus.DATA_COMPLETE):
-            year_record_confirm(actor=teacher, school=school, record=record)
         if not records.filter(status=YearRecordStatus.CONFIRMED).exists():
             return 0
         certificate = SigningCertificate.objects.filter(

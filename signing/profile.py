@@ -66,8 +66,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from transcripts.choices import SIGNING_ORDER, SignatureStep
-from transcripts.document import DocumentError, year_record_load
-from transcripts.schema import NAMESPACE
+from transcripts.document import NAMESPACE, DocumentError, year_record_load
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"

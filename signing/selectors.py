@@ -10,13 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
 from portal.models import School, User
-from transcripts.records.permissions import can_sign
+from transcripts.models import YearRecord
+from transcripts.permissions import can_sign
 from transcripts.records.services import SIGNING_STEPS
 
 from . import trust
 from .choices import Problem, ProblemCode
-from .models import SigningCertificate, SigningStep
+from .models import BatchState, ItemState, SigningBatch, SigningCertificate, SigningStep
 from .verify import verify_year_record
 
 
@@ -119,3 +124,61 @@ def signatures_for(xml: bytes) -> list[SignatureLine]:
         )
         for r in reports
     ]
+
+
+# --- Batches (signing.views) -----------------------------------------------------------------------
+
+
+def records_waiting_counts() -> dict[str, int]:
+    """The school's records in force that wait for some signature, by status (one query; the
+    connection is on the school's schema)."""
+    return dict(
+        YearRecord.objects.filter(status__in=[before for _p, before, _a in SIGNING_STEPS.values()])
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+
+
+def signing_batches_recent(*, user: User, school: School, limit: int = 20) -> QuerySet[SigningBatch]:
+    """The user's latest batches in the school, each with its counts of items, done and failed."""
+    return (
+        SigningBatch.objects.filter(school=school, signer=user)
+        .annotate(
+            total=Count("items"),
+            done=Count("items", filter=Q(items__state=ItemState.DONE)),
+            failed=Count("items", filter=Q(items__state=ItemState.FAILED)),
+        )
+        .order_by("-created_at")[:limit]
+    )
+
+
+def signing_batch_progress(batch: SigningBatch) -> dict:
+    """A batch's progress as its page and its JSON poll show it: counts, failures, a pause."""
+    counts = batch.items.aggregate(
+        total=Count("pk"),
+        done=Count("pk", filter=Q(state=ItemState.DONE)),
+        failed=Count("pk", filter=Q(state=ItemState.FAILED)),
+    )
+    counts["remaining"] = counts["total"] - counts["done"] - counts["failed"]
+    failures = [
+        {"student": i.student_name, "record_id": i.record_id, "version": i.version, "reason": i.reason}
+        for i in batch.items.filter(state=ItemState.FAILED).order_by("position")
+    ]
+    paused = batch.state == BatchState.QUEUED and batch.next_attempt_at is not None
+    state_label = str(batch.get_state_display())
+    if paused:
+        assert batch.next_attempt_at is not None
+        # The signing service is down: the batch waits and tries again by itself (runner._pause).
+        state_label = _("Paused, retrying at %(time)s") % {
+            "time": timezone.localtime(batch.next_attempt_at).strftime("%H:%M:%S")
+        }
+    return {
+        "state": batch.state,
+        "state_label": state_label,
+        "paused": paused,
+        "next_attempt_at": batch.next_attempt_at.isoformat() if paused and batch.next_attempt_at else None,
+        "retry_reason": batch.retry_reason if paused else "",
+        "finished": batch.state in (BatchState.DONE, BatchState.CANCELLED),
+        **counts,
+        "failures": failures,
+    }

@@ -68,8 +68,7 @@ from signxml.exceptions import InvalidSignature as XMLInvalidSignature
 from signxml.util import add_pem_header
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
-from transcripts.document import DocumentError, year_record_load
-from transcripts.schema import NAMESPACE
+from transcripts.document import NAMESPACE, DocumentError, year_record_load
 
 from .choices import Problem, ProblemCode
 from .profile import (

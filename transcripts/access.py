@@ -9,7 +9,7 @@ scoped to it by the schema; what remains is the finer permission, asked as a cap
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -17,7 +17,6 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from portal.http import SchoolRequest
 from portal.models import School, User
 from portal.permissions import access_for, can_open_school_data
 from schools.models import CurriculumEntry, Enrolment, SchoolClass, SchoolYear, Student, Term
@@ -25,6 +24,9 @@ from schools.models import CurriculumEntry, Enrolment, SchoolClass, SchoolYear, 
 from .book import can_attach_records
 from .models import YearRecord
 from .permissions import LEADERS, assigned_teacher_id, can_view_gradebook
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
 
 
 class Capability(StrEnum):

@@ -3,7 +3,7 @@ the student").
 
 A school that receives a student finds the records other schools issued for them in the public
 index (portal.IssuedRecord), by the keyed hash of the personal ID, the same hash the index keeps
-(portal.index.personal_id_digest); the number itself is never sent anywhere. Attaching a
+(portal.selectors.personal_id_digest); the number itself is never sent anywhere. Attaching a
 record verifies it first: the issuing school's bytes must hash to the index's SHA-256, parse and
 validate as a year record, and name the same personal ID; only then is a copy kept
 (transcripts.AttachedRecord) and the attachment audited. The book page lists the school's own
@@ -23,11 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.choices import AuditAction, Role
-from portal.index import personal_id_digest
+from portal.choices import AuditAction, IssuedRecordStatus, Role
 from portal.models import IssuedRecord, School, User
-from portal.models_verification import IssuedRecordStatus
 from portal.permissions import access_for
+from portal.selectors import personal_id_digest
 from portal.services import audit_record
 from schools.models import Student
 from transcripts import hooks

@@ -20,7 +20,7 @@ from django.db import models, transaction
 from portal.models import School, User
 from schools.choices import SubjectKind
 from schools.demo import YEAR_CODE, Learner, Roster, school_roster_seed
-from schools.models import Enrolment
+from schools.models import Enrolment, SchoolClass
 
 from .choices import (
     GENERAL_COMPETENCIES,
@@ -41,8 +41,17 @@ from .demo_data import (
     SCORED_COMMENTS,
     SECONDARY_YEAR_COMMENTS,
 )
-from .models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
+from .models import (
+    PrimarySubjectAssessment,
+    QualityAssessment,
+    StudentYear,
+    SubjectTermScores,
+    YearRecord,
+    YearRecordStatus,
+)
+from .records.services import year_record_confirm, year_records_create
 from .rules.tt22 import TermScores, term_average
+from .yearclose import class_year_close
 
 __all__ = ["YEAR_CODE", "school_demo_seed", "year_assessments_seed"]
 
@@ -232,3 +241,21 @@ def _secondary_year(rng, learner: Learner, enrolment: Enrolment) -> StudentYear:
 
 
 # --- Vietnamese alphabetical order ------------------------------------------------------------------
+
+
+def class_records_confirm_seed(
+    *, school: School, school_class: SchoolClass, principal: User | None, teacher: User
+) -> bool:
+    """What a homeroom teacher has done before signing: the year closed (by the principal), the
+    class's records made and confirmed. False, and nothing done, when the class is still open and
+    either someone made records by hand or there is no principal to close it."""
+    records = YearRecord.objects.filter(enrolment__school_class=school_class, version=1)
+    if school_class.closed_at is None:
+        if records.exists() or principal is None:
+            return False
+        class_year_close(actor=principal, school=school, school_class=school_class)
+        school_class.refresh_from_db()
+    year_records_create(actor=teacher, school=school, school_class=school_class)
+    for record in records.filter(status=YearRecordStatus.DATA_COMPLETE):
+        year_record_confirm(actor=teacher, school=school, record=record)
+    return True

@@ -7,7 +7,7 @@ school document. Scores are written as numbers (Excel shows them with the reader
 Text is only ever text: a name or a comment a spreadsheet would read as a formula (=, +, -, @,
 a tab or a line break first, also after spaces) is typed as a string with Excel's quote prefix,
 so it shows as written and is never evaluated (issue 9, finding 8). Every workbook we write
-goes through `schools.exports.workbook_text_only` before it is saved.
+goes through `schools.services.workbook_text_only` before it is saved.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from portal.choices import SCHOOL_LEADER_ROLES, Role
 from portal.models import School, User
 from portal.permissions import access_for
 from schools.choices import Ruleset, SubjectKind
-from schools.exports import workbook_text_only
 from schools.models import CurriculumEntry, SchoolClass
+from schools.services import workbook_text_only
 
 from .choices import PrimaryPeriod
 from .selectors import Gradebook, gradebook_for

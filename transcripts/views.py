@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,7 +12,6 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.http import SchoolRequest
 from schools.choices import Ruleset, SubjectKind
 from schools.models import SchoolClass
 
@@ -38,6 +37,10 @@ from .selectors import (
 )
 from .services import Cell, CellError, CellSaved, assessment_cell_save, term_lock_set
 from .yearclose import class_summer_close, class_year_close, summer_cell_save
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
+
 
 QUALITY_HEADERS = QUALITIES + GENERAL_COMPETENCIES + SPECIFIC_COMPETENCIES
 

@@ -5,6 +5,8 @@ portal.middleware has already let the user into this school (404 for another sch
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
@@ -12,11 +14,13 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.http import SchoolRequest
 from portal.models import IssuedRecord
 
 from .access import Capability, school_redirect, student_for
 from .book import can_attach_records, prior_record_attach, prior_records_find, student_book
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
 
 
 @require_GET

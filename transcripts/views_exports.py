@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from portal.http import SchoolRequest
-from schools.imports import XLSX_CONTENT_TYPE
+from schools.choices import XLSX_CONTENT_TYPE
 from schools.models import SchoolClass
 
 from .exports import can_export_score_sheet, score_sheet_export
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
 
 
 @require_GET

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,15 +22,14 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.http import SchoolRequest
-from portal.models_copies import CopyFormat
+from portal.choices import CopyFormat
 
 from . import hooks
 from .access import Capability, class_for, record_for, school_url
 from .choices import SignatureStep
 from .models import YearRecord, YearRecordStatus
+from .permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
 from .records.pdf import ISSUED_LIKE
-from .records.permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
 from .records.selectors import class_record_rows, rendered_pdf_ids, year_record_pdf_bytes
 from .records.services import (
     CORRECTABLE,
@@ -43,6 +42,10 @@ from .records.services import (
     year_records_confirm_all,
     year_records_create,
 )
+
+if TYPE_CHECKING:
+    from portal.http import SchoolRequest
+
 
 S = YearRecordStatus
 

@@ -19,9 +19,11 @@ The package, by sub-domain:
 - template: the workbook to fill in, with its guide.
 """
 
+from schools.choices import XLSX_CONTENT_TYPE
+
 from .apply import can_import_school_data, school_data_import
 from .template import import_template
-from .workbook import COLUMNS, MAX_BYTES, XLSX_CONTENT_TYPE, SchoolImportError
+from .workbook import COLUMNS, MAX_BYTES, SchoolImportError
 from .workbook import limits as import_limits
 
 __all__ = [

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 MAX_BYTES = 5 * 1024 * 1024
 # A large school has ~3,000 students; a sheet far beyond that is a wrong file, not a school.
 MAX_ROWS = 20_000
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 CLASS_SHEET, STUDENT_SHEET, ASSIGNMENT_SHEET, GUIDE_SHEET = "Lop", "HocSinh", "PhanCong", "HuongDan"
 COLUMNS: dict[str, tuple[str, ...]] = {

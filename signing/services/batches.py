@@ -11,7 +11,7 @@ from portal.choices import AuditAction
 from portal.models import School, User
 from portal.services import audit_record
 from transcripts.models import YearRecord
-from transcripts.records.permissions import can_sign
+from transcripts.permissions import can_sign
 from transcripts.records.services import SIGNING_STEPS
 
 from .. import keys, trust

@@ -17,7 +17,7 @@ from portal.choices import AuditAction
 from portal.models import School, User
 from portal.permissions import access_for
 from portal.services import audit_record
-from transcripts.records.permissions import SEAL_HOLDERS
+from transcripts.permissions import SEAL_HOLDERS
 
 from .. import keys, trust
 from ..backends import KeyLoadError, LoadedKey

@@ -25,9 +25,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
-from portal.db import connection
 from portal.permissions import forget_access
-from portal.services import audit_record
+from portal.services import audit_record, connection_tenant_reset, connection_tenant_set
 from transcripts.models import YearRecord
 from transcripts.records.services import year_record_sign
 
@@ -194,7 +193,7 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
         "certificate_serial": batch.certificate.serial,
     }
     recovering = batch.retry_count > 0
-    connection.set_tenant(school)
+    connection_tenant_set(school)
     try:
         for item_pk in pending:
             if not _renew(batch_pk, worker):
@@ -202,7 +201,7 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
             try:
                 _sign_item(batch, item_pk, key, cert_facts)
             except _Paused as paused:
-                connection.set_schema_to_public()
+                connection_tenant_reset()
                 return _pause(batch_pk, worker, paused.error)
             if recovering:  # the service answers again: the count of consecutive failures restarts
                 SigningBatch.objects.filter(pk=batch_pk).update(
@@ -210,7 +209,7 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
                 )
                 recovering = False
     finally:
-        connection.set_schema_to_public()
+        connection_tenant_reset()
     return _finish(batch_pk, worker)
 
 

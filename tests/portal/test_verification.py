@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext, override
 
-from portal.index import personal_id_digest
 from portal.models import IssuedRecord, VerificationLog
+from portal.selectors import personal_id_digest
 from tests.signing_kit import issue
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401

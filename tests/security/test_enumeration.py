@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext, override
 
+from portal.choices import VERIFICATION_CODE_ALPHABET, VERIFICATION_CODE_LENGTH
 from portal.index import verification_code_matches, verification_code_new
 from portal.models import IssuedRecord, VerificationLog
-from portal.models_verification import VERIFICATION_CODE_ALPHABET, VERIFICATION_CODE_LENGTH
 from tests.portal.test_verification import log_rows, qr_url, said, upload
 from tests.signing_kit import issue
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below

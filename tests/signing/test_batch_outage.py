@@ -22,6 +22,7 @@ from django.utils import translation
 
 from signing import trust
 from signing.models import BatchState, ItemState, SigningBatch
+from signing.selectors import signing_batch_progress
 from signing.services import (
     certificate_register_csc,
     signing_batch_confirm,
@@ -29,7 +30,6 @@ from signing.services import (
     signing_batches_resume,
 )
 from signing.verify import verify_year_record
-from signing.views import _progress
 from tests.reference.service import CscService
 from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school, worker_signing_env
 from tests.worker import Worker
@@ -101,7 +101,7 @@ def test_a_remote_signing_outage_mid_batch_pauses_it_and_every_record_is_signed_
                 if state.next_attempt_at is not None and state.state == BatchState.QUEUED:
                     assert state.lease_owner == "" and state.lease_until is None
                     with translation.override("vi"):
-                        progress = _progress(state)
+                        progress = signing_batch_progress(state)
                     if progress["paused"]:
                         paused_label = progress["state_label"]
                 assert not batch.items.filter(state=ItemState.FAILED).exists(), list(

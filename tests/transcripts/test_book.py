@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils.translation import gettext, override
 
 from portal.choices import Role
-from portal.index import personal_id_digest
 from portal.models import AuditEntry, IssuedRecord, User
+from portal.selectors import personal_id_digest
 from portal.services import role_assignment_grant
 from schools.models import SchoolClass, Student
 from schools.services import class_create, school_year_open, student_enrol

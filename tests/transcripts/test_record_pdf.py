@@ -182,7 +182,7 @@ def test_the_helper_queues_one_task_per_record_after_commit(
 @pytest.fixture
 def committed_record(django_db_blocker):
     """A year record committed in the test school (the worker sees only committed rows); removed after."""
-    from portal.index import issued_record_add
+    from portal.services import issued_record_add
     from schools.models import Enrolment, SchoolClass, SchoolYear, Student
     from schools.services import class_create, student_enrol
 

@@ -44,6 +44,8 @@ which changes after signing and lives in the database and the public index.
 ("correction") of the version named in <thaythe>.
 """
 
+from transcripts.schema import NAMESPACE
+
 from .canonical import year_record_tree, year_record_xml
 from .parsing import MAX_DOCUMENT_BYTES, year_record_from_tree, year_record_load, year_record_parse
 from .records import (
@@ -72,6 +74,7 @@ from .records import (
 __all__ = [
     "GRADES_BY_LEVEL",
     "MAX_DOCUMENT_BYTES",
+    "NAMESPACE",
     "STATUS_CORRECTION",
     "STATUS_NEW",
     "Certificate",

@@ -18,9 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.db import connection
-from portal.models import School
-from portal.models_verification import IssuedRecord
+from portal.models import IssuedRecord, School
+from portal.selectors import connection_schema_name
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf import year_record_pdf
@@ -94,7 +93,7 @@ def year_record_pdfs_render(record_pks: list[int]) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    headers = {"_schema_name": connection.schema_name}  # tenant_schemas_celery's header
+    headers = {"_schema_name": connection_schema_name()}  # tenant_schemas_celery's header
 
     def send() -> None:
         for pk in ids:

@@ -18,17 +18,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
-from portal.index import issued_record_add, issued_record_status_set
-from portal.models import School, User
-from portal.models_copies import CopyLog
-from portal.services import audit_record
+from portal.models import CopyLog, School, User
+from portal.services import audit_record, issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
-from transcripts.selectors import active_enrolments
-
-from .permissions import (
+from transcripts.permissions import (
     HOMEROOM,
     SYSTEM,
     can_create_year_records,
@@ -36,6 +32,8 @@ from .permissions import (
     can_make_step,
     can_sign,
 )
+from transcripts.selectors import active_enrolments
+
 from .snapshot import class_snapshots, results_are_final, year_record_snapshot
 
 S = YearRecordStatus
