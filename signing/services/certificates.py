@@ -191,6 +191,16 @@ def key_error_message(error: Exception) -> str:
         "certificate_revoked": _("The certificate has been revoked by the authority that issued it."),
         "certificate_expired": _("The certificate has expired."),
         "csc_not_configured": _("No remote signing service is configured."),
+        "server_error": _("The remote signing service is failing."),
+        "busy": _("The remote signing service is busy."),
+        "protocol": _("The remote signing service answered something the portal does not understand."),
+        "unauthorised_client": _("The remote signing service refused the portal; tell the operators."),
+        "device_error": _("The signing token or HSM is not answering."),
+        "no_library": _("The token's software (PKCS#11 library) is not installed on the server."),
+        "wrong_deployment_key": _(
+            "The stored key file cannot be opened with this server's key; tell the operators."
+        ),
+        "unknown_backend": _("This kind of key is not supported."),
     }
     return messages.get(code) or _("The key cannot be used: %(detail)s") % {"detail": str(error)}
 

@@ -213,16 +213,6 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
     return _finish(batch_pk, worker)
 
 
-def _pause_reason(error: BackendError) -> str:
-    """Why the batch waits, in the signer's words (the codes key_error_message leaves generic)."""
-    reasons = {
-        "server_error": _("The remote signing service is failing."),
-        "busy": _("The remote signing service is busy."),
-        "device_error": _("The signing token or HSM is not answering."),
-    }
-    return reasons.get(error.code) or key_error_message(error)
-
-
 def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
     """A retryable failure: pause the batch until `next_attempt_at` (lease released, a wake-up
     queued), or, after enough failures over long enough, fail what remains with the reason."""
@@ -241,7 +231,7 @@ def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
             batch.lease_owner, batch.lease_until = "", None
             batch.retry_count, batch.retrying_since = failures, since
             batch.next_attempt_at = now + dt.timedelta(seconds=delay)
-            batch.retry_reason = _pause_reason(error)
+            batch.retry_reason = key_error_message(error)
             batch.save(
                 update_fields=[
                     "state",
@@ -262,7 +252,7 @@ def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
         ) % {
             "count": failures,
             "since": timezone.localtime(since).strftime("%H:%M:%S %d/%m/%Y"),
-            "detail": _pause_reason(error),
+            "detail": key_error_message(error),
         }
         SigningBatchItem.objects.filter(batch_id=batch_pk, state=ItemState.PENDING).update(
             state=ItemState.FAILED, reason=reason, finished_at=now

@@ -5,15 +5,18 @@ registering one (whose, whose seal, twice, for whom it was issued, when it is va
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.translation import override
 
+import signing.backends
 from portal.models import AuditEntry
 from signing import ca
-from signing.backends import KeyLoadError
+from signing.backends import KeyLoadError, csc
 from signing.backends.pkcs12 import pkcs12_load
 from signing.services import (
     certificate_refusal,
@@ -330,3 +333,25 @@ def test_a_chain_too_long_to_reach_the_trusted_root_is_called_untrusted(signing_
         assert certificate_refusal(cert, (*chain, *dev.chain)) == (
             "The certificate was not issued by a certification authority this portal trusts."
         )
+
+
+def _backend_codes() -> set[str]:
+    """Every failure code the key backends raise, read from their source (a code added there
+    without a message here fails this test)."""
+    folder = Path(signing.backends.__file__).parent
+    codes: set[str] = set(csc.MESSAGES)
+    for path in folder.glob("*.py"):
+        codes |= set(re.findall(r'(?:Error|error)\(\s*"([a-z_]+)"', path.read_text()))
+    return codes
+
+
+def test_every_key_backend_failure_code_has_its_own_message_in_both_languages():
+    codes = _backend_codes()
+    assert {"wrong_pin", "device_error", "server_error", "busy", "protocol", "no_library"} <= codes
+    for code in sorted(codes):
+        with override("en"):
+            english = key_error_message(KeyLoadError(code, "the detail"))
+        with override("vi"):
+            vietnamese = key_error_message(KeyLoadError(code, "the detail"))
+        assert "the detail" not in english, f"{code} has no message of its own"
+        assert english != vietnamese, f"{code}'s message is not translated"
