@@ -296,7 +296,20 @@ class Validator:
             )
         except subprocess.TimeoutExpired:
             return False, f"xmlsec1 did not answer within {XMLSEC_TIMEOUT} s"
-        if run.returncode == 0:
+        if run.returncode == 0 and "\nOK" in f"\n{run.stdout}\n{run.stderr}":
             return True, ""
-        lines = [line for line in run.stderr.splitlines() if line.strip()]
-        return False, lines[-1] if lines else f"xmlsec1 exited {run.returncode}"
+        return False, xmlsec1_reason(run.stderr, run.returncode)
+
+
+def xmlsec1_reason(stderr: str, returncode: int) -> str:
+    """xmlsec1's first error in words, and how many references held (no file paths)."""
+    parts = []
+    for line in stderr.splitlines():
+        found = re.search(r":error=\d+:(.*)$", line)
+        if found:
+            parts.append(found[1].strip()[:200])
+            break
+    references = re.search(r"SignedInfo References \(ok/all\): (\d+/\d+)", stderr)
+    if references:
+        parts.append(f"references verified {references[1]}")
+    return "; ".join(parts) or f"xmlsec1 failed (exit status {returncode})"

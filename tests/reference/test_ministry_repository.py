@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.reference.conftest import MinistryDocuments, SealedDocument
-from tests.reference.ministry_service import PROJECT_ROOT, MinistryService
+from tests.reference.ministry_service import PROJECT_ROOT, MinistryService, make_tls
 
 pytestmark = pytest.mark.slow
 
@@ -358,6 +358,18 @@ def test_a_tampered_signature_is_rejected_by_xmlsec1(client, ministry, ministry_
     assert rejected["status"] == "rejected" and set(codes(rejected)) == {"signature"}
     assert any("-sig-2-principal" in r["message"] for r in rejected["reasons"])
     assert not any("-sig-1-homeroom_teacher" in r["message"] for r in rejected["reasons"])
+
+
+def test_signatures_from_a_ca_the_repository_does_not_trust_are_rejected(ministry_documents, tmp_path):
+    make_tls(tmp_path)  # its ca.pem: some other CA
+    document = ministry_documents.records[0]
+    with MinistryService(trust_roots=[tmp_path / "ca.pem"]) as elsewhere:
+        elsewhere.schools_add(document.school_code)
+        with elsewhere.client() as client:
+            rejected = submitted(client, *message(document))
+
+    assert rejected["status"] == "rejected" and codes(rejected) == ["signature"] * 3
+    assert all("certificate verification failed" in r["message"] for r in rejected["reasons"])
 
 
 def test_a_replace_or_cancel_of_a_version_never_received_is_rejected_unknown_version(
