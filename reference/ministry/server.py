@@ -376,6 +376,8 @@ class MinistryRequestHandler(BaseHTTPRequestHandler):
         version = payload.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise bad('"version" must be a whole number, 1 or more')
+        if kind == "submit" and version != 1:
+            raise bad("A submit carries version 1 (a later version is a replace)")
         replaces = payload.get("replaces_version")
         if kind == "replace":
             if isinstance(replaces, bool) or replaces != version - 1 or version < 2:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -248,9 +249,11 @@ def test_malformed_envelopes_are_refused(client, ministry_documents):
         {**body, "version": "1"},
         {**body, "document": "not base64!"},
         {**body, "replaces_version": 0},
+        {**body, "version": 2},  # a submit is version 1
+        {**body, "kind": "replace", "version": 2, "replaces_version": 2},
     ]
     answers = [send(client, case, key) for case in cases]
-    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(400, "bad_request")] * 4
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(400, "bad_request")] * 6
     not_json = client.post("/v1/messages", content=b"[1, 2", headers={"Idempotency-Key": key})
     assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "bad_request"
 
@@ -472,3 +475,41 @@ def test_a_crash_after_storing_loses_the_answer_not_the_message(ministry, minist
     assert after["accepted_count"] == 1
     state = ministry.state()
     assert all(m["accepted_count"] <= 1 for m in state["messages"])
+
+
+# --- Start-up -------------------------------------------------------------------------------------
+
+
+def test_fault_flags_at_start_are_the_first_knobs():
+    options = ["--error-rate", "0.25", "--latency-ms", "5", "--throttle-next", "2", "--retry-after", "9"]
+    with MinistryService(options=options) as started:
+        assert started.faults() == {
+            "error_rate": 0.25,
+            "latency_ms": 5,
+            "drop_rate": 0.0,
+            "throttle_next": 2,
+            "retry_after": 9,
+            "crash_after_store_next": 0,
+        }
+
+
+def test_serve_takes_the_token_from_the_environment_only(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MINISTRY_TOKEN"}
+    run = subprocess.run(
+        [sys.executable, "-m", "reference.ministry", "serve", "--data", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2 and "$MINISTRY_TOKEN" in run.stderr
+    flag = subprocess.run(
+        [sys.executable, "-m", "reference.ministry", "serve", "--data", str(tmp_path), "--token", "x"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert flag.returncode == 2 and "unrecognized arguments: --token" in flag.stderr
