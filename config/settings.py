@@ -52,7 +52,7 @@ SHARED_APPS = [
     # signatures themselves live beside the records, in the school's schema (transcripts).
     "signing",
     # Public, the top of the chain (design.md §2): what happens to an issued record outside its
-    # school (the verification pages). No tables of its own yet: the index is portal's for now.
+    # school: the verification pages and the outbox to the Ministry (registry.OutboxMessage).
     "registry",
 ]
 TENANT_APPS = [
@@ -215,7 +215,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "signing.tasks.signing_batches_resume",
         "schedule": float(env_int("HOCBA_SIGNING_RESUME_SECONDS", 15)),
     },
+    # The relay to the Ministry's repository (registry.tasks): messages due, verdicts to ask for,
+    # expired leases, records whose personal ID has been verified. Also woken after each issue.
+    "forward-to-ministry": {
+        "task": "registry.tasks.forward_relay",
+        "schedule": float(env_int("HOCBA_FORWARD_RELAY_SECONDS", 10)),
+    },
 }
+# Redis redelivers a message not acknowledged within the visibility timeout: above the longest
+# task (a relay run stops taking new work after HOCBA_FORWARD_RUN_SECONDS; a signing batch renews
+# its lease), so that nothing runs twice merely for being slow. design.md §5.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("HOCBA_CELERY_VISIBILITY_TIMEOUT", 3600)}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -284,6 +294,25 @@ HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS = env_int("HOCBA_SIGNING_RETRY_GIVE_UP_SECON
 # backlog of PDF renderings never delays a principal's batch.
 HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "celery")
 CELERY_TASK_ROUTES = {"signing.tasks.*": {"queue": HOCBA_SIGNING_QUEUE}}
+
+# --- Forwarding to the Ministry's repository (registry; docs/ministry-contract.md) ------------
+# The repository's base URL (empty: nothing is sent, messages wait in the outbox), the
+# Department's token and client certificate, and the CA that vouches for the repository.
+HOCBA_MINISTRY_URL = env_str("HOCBA_MINISTRY_URL", "")
+HOCBA_MINISTRY_TOKEN = env_str("HOCBA_MINISTRY_TOKEN", "")
+HOCBA_MINISTRY_CA = env_str("HOCBA_MINISTRY_CA", "")
+HOCBA_MINISTRY_CLIENT_CERT = env_str("HOCBA_MINISTRY_CLIENT_CERT", "")
+HOCBA_MINISTRY_CLIENT_KEY = env_str("HOCBA_MINISTRY_CLIENT_KEY", "")
+# Failed sends before a message is a dead letter; back-off from the base doubling up to the cap
+# (seconds, with jitter); a claimed message is held this long; one relay run's time and batch.
+HOCBA_FORWARD_MAX_ATTEMPTS = env_int("HOCBA_FORWARD_MAX_ATTEMPTS", 20)
+HOCBA_FORWARD_BACKOFF_BASE = env_int("HOCBA_FORWARD_BACKOFF_BASE", 2)
+HOCBA_FORWARD_BACKOFF_CAP = env_int("HOCBA_FORWARD_BACKOFF_CAP", 900)
+HOCBA_FORWARD_LEASE_SECONDS = env_int("HOCBA_FORWARD_LEASE_SECONDS", 120)
+HOCBA_FORWARD_RUN_SECONDS = env_int("HOCBA_FORWARD_RUN_SECONDS", 50)
+HOCBA_FORWARD_BATCH = env_int("HOCBA_FORWARD_BATCH", 100)
+# Messages of one claimed batch in flight at once (threads sharing the pooled client).
+HOCBA_FORWARD_CONCURRENCY = env_int("HOCBA_FORWARD_CONCURRENCY", 8)
 
 # How long the school route (code -> schema) stays cached; changes through services evict it.
 SCHOOL_ROUTE_CACHE_SECONDS = env_int("HOCBA_SCHOOL_ROUTE_CACHE_SECONDS", 300)

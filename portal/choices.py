@@ -83,6 +83,7 @@ class AuditAction(models.TextChoices):
     SIGNING_BATCH_CONFIRMED = "signing_batch_confirmed", _("Signing batch confirmed")
     SIGNING_BATCH_CANCELLED = "signing_batch_cancelled", _("Signing batch cancelled")
     SIGNING_BATCH_FINISHED = "signing_batch_finished", _("Signing batch finished")
+    MINISTRY_MESSAGE_REPLAYED = "ministry_message_replayed", _("Message to the Ministry sent again")
 
 
 # The province's index of issued records (portal.IssuedRecord), its public verifications and the

@@ -1,9 +1,20 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from transcripts import hooks  # no models: safe while the apps load
+
 
 class RegistryConfig(AppConfig):
     """The top of the chain (design.md §2): what happens to an issued record outside its school."""
 
     name = "registry"
     verbose_name = _("Registry")
+
+    def ready(self) -> None:
+        # Transcripts tells registry of each issue and revocation, in its own transaction, through
+        # hooks (transcripts sits below registry and never imports it). Services import models:
+        # only once ready.
+        from .services import outbox_issued, outbox_revoked
+
+        hooks.register(hooks.RECORD_ISSUED, outbox_issued)
+        hooks.register(hooks.RECORD_REVOKED, outbox_revoked)

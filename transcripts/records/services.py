@@ -21,6 +21,7 @@ from portal.choices import AuditAction
 from portal.models import CopyLog, School, User
 from portal.services import audit_record, issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
+from transcripts import hooks
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
@@ -120,7 +121,7 @@ def _move(
         at=record.status_changed_at,
         note=note,
     )
-    _public_index(school=school, record=record)
+    _outside_the_school(school=school, record=record, note=note)
     audit_record(
         actor=actor,
         action=action,
@@ -144,11 +145,13 @@ def _move(
     return record
 
 
-def _public_index(*, school: School, record: YearRecord) -> None:
-    """Mirror an issue, a supersession or a revocation in the public index (portal.IssuedRecord).
+def _outside_the_school(*, school: School, record: YearRecord, note: str) -> None:
+    """Mirror an issue, a supersession or a revocation in the public index (portal.IssuedRecord),
+    and tell registry (transcripts.hooks) so that the Ministry hears of an issue or a revocation.
 
-    Runs inside the transition's transaction, so the index never says what the school does not.
-    A version superseded or revoked before it was issued was never indexed: nothing to update.
+    Runs inside the transition's transaction, so neither the index nor the outbox ever says what
+    the school does not. A version superseded or revoked before it was issued was never indexed:
+    nothing to update (and registry sends no cancel for a version the Ministry never held).
     """
     if record.status == S.ISSUED:
         sealed = record.signatures.order_by("-position").first()  # the document as issued
@@ -164,6 +167,20 @@ def _public_index(*, school: School, record: YearRecord) -> None:
             personal_id=document.student.personal_id,
             at=record.status_changed_at,
         )
+        replaced = (
+            YearRecord.objects.filter(pk=record.supersedes_id).values_list("version", flat=True).first()
+            if record.supersedes_id
+            else None
+        )
+        hooks.record_issued(
+            school=school,
+            record_id=record.record_id,
+            version=record.version,
+            replaces_version=replaced,
+            document=bytes(sealed.signed_xml),
+            personal_id=document.student.personal_id,
+            student_code=document.student.student_code,
+        )
     elif record.status in (S.SUPERSEDED, S.REVOKED):
         issued_record_status_set(
             record_id=record.record_id,
@@ -171,6 +188,10 @@ def _public_index(*, school: School, record: YearRecord) -> None:
             status=record.status,
             at=record.status_changed_at,
         )
+        if record.status == S.REVOKED:
+            hooks.record_revoked(
+                school=school, record_id=record.record_id, version=record.version, reason=note
+            )
 
 
 @transaction.atomic
@@ -263,6 +284,25 @@ def year_record_transition(
     if not can_make_step(actor, school, record.enrolment.school_class, who):
         raise PermissionDenied(_("You may not make this step of the year record."))
     return _move(actor=actor, school=school, record=record, to_status=to_status, note=note)
+
+
+@transaction.atomic
+def year_record_forwarding_note(
+    *, school: School, record_id: str, version: int, to_status: str, note: str = ""
+) -> bool:
+    """The Ministry's side of a version, told by registry's relay (the system, no actor): sent
+    (issued or rejected → queued), acknowledged or rejected (queued → ...), with the Ministry's
+    words as the note. A version that has moved on meanwhile (superseded, revoked) keeps its
+    status: False, nothing written. The connection must be on the school's schema."""
+    record = (
+        YearRecord.objects.select_for_update(no_key=True, of=("self",))
+        .filter(record_id=record_id, version=version)
+        .first()
+    )
+    if record is None or TRANSITIONS.get((record.status, to_status)) != SYSTEM:
+        return False
+    _move(actor=None, school=school, record=record, to_status=to_status, note=note)
+    return True
 
 
 def year_record_confirm(*, actor: User, school: School, record: YearRecord) -> YearRecord:
