@@ -141,6 +141,10 @@ class Validator:
                 self._judge(message, named)
             except Rejection as rejection:
                 verdict, reasons = "rejected", rejection.reasons
+            except Exception:
+                # Our failure, not the message's: it stays `received` and is tried again.
+                log.exception("validating %s failed", message.receipt_id)
+                continue
             else:
                 verdict, reasons = "accepted", []
             if self.store.decide(message.id, verdict, reasons):
