@@ -339,15 +339,18 @@ def _record_verdict(
 
 
 def rejection_text(reasons: list[dict[str, str]]) -> str:
-    """The Ministry's reasons as the school reads them: our words for each known code, then the
-    repository's own."""
-    parts = []
+    """The Ministry's reasons as the school reads them: our words for each code (once), then the
+    repository's own details."""
+    by_code: dict[str, list[str]] = {}
     for reason in reasons:
-        code = reason.get("code", "")
-        ours = str(RejectionCode(code).label) if code in RejectionCode.values else ""
-        theirs = reason.get("message", "")
-        parts.append(" ".join(p for p in (ours, f"({theirs})" if theirs else "") if p) or code)
-    return "; ".join(parts) or _("Rejected by the Ministry without a reason.")
+        details = by_code.setdefault(reason.get("code", ""), [])
+        if reason.get("message"):
+            details.append(reason["message"])
+    parts = []
+    for code, details in by_code.items():
+        ours = str(RejectionCode(code).label) if code in RejectionCode.values else code
+        parts.append(f"{ours} ({'; '.join(details)})" if details else ours)
+    return " ".join(parts) or _("Rejected by the Ministry without a reason.")
 
 
 def _record_status(school: School, message: OutboxMessage, status: str, note: str) -> None:

@@ -13,9 +13,10 @@ reasons are all of that stage's problems, e.g. every signature that fails):
 5. each of the three signatures (`<content Id>-sig-<n>-<role>`) verifies with xmlsec1 against
    the repository's trust roots (`signature`).
 
-A `replace` waits until the version it replaces is accepted, a `cancel` until the version it
-cancels is; either is rejected `unknown_version` when that version was never received, or was
-rejected. A `cancel` has no document: it is checked for its school and the named version only.
+A `replace` or a `cancel` waits while the version it names is still `received`. A `replace` of an
+accepted version supersedes it; of a version rejected or never received, it is judged as the
+record's first version. A `cancel` of a version not accepted is rejected `unknown_version`; it has
+no document: it is checked for its school and the named version only.
 
 xmlsec1 is the independent verifier (the portal signs with its own code, so the repository
 must not share it); it runs in a small pool (2) of subprocesses. Revocation is not checked.
@@ -173,7 +174,10 @@ class Validator:
     # --- The stages -----------------------------------------------------------------------
 
     def _judge(self, message: Message, named: int | None) -> None:
-        if named is not None and self.store.version_status(message.record_id, named) != "accepted":
+        # A replace of a version the repository does not hold (rejected, or issued before
+        # forwarding began) is judged as the record's first version: the record must not be lost
+        # because an earlier version was refused. A cancel must name a version held.
+        if message.kind == "cancel" and self.store.version_status(message.record_id, named or 0) != "accepted":
             raise Rejection(
                 (
                     "unknown_version",

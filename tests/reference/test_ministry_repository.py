@@ -375,14 +375,15 @@ def test_signatures_from_a_ca_the_repository_does_not_trust_are_rejected(ministr
     assert all("certificate verification failed" in r["message"] for r in rejected["reasons"])
 
 
-def test_a_replace_or_cancel_of_a_version_never_received_is_rejected_unknown_version(
+def test_a_replace_of_a_version_never_received_is_judged_as_a_first_version_a_cancel_is_refused(
     client, ministry_documents
 ):
     correction = ministry_documents.correction
     record_id = "t-th-a.CHUA-GUI.2025-2026"  # the same bytes under another record would be a conflict
     xml = edited(correction, record_id=record_id)
     body, key = message(correction, kind="replace", xml=xml, record_id=record_id, replaces_version=1)
-    assert codes(submitted(client, body, key)) == ["unknown_version"]
+    # Judged on its own merits, not refused for the missing version: the edit broke its signatures.
+    assert set(codes(submitted(client, body, key))) == {"signature"}
     body, key = message(correction, kind="cancel", record_id=record_id, version=1)
     assert codes(submitted(client, body, key)) == ["unknown_version"]
 
