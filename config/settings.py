@@ -293,7 +293,12 @@ HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS = env_int("HOCBA_SIGNING_RETRY_GIVE_UP_SECON
 # The Celery queue of the signing jobs: a province may give signing workers of their own, so a
 # backlog of PDF renderings never delays a principal's batch.
 HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "celery")
-CELERY_TASK_ROUTES = {"signing.tasks.*": {"queue": HOCBA_SIGNING_QUEUE}}
+# The relay to the Ministry (registry.tasks) may have its own queue too.
+HOCBA_FORWARD_QUEUE = env_str("HOCBA_FORWARD_QUEUE", "celery")
+CELERY_TASK_ROUTES = {
+    "signing.tasks.*": {"queue": HOCBA_SIGNING_QUEUE},
+    "registry.tasks.*": {"queue": HOCBA_FORWARD_QUEUE},
+}
 
 # --- Forwarding to the Ministry's repository (registry; docs/ministry-contract.md) ------------
 # The repository's base URL (empty: nothing is sent, messages wait in the outbox), the
