@@ -1,7 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
-from transcripts import hooks  # no models: safe while the apps load
+from schools import hooks as school_hooks
+from transcripts import hooks  # no models: safe while the apps load (schools.hooks neither)
 
 
 class RegistryConfig(AppConfig):
@@ -14,7 +15,10 @@ class RegistryConfig(AppConfig):
         # Transcripts tells registry of each issue and revocation, in its own transaction, through
         # hooks (transcripts sits below registry and never imports it). Services import models:
         # only once ready.
+        from .panels import school_home_forwarding
         from .services import outbox_issued, outbox_revoked
 
         hooks.register(hooks.RECORD_ISSUED, outbox_issued)
         hooks.register(hooks.RECORD_REVOKED, outbox_revoked)
+        # The school's front page shows its messages to the Ministry (schools.hooks).
+        school_hooks.home_panel_register(school_home_forwarding)

@@ -12,14 +12,15 @@ from portal.choices import Role
 from portal.permissions import access_for
 from portal.selectors import school_staff
 
+from . import hooks
 from .imports import can_import_school_data
 from .selectors import school_year_current
 
-# What each role does in a school, as the school home tells it (domain.md §2).
 if TYPE_CHECKING:
     from portal.http import SchoolRequest
 
 
+# What each role does in a school, as the school home tells it (domain.md §2).
 ROLE_DUTIES = {
     Role.SCHOOL_ADMIN: [
         _("Manage students, classes and teaching assignments"),
@@ -65,5 +66,6 @@ def home(request: SchoolRequest) -> HttpResponse:
             "can_sign": bool(
                 set(roles) & {Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN, Role.HOMEROOM_TEACHER}
             ),
+            "panels": hooks.home_panels(request),
         },
     )

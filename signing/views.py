@@ -31,11 +31,11 @@ from .selectors import (
     signing_offers,
 )
 
-# --- Forms ---------------------------------------------------------------------------------------
-
-
 if TYPE_CHECKING:
     from portal.http import AuthenticatedRequest, SchoolRequest
+
+
+# --- Forms ---------------------------------------------------------------------------------------
 
 
 class Pkcs12Form(forms.Form):

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import connection
+from django.utils.html import escape
 from django.utils.translation import override
 
 from registry import ministry
@@ -194,3 +195,28 @@ def test_a_rejection_reaches_the_record_with_the_ministrys_coded_reason(
     assert note == rejection_text(message.reasons)
     held = on_the_repository(distrusting_repository, {issued.record_id})
     assert held["submit", issued.record_id, 1]["status"] == "rejected"
+
+
+def test_the_school_reads_the_rejection_on_the_class_page_and_its_leaders_on_the_front_page(
+    distrusting_repository, settings, homeroom_teacher, principal, school, records, client_as
+):
+    point_at(distrusting_repository, settings)
+    distrusting_repository.schools_add(school.code)
+    try:
+        issued = issue(records[0], homeroom_teacher=homeroom_teacher, principal=principal, school=school)
+        relay_until_done()
+    finally:
+        ministry.http_client_reset()
+    reason = rejection_text(OutboxMessage.objects.get(record_id=issued.record_id).reasons)  # in Vietnamese
+    class_page = f"/truong/{school.code}/so-diem/ho-so/lop/{issued.enrolment.school_class_id}/"
+    front_page = f"/truong/{school.code}/"
+
+    page = client_as(homeroom_teacher).get(class_page).content.decode()
+    assert "Lý do của Bộ:" in page and escape(reason) in page
+    assert "Bị Bộ từ chối" in page or "từ chối" in page
+    assert "Bộ từ chối các học bạ sau" not in client_as(homeroom_teacher).get(front_page).content.decode()
+
+    front = client_as(principal).get(front_page).content.decode()
+    assert "Bộ từ chối các học bạ sau" in front
+    assert escape(reason) in front and issued.record_id in front
+    assert escape(issued.enrolment.student.full_name) in front

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schools.models import Enrolment, SchoolClass
-from transcripts.models import StudentYear, YearRecord, YearRecordPdf, YearRecordStatus
+from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordPdf, YearRecordStatus
 from transcripts.selectors import active_enrolments
 
 from .snapshot import results_are_final
@@ -22,10 +22,12 @@ class RecordRow:
     pending: YearRecord | None = None  # a correction waiting for the principal's approval
     older: list[YearRecord] = field(default_factory=list)  # superseded or revoked versions
     waiting: bool = False  # no record yet: results decided only in August
+    rejection: str = ""  # the Ministry's reason, when the version in force was rejected
 
 
 def class_record_rows(school_class: SchoolClass) -> list[RecordRow]:
-    """Every student of the class with their record versions: four queries whatever the size."""
+    """Every student of the class with their record versions: four queries whatever the size (a
+    fifth when the Ministry rejected some: its reasons)."""
     enrolments = active_enrolments(school_class)
     rows = {e.pk: RecordRow(enrolment=e) for e in enrolments}
     records = (
@@ -46,6 +48,15 @@ def class_record_rows(school_class: SchoolClass) -> list[RecordRow]:
             row.current = record
         else:
             row.older.append(record)
+    rejected = {
+        row.current.pk: row for row in rows.values() if row.current and row.current.status == S.REJECTED
+    }
+    if rejected:
+        events = YearRecordEvent.objects.filter(record_id__in=list(rejected), to_status=S.REJECTED).order_by(
+            "at", "id"
+        )
+        for record_pk, note in events.values_list("record_id", "note"):
+            rejected[record_pk].rejection = note  # the latest rejection's reason wins
     years = {y.enrolment_id: y for y in StudentYear.objects.filter(enrolment__school_class=school_class)}
     for row in rows.values():
         if row.current is None and row.pending is None:
@@ -63,3 +74,15 @@ def year_record_pdf_bytes(record: YearRecord) -> bytes | None:
     """The record version's stored PDF/A-3b, or None before it is rendered."""
     stored = YearRecordPdf.objects.filter(record=record).first()
     return bytes(stored.pdf) if stored is not None else None
+
+
+def record_versions_where(pairs: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+    """Where each (record id, version) of this school lives: its class's id and the student's
+    name (one query; for pages that list records found elsewhere, e.g. the Ministry's verdicts)."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    records = YearRecord.objects.filter(record_id__in={r for r, _v in pairs}).values_list(
+        "record_id", "version", "enrolment__school_class_id", "enrolment__student__full_name"
+    )
+    return {(r, v): (c, name) for r, v, c, name in records if (r, v) in wanted}
