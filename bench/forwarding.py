@@ -1,0 +1,443 @@
+"""Records forwarded per second to the reference Ministry repository, beside bare POSTs (issue 11).
+
+    make bench-forwarding
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/forwarding.py [--n 2000] [--runs 3]
+        [--error-rate 0.1] [--production-backoff] [--profile]
+
+Runs in a throwaway database (bench/support.py). One school is provisioned; N year record
+documents are made once: the XSD-valid unsigned XML of the THCS sample record
+(tests/transcripts/test_document.py, `secondary_record()`) as version 1, its record id and
+student code varied per document, so every payload (and its Idempotency-Key) is distinct. They
+carry no signature: the repository stores them (202, the figure) and rejects them later
+(`signature`). The repository runs without --trust-roots, so its validator rejects each one
+without spawning xmlsec1 (which would take the CPU the relay is measured on).
+
+Each repetition, for each fault setting (none, then `--error-rate`), in this process:
+
+(a) bare POSTs: a fresh repository (the reference server, its own process, mutual TLS, the school
+    registered); the N payloads posted as the adapter posts them (same JSON body, same
+    Idempotency-Key, over the adapter's own pooled client, `registry.ministry.http_client`),
+    HOCBA_FORWARD_CONCURRENCY (8) at a time, each retried at once until the repository stores
+    it (202). The limit: HTTP and TLS, no database.
+(b) the relay: the outbox emptied (its guard refuses DELETE: session_replication_role = replica),
+    N messages written by `registry.services.outbox_issued` (committed), a fresh repository, then
+    `registry.forwarding.relay_run` until every message is `sent` (stored by the repository).
+    Time: from the start to the last message's `sent_at` (the relay polls verdicts as they come
+    due; a poll is due 1 s after its send, so polls mix in only behind retries). With faults the
+    relay retries at once (HOCBA_FORWARD_BACKOFF_BASE = 0, as the relay tests do), so the figure
+    is the relay's work, not the back-off's sleeping; `--production-backoff` adds a run with the
+    configured back-off (2 s doubling). The verdict phase (until every message has one) is timed
+    too, once every message is sent.
+
+Printed: records/s of each (median of --runs, and the spread), the ratio relay ÷ bare POST, and
+the target: at least 300 records/s with no faults, and within 2× of the bare-POST rate (ratio
+≥ 0.5). `--profile` adds one relay run under cProfile with the SQL statements counted per
+message. Progress goes to stderr, the figures to stdout. Exit status 1 when the target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import throwaway_django
+
+TARGET_RATE = 300.0  # records/s with no faults (issue 11)
+TARGET_RATIO = 0.5  # relay ÷ bare POST: within 2×
+SCHOOL_CODE = "08200302"
+SCHOOL_YEAR = "2024-2025"
+WORKER = "bench-relay"
+VERDICT_TIMEOUT = 600  # seconds
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class Payload:
+    record_id: str
+    student_code: str
+    personal_id: str
+    document: bytes
+
+
+@dataclasses.dataclass
+class RelayFigures:
+    sent_seconds: float
+    verdict_seconds: float
+    outcomes: dict[str, int]
+    runs: int  # relay_run calls until every message was sent
+
+    def rate(self, n: int) -> float:
+        return n / self.sent_seconds
+
+
+def documents(n: int) -> list[Payload]:
+    """N distinct XSD-valid unsigned documents of the sample record, version 1, for SCHOOL_CODE."""
+    from tests.transcripts.test_document import issuer, secondary_record
+    from transcripts.document import year_record_id, year_record_xml
+
+    sample = secondary_record()
+    school = issuer(school_code=SCHOOL_CODE, school_name="Trường THCS Lê Quý Đôn")
+    payloads = []
+    for i in range(n):
+        student_code = f"{SCHOOL_CODE}2017{i:04d}"
+        personal_id = f"0822{i:08d}"
+        record_id = year_record_id(
+            school_code=SCHOOL_CODE, student_code=student_code, school_year=SCHOOL_YEAR
+        )
+        student = dataclasses.replace(
+            sample.student,
+            student_code=student_code,
+            personal_id=personal_id,
+            personal_id_verified=True,
+            temporary_code="",
+        )
+        record = dataclasses.replace(
+            sample, record_id=record_id, version=1, supersedes=None, issuer=school, student=student
+        )
+        payloads.append(Payload(record_id, student_code, personal_id, year_record_xml(record)))
+    return payloads
+
+
+def repository_start(school_code: str, error_rate: float):
+    """A fresh reference repository (own process, mutual TLS), the school registered, the faults
+    set, and the portal's settings (and its pooled client) pointed at it."""
+    from django.conf import settings
+
+    from registry import ministry
+    from tests.reference.ministry_service import MinistryService
+
+    service = MinistryService(seed=2026)
+    service.schools_add(school_code)
+    service.faults(error_rate=error_rate)
+    settings.HOCBA_MINISTRY_URL = service.url + "/"
+    settings.HOCBA_MINISTRY_TOKEN = service.token
+    settings.HOCBA_MINISTRY_CA = str(service.ca_path)
+    settings.HOCBA_MINISTRY_CLIENT_CERT = str(service.client_cert_path)
+    settings.HOCBA_MINISTRY_CLIENT_KEY = str(service.client_key_path)
+    ministry.http_client_reset()
+    return service
+
+
+def repository_check(service, n: int) -> dict[str, int]:
+    """What the repository holds: every message once, none twice."""
+    state = service.state()
+    if state["held"] != n or len({m["key"] for m in state["messages"]}) != n:
+        raise SystemExit(f"The repository holds {state['held']} messages, expected {n}: {state['totals']}")
+    return state["totals"]
+
+
+def bare_posts(payloads: list[Payload], school_code: str, error_rate: float):
+    """(seconds, POSTs made, repository totals): every payload stored, 8 at a time, retried at once."""
+    import base64
+
+    from django.conf import settings
+
+    from registry import ministry
+
+    # The bodies are built before timing: the payload is what the relay would send.
+    requests = []
+    for p in payloads:
+        body = {
+            "kind": "submit",
+            "school_code": school_code,
+            "record_id": p.record_id,
+            "version": 1,
+            "replaces_version": None,
+            "personal_id": p.personal_id,
+            "reason": "",
+            "document": base64.b64encode(p.document).decode("ascii"),
+        }
+        key = ministry.message_key(kind="submit", record_id=p.record_id, version=1, document=p.document)
+        requests.append((body, key))
+    service = repository_start(school_code, error_rate)
+    try:
+        client = ministry.http_client()
+
+        def post(item: tuple[dict, str]) -> int:
+            body, key = item
+            for attempt in range(1, 100):
+                response = client.post("v1/messages", json=body, headers={"Idempotency-Key": key})
+                if response.status_code in (200, 202):
+                    return attempt
+            raise SystemExit(f"bare POST: no 202 after 99 attempts ({response.status_code})")
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=settings.HOCBA_FORWARD_CONCURRENCY) as pool:
+            attempts = sum(pool.map(post, requests))
+        seconds = time.perf_counter() - start
+        totals = repository_check(service, len(payloads))
+    finally:
+        ministry.http_client_reset()
+        service.stop()
+    return seconds, attempts, totals
+
+
+def outbox_empty() -> None:
+    """Delete every outbox message (the guard trigger refuses DELETE; replica role skips it)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM registry_outboxmessage")
+
+
+def outbox_fill(school, payloads: list[Payload]) -> None:
+    """N messages written by the service that issuing calls, committed (one transaction)."""
+    from django.core.cache import cache
+    from django.db import transaction
+
+    from registry.services import WAKE_EVERY_SECONDS, outbox_issued
+
+    # relay_wake sends a Celery task at most once per WAKE_EVERY_SECONDS (a cache key); the key
+    # is set here so that no task goes to a broker nobody reads: this process is the relay.
+    cache.set("registry:relay-wake", 1, timeout=max(WAKE_EVERY_SECONDS, 3600))
+    with transaction.atomic():
+        for p in payloads:
+            outbox_issued(
+                school=school,
+                record_id=p.record_id,
+                version=1,
+                replaces_version=None,
+                document=p.document,
+                personal_id=p.personal_id,
+                student_code=p.student_code,
+            )
+
+
+def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: int):
+    """The relay until every message is sent, then until every one has its verdict."""
+    from django.conf import settings
+    from django.db import connection
+    from django.db.models import Count, Max
+    from django.utils import timezone
+
+    from registry import ministry
+    from registry.choices import FINISHED_STATES, OutboxState
+    from registry.forwarding import relay_run
+    from registry.models import OutboxMessage
+
+    outbox_empty()
+    outbox_fill(school, payloads)
+    n = len(payloads)
+    service = repository_start(school.code, error_rate)
+    configured_base = settings.HOCBA_FORWARD_BACKOFF_BASE
+    settings.HOCBA_FORWARD_BACKOFF_BASE = backoff_base
+    connection.set_schema_to_public()
+    outcomes: dict[str, int] = {}
+    unsent = [OutboxState.PENDING, OutboxState.SENDING]
+    calls = 0
+    try:
+        started_at, start = timezone.now(), time.perf_counter()
+        while True:
+            report = relay_run(worker=WORKER, seconds=300)
+            calls += 1
+            for outcome, count in report.as_dict().items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+            if not OutboxMessage.objects.filter(state__in=unsent).exists():
+                break
+            time.sleep(0.01)  # only when the rest waits for its back-off
+        last_sent = OutboxMessage.objects.aggregate(last=Max("sent_at"))["last"]
+        sent_seconds = (last_sent - started_at).total_seconds()
+        while OutboxMessage.objects.exclude(state__in=FINISHED_STATES).exists():
+            if time.perf_counter() - start > VERDICT_TIMEOUT:
+                raise SystemExit(f"Not every verdict within {VERDICT_TIMEOUT} s")
+            report = relay_run(worker=WORKER, seconds=300)
+            for outcome, count in report.as_dict().items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+            time.sleep(0.05)
+        verdict_seconds = time.perf_counter() - start
+        repository_check(service, n)
+        if OutboxMessage.objects.exclude(state=OutboxState.REJECTED).exists():
+            states = dict(OutboxMessage.objects.values_list("state").annotate(c=Count("pk")))
+            raise SystemExit(f"Not every message has its verdict (rejected: unsigned): {states}")
+    finally:
+        settings.HOCBA_FORWARD_BACKOFF_BASE = configured_base
+        ministry.http_client_reset()
+        service.stop()
+    return RelayFigures(sent_seconds, verdict_seconds, outcomes, calls)
+
+
+def relay_profiled(school, payloads: list[Payload]) -> None:
+    """One relay run (no faults) under cProfile, the SQL statements counted, until all are sent."""
+    from django.db import connection
+
+    from registry import ministry
+    from registry.choices import OutboxState
+    from registry.forwarding import relay_run
+    from registry.models import OutboxMessage
+
+    outbox_empty()
+    outbox_fill(school, payloads)
+    service = repository_start(school.code, 0.0)
+    statements: dict[str, int] = {}
+
+    def count(execute, sql, params, many, context):
+        word = sql.lstrip().split(None, 1)[0].upper()
+        if word == "SET" and "search_path" in sql:
+            word = "SET search_path"
+        statements[word] = statements.get(word, 0) + 1
+        return execute(sql, params, many, context)
+
+    profiler = cProfile.Profile()
+    connection.set_schema_to_public()
+    try:
+        with connection.execute_wrapper(count):
+            start = time.perf_counter()
+            profiler.enable()
+            while OutboxMessage.objects.filter(state__in=[OutboxState.PENDING, OutboxState.SENDING]).exists():
+                relay_run(worker=WORKER, seconds=300)
+            profiler.disable()
+            seconds = time.perf_counter() - start
+    finally:
+        ministry.http_client_reset()
+        service.stop()
+    n = len(payloads)
+    print(
+        f"\nProfile: one relay run, no faults, under cProfile: {seconds:.2f} s ({n / seconds:.0f} records/s)"
+    )
+    print("SQL statements per message (the relay's process, sends and any polls):")
+    for word, total in sorted(statements.items(), key=lambda kv: -kv[1]):
+        print(f"  {word:<16} {total / n:6.2f}")
+    print(f"  {'all':<16} {sum(statements.values()) / n:6.2f}")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="messages per run (default 2000)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (default 3; the median is printed)")
+    parser.add_argument("--error-rate", type=float, default=0.1, help="the faulty runs' 503 rate (0.1)")
+    parser.add_argument(
+        "--production-backoff",
+        action="store_true",
+        help="also time the faulty relay with the configured back-off (2 s doubling), once a repetition",
+    )
+    parser.add_argument("--profile", action="store_true", help="one more relay run under cProfile")
+    args = parser.parse_args()
+    if args.n < 1:
+        parser.error("--n must be 1 or more")
+
+    with throwaway_django() as server_version:
+        import httpx
+        from django.conf import settings
+
+        from portal.choices import SchoolLevel
+        from portal.models import Department
+        from portal.provisioning import SchoolSpec, school_provision
+
+        Department.objects.create(code="BENCH", name="Sở Giáo dục và Đào tạo Bench", place_name="Lào Cai")
+        school, _ = school_provision(
+            actor=None,
+            spec=SchoolSpec(
+                code=SCHOOL_CODE, name="Trường THCS Bench", levels=(SchoolLevel.LOWER_SECONDARY,)
+            ),
+            division=None,
+        )
+        progress(f"making {args.n} documents ...")
+        payloads = documents(args.n)
+        sizes = [len(p.document) for p in payloads]
+        configured_base = settings.HOCBA_FORWARD_BACKOFF_BASE
+        settings_line = (
+            f"HOCBA_FORWARD_CONCURRENCY {settings.HOCBA_FORWARD_CONCURRENCY},"
+            f" HOCBA_FORWARD_BATCH {settings.HOCBA_FORWARD_BATCH},"
+            f" HOCBA_FORWARD_BACKOFF_BASE {configured_base} s (0 in the timed faulty runs)"
+        )
+
+        faults = [0.0, args.error_rate] if args.error_rate > 0 else [0.0]
+        bare: dict[float, list[float]] = {f: [] for f in faults}
+        bare_attempts: dict[float, list[int]] = {f: [] for f in faults}
+        relayed: dict[float, list[RelayFigures]] = {f: [] for f in faults}
+        production: list[RelayFigures] = []
+        for run in range(1, args.runs + 1):
+            for rate in faults:
+                progress(f"run {run}/{args.runs}, error rate {rate:.0%}: bare POSTs ...")
+                seconds, attempts, _totals = bare_posts(payloads, school.code, rate)
+                bare[rate].append(args.n / seconds)
+                bare_attempts[rate].append(attempts)
+                progress(f"  {args.n / seconds:,.0f} records/s; the relay ...")
+                figures = relay(school, payloads, rate, backoff_base=0)
+                relayed[rate].append(figures)
+                progress(
+                    f"  {figures.rate(args.n):,.0f} records/s; verdicts after {figures.verdict_seconds:.1f} s"
+                )
+            if args.production_backoff and args.error_rate > 0:
+                progress(f"run {run}/{args.runs}: the relay with the configured back-off ...")
+                production.append(relay(school, payloads, args.error_rate, backoff_base=configured_base))
+        if args.profile:
+            progress("profiling one relay run ...")
+            relay_profiled(school, payloads)
+        outbox_empty()
+
+    n = args.n
+    print(
+        f"Forwarding benchmark · {platform.node()} · {os.cpu_count()} cores"
+        f" · load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end"
+        f" · PostgreSQL {server_version} · Python {platform.python_version()} · httpx {httpx.__version__}"
+    )
+    print(
+        f"{n} submit messages a run, one school; payload: the unsigned XSD-valid THCS sample record"
+        f" (version 1, record id and student code varied; {min(sizes):,}–{max(sizes):,} bytes, not a"
+        f" sealed document: stored 202, rejected `signature` later); the reference repository over"
+        f" mutual TLS on 127.0.0.1, fresh for every run, no --trust-roots"
+    )
+    print(f"{settings_line}; median of {args.runs} repetitions (range)\n")
+    print(f"  {'':<34} {'records/s':>10} {'range':>14} {'POSTs':>7}  extra")
+    verdict_figures: dict[float, float] = {}
+    ratios: dict[float, float] = {}
+    for rate in faults:
+        label = "no faults" if rate == 0 else f"{rate:.0%} errors (503)"
+        rates = [f.rate(n) for f in relayed[rate]]
+        median_bare, median_relay = statistics.median(bare[rate]), statistics.median(rates)
+        ratios[rate] = median_relay / median_bare
+        verdict_figures[rate] = statistics.median(f.verdict_seconds for f in relayed[rate])
+        posts = [f.outcomes.get("received", 0) + f.outcomes.get("retry", 0) for f in relayed[rate]]
+        print(
+            f"  bare POST, {label:<23} {median_bare:10,.0f} {spread(bare[rate]):>14}"
+            f" {statistics.median(bare_attempts[rate]):7,.0f}"
+        )
+        print(
+            f"  relay,     {label:<23} {median_relay:10,.0f} {spread(rates):>14}"
+            f" {statistics.median(posts):7,.0f}  all verdicts after {verdict_figures[rate]:.1f} s"
+            f" (relay_run calls until all sent: {statistics.median(f.runs for f in relayed[rate]):.0f})"
+        )
+        print(f"  ratio relay ÷ bare POST, {label:<9} {ratios[rate]:10.2f}")
+    if production:
+        rates = [f.rate(n) for f in production]
+        print(
+            f"  relay, {args.error_rate:.0%} errors, back-off {configured_base} s doubling:"
+            f" {statistics.median(rates):,.0f} records/s ({spread(rates)}), the last sent after"
+            f" {statistics.median(f.sent_seconds for f in production):.1f} s"
+        )
+    no_fault_rate = statistics.median(f.rate(n) for f in relayed[0.0])
+    rate_ok = no_fault_rate >= TARGET_RATE
+    ratio_ok = ratios[0.0] >= TARGET_RATIO
+    print(
+        f"\nTarget: ≥ {TARGET_RATE:.0f} records/s with no faults: {no_fault_rate:,.0f}"
+        f" {'PASS' if rate_ok else 'MISS'}; within 2× of the bare-POST rate (ratio ≥ {TARGET_RATIO}):"
+        f" {ratios[0.0]:.2f} {'PASS' if ratio_ok else 'MISS'}"
+    )
+    return 0 if rate_ok and ratio_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
