@@ -6,6 +6,7 @@ from django.urls import include, path
 from portal.admin import admin_site
 
 urlpatterns = [
+    path("so/kho-hoc-ba/", include("registry.urls_operators")),  # forwarding to the Ministry
     path("", include("portal.urls")),
     path("tra-cuu/", include("registry.urls")),  # the public verification pages
     path("accounts/", include("allauth.urls")),

@@ -225,6 +225,7 @@ def _update(message: OutboxMessage, worker: str, **fields: Any) -> bool:
     the message taken by another and writes nothing)."""
     fields.setdefault("lease_owner", "")
     fields.setdefault("lease_until", None)
+    fields.setdefault("last_attempt_at", timezone.now())
     return bool(OutboxMessage.objects.filter(pk=message.pk, lease_owner=worker).update(**fields))
 
 

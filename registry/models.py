@@ -48,6 +48,7 @@ class OutboxMessage(models.Model):
     receipt_id = models.CharField(_("receipt"), max_length=100, blank=True)
     last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
     reasons = models.JSONField(_("the Ministry's reasons"), default=list, blank=True)
     created_at = models.DateTimeField(_("queued at"), default=timezone.now)
     sent_at = models.DateTimeField(_("received by the Ministry at"), null=True, blank=True)
@@ -67,6 +68,9 @@ class OutboxMessage(models.Model):
             ),
             models.Index(fields=["record_id", "id"], name="outbox_record_order"),
             models.Index(fields=["school", "state"], name="outbox_school_state"),
+            # The operators' page: throughput (verdicts of the last hour) and the latest errors.
+            models.Index(fields=["decided_at"], name="outbox_decided_at"),
+            models.Index(fields=["last_attempt_at"], name="outbox_last_attempt_at"),
         ]
         constraints = [
             models.UniqueConstraint(
