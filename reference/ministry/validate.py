@@ -177,7 +177,10 @@ class Validator:
         # A replace of a version the repository does not hold (rejected, or issued before
         # forwarding began) is judged as the record's first version: the record must not be lost
         # because an earlier version was refused. A cancel must name a version held.
-        if message.kind == "cancel" and self.store.version_status(message.record_id, named or 0) != "accepted":
+        if (
+            message.kind == "cancel"
+            and self.store.version_status(message.record_id, named or 0) != "accepted"
+        ):
             raise Rejection(
                 (
                     "unknown_version",

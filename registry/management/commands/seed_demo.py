@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.utils import translation
 
 from portal.demo import DEMO_PASSWORD, demo_logins
-from registry.demo import demo_seed
+from registry.demo import demo_seed, ministry_demo_schools_register
 from signing.demo import DEMO_PIN, demo_signing_seed
 
 
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         translation.activate("vi")
         created = demo_seed()
         self.stdout.write("Demo province created." if created else "Demo province already present.")
+        self.stdout.write(ministry_demo_schools_register())
         signing = demo_signing_seed()
         for line in signing.lines():
             self.stdout.write(line)
