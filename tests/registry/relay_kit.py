@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import socket
 import subprocess
 import time
@@ -246,11 +247,13 @@ class RedisServer:
         self.start()
 
     def start(self) -> None:
-        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 -- kept by the process
-        with log:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("redis-server is not installed")
+        with open(self.folder / "redis.log", "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    server, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", str(self.folder),
                 ],
                 stdout=log,
