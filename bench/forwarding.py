@@ -45,6 +45,7 @@ import platform
 import pstats
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,9 +74,70 @@ class Payload:
     document: bytes
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process on this machine, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """CPU seconds of this process, the repository and our PostgreSQL backend, sampled with the
+    wall clock every 50 ms in a thread, so the CPU of a phase that ends inside a relay run (the
+    last send) can be read at the time it ended."""
+
+    EVERY = 0.05
+
+    def __init__(self, repository_pid: int):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.pids = {"repository": repository_pid, "postgres": cursor.fetchone()[0]}
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> tuple[float, dict[str, float]]:
+        cpu = {"bench": time.process_time()}
+        for name, pid in self.pids.items():
+            cpu[name] = process_cpu(pid)
+        return time.time(), cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.EVERY):
+            self.samples.append(self.sample())
+
+    def start(self) -> None:
+        self.samples.append(self.sample())
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self.samples.append(self.sample())
+
+    def __enter__(self) -> CpuSampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def used(self, until: float | None = None) -> dict[str, float]:
+        """CPU seconds used from the start to the first sample at or after `until` (epoch
+        seconds; the end if None)."""
+        first = self.samples[0][1]
+        last = self.samples[-1][1]
+        if until is not None:
+            last = next((cpu for at, cpu in self.samples if at >= until), last)
+        return {name: last[name] - first[name] for name in first}
+
+
 @dataclasses.dataclass
 class RelayFigures:
     sent_seconds: float
+    cpu: dict[str, float]  # CPU seconds until the last send: bench (the relay), repository, postgres
     verdict_seconds: float
     outcomes: dict[str, int]
     runs: int  # relay_run calls until every message was sent
@@ -141,7 +203,7 @@ def repository_check(service, n: int) -> dict[str, int]:
 
 
 def bare_posts(payloads: list[Payload], school_code: str, error_rate: float):
-    """(seconds, POSTs made, repository totals): every payload stored, 8 at a time, retried at once."""
+    """(seconds, POSTs made, CPU seconds used): every payload stored, 8 at a time, retried at once."""
     import base64
 
     from django.conf import settings
@@ -175,15 +237,16 @@ def bare_posts(payloads: list[Payload], school_code: str, error_rate: float):
                     return attempt
             raise SystemExit(f"bare POST: no 202 after 99 attempts ({response.status_code})")
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=settings.HOCBA_FORWARD_CONCURRENCY) as pool:
-            attempts = sum(pool.map(post, requests))
-        seconds = time.perf_counter() - start
-        totals = repository_check(service, len(payloads))
+        with CpuSampler(service._process.pid) as sampler:
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=settings.HOCBA_FORWARD_CONCURRENCY) as pool:
+                attempts = sum(pool.map(post, requests))
+            seconds = time.perf_counter() - start
+        repository_check(service, len(payloads))
     finally:
         ministry.http_client_reset()
         service.stop()
-    return seconds, attempts, totals
+    return seconds, attempts, sampler.used()
 
 
 def outbox_empty() -> None:
@@ -240,7 +303,9 @@ def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: i
     outcomes: dict[str, int] = {}
     unsent = [OutboxState.PENDING, OutboxState.SENDING]
     calls = 0
+    sampler = CpuSampler(service._process.pid)
     try:
+        sampler.start()
         started_at, start = timezone.now(), time.perf_counter()
         while True:
             report = relay_run(worker=WORKER, seconds=300)
@@ -252,6 +317,8 @@ def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: i
             time.sleep(0.01)  # only when the rest waits for its back-off
         last_sent = OutboxMessage.objects.aggregate(last=Max("sent_at"))["last"]
         sent_seconds = (last_sent - started_at).total_seconds()
+        sampler.stop()
+        cpu = sampler.used(until=last_sent.timestamp())
         while OutboxMessage.objects.exclude(state__in=FINISHED_STATES).exists():
             if time.perf_counter() - start > VERDICT_TIMEOUT:
                 raise SystemExit(f"Not every verdict within {VERDICT_TIMEOUT} s")
@@ -265,15 +332,20 @@ def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: i
             states = dict(OutboxMessage.objects.values_list("state").annotate(c=Count("pk")))
             raise SystemExit(f"Not every message has its verdict (rejected: unsigned): {states}")
     finally:
+        sampler.stop()
         settings.HOCBA_FORWARD_BACKOFF_BASE = configured_base
         ministry.http_client_reset()
         service.stop()
-    return RelayFigures(sent_seconds, verdict_seconds, outcomes, calls)
+    return RelayFigures(sent_seconds, cpu, verdict_seconds, outcomes, calls)
 
 
-def relay_profiled(school, payloads: list[Payload]) -> None:
-    """One relay run (no faults) under cProfile, the SQL statements counted, until all are sent."""
+def relay_instrumented(school, payloads: list[Payload], *, profile: bool):
+    """One relay run (no faults) until every message is sent, each SQL statement logged (when it
+    ended, its kind, seconds inside it); under cProfile when `profile`. Returns (seconds to the
+    last send, the epoch time of the last send, the statement log, the profiler or None)."""
     from django.db import connection
+    from django.db.models import Max
+    from django.utils import timezone
 
     from registry import ministry
     from registry.choices import OutboxState
@@ -283,39 +355,66 @@ def relay_profiled(school, payloads: list[Payload]) -> None:
     outbox_empty()
     outbox_fill(school, payloads)
     service = repository_start(school.code, 0.0)
-    statements: dict[str, int] = {}
+    log: list[tuple[float, str, float]] = []
 
-    def count(execute, sql, params, many, context):
+    def logged(execute, sql, params, many, context):
         word = sql.lstrip().split(None, 1)[0].upper()
         if word == "SET" and "search_path" in sql:
             word = "SET search_path"
-        statements[word] = statements.get(word, 0) + 1
-        return execute(sql, params, many, context)
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            log.append((time.time(), word, time.perf_counter() - began))
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile() if profile else None
     connection.set_schema_to_public()
     try:
-        with connection.execute_wrapper(count):
-            start = time.perf_counter()
-            profiler.enable()
+        started_at = timezone.now()
+        with connection.execute_wrapper(logged):
+            if profiler:
+                profiler.enable()
             while OutboxMessage.objects.filter(state__in=[OutboxState.PENDING, OutboxState.SENDING]).exists():
                 relay_run(worker=WORKER, seconds=300)
-            profiler.disable()
-            seconds = time.perf_counter() - start
+            if profiler:
+                profiler.disable()
+        last_sent = OutboxMessage.objects.aggregate(last=Max("sent_at"))["last"]
     finally:
         ministry.http_client_reset()
         service.stop()
+    return (last_sent - started_at).total_seconds(), last_sent.timestamp(), log, profiler
+
+
+def relay_profiled(school, payloads: list[Payload]) -> None:
+    """Where the relay's time goes: SQL statements per message and the time inside them (a plain
+    run), then the functions (a run under cProfile, which slows Python code down)."""
     n = len(payloads)
+    seconds, last_sent, log, _ = relay_instrumented(school, payloads, profile=False)
+    sends = [entry for entry in log if entry[0] <= last_sent]
+    statements: dict[str, int] = {}
+    inside: dict[str, float] = {}
+    for _at, word, spent in sends:
+        statements[word] = statements.get(word, 0) + 1
+        inside[word] = inside.get(word, 0.0) + spent
     print(
-        f"\nProfile: one relay run, no faults, under cProfile: {seconds:.2f} s ({n / seconds:.0f} records/s)"
+        f"\nInstrumented relay run, no faults: the last send after {seconds:.2f} s ({n / seconds:,.0f}"
+        " records/s, every statement logged); SQL statements of the relay's process until the last"
+        " send, per message:"
     )
-    print("SQL statements per message (the relay's process, sends and any polls):")
     for word, total in sorted(statements.items(), key=lambda kv: -kv[1]):
-        print(f"  {word:<16} {total / n:6.2f}")
-    print(f"  {'all':<16} {sum(statements.values()) / n:6.2f}")
+        print(f"  {word:<16} {total / n:6.2f}   {inside[word] / n * 1000:6.2f} ms")
+    print(
+        f"  {'all':<16} {len(sends) / n:6.2f}   {sum(inside.values()) / n * 1000:6.2f} ms inside statements"
+        f" of {seconds / n * 1000:.2f} ms wall a message"
+    )
+    seconds, _last, _log, profiler = relay_instrumented(school, payloads, profile=True)
+    print(
+        f"\nThe same under cProfile (sends, then the polls that come due within the same relay_run):"
+        f" {seconds:.2f} s to the last send ({n / seconds:,.0f} records/s)"
+    )
     stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.sort_stats("cumulative").print_stats(40)
-    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(15)
 
 
 def spread(values: list[float]) -> str:
@@ -366,12 +465,14 @@ def main() -> int:
         faults = [0.0, args.error_rate] if args.error_rate > 0 else [0.0]
         bare: dict[float, list[float]] = {f: [] for f in faults}
         bare_attempts: dict[float, list[int]] = {f: [] for f in faults}
+        bare_cpu: dict[float, list[dict[str, float]]] = {f: [] for f in faults}
         relayed: dict[float, list[RelayFigures]] = {f: [] for f in faults}
         production: list[RelayFigures] = []
         for run in range(1, args.runs + 1):
             for rate in faults:
                 progress(f"run {run}/{args.runs}, error rate {rate:.0%}: bare POSTs ...")
-                seconds, attempts, _totals = bare_posts(payloads, school.code, rate)
+                seconds, attempts, cpu = bare_posts(payloads, school.code, rate)
+                bare_cpu[rate].append(cpu)
                 bare[rate].append(args.n / seconds)
                 bare_attempts[rate].append(attempts)
                 progress(f"  {args.n / seconds:,.0f} records/s; the relay ...")
@@ -421,6 +522,25 @@ def main() -> int:
             f" (relay_run calls until all sent: {statistics.median(f.runs for f in relayed[rate]):.0f})"
         )
         print(f"  ratio relay ÷ bare POST, {label:<9} {ratios[rate]:10.2f}")
+    print(
+        "\nCPU per record (ms; median over the repetitions; the bench process is the client, or"
+        " the relay with its threads):"
+    )
+    print(f"  {'':<34} {'bench':>7} {'repository':>11} {'PostgreSQL':>11} {'wall':>7}")
+    for rate in faults:
+        label = "no faults" if rate == 0 else f"{rate:.0%} errors (503)"
+        rows = [
+            (f"bare POST, {label}", bare_cpu[rate], [n / r for r in bare[rate]]),
+            (f"relay,     {label}", [f.cpu for f in relayed[rate]], [f.sent_seconds for f in relayed[rate]]),
+        ]
+        for name, cpus, walls in rows:
+            cells = [
+                statistics.median(c[k] for c in cpus) / n * 1000 for k in ("bench", "repository", "postgres")
+            ]
+            print(
+                f"  {name:<34} {cells[0]:7.2f} {cells[1]:11.2f} {cells[2]:11.2f}"
+                f" {statistics.median(walls) / n * 1000:7.2f}"
+            )
     if production:
         rates = [f.rate(n) for f in production]
         print(
