@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps sysdeps-run messages totp bench-gradebook bench-provisioning bench-render bench-signing typecheck clean-data mutate
+.PHONY: run test lint check sysdeps sysdeps-run messages totp bench-gradebook bench-provisioning bench-render bench-signing bench-forwarding typecheck clean-data mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-render: $(STAMP)
 
 bench-signing: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/signing.py $(ARGS)
+
+# Records/s forwarded to the reference Ministry repository, beside bare POSTs (~3 minutes).
+bench-forwarding: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/forwarding.py $(ARGS)
 
 # Mutation testing of the guard-bearing modules (not in CI; ~1 hour): scripts/mutate.py works on a
 # copy of the tree, never in place. MUTATE_ARGS="--module signing/verify.py --head" narrows it.
