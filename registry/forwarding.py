@@ -56,6 +56,8 @@ POLL_FIRST = 1.0
 POLL_CAP = 300.0
 # Messages waiting for a personal ID are looked at no more often than this (seconds).
 PERSONAL_ID_EVERY = 60
+# A run with nothing due now waits for what falls due within this many seconds (verdicts).
+SOON = 5.0
 
 CLAIM_SQL = """
 UPDATE registry_outboxmessage o
@@ -126,7 +128,13 @@ def relay_run(*, worker: str, seconds: float | None = None, batch: int | None = 
     while time.monotonic() < deadline:
         claimed = _claim(worker, limit)
         if not claimed:
-            break
+            # Verdicts are asked for a second or two after the receipt: a run that has just sent
+            # a batch waits for them (up to SOON seconds) instead of leaving them to the next run.
+            wait = _next_due_in(SOON)
+            if wait is None or time.monotonic() + wait >= deadline:
+                break
+            time.sleep(max(0.05, wait))
+            continue
         report.claimed += len(claimed)
         by_school: dict[int, list[OutboxMessage]] = defaultdict(list)
         for message in claimed:
@@ -137,6 +145,21 @@ def relay_run(*, worker: str, seconds: float | None = None, batch: int | None = 
         for school_id, messages in by_school.items():
             _exchange(schools[school_id], messages, worker, report)
     return report
+
+
+def _next_due_in(within: float) -> float | None:
+    """Seconds until the next pending or sent message is due, if within `within` seconds."""
+    now = timezone.now()
+    soonest = (
+        OutboxMessage.objects.filter(
+            state__in=[OutboxState.PENDING, OutboxState.SENT],
+            next_attempt_at__lte=now + timedelta(seconds=within),
+        )
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return None if soonest is None else max(0.0, (soonest - now).total_seconds())
 
 
 def _claim(worker: str, limit: int) -> list[OutboxMessage]:
