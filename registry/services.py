@@ -3,6 +3,8 @@
 - `outbox_issued` and `outbox_revoked` are called by transcripts (through transcripts.hooks,
   registered in registry.apps) inside the transaction that issues or revokes a version: the
   message is written with the change or not at all (design.md §5).
+- `outbox_backfill`: the messages of versions issued before forwarding was switched on
+  (the `forward_backfill` command).
 - `outbox_replay` and `outbox_replay_all`: an operator sends dead letters again (same key, from
   the first attempt); audited. A rejected message is not replayed: the repository would answer
   the same key with the same verdict. What it refused is mended by a correction (a new version,
@@ -26,6 +28,7 @@ from portal.choices import AuditAction
 from portal.models import School, User
 from portal.permissions import can_administer_province
 from portal.services import audit_record
+from transcripts.records.selectors import issued_versions
 
 from .choices import REPLAYABLE_STATES, MessageKind, OutboxState
 from .ministry import message_key
@@ -33,6 +36,7 @@ from .models import OutboxMessage
 from .verification import verification_log
 
 __all__ = [
+    "outbox_backfill",
     "outbox_issued",
     "outbox_replay",
     "outbox_replay_all",
@@ -198,3 +202,29 @@ def outbox_replay_all(*, actor: User, school: School | None = None) -> int:
         )
         relay_wake()
     return count
+
+
+def outbox_backfill(*, school: School) -> int:
+    """Write the messages of the school's versions issued before forwarding was switched on (or
+    whose message is missing for any reason): idempotent, each version at most once. The
+    connection must be on the school's schema. Returns how many were written."""
+    written = 0
+    for version in issued_versions():
+        if OutboxMessage.objects.filter(
+            record_id=version.record_id,
+            version=version.version,
+            kind__in=[MessageKind.SUBMIT, MessageKind.REPLACE],
+        ).exists():
+            continue
+        with transaction.atomic():
+            outbox_issued(
+                school=school,
+                record_id=version.record_id,
+                version=version.version,
+                replaces_version=version.replaces_version,
+                document=version.document,
+                personal_id=version.personal_id,
+                student_code=version.student_code,
+            )
+        written += 1
+    return written

@@ -4,9 +4,11 @@ the database, replayed only by the Department's administrators."""
 from __future__ import annotations
 
 import hashlib
+import io
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, InternalError, connection, transaction
 from django.utils import timezone
 
@@ -14,9 +16,10 @@ from portal.models import AuditEntry
 from registry.choices import MessageKind, OutboxState
 from registry.forwarding import personal_ids_resolve
 from registry.models import OutboxMessage
-from registry.services import outbox_replay, outbox_replay_all
+from registry.services import outbox_issued, outbox_replay, outbox_replay_all
 from schools.models import Student
 from tests.signing_kit import issue
+from transcripts import hooks
 from transcripts.records.services import (
     year_record_correct,
     year_record_correction_approve,
@@ -222,3 +225,39 @@ def test_replaying_all_dead_letters_is_one_audited_act(message, department_admin
     assert outbox_replay_all(actor=department_admin) == 1
     assert outbox_replay_all(actor=department_admin) == 0
     assert AuditEntry.objects.filter(action="ministry_message_replayed").count() == 1
+
+
+# --- Records issued before forwarding was switched on ---------------------------------------------
+
+
+@pytest.fixture
+def forwarding_off():
+    """Issue as a deployment did before registry forwarded anything (no RECORD_ISSUED hook)."""
+    hooks.register(hooks.RECORD_ISSUED, lambda **kwargs: None)
+    try:
+        yield
+    finally:
+        hooks.register(hooks.RECORD_ISSUED, outbox_issued)
+
+
+def test_the_backfill_queues_versions_issued_before_forwarding_once(
+    forwarding_off, homeroom_teacher, principal, school, records
+):
+    sealed = {}
+    for record in records:
+        record, document = _issue(record, homeroom_teacher, principal, school)
+        sealed[record.record_id] = document
+    connection.set_schema_to_public()
+    assert not OutboxMessage.objects.exists()
+
+    out = io.StringIO()
+    call_command("forward_backfill", stdout=out)
+    assert "2 issued versions queued" in out.getvalue()
+    messages = {m.record_id: m for m in OutboxMessage.objects.all()}
+    assert set(messages) == set(sealed)
+    for record_id, message in messages.items():
+        assert (message.kind, message.state) == (K.SUBMIT, S.PENDING)
+        assert message.idempotency_key == hashlib.sha256(sealed[record_id]).hexdigest()
+
+    call_command("forward_backfill", stdout=io.StringIO())  # again: nothing more
+    assert OutboxMessage.objects.count() == 2

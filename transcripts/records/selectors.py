@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from schools.models import Enrolment, SchoolClass
+from transcripts.document import year_record_parse
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordPdf, YearRecordStatus
 from transcripts.selectors import active_enrolments
 
@@ -86,3 +88,40 @@ def record_versions_where(pairs: list[tuple[str, int]]) -> dict[tuple[str, int],
         "record_id", "version", "enrolment__school_class_id", "enrolment__student__full_name"
     )
     return {(r, v): (c, name) for r, v, c, name in records if (r, v) in wanted}
+
+
+@dataclass(frozen=True)
+class IssuedVersion:
+    """An issued version as it left (or should have left) the school: for forwarding it."""
+
+    record_id: str
+    version: int
+    replaces_version: int | None
+    document: bytes  # the sealed document
+    personal_id: str | None
+    student_code: str
+
+
+def issued_versions(*, statuses: tuple[str, ...] = (S.ISSUED,), batch: int = 200) -> Iterator[IssuedVersion]:
+    """The school's versions in these statuses (default: issued, not yet handed to the Ministry),
+    each with its sealed document; read `batch` at a time (the connection is on the school's
+    schema)."""
+    records = (
+        YearRecord.objects.filter(status__in=statuses)
+        .select_related("supersedes")
+        .only("pk", "record_id", "version", "xml", "supersedes__version")
+        .order_by("pk")
+    )
+    for record in records.iterator(chunk_size=batch):
+        sealed = record.signatures.order_by("-position").only("signed_xml").first()
+        if sealed is None:  # pragma: no cover -- the database refuses an issued version without its seal
+            continue
+        snapshot = year_record_parse(bytes(record.xml))
+        yield IssuedVersion(
+            record_id=record.record_id,
+            version=record.version,
+            replaces_version=record.supersedes.version if record.supersedes is not None else None,
+            document=bytes(sealed.signed_xml),
+            personal_id=snapshot.student.personal_id,
+            student_code=snapshot.student.student_code,
+        )
