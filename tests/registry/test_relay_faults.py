@@ -303,7 +303,7 @@ def _broker_forget(broker_url: str, queue: str) -> None:
     import redis
 
     broker = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
-    broker.delete(queue, f"_kombu.binding.{queue}")
+    broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     for tag, payload in broker.hscan_iter("unacked"):
         if json.loads(payload)[-1] == queue:  # [message, exchange, routing key]
             broker.hdel("unacked", tag)
