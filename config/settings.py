@@ -309,13 +309,15 @@ HOCBA_MINISTRY_CA = env_str("HOCBA_MINISTRY_CA", "")
 HOCBA_MINISTRY_CLIENT_CERT = env_str("HOCBA_MINISTRY_CLIENT_CERT", "")
 HOCBA_MINISTRY_CLIENT_KEY = env_str("HOCBA_MINISTRY_CLIENT_KEY", "")
 # Failed sends before a message is a dead letter; back-off from the base doubling up to the cap
-# (seconds, with jitter); a claimed message is held this long; one relay run's time and batch.
+# (seconds, with jitter); a claimed message is held this long (longer if the batch, sent
+# HOCBA_FORWARD_CONCURRENCY at a time, could take longer at the adapter's timeouts); one relay
+# run's time and batch.
 HOCBA_FORWARD_MAX_ATTEMPTS = env_int("HOCBA_FORWARD_MAX_ATTEMPTS", 20)
 HOCBA_FORWARD_BACKOFF_BASE = env_int("HOCBA_FORWARD_BACKOFF_BASE", 2)
 HOCBA_FORWARD_BACKOFF_CAP = env_int("HOCBA_FORWARD_BACKOFF_CAP", 900)
 HOCBA_FORWARD_LEASE_SECONDS = env_int("HOCBA_FORWARD_LEASE_SECONDS", 120)
 HOCBA_FORWARD_RUN_SECONDS = env_int("HOCBA_FORWARD_RUN_SECONDS", 50)
-HOCBA_FORWARD_BATCH = env_int("HOCBA_FORWARD_BATCH", 100)
+HOCBA_FORWARD_BATCH = env_int("HOCBA_FORWARD_BATCH", 32)
 # Messages of one claimed batch in flight at once (threads sharing the pooled client).
 HOCBA_FORWARD_CONCURRENCY = env_int("HOCBA_FORWARD_CONCURRENCY", 8)
 

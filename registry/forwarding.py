@@ -162,9 +162,18 @@ def _next_due_in(within: float) -> float | None:
     return None if soonest is None else max(0.0, (soonest - now).total_seconds())
 
 
+def lease_seconds(limit: int) -> float:
+    """How long a claim of `limit` messages is held: the setting, or longer when the claim could
+    take longer to send with every request running to its timeout (so that a slow repository
+    never makes another relay re-claim, and re-send, what is still in flight)."""
+    waves = -(-limit // max(1, settings.HOCBA_FORWARD_CONCURRENCY))
+    worst = waves * (ministry.READ_TIMEOUT + ministry.CONNECT_TIMEOUT) + 10
+    return max(float(settings.HOCBA_FORWARD_LEASE_SECONDS), worst)
+
+
 def _claim(worker: str, limit: int) -> list[OutboxMessage]:
     now = timezone.now()
-    until = now + timedelta(seconds=settings.HOCBA_FORWARD_LEASE_SECONDS)
+    until = now + timedelta(seconds=lease_seconds(limit))
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             CLAIM_SQL,

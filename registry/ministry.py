@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from django.conf import settings
 from .choices import MessageKind
 
 CONNECT_TIMEOUT = 5.0
+# A receipt id is put in a URL path: letters, digits and a few separators only.
+RECEIPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+# At most this many reasons of a rejection are kept (each cut to 500 characters).
+MAX_REASONS = 20
 READ_TIMEOUT = 30.0
 KEEPALIVE_EXPIRY = 30.0
 # 429 without a usable Retry-After: wait this long.
@@ -111,7 +116,10 @@ def http_client() -> httpx.Client:
                 verify=context,
                 trust_env=False,
                 follow_redirects=False,
-                headers={"Authorization": f"Bearer {settings.HOCBA_MINISTRY_TOKEN}"},
+                # No token configured: no header (an empty "Bearer " is not even valid HTTP).
+                headers={"Authorization": f"Bearer {token}"}
+                if (token := settings.HOCBA_MINISTRY_TOKEN)
+                else {},
             )
         return _http
 
@@ -177,7 +185,9 @@ def send(message: Message) -> Answer:
             receipt = str(response.json()["receipt_id"])
         except (ValueError, KeyError, TypeError):
             return Answer("retry", status, error="No receipt in the answer")
-        return Answer("received", status, receipt_id=receipt[:100])
+        if not RECEIPT_ID.fullmatch(receipt):
+            return Answer("retry", status, error="A receipt id the portal does not accept")
+        return Answer("received", status, receipt_id=receipt)
     if status == 429:
         return Answer("throttled", status, retry_after=_retry_after(response), error="429 Too Many Requests")
     if status in (400, 409, 413, 422):
@@ -201,7 +211,7 @@ def verdict(receipt_id: str) -> Verdict:
         outcome = answer["status"]
         reasons = [
             {"code": str(r.get("code", ""))[:50], "message": str(r.get("message", ""))[:500]}
-            for r in answer.get("reasons") or []
+            for r in (answer.get("reasons") or [])[:MAX_REASONS]
         ]
     except (ValueError, KeyError, TypeError, AttributeError):
         return Verdict("retry", status, error="An answer the portal does not understand")

@@ -39,8 +39,8 @@ class Worker:
             HOCBA_TESTING="1",
             DJANGO_DEBUG="0",
             PYTHONUNBUFFERED="1",
-            **(env or {}),
         )
+        self.env.update(env or {})  # the caller's values win (a broker of its own, say)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
