@@ -18,31 +18,27 @@ import base64
 import datetime as dt
 import http.client
 import json
-import os
 import re
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"listening on (http://\S+)")
+from tests.reference.process import ReferenceProcess, ReferenceProcessError
 
 
-class CscServiceError(RuntimeError):
+class CscServiceError(ReferenceProcessError):
     """The service did not start, or an admin call failed."""
 
 
-class CscService:
+class CscService(ReferenceProcess):
     """`python -m reference.csc serve` on a free port; `stop()` (or `with`) ends it."""
+
+    module = "reference.csc"
+    what = "The CSC service"
+    error = CscServiceError
 
     def __init__(
         self,
@@ -54,92 +50,20 @@ class CscService:
         client_secret: str | None = None,
         startup_timeout: float = 20,
     ):
-        self._owns_data = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="csc-service-"))
-        self.client_secret = client_secret or secrets.token_urlsafe(24)
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self.options: list[str] = []
+        options: list[str] = []
         for flag, value in (
             ("--sad-lifetime", sad_lifetime),
             ("--otp-lifetime", otp_lifetime),
             ("--delay-ms", delay_ms),
         ):
             if value is not None:
-                self.options += [flag, str(value)]
-        self.startup_timeout = startup_timeout
-        self.url = ""
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_start = 0
+                options += [flag, str(value)]
+        super().__init__(data_dir, prefix="csc-service-", options=options, startup_timeout=startup_timeout)
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
         self._start(port=0)
 
-    def __enter__(self) -> CscService:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # --- Process --------------------------------------------------------------------------
-
-    def _start(self, *, port: int) -> None:
-        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = {
-            **os.environ,
-            "CSC_CLIENT_SECRET": self.client_secret,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        command = [sys.executable, "-m", "reference.csc", "serve", "--data", str(self.data_dir)]
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [*command, "--port", str(port), *self.options],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            found = LISTENING.search(self.log())
-            if found:
-                self.url = found[1]
-                self.port = urlsplit(self.url).port or 0
-                return
-            if self._process.poll() is not None:
-                raise CscServiceError(f"The CSC service exited ({self._process.returncode}):\n{self.log()}")
-            time.sleep(0.02)
-        self.stop(keep_data=True)
-        waited = self.startup_timeout
-        raise CscServiceError(f"The CSC service did not listen within {waited} s:\n{self.log()}")
-
-    def restart(self) -> None:
-        """Stop and start again on the same data directory and the same port (URL unchanged)."""
-        port = self.port
-        self.stop(keep_data=True)
-        self._start(port=port)
-
-    def stop(self, *, keep_data: bool = False) -> None:
-        """End the process (SIGTERM, then SIGKILL after 5 s); remove the temp data unless kept."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._owns_data and not keep_data:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self.log_path.unlink(missing_ok=True)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def log(self) -> str:
-        """What the current process has logged so far."""
-        with open(self.log_path, "rb") as handle:
-            handle.seek(self._log_start)
-            return handle.read().decode("utf-8", "replace")
+    def secret_env(self) -> dict[str, str]:
+        return {"CSC_CLIENT_SECRET": self.client_secret}
 
     # --- HTTP -----------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from tests.reference.conftest import MinistryDocuments, SealedDocument
-from tests.reference.ministry_service import PROJECT_ROOT, MinistryService, make_tls
+from tests.reference.ministry_service import MinistryService, make_tls
+from tests.reference.process import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
