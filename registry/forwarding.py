@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -142,8 +143,10 @@ def relay_run(*, worker: str, seconds: float | None = None, batch: int | None = 
         missing = set(by_school) - set(schools)
         if missing:
             schools.update(School.objects.in_bulk(list(missing)))
+        lease = _Lease(worker, [m.pk for m in claimed])
         for school_id, messages in by_school.items():
-            _exchange(schools[school_id], messages, worker, report)
+            _exchange(schools[school_id], messages, lease, report)
+            lease.release(m.pk for m in messages)
     return report
 
 
@@ -162,18 +165,9 @@ def _next_due_in(within: float) -> float | None:
     return None if soonest is None else max(0.0, (soonest - now).total_seconds())
 
 
-def lease_seconds(limit: int) -> float:
-    """How long a claim of `limit` messages is held: the setting, or longer when the claim could
-    take longer to send with every request running to its timeout (so that a slow repository
-    never makes another relay re-claim, and re-send, what is still in flight)."""
-    waves = -(-limit // max(1, settings.HOCBA_FORWARD_CONCURRENCY))
-    worst = waves * (ministry.READ_TIMEOUT + ministry.CONNECT_TIMEOUT) + 10
-    return max(float(settings.HOCBA_FORWARD_LEASE_SECONDS), worst)
-
-
 def _claim(worker: str, limit: int) -> list[OutboxMessage]:
     now = timezone.now()
-    until = now + timedelta(seconds=lease_seconds(limit))
+    until = now + timedelta(seconds=settings.HOCBA_FORWARD_LEASE_SECONDS)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             CLAIM_SQL,
@@ -191,8 +185,27 @@ def _claim(worker: str, limit: int) -> list[OutboxMessage]:
     return list(OutboxMessage.objects.select_related("school").filter(pk__in=ids).order_by("pk"))
 
 
-def _exchange(school: School, messages: list[OutboxMessage], worker: str, report: RelayReport) -> None:
-    """Talk to the repository about a school's claimed messages, then write what it said."""
+class _Lease:
+    """The claimed messages not yet written back, renewed before each wave of requests: a slow
+    repository (every request at its timeout) never lets the lease run out under a relay that is
+    still working, while a relay that died lets go after HOCBA_FORWARD_LEASE_SECONDS."""
+
+    def __init__(self, worker: str, pks: list[int]):
+        self.worker = worker
+        self.held = set(pks)
+
+    def renew(self) -> None:
+        until = timezone.now() + timedelta(seconds=settings.HOCBA_FORWARD_LEASE_SECONDS)
+        OutboxMessage.objects.filter(pk__in=self.held, lease_owner=self.worker).update(lease_until=until)
+
+    def release(self, pks: Iterable[int]) -> None:
+        self.held.difference_update(pks)
+
+
+def _exchange(school: School, messages: list[OutboxMessage], lease: _Lease, report: RelayReport) -> None:
+    """Talk to the repository about a school's claimed messages, a wave of
+    HOCBA_FORWARD_CONCURRENCY at a time (the lease renewed before each), then write what it said."""
+    worker = lease.worker
     work: list[tuple[OutboxMessage, str]] = []
     for message in messages:
         if message.state == OutboxState.SENT:
@@ -202,8 +215,12 @@ def _exchange(school: School, messages: list[OutboxMessage], worker: str, report
         else:
             work.append((message, "send"))
     concurrency = max(1, settings.HOCBA_FORWARD_CONCURRENCY)
+    answers: list[Any] = []
     with ThreadPoolExecutor(max_workers=min(concurrency, len(work))) as pool:
-        answers = list(pool.map(_talk, work))
+        for start in range(0, len(work), concurrency):
+            if start:
+                lease.renew()
+            answers.extend(pool.map(_talk, work[start : start + concurrency]))
     connection_tenant_set(school)
     try:
         with transaction.atomic():

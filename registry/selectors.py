@@ -71,8 +71,8 @@ class SchoolForwarding:
 
 
 def school_forwarding(school: School, *, rejections: int = 20) -> SchoolForwarding:
-    """Counts by state (one query) and the latest rejections, each placed in its class (two more;
-    the connection is on the school's schema)."""
+    """Counts by state (one query) and the latest rejections, each placed in its class (two more,
+    only when there are some; the connection is on the school's schema)."""
     summary = SchoolForwarding(
         by_state=dict(
             OutboxMessage.objects.filter(school=school)
@@ -81,6 +81,8 @@ def school_forwarding(school: School, *, rejections: int = 20) -> SchoolForwardi
             .order_by()
         )
     )
+    if not summary.by_state.get(OutboxState.REJECTED):
+        return summary  # nothing rejected: one query in all
     rejected = list(
         OutboxMessage.objects.filter(school=school, state=OutboxState.REJECTED)
         .order_by("-decided_at", "-pk")
