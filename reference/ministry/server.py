@@ -147,7 +147,7 @@ class MinistryHTTPServer(ThreadingHTTPServer):
             log.warning("%s TLS handshake refused: %s", client_address[0], error)
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]  # typeshed's Self
         finally:
             with contextlib.suppress(OSError):
                 tls.shutdown(socket.SHUT_RDWR)
@@ -373,6 +373,7 @@ class MinistryRequestHandler(BaseHTTPRequestHandler):
         for name, value in (("school_code", school_code), ("record_id", record_id)):
             if not isinstance(value, str) or not value.strip() or len(value) > 200:
                 raise bad(f'"{name}" must be a non-empty string')
+        assert isinstance(school_code, str) and isinstance(record_id, str)  # checked just above
         version = payload.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise bad('"version" must be a whole number, 1 or more')
