@@ -32,8 +32,9 @@ Each repetition, for each fault setting (none, then `--error-rate`), in this pro
 Printed: records/s of each (median of --runs, and the spread), the ratio relay ÷ bare POST (taken
 within each repetition, whose two runs share the machine's state; the median of those), and
 the target: at least 300 records/s with no faults, and within 2× of the bare-POST rate (ratio
-≥ 0.5). `--profile` adds one relay run under cProfile with the SQL statements counted per
-message. Progress goes to stderr, the figures to stdout. Exit status 1 when the target is missed.
+≥ 0.5). `--profile` adds two relay runs (no faults): one with every SQL statement logged
+(statements per message until the last send, time inside them), one under cProfile. Progress
+goes to stderr, the figures to stdout. Exit status 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -432,7 +433,9 @@ def main() -> int:
         action="store_true",
         help="also time the faulty relay with the configured back-off (2 s doubling), once a repetition",
     )
-    parser.add_argument("--profile", action="store_true", help="one more relay run under cProfile")
+    parser.add_argument(
+        "--profile", action="store_true", help="two more relay runs: statements logged, then cProfile"
+    )
     args = parser.parse_args()
     if args.n < 1:
         parser.error("--n must be 1 or more")
