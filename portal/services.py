@@ -45,6 +45,26 @@ def audit_record(
     )
 
 
+def audit_records(entries: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Append many audit rows at once (one INSERT): each entry takes audit_record's arguments.
+    Call it inside the transaction of the changes it records."""
+    return AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                actor=e.get("actor"),
+                action=e["action"],
+                object_type=e["obj"]._meta.label_lower,
+                object_id=str(e["obj"].pk),
+                summary=e["summary"][:300],
+                changes=e.get("changes") or {},
+                school=e.get("school"),
+                division=e.get("division"),
+            )
+            for e in entries
+        ]
+    )
+
+
 def _assignment_snapshot(a: RoleAssignment) -> dict[str, Any]:
     return {
         "user": a.user.username,

@@ -24,6 +24,7 @@ Every time is stored in the database (`next_attempt_at`), never as a Celery coun
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -44,7 +45,7 @@ from portal.models import School
 from portal.services import connection_tenant_reset, connection_tenant_set
 from schools.selectors import students_personal_ids
 from transcripts.models import YearRecordStatus
-from transcripts.records.services import year_record_forwarding_note
+from transcripts.records.services import year_records_forwarding_notes
 
 from . import ministry
 from .choices import FINISHED_STATES, MessageKind, OutboxState, RejectionCode
@@ -221,16 +222,36 @@ def _exchange(school: School, messages: list[OutboxMessage], lease: _Lease, repo
             if start:
                 lease.renew()
             answers.extend(pool.map(_talk, work[start : start + concurrency]))
+    writes = _Writes()
+    outcomes = [
+        (message, _record(message, action, answer, writes))
+        for (message, action), answer in zip(work, answers, strict=True)
+    ]
     connection_tenant_set(school)
     try:
         with transaction.atomic():
-            for (message, action), answer in zip(work, answers, strict=True):
-                outcome = _record(school, message, action, answer, worker)
-                report.count(outcome)
-                if outcome == "lost_lease":
-                    report.lost_leases += 1
+            held = writes.flush(worker)
+            notes = [
+                (m.record_id, m.version, status, note) for m, status, note in writes.statuses if m.pk in held
+            ]
+            if notes:
+                year_records_forwarding_notes(school=school, notes=notes)
     finally:
         connection_tenant_reset()
+    for message, outcome in outcomes:
+        if message.pk not in held:
+            report.count("lost_lease")
+            report.lost_leases += 1
+            continue
+        report.count(outcome)
+        if outcome == "dead":
+            log.warning(
+                "Dead letter %s %s v%s: %s",
+                message.kind,
+                message.record_id,
+                message.version,
+                writes.error_of(message),
+            )
 
 
 def _cancel_needed(cancel: OutboxMessage) -> bool:
@@ -269,123 +290,147 @@ def _talk(item: tuple[OutboxMessage, str]) -> ministry.Answer | ministry.Verdict
     )
 
 
-def _update(message: OutboxMessage, worker: str, **fields: Any) -> bool:
-    """Write the outcome only if the lease is still ours (a relay that outlived its lease finds
-    the message taken by another and writes nothing)."""
-    fields.setdefault("lease_owner", "")
-    fields.setdefault("lease_until", None)
-    fields.setdefault("last_attempt_at", timezone.now())
-    return bool(OutboxMessage.objects.filter(pk=message.pk, lease_owner=worker).update(**fields))
+# The columns an outcome writes, in the order of the bulk UPDATE's VALUES, with their SQL types.
+_OUTCOME_COLUMNS = (
+    ("state", "varchar"),
+    ("receipt_id", "varchar"),
+    ("sent_at", "timestamptz"),
+    ("polls", "integer"),
+    ("attempts", "integer"),
+    ("next_attempt_at", "timestamptz"),
+    ("last_status", "smallint"),
+    ("last_error", "text"),
+    ("reasons", "jsonb"),
+    ("decided_at", "timestamptz"),
+    ("last_attempt_at", "timestamptz"),
+)
 
 
-def _record(school: School, message: OutboxMessage, action: str, answer: Any, worker: str) -> str:
+class _Writes:
+    """A batch's outcomes, written at once: one UPDATE for the outbox rows still leased to this
+    relay (the others were taken over: their outcome is dropped), then the records' statuses."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[OutboxMessage, dict[str, Any]]] = {}
+        self.statuses: list[tuple[OutboxMessage, str, str]] = []
+
+    def update(self, message: OutboxMessage, **fields: Any) -> None:
+        fields.setdefault("last_attempt_at", timezone.now())
+        self.rows[message.pk] = (message, fields)
+
+    def status(self, message: OutboxMessage, status: str, note: str) -> None:
+        if message.kind != MessageKind.CANCEL:  # a cancel's version is revoked: its status stays
+            self.statuses.append((message, status, note))
+
+    def error_of(self, message: OutboxMessage) -> str:
+        return self.rows[message.pk][1].get("last_error", "")
+
+    def flush(self, worker: str) -> set[int]:
+        """UPDATE … FROM (VALUES …) WHERE the lease is ours RETURNING id: the ids written."""
+        if not self.rows:
+            return set()
+        placeholders, params = [], []
+        for pk, (message, fields) in self.rows.items():
+            values: list[Any] = [pk]
+            for column, _type in _OUTCOME_COLUMNS:
+                value = fields[column] if column in fields else getattr(message, column)
+                values.append(json.dumps(value) if column == "reasons" else value)
+            values.append(bool(fields.get("drop_document")))
+            casts = ["%s::bigint", *(f"%s::{sql_type}" for _c, sql_type in _OUTCOME_COLUMNS), "%s::boolean"]
+            placeholders.append(f"({', '.join(casts)})")
+            params.extend(values)
+        names = ", ".join(["id", *(c for c, _t in _OUTCOME_COLUMNS), "drop_document"])
+        sets = ", ".join(f"{c} = v.{c}" for c, _t in _OUTCOME_COLUMNS)
+        sql = (
+            f"UPDATE registry_outboxmessage o SET {sets}, lease_owner = '', lease_until = NULL, "  # noqa: S608 -- our own column names
+            "document = CASE WHEN v.drop_document THEN NULL ELSE o.document END "
+            f"FROM (VALUES {', '.join(placeholders)}) AS v({names}) "
+            "WHERE o.id = v.id AND o.lease_owner = %s RETURNING o.id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, worker])
+            return {row[0] for row in cursor.fetchall()}
+
+
+def _record(message: OutboxMessage, action: str, answer: Any, writes: _Writes) -> str:
     now = timezone.now()
     if action == "void":
-        if not _update(message, worker, state=OutboxState.VOID, next_attempt_at=None):
-            return "lost_lease"
+        writes.update(message, state=OutboxState.VOID, next_attempt_at=None)
         return "void"
     if action == "poll":
-        return _record_verdict(school, message, answer, worker, now)
-    return _record_answer(school, message, answer, worker, now)
+        return _record_verdict(message, answer, writes, now)
+    return _record_answer(message, answer, writes, now)
 
 
-def _record_answer(school: School, message: OutboxMessage, answer: ministry.Answer, worker: str, now) -> str:
+def _record_answer(message: OutboxMessage, answer: ministry.Answer, writes: _Writes, now) -> str:
     base = {"last_status": answer.status, "last_error": answer.error}
     if answer.outcome == "received":
-        if not _update(
+        writes.update(
             message,
-            worker,
             state=OutboxState.SENT,
             receipt_id=answer.receipt_id,
             sent_at=now,
             polls=0,
             next_attempt_at=now + timedelta(seconds=POLL_FIRST),
             **base,
-        ):
-            return "lost_lease"
-        if message.kind != MessageKind.CANCEL:
-            _record_status(
-                school, message, YearRecordStatus.QUEUED, _("Received by the Ministry's repository.")
-            )
+        )
+        writes.status(message, YearRecordStatus.QUEUED, _("Received by the Ministry's repository."))
         return "received"
     if answer.outcome == "throttled":
         wait = answer.retry_after if answer.retry_after is not None else ministry.DEFAULT_RETRY_AFTER
         delay = wait + random.uniform(0, min(1.0, wait / 4 + 0.1))  # noqa: S311 -- jitter
-        ok = _update(
-            message, worker, state=OutboxState.PENDING, next_attempt_at=now + timedelta(seconds=delay), **base
+        writes.update(
+            message, state=OutboxState.PENDING, next_attempt_at=now + timedelta(seconds=delay), **base
         )
-        return "throttled" if ok else "lost_lease"
+        return "throttled"
     attempts = message.attempts + 1
     if answer.outcome == "refused" or attempts >= settings.HOCBA_FORWARD_MAX_ATTEMPTS:
-        ok = _update(message, worker, state=OutboxState.DEAD, attempts=attempts, next_attempt_at=None, **base)
-        if ok:
-            log.warning(
-                "Dead letter %s %s v%s: %s", message.kind, message.record_id, message.version, answer.error
-            )
-        return "dead" if ok else "lost_lease"
-    ok = _update(
+        writes.update(message, state=OutboxState.DEAD, attempts=attempts, next_attempt_at=None, **base)
+        return "dead"
+    writes.update(
         message,
-        worker,
         state=OutboxState.PENDING,
         attempts=attempts,
         next_attempt_at=now + timedelta(seconds=backoff(attempts)),
         **base,
     )
-    return "retry" if ok else "lost_lease"
+    return "retry"
 
 
-def _record_verdict(
-    school: School, message: OutboxMessage, verdict: ministry.Verdict, worker: str, now
-) -> str:
+def _record_verdict(message: OutboxMessage, verdict: ministry.Verdict, writes: _Writes, now) -> str:
     base = {"last_status": verdict.status, "last_error": verdict.error}
     if verdict.outcome == "accepted":
-        if not _update(
+        writes.update(
             message,
-            worker,
             state=OutboxState.ACKNOWLEDGED,
             decided_at=now,
-            document=None,
+            drop_document=True,
             next_attempt_at=None,
             **base,
-        ):
-            return "lost_lease"
-        if message.kind != MessageKind.CANCEL:
-            _record_status(
-                school,
-                message,
-                YearRecordStatus.ACKNOWLEDGED,
-                _("Acknowledged by the Ministry's repository."),
-            )
+        )
+        writes.status(message, YearRecordStatus.ACKNOWLEDGED, _("Acknowledged by the Ministry's repository."))
         return "acknowledged"
     if verdict.outcome == "rejected":
-        if not _update(
+        writes.update(
             message,
-            worker,
             state=OutboxState.REJECTED,
             decided_at=now,
             reasons=verdict.reasons,
             next_attempt_at=None,
             **base,
-        ):
-            return "lost_lease"
-        if message.kind != MessageKind.CANCEL:
-            _record_status(school, message, YearRecordStatus.REJECTED, rejection_text(verdict.reasons))
+        )
+        writes.status(message, YearRecordStatus.REJECTED, rejection_text(verdict.reasons))
         return "rejected"
     if verdict.outcome == "unknown":
         # The repository lost the receipt: send again; the key makes it safe.
-        ok = _update(message, worker, state=OutboxState.PENDING, next_attempt_at=now, receipt_id="", **base)
-        return "resend" if ok else "lost_lease"
+        writes.update(message, state=OutboxState.PENDING, next_attempt_at=now, receipt_id="", **base)
+        return "resend"
     polls = message.polls + 1  # "received" (not decided yet) or "retry" (no usable answer)
     delay = backoff(polls, base=POLL_FIRST, cap=POLL_CAP)
-    ok = _update(
-        message,
-        worker,
-        state=OutboxState.SENT,
-        polls=polls,
-        next_attempt_at=now + timedelta(seconds=delay),
-        **base,
+    writes.update(
+        message, state=OutboxState.SENT, polls=polls, next_attempt_at=now + timedelta(seconds=delay), **base
     )
-    return "waiting" if ok else "lost_lease"
+    return "waiting"
 
 
 def rejection_text(reasons: list[dict[str, str]]) -> str:
@@ -401,13 +446,6 @@ def rejection_text(reasons: list[dict[str, str]]) -> str:
         ours = str(RejectionCode(code).label) if code in RejectionCode.values else code
         parts.append(f"{ours} ({'; '.join(details)})" if details else ours)
     return " ".join(parts) or _("Rejected by the Ministry without a reason.")
-
-
-def _record_status(school: School, message: OutboxMessage, status: str, note: str) -> None:
-    """The record's own status follows (transcripts' service; the connection is on the school)."""
-    year_record_forwarding_note(
-        school=school, record_id=message.record_id, version=message.version, to_status=status, note=note
-    )
 
 
 def personal_ids_resolve() -> int:

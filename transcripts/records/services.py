@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import CopyLog, School, User
-from portal.services import audit_record, issued_record_add, issued_record_status_set
+from portal.services import audit_record, audit_records, issued_record_add, issued_record_status_set
 from schools.models import SchoolClass
 from transcripts import hooks
 from transcripts.choices import SignatureStep, signature_position
@@ -290,19 +290,58 @@ def year_record_transition(
 def year_record_forwarding_note(
     *, school: School, record_id: str, version: int, to_status: str, note: str = ""
 ) -> bool:
-    """The Ministry's side of a version, told by registry's relay (the system, no actor): sent
-    (issued or rejected → queued), acknowledged or rejected (queued → ...), with the Ministry's
-    words as the note. A version that has moved on meanwhile (superseded, revoked) keeps its
-    status: False, nothing written. The connection must be on the school's schema."""
-    record = (
+    """One version's side at the Ministry (year_records_forwarding_notes for one)."""
+    return bool(year_records_forwarding_notes(school=school, notes=[(record_id, version, to_status, note)]))
+
+
+@transaction.atomic
+def year_records_forwarding_notes(*, school: School, notes: list[tuple[str, int, str, str]]) -> int:
+    """The Ministry's side of versions, told by registry's relay (the system, no actor), as
+    (record id, version, to status, note): sent (issued or rejected → queued), acknowledged or
+    rejected (queued → ...), with the Ministry's words as the note. A version that has moved on
+    meanwhile (superseded, revoked) keeps its status. Each move gets its event and audit row, as
+    any transition; a batch costs a fixed number of statements (lock, one update per target
+    status, the events, the audit rows). Returns how many moved. The connection must be on the
+    school's schema."""
+    wanted = {(record_id, version): (to_status, note) for record_id, version, to_status, note in notes}
+    if not wanted:
+        return 0
+    records = (
         YearRecord.objects.select_for_update(no_key=True, of=("self",))
-        .filter(record_id=record_id, version=version)
-        .first()
+        .filter(record_id__in={record_id for record_id, _version in wanted})
+        .only("pk", "record_id", "version", "status")
+        .order_by("pk")
     )
-    if record is None or TRANSITIONS.get((record.status, to_status)) != SYSTEM:
-        return False
-    _move(actor=None, school=school, record=record, to_status=to_status, note=note)
-    return True
+    moves = []
+    for record in records:
+        to_status, note = wanted.get((record.record_id, record.version), ("", ""))
+        if to_status and TRANSITIONS.get((record.status, to_status)) == SYSTEM:
+            moves.append((record, record.status, to_status, note))
+    if not moves:
+        return 0
+    now = timezone.now()
+    for to_status in {to for _r, _old, to, _n in moves}:
+        YearRecord.objects.filter(pk__in=[r.pk for r, _old, to, _n in moves if to == to_status]).update(
+            status=to_status, status_changed_at=now
+        )
+    YearRecordEvent.objects.bulk_create(
+        YearRecordEvent(record_id=r.pk, from_status=old, to_status=to, actor=None, at=now, note=note)
+        for r, old, to, note in moves
+    )
+    audit_records(
+        [
+            {
+                "action": AuditAction.YEAR_RECORD_STATUS_CHANGED,
+                "obj": r,
+                "summary": _("Year record %(record)s v%(version)d: %(old)s → %(new)s")
+                % {"record": r.record_id, "version": r.version, "old": _label(old), "new": _label(to)},
+                "changes": {"status": [old, to], "record_id": r.record_id, "version": r.version},
+                "school": school,
+            }
+            for r, old, to, _note in moves
+        ]
+    )
+    return len(moves)
 
 
 def year_record_confirm(*, actor: User, school: School, record: YearRecord) -> YearRecord:
