@@ -228,6 +228,7 @@ def bare_posts(payloads: list[Payload], school_code: str, error_rate: float):
         key = ministry.message_key(kind="submit", record_id=p.record_id, version=1, document=p.document)
         requests.append((body, key))
     service = repository_start(school_code, error_rate)
+    service.faults(hold_verdicts=1)  # as in the relay's timed phase: no validator on the cores
     try:
         client = ministry.http_client()
 
@@ -306,6 +307,10 @@ def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: i
     unsent = [OutboxState.PENDING, OutboxState.SENDING]
     calls = 0
     sampler = CpuSampler(service._process.pid)
+    # The repository's validator (XSD, in the same process) decides nothing while the path to a
+    # receipt is timed, in both phases: on this 2-core machine it would otherwise compete with the
+    # relay for the cores, which the Ministry's own servers never do.
+    service.faults(hold_verdicts=1)
     try:
         sampler.start()
         started_at, start = timezone.now(), time.perf_counter()
@@ -321,6 +326,11 @@ def relay(school, payloads: list[Payload], error_rate: float, *, backoff_base: i
         sent_seconds = (last_sent - started_at).total_seconds()
         sampler.stop()
         cpu = sampler.used(until=last_sent.timestamp())
+        service.faults(hold_verdicts=0)
+        # The polls made while verdicts were held backed off; ask again now, so that the verdict
+        # figure is the time from the release to the last verdict.
+        OutboxMessage.objects.filter(state=OutboxState.SENT).update(next_attempt_at=timezone.now())
+        start = time.perf_counter()
         while OutboxMessage.objects.exclude(state__in=FINISHED_STATES).exists():
             if time.perf_counter() - start > VERDICT_TIMEOUT:
                 raise SystemExit(f"Not every verdict within {VERDICT_TIMEOUT} s")
@@ -483,7 +493,8 @@ def main() -> int:
                 figures = relay(school, payloads, rate, backoff_base=0)
                 relayed[rate].append(figures)
                 progress(
-                    f"  {figures.rate(args.n):,.0f} records/s; verdicts after {figures.verdict_seconds:.1f} s"
+                    f"  {figures.rate(args.n):,.0f} records/s;"
+                    f" verdicts {figures.verdict_seconds:.1f} s after their release"
                 )
             if args.production_backoff and args.error_rate > 0:
                 progress(f"run {run}/{args.runs}: the relay with the configured back-off ...")
@@ -525,7 +536,7 @@ def main() -> int:
         )
         print(
             f"  relay,     {label:<23} {median_relay:10,.0f} {spread(rates):>14}"
-            f" {statistics.median(posts):7,.0f}  all verdicts after {verdict_figures[rate]:.1f} s"
+            f" {statistics.median(posts):7,.0f}  all verdicts {verdict_figures[rate]:.1f} s after release"
             f" (relay_run calls until all sent: {statistics.median(f.runs for f in relayed[rate]):.0f})"
         )
         print(

@@ -76,7 +76,7 @@ UPDATE registry_outboxmessage o
                 SELECT 1 FROM registry_outboxmessage p
                  WHERE p.record_id = m.record_id AND p.id < m.id
                    AND p.state <> ALL(%(finished)s))
-         ORDER BY m.next_attempt_at, m.id
+         ORDER BY (m.state = 'sent'), m.next_attempt_at, m.id
          LIMIT %(limit)s
            FOR UPDATE OF m SKIP LOCKED
        ) due

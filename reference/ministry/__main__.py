@@ -94,6 +94,7 @@ def serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         ssl_context=_ssl_context(args),
     )
+    validator.held = lambda: server.faults.hold_verdicts > 0  # type: ignore[method-assign]
 
     def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -82,6 +82,10 @@ class Faults:
     throttle_next: int = 0
     retry_after: int = 1
     crash_after_store_next: int = 0
+    # 1: the validator decides nothing (messages stay `received`) until set back to 0: a slow
+    # Ministry, and a benchmark's way to keep the validator off the machine's cores while it times
+    # the path to a receipt.
+    hold_verdicts: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply changes (all or nothing); ValueError names the first bad one."""

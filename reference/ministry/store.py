@@ -149,27 +149,29 @@ class Outcome:
 
 
 class MessageStore:
-    """The repository's SQLite file. Thread-safe: a connection per operation, one writer at a time."""
+    """The repository's SQLite file. Thread-safe: a connection per thread (opened once: a
+    connection per operation cost more than the write itself), one writer at a time."""
 
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.directory / DB_NAME
         self._write_lock = threading.Lock()
+        self._local = threading.local()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
-            yield db
-        finally:
-            db.close()
+            self._local.db = db
+        yield db
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -338,10 +340,14 @@ class MessageStore:
     def state(self) -> dict[str, Any]:
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot for the counters and the messages
-            counters = {row["name"]: row["value"] for row in db.execute("SELECT name, value FROM counters")}
-            rows = db.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY id").fetchall()  # noqa: S608 -- constant columns
-            schools = [row["code"] for row in db.execute("SELECT code FROM schools ORDER BY code")]
-            db.execute("COMMIT")
+            try:
+                counters = {
+                    row["name"]: row["value"] for row in db.execute("SELECT name, value FROM counters")
+                }
+                rows = db.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY id").fetchall()  # noqa: S608 -- constant columns
+                schools = [row["code"] for row in db.execute("SELECT code FROM schools ORDER BY code")]
+            finally:
+                db.execute("COMMIT")  # the thread's connection is reused: never leave it in a transaction
         messages = [Message.from_row(row).listing() for row in rows]
         return {
             "totals": {name: counters.get(name, 0) for name in COUNTERS},

@@ -103,6 +103,10 @@ class Validator:
     def start(self) -> None:
         self._thread.start()
 
+    def held(self) -> bool:
+        """Whether verdicts are held (the `hold_verdicts` fault); set by the server."""
+        return False
+
     def wake(self) -> None:
         """A message was stored: look now rather than at the next poll."""
         self._wake.set()
@@ -119,6 +123,9 @@ class Validator:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            if self.held():
+                self._wake.wait(POLL_SECONDS)
+                continue
             try:
                 progressed = self.round()
             except Exception:

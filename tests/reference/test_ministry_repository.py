@@ -59,7 +59,13 @@ def _no_faults_left(ministry: MinistryService) -> Iterator[None]:
     yield
     if ministry.running:
         ministry.faults(
-            error_rate=0, latency_ms=0, drop_rate=0, throttle_next=0, retry_after=1, crash_after_store_next=0
+            error_rate=0,
+            latency_ms=0,
+            drop_rate=0,
+            throttle_next=0,
+            retry_after=1,
+            crash_after_store_next=0,
+            hold_verdicts=0,
         )
 
 
@@ -479,6 +485,18 @@ def test_a_crash_after_storing_loses_the_answer_not_the_message(ministry, minist
     assert all(m["accepted_count"] <= 1 for m in state["messages"])
 
 
+def test_hold_verdicts_keeps_every_receipt_received_until_released(client, ministry, ministry_documents):
+    document = ministry_documents.records[1]
+    record_id = "t-th-a.HOLD.2025-2026"  # bytes of its own
+    body, key = message(document, xml=edited(document, record_id=record_id), record_id=record_id)
+    ministry.faults(hold_verdicts=1)
+    receipt = send(client, body, key).json()["receipt_id"]
+    time.sleep(1.0)  # five of the validator's rounds
+    assert client.get(f"/v1/receipts/{receipt}").json()["status"] == "received"
+    ministry.faults(hold_verdicts=0)
+    assert verdict(client, receipt)["status"] in ("accepted", "rejected")
+
+
 # --- Start-up -------------------------------------------------------------------------------------
 
 
@@ -492,6 +510,7 @@ def test_fault_flags_at_start_are_the_first_knobs():
             "throttle_next": 2,
             "retry_after": 9,
             "crash_after_store_next": 0,
+            "hold_verdicts": 0,
         }
 
 
