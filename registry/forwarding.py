@@ -30,7 +30,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -187,7 +187,7 @@ def _claim(worker: str, limit: int) -> list[OutboxMessage]:
 
 
 class _Lease:
-    """The claimed messages not yet written back, renewed before each wave of requests: a slow
+    """The claimed messages not yet written back, renewed while requests are out: a slow
     repository (every request at its timeout) never lets the lease run out under a relay that is
     still working, while a relay that died lets go after HOCBA_FORWARD_LEASE_SECONDS."""
 
@@ -204,8 +204,8 @@ class _Lease:
 
 
 def _exchange(school: School, messages: list[OutboxMessage], lease: _Lease, report: RelayReport) -> None:
-    """Talk to the repository about a school's claimed messages, a wave of
-    HOCBA_FORWARD_CONCURRENCY at a time (the lease renewed before each), then write what it said."""
+    """Talk to the repository about a school's claimed messages, HOCBA_FORWARD_CONCURRENCY at a
+    time (the lease renewed while they are out), then write what it said."""
     worker = lease.worker
     work: list[tuple[OutboxMessage, str]] = []
     for message in messages:
@@ -216,12 +216,17 @@ def _exchange(school: School, messages: list[OutboxMessage], lease: _Lease, repo
         else:
             work.append((message, "send"))
     concurrency = max(1, settings.HOCBA_FORWARD_CONCURRENCY)
-    answers: list[Any] = []
+    # All of the batch queued at once, HOCBA_FORWARD_CONCURRENCY in flight (no wave waits for its
+    # slowest request); the lease renewed while requests are still out.
+    renew_every = max(1.0, settings.HOCBA_FORWARD_LEASE_SECONDS / 3)
     with ThreadPoolExecutor(max_workers=min(concurrency, len(work))) as pool:
-        for start in range(0, len(work), concurrency):
-            if start:
+        futures = [pool.submit(_talk, item) for item in work]
+        pending = set(futures)
+        while pending:
+            _done, pending = wait(pending, timeout=renew_every)
+            if pending:
                 lease.renew()
-            answers.extend(pool.map(_talk, work[start : start + concurrency]))
+        answers = [future.result() for future in futures]
     writes = _Writes()
     outcomes = [
         (message, _record(message, action, answer, writes))
