@@ -311,9 +311,9 @@ HOCBA_MINISTRY_CA = env_str("HOCBA_MINISTRY_CA", "")
 HOCBA_MINISTRY_CLIENT_CERT = env_str("HOCBA_MINISTRY_CLIENT_CERT", "")
 HOCBA_MINISTRY_CLIENT_KEY = env_str("HOCBA_MINISTRY_CLIENT_KEY", "")
 # Failed sends before a message is a dead letter; back-off from the base doubling up to the cap
-# (seconds, with jitter); a claim is held this long between renewals (the relay renews it
-# before each wave of HOCBA_FORWARD_CONCURRENCY requests: keep it above one request's
-# timeouts, 35 s); one relay run's time and batch.
+# (seconds, with jitter); a claim is held this long between renewals (the relay renews it every
+# third of it while requests are out: keep it above one request's timeouts, 35 s); one relay
+# run's time and batch.
 HOCBA_FORWARD_MAX_ATTEMPTS = env_int("HOCBA_FORWARD_MAX_ATTEMPTS", 20)
 HOCBA_FORWARD_BACKOFF_BASE = env_int("HOCBA_FORWARD_BACKOFF_BASE", 2)
 HOCBA_FORWARD_BACKOFF_CAP = env_int("HOCBA_FORWARD_BACKOFF_CAP", 900)
