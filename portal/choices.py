@@ -84,6 +84,13 @@ class AuditAction(models.TextChoices):
     SIGNING_BATCH_CANCELLED = "signing_batch_cancelled", _("Signing batch cancelled")
     SIGNING_BATCH_FINISHED = "signing_batch_finished", _("Signing batch finished")
     MINISTRY_MESSAGE_REPLAYED = "ministry_message_replayed", _("Message to the Ministry sent again")
+    PROGRESS_RECONCILED = "progress_reconciled", _("School progress recounted and corrected")
+    PARTNER_CLIENT_REGISTERED = "partner_client_registered", _("API partner registered")
+    PARTNER_CLIENT_CHANGED = "partner_client_changed", _("API partner changed")
+    PARTNER_KEY_ISSUED = "partner_key_issued", _("API key issued")
+    PARTNER_KEY_REVOKED = "partner_key_revoked", _("API key revoked")
+    CONSENT_ISSUER_REGISTERED = "consent_issuer_registered", _("Consent issuer registered")
+    CONSENT_ISSUER_CHANGED = "consent_issuer_changed", _("Consent issuer changed")
 
 
 # The province's index of issued records (portal.IssuedRecord), its public verifications and the
