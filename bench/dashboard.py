@@ -1,0 +1,748 @@
+"""Server time of the supervision dashboards over 1,000 schools and 2,000,000 students (issue 12).
+
+    make bench-dashboard
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/dashboard.py [--requests 200]
+        [--database hocba_bench_dashboard] [--fresh] [--profile]
+
+Unlike the other benches, the data set is kept: it lives in a database of its own on the server
+of DATABASE_URL (`--database`, default `hocba_bench_dashboard`; the database DATABASE_URL names
+is never opened), made on the first run and reused by the next ones while it matches what this
+script would make (a marker table records the data set's description); `--fresh` drops and
+remakes it. Its public schema is migrated on every run (`migrate_schemas --shared`, a no-op when
+current). The dashboards read only public tables (design.md §3), so the schools have no schema:
+their `School` rows are bulk-created (School.auto_create_schema is False and bulk_create never
+provisions), the template schema is not made. The data set, from a fixed seed:
+
+- the province's department; 25 divisions of the three kinds (9 district offices of 40-90 schools,
+  12 communes of 10-40, 4 clusters of 5-20), 900 schools under them and 100 (upper secondary and
+  continuing education) directly under the department, all active;
+- `portal.SchoolProgress` for the current school year (by today's date: September to August) and
+  the one before: the current year's students sum to exactly 2,000,000, schools of 300-6,000; each
+  school has its own point in the closing season (a beta-distributed share), from which its
+  classes, complete and approved grade books, records in each state, missing personal IDs,
+  students waiting for the August close and rejections by reason (the six Ministry codes) follow
+  with noise; the earlier year is nearly finished;
+- `portal.ProgressWeek`: 40 weeks per school and year (mid-November to the end of August, the
+  closing season heaviest), adding up to the school's row, 80,000 rows in all;
+- a department officer holding the data-access grant (so, with a TOTP authenticator, as the demo's
+  `so.chuyenvien`) and a division officer of the biggest division, made by portal.services.
+
+Measured with Django's test Client in-process (middleware, session, templates: server time, no
+network), after 5 warm-up requests each: the department dashboard (`/so/`), the biggest
+division's page as the department officer and as its own officer, and each page's Excel export
+(`?format=xlsx`) when the page answers one. For each: median and p95 over --requests N, and, for
+one more request, the statements issued (all, and without django-tenants' `SET search_path`) and
+the time spent inside them. The department page is measured again with 900 of the schools made
+inactive (in a transaction rolled back afterwards; inactive schools are not counted): its
+statement count must not depend on the number of schools. Printed: each p95 ÷ the 200 ms target.
+`--profile` adds the department page's statements with EXPLAIN (ANALYZE, BUFFERS) of the three
+slowest, and a cProfile of 50 requests. Progress goes to stderr, the figures to stdout. Exit status
+1 when a p95 misses the target or the statement count grows with the schools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import dataclasses
+import datetime as dt
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import admin_connect, cache_keys_delete, percentile, url_with_database
+
+TARGET_P95 = 0.200  # seconds (issue 12)
+SEED = 20261206
+N_SCHOOLS_DIRECT = 100
+STUDENTS = 2_000_000
+WEEKS = 40
+CODE_PREFIX = "bd-"  # every division and school the bench makes
+DEPT_OFFICER = "bench.so.chuyenvien"
+DIVISION_OFFICER = "bench.phong.chuyenvien"
+OPERATOR = "bench.so.quantri"
+PASSWORD = "bench-only"  # noqa: S105 - a throwaway bench account
+REJECTION_CODES = {  # the Ministry's codes (registry.choices.RejectionCode) and how often they come
+    "schema": 0.10,
+    "signature": 0.15,
+    "personal_id_missing": 0.45,
+    "unknown_school": 0.02,
+    "mismatch": 0.23,
+    "unknown_version": 0.05,
+}
+# (kind, how many, schools each: low, high)
+DIVISION_PLAN = (("district_office", 9, 40, 90), ("commune", 12, 10, 40), ("cluster", 4, 5, 20))
+DATASET_VERSION = 1
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def school_year_current(today: dt.date) -> tuple[str, str]:
+    """(current, previous) school year codes: a school year runs from September to August."""
+    start = today.year if today.month >= 9 else today.year - 1
+    return f"{start}-{start + 1}", f"{start - 1}-{start}"
+
+
+def dataset_description(today: dt.date) -> dict:
+    current, previous = school_year_current(today)
+    return {
+        "version": DATASET_VERSION,
+        "seed": SEED,
+        "students": STUDENTS,
+        "direct": N_SCHOOLS_DIRECT,
+        "divisions": [list(p) for p in DIVISION_PLAN],
+        "weeks": WEEKS,
+        "years": [current, previous],
+    }
+
+
+# --- the database --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bench_django(name: str, *, fresh: bool) -> Iterator[str]:
+    """Django set up on the bench's own database (created when missing, kept after); yields the
+    server's version."""
+    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"hocba-bench-{name}"
+    with admin_connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and fresh:
+            progress(f"dropping database {name} (--fresh)")
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            progress(f"creating database {name}")
+            conn.execute(f'CREATE DATABASE "{name}"')
+    # Cached routes and access from an earlier data set must not answer for this one.
+    cache_keys_delete(redis_url, prefix)
+    os.environ.update(
+        DATABASE_URL=url_with_database(url, name),
+        REDIS_URL=redis_url,
+        HOCBA_CACHE_PREFIX=prefix,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HOCBA_TESTING="1",
+        # A developer's environment must not change the figures.
+        DJANGO_DEBUG="0",
+    )
+    os.environ.pop("EXECUTOR", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    # Only public: the dashboards read no school schema, and the bench's schools have none.
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    try:
+        yield version
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        cache_keys_delete(redis_url, prefix)
+
+
+MARKER_TABLE = "bench_dashboard_dataset"
+
+
+def dataset_present(description: dict) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} (description jsonb NOT NULL)")
+        cursor.execute(f"SELECT description FROM public.{MARKER_TABLE}")  # noqa: S608 - our table
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return stored == description
+
+
+def dataset_clear() -> None:
+    """Remove what an earlier (different or interrupted) run of the bench made."""
+    from django.db import connection
+
+    from portal.models import AuditEntry, Division, RoleAssignment, School, User
+    from portal.models_progress import ProgressWeek, SchoolProgress
+
+    schools = School.objects.filter(code__startswith=CODE_PREFIX)
+    ProgressWeek.objects.filter(school__in=schools).delete()
+    SchoolProgress.objects.filter(school__in=schools).delete()
+    users = User.objects.filter(username__in=[DEPT_OFFICER, DIVISION_OFFICER, OPERATOR])
+    with connection.cursor() as cursor:
+        # The audit table refuses deletes (append-only); the bench owns this database.
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            AuditEntry.objects.all().delete()
+            RoleAssignment.objects.filter(user__in=users).delete()
+            RoleAssignment.objects.filter(school__in=schools).delete()
+            RoleAssignment.objects.filter(division__code__startswith=CODE_PREFIX).delete()
+            from allauth.mfa.models import Authenticator
+
+            Authenticator.objects.filter(user__in=users).delete()
+            users.delete()
+            # A plain DELETE: School's own delete() would ask django-tenants to drop a schema.
+            cursor.execute(
+                f"DELETE FROM public.{School._meta.db_table} WHERE code LIKE %s",  # noqa: S608
+                [CODE_PREFIX + "%"],
+            )
+            Division.objects.filter(code__startswith=CODE_PREFIX).delete()
+            cursor.execute(f"DELETE FROM public.{MARKER_TABLE}")  # noqa: S608
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+# --- the data set --------------------------------------------------------------------------------
+
+PLACES = [
+    "Bát Xát", "Mường Khương", "Si Ma Cai", "Bắc Hà", "Bảo Thắng", "Bảo Yên", "Sa Pa", "Văn Bàn",
+    "Cốc San", "Hợp Thành", "Tả Phời", "Gia Phú", "Xuân Quang", "Phong Niên", "Phố Lu", "Thái Niên",
+    "Sơn Hải", "Bản Vược", "Trịnh Tường", "Y Tý", "A Mú Sung", "Lùng Phình", "Cán Cấu", "Bản Phiệt",
+    "Nậm Chảy", "Pha Long", "Lùng Vai", "Võ Lao", "Khánh Yên", "Nghĩa Đô",
+]  # fmt: skip
+
+
+def place(rng: random.Random) -> str:
+    return rng.choice(PLACES)
+
+
+def split(total: int, weights: list[float]) -> list[int]:
+    """`total` split by `weights` into integers that add up to it (largest remainders)."""
+    weight_sum = sum(weights) or 1.0
+    raw = [total * w / weight_sum for w in weights]
+    parts = [int(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def school_sizes(rng: random.Random, n: int, total: int) -> list[int]:
+    """n school sizes (300-6,000 students, skewed: many small, some very large) adding up to total."""
+    raw = [min(6000.0, max(300.0, rng.lognormvariate(7.45, 0.55))) for _ in range(n)]
+    sizes = [max(300, min(6000, round(x * total / sum(raw)))) for x in raw]
+    # Rounding and clamping leave a small difference: spread it over the schools with room.
+    diff = total - sum(sizes)
+    step = 1 if diff > 0 else -1
+    i = 0
+    while diff:
+        j = i % n
+        if 300 < sizes[j] + step < 6000:
+            sizes[j] += step
+            diff -= step
+        i += 1
+    return sizes
+
+
+def counters_for(rng: random.Random, students: int, season: float) -> tuple[dict[str, int], dict[str, int]]:
+    """A school's counters and rejections by reason, `season` (0-1) being how far its year went."""
+    classes = max(1, round(students / rng.uniform(30, 42)))
+    books = min(classes, round(classes * min(1.0, season * rng.uniform(1.1, 1.5))))
+    approved = min(books, round(books * min(1.0, season * rng.uniform(0.8, 1.2))))
+    records = round(students * approved / classes)
+    # How far the records went: later states get more of them the further the season is.
+    s = season
+    weights = [
+        max(0.0, 1 - 1.6 * s) + 0.02,  # draft
+        max(0.0, 0.6 - abs(s - 0.35)) * 0.5,  # confirmed
+        max(0.0, 0.6 - abs(s - 0.5)) * 0.5,  # signed by the homeroom teacher
+        max(0.0, 0.6 - abs(s - 0.6)) * 0.6,  # signed by the principal
+        max(0.0, 0.6 - abs(s - 0.7)) * 0.5,  # issued
+        max(0.0, 0.5 - abs(s - 0.8)) * 0.6,  # queued
+        max(0.0, s - 0.45) * 3.0,  # acknowledged
+    ]
+    weights = [w * rng.uniform(0.7, 1.3) for w in weights]
+    draft, confirmed, homeroom, principal, issued, queued, acknowledged = split(records, weights)
+    rejected = min(acknowledged, round(acknowledged * rng.uniform(0.0, 0.02)))
+    acknowledged -= rejected
+    reasons = list(REJECTION_CODES)
+    by_reason = split(rejected, [REJECTION_CODES[r] * rng.uniform(0.3, 1.7) for r in reasons])
+    counters = {
+        "students": students,
+        "students_without_personal_id": round(students * rng.uniform(0.0, 0.04) * (1.2 - s)),
+        "students_waiting_summer": round(students * rng.uniform(0.0, 0.03) * min(1.0, s * 1.5)),
+        "classes": classes,
+        "classes_books_complete": books,
+        "classes_approved": approved,
+        "records_draft": draft,
+        "records_confirmed": confirmed,
+        "records_signed_homeroom": homeroom,
+        "records_signed_principal": principal,
+        "records_issued": issued,
+        "records_queued": queued,
+        "records_acknowledged": acknowledged,
+        "records_rejected": rejected,
+    }
+    return counters, {reason: n for reason, n in zip(reasons, by_reason, strict=True) if n}
+
+
+def season_weeks(school_year: str) -> list[dt.date]:
+    """The bench's 40 weeks of a school year: the Mondays up to the last one of August."""
+    end_year = int(school_year[5:])
+    last = dt.date(end_year, 8, 31)
+    last -= dt.timedelta(days=last.weekday())
+    return [last - dt.timedelta(weeks=WEEKS - 1 - i) for i in range(WEEKS)]
+
+
+def week_weights(rng: random.Random) -> list[float]:
+    """How a school's year moves over the 40 weeks: little in term I, most in May-August."""
+    out = []
+    for i in range(WEEKS):
+        x = i / (WEEKS - 1)
+        base = 0.05 + (x**3) * 4 + (1.5 if 0.6 < x < 0.75 else 0.0)  # the end of term II, then summer
+        out.append(base * rng.uniform(0.5, 1.5))
+    return out
+
+
+def dataset_make(description: dict) -> None:
+    from django.db import connection, transaction
+
+    from portal.choices import DivisionKind, Role, SchoolLevel
+    from portal.models import Department, Division, RoleAssignment, School
+    from portal.models_progress import ProgressWeek, SchoolProgress
+    from portal.services import department_admin_bootstrap, role_assignment_grant, user_create
+
+    rng = random.Random(SEED)
+    current, previous = description["years"]
+    started = time.perf_counter()
+    with transaction.atomic():
+        connection.set_schema_to_public()
+        if not Department.objects.exists():
+            Department.objects.create(code="10", name="Sở Giáo dục và Đào tạo Lào Cai", place_name="Lào Cai")
+        kind_names = {
+            DivisionKind.DISTRICT_OFFICE: "Phòng Giáo dục và Đào tạo huyện",
+            DivisionKind.COMMUNE: "UBND xã",
+            DivisionKind.CLUSTER: "Cụm trường",
+        }
+        divisions: list[tuple[Division, int]] = []
+        for kind, count, low, high in DIVISION_PLAN:
+            for i in range(count):
+                division = Division(
+                    code=f"{CODE_PREFIX}{kind[:3]}-{i + 1:02d}",
+                    name=f"{kind_names[DivisionKind(kind)]} {place(rng)} ({i + 1})",
+                    kind=kind,
+                )
+                divisions.append((division, rng.randint(low, high)))
+        Division.objects.bulk_create([d for d, _ in divisions])
+        # 900 schools under the divisions: their drawn sizes scaled to add up to 900.
+        under = split(1000 - N_SCHOOLS_DIRECT, [float(n) for _, n in divisions])
+        schools: list[School] = []
+        number = 0
+
+        def school(name: str, levels: list[str], division: Division | None) -> School:
+            nonlocal number
+            number += 1
+            code = f"{CODE_PREFIX}{number:04d}"
+            return School(
+                code=code,
+                schema_name=School.schema_name_for(code),
+                name=f"{name} {place(rng)} ({number})",
+                levels=levels,
+                division=division,
+                address=f"{place(rng)}, Lào Cai",
+            )
+
+        for (division, _), count in zip(divisions, under, strict=True):
+            for _ in range(count):
+                roll = rng.random()
+                if roll < 0.5:
+                    schools.append(school("Trường Tiểu học", [SchoolLevel.PRIMARY], division))
+                elif roll < 0.85:
+                    schools.append(school("Trường THCS", [SchoolLevel.LOWER_SECONDARY], division))
+                else:
+                    schools.append(
+                        school(
+                            "Trường PTDTBT TH và THCS",
+                            [SchoolLevel.PRIMARY, SchoolLevel.LOWER_SECONDARY],
+                            division,
+                        )
+                    )
+        for _ in range(N_SCHOOLS_DIRECT):
+            if rng.random() < 0.8:
+                schools.append(school("Trường THPT", [SchoolLevel.UPPER_SECONDARY], None))
+            else:
+                schools.append(school("Trung tâm GDNN-GDTX", [SchoolLevel.CONTINUING], None))
+        # No schema is provisioned: School.auto_create_schema is False, and bulk_create never calls save().
+        School.objects.bulk_create(schools, batch_size=1000)
+        progress(
+            f"  {len(divisions)} divisions, {len(schools)} schools ({time.perf_counter() - started:.1f} s)"
+        )
+
+        rows: list[SchoolProgress] = []
+        weeks: list[ProgressWeek] = []
+        sizes = school_sizes(rng, len(schools), STUDENTS)
+        for year, year_sizes, season_low in (
+            (current, sizes, 0.0),
+            (previous, [round(n * rng.uniform(0.93, 1.0)) for n in sizes], 0.85),
+        ):
+            days = season_weeks(year)
+            for sch, students in zip(schools, year_sizes, strict=True):
+                season = season_low + (1 - season_low) * rng.betavariate(2.2, 1.6)
+                counters, rejections = counters_for(rng, students, season)
+                row = SchoolProgress(school=sch, school_year=year, rejections=rejections, **counters)
+                rows.append(row)
+                weights = week_weights(rng)
+                moved = [
+                    split(row.classes_approved, weights),
+                    split(row.records_signed, weights),
+                    split(row.records_acknowledged, weights),
+                ]
+                for i, day in enumerate(days):
+                    weeks.append(
+                        ProgressWeek(
+                            school=sch,
+                            school_year=year,
+                            week=day,
+                            classes_approved=moved[0][i],
+                            records_signed=moved[1][i],
+                            records_acknowledged=moved[2][i],
+                        )
+                    )
+        SchoolProgress.objects.bulk_create(rows, batch_size=2000)
+        ProgressWeek.objects.bulk_create(weeks, batch_size=5000)
+        progress(f"  {len(rows)} progress rows, {len(weeks)} weeks ({time.perf_counter() - started:.1f} s)")
+
+        # The people: made the way the demo makes them (portal/demo.py).
+        operator = user_create(actor=None, username=OPERATOR, full_name="Bench Quản Trị", password=PASSWORD)
+        if not RoleAssignment.objects.current().filter(role=Role.DEPARTMENT_ADMIN).exists():
+            department_admin_bootstrap(user=operator)
+        else:  # a department administrator from elsewhere: grant ours as a plain row
+            RoleAssignment.objects.create(user=operator, role=Role.DEPARTMENT_ADMIN)
+        officer = user_create(
+            actor=operator, username=DEPT_OFFICER, full_name="Bench Chuyên Viên Sở", password=PASSWORD
+        )
+        role_assignment_grant(actor=operator, user=officer, role=Role.DEPARTMENT_OFFICER, data_access=True)
+        biggest = biggest_division()
+        division_officer = user_create(
+            actor=operator, username=DIVISION_OFFICER, full_name="Bench Chuyên Viên Phòng", password=PASSWORD
+        )
+        role_assignment_grant(
+            actor=operator, user=division_officer, role=Role.DIVISION_OFFICER, division=biggest
+        )
+        from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+        from portal.permissions import requires_two_factor
+
+        for user in (operator, officer, division_officer):
+            if requires_two_factor(user):
+                TOTP.activate(user, generate_totp_secret())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO public.{MARKER_TABLE} (description) VALUES (%s::jsonb)",  # noqa: S608
+                [json.dumps(description)],
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    progress(f"  data set made in {time.perf_counter() - started:.1f} s")
+
+
+def biggest_division():
+    from django.db.models import Count
+
+    from portal.models import Division
+
+    return (
+        Division.objects.filter(code__startswith=CODE_PREFIX)
+        .annotate(n=Count("schools"))
+        .order_by("-n", "code")
+        .first()
+    )
+
+
+def dataset_summary(current: str) -> dict:
+    from django.db.models import Count, Sum
+
+    from portal.models import Division, School
+    from portal.models_progress import ProgressWeek, SchoolProgress
+
+    biggest = biggest_division()
+    return {
+        "schools": School.objects.filter(code__startswith=CODE_PREFIX, active=True).count(),
+        "direct": School.objects.filter(code__startswith=CODE_PREFIX, division__isnull=True).count(),
+        "divisions": Division.objects.filter(code__startswith=CODE_PREFIX).count(),
+        "kinds": dict(
+            Division.objects.filter(code__startswith=CODE_PREFIX)
+            .values_list("kind")
+            .annotate(n=Count("id"))
+            .values_list("kind", "n")
+        ),
+        "students": SchoolProgress.objects.filter(
+            school_year=current, school__code__startswith=CODE_PREFIX
+        ).aggregate(n=Sum("students"))["n"],
+        "progress_rows": SchoolProgress.objects.count(),
+        "weeks": ProgressWeek.objects.count(),
+        "biggest": biggest,
+        "biggest_schools": School.objects.filter(division=biggest).count(),
+    }
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Statement:
+    sql: str
+    params: object
+    seconds: float
+
+
+class Statements:
+    """The statements run on the default connection inside the block, each timed."""
+
+    def __init__(self) -> None:
+        self.queries: list[Statement] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries.append(Statement(sql, params, time.perf_counter() - start))
+
+    def __enter__(self) -> Statements:
+        from django.db import connection
+
+        self._wrapper = connection.execute_wrapper(self)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._wrapper.__exit__(*exc)
+
+
+class Page:
+    def __init__(self, label: str, url: str, client, expect: str = "text/html") -> None:
+        self.label, self.url, self.client, self.expect = label, url, client, expect
+        self.times: list[float] = []
+        self.statements = self.real = 0
+        self.sql_ms = 0.0
+        self.size = 0
+        self.queries: list[Statement] = []
+        self.missing = ""
+
+    def get(self):
+        response = self.client.get(self.url)
+        if response.status_code != 200:
+            raise AssertionError(f"{self.url}: {response.status_code}")
+        return response
+
+    def probe(self) -> bool:
+        """Is the page there, answering what it should? (An export the page does not offer yet.)"""
+        response = self.client.get(self.url)
+        kind = response.get("Content-Type", "")
+        if response.status_code != 200 or not kind.startswith(self.expect):
+            self.missing = f"status {response.status_code}, {kind.split(';')[0] or 'no content type'}"
+            return False
+        return True
+
+    def measure(self, n: int) -> None:
+        for _ in range(5):  # warm-up: templates, the route and access caches, the connection
+            self.get()
+        for _ in range(n):
+            start = time.perf_counter()
+            self.get()
+            self.times.append(time.perf_counter() - start)
+        with Statements() as captured:
+            response = self.get()
+        self.size = len(response.content)
+        self.queries = captured.queries
+        self.statements = len(self.queries)
+        self.real = len([q for q in self.queries if not q.sql.startswith("SET search_path")])
+        self.sql_ms = sum(q.seconds for q in self.queries) * 1000
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.times, 0.95)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def line(self) -> str:
+        if self.missing:
+            return f"  {self.label:<46} not measured: {self.missing}"
+        return (
+            f"  {self.label:<46} median {self.median * 1000:7.1f} ms   p95 {self.p95 * 1000:7.1f} ms"
+            f"   ÷ 200 ms {self.p95 / TARGET_P95:5.2f}"
+            f"   statements {self.statements:3d} ({self.real} without SET)"
+            f"   SQL {self.sql_ms:6.2f} ms   {self.size / 1024:7.1f} KiB"
+        )
+
+
+def slowest(queries: list[Statement], k: int = 5) -> list[Statement]:
+    return sorted(queries, key=lambda q: q.seconds, reverse=True)[:k]
+
+
+def explain(statement: Statement) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, statement.params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def profile_page(page: Page, n: int = 50) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        page.get()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(30)
+    return out.getvalue()
+
+
+def revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="requests per measurement (default 200)")
+    parser.add_argument(
+        "--database", default="hocba_bench_dashboard", help="the bench's own database (kept between runs)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="drop the bench database and make it again")
+    parser.add_argument("--profile", action="store_true", help="EXPLAIN the slowest statements, cProfile")
+    args = parser.parse_args()
+    n = args.requests
+    today = dt.date.today()
+    description = dataset_description(today)
+    current, previous = description["years"]
+
+    with bench_django(args.database, fresh=args.fresh) as server_version:
+        from django.db import connection, transaction
+        from django.test import Client
+
+        from portal.models import School, User
+
+        connection.set_schema_to_public()
+        if dataset_present(description):
+            progress(f"reusing the data set in {args.database}")
+        else:
+            progress(f"making the data set in {args.database} (about a minute)")
+            dataset_clear()
+            dataset_make(description)
+        summary = dataset_summary(current)
+        biggest = summary["biggest"]
+
+        officer = Client()
+        officer.force_login(User.objects.get(username=DEPT_OFFICER))
+        division_officer = Client()
+        division_officer.force_login(User.objects.get(username=DIVISION_OFFICER))
+        division_url = f"/don-vi/{biggest.code}/"
+        pages = [
+            Page("department dashboard /so/", "/so/", officer),
+            Page(f"division page ({summary['biggest_schools']} schools), department", division_url, officer),
+            Page("division page, its own officer", division_url, division_officer),
+            Page(
+                "department export ?format=xlsx",
+                "/so/?format=xlsx",
+                officer,
+                "application/vnd.openxmlformats",
+            ),
+            Page(
+                "division export ?format=xlsx",
+                division_url + "?format=xlsx",
+                division_officer,
+                "application/vnd.openxmlformats",
+            ),
+        ]
+        for page in pages:
+            if page.probe():
+                progress(f"measuring {page.label}: {n} requests")
+                page.measure(n)
+            else:
+                progress(f"skipping {page.label}: {page.missing}")
+        department = pages[0]
+
+        # The same page over 100 schools: 900 made inactive in a transaction that is rolled back.
+        small = Page("department dashboard, 100 schools active", "/so/", officer)
+        with transaction.atomic():
+            every = list(
+                School.objects.filter(code__startswith=CODE_PREFIX)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            keep = set(every[::10])  # every tenth: all kinds of division keep some
+            School.objects.filter(code__startswith=CODE_PREFIX).exclude(pk__in=keep).update(active=False)
+            progress(f"measuring {small.label}: {n // 2} requests")
+            small.measure(max(20, n // 2))
+            transaction.set_rollback(True)
+
+        profile_text = ""
+        if args.profile:
+            progress("profiling the department dashboard")
+            lines = []
+            for q in slowest(department.queries, 3):
+                lines.append(f"--- {q.seconds * 1000:.2f} ms: {q.sql[:3000]}  {q.params!r:.500}")
+                if q.sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                    lines.append(explain(q))
+            profile_text = "\n".join(lines) + "\n\n" + profile_page(department)
+
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(
+            f"Dashboard benchmark · {platform.node()} · {os.cpu_count()} cores · load {load} · "
+            f"PostgreSQL {server_version} · revision {revision()} · "
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        )
+        print(
+            f"data set ({args.database}): {summary['schools']} active schools ({summary['direct']} under the "
+            f"department), {summary['divisions']} divisions {summary['kinds']}, "
+            f"{summary['students']:,} students in {current} (and {previous}); "
+            f"{summary['progress_rows']:,} progress rows, {summary['weeks']:,} weeks"
+        )
+        print(f"{n} requests each after 5 warm-up, Django's test Client in-process (server time)\n")
+        for page in [*pages, small]:
+            print(page.line())
+        print()
+        print("  slowest statements of one department dashboard request:")
+        for q in slowest(department.queries):
+            print(f"    {q.seconds * 1000:7.2f} ms  {' '.join(q.sql.split())[:150]}")
+        print()
+        same = department.statements == small.statements
+        print(
+            f"  statements at 1,000 and 100 schools: {department.statements} and {small.statements}"
+            f" ({'the same: independent of the number of schools' if same else 'DIFFERENT'})"
+        )
+        measured = [p for p in pages if not p.missing]
+        worst = max(measured, key=lambda p: p.p95)
+        print(
+            f"  department dashboard p95 ÷ 200 ms target: {department.p95 / TARGET_P95:.2f}"
+            f"  (worst page: {worst.label.strip()}, {worst.p95 / TARGET_P95:.2f})"
+        )
+        if profile_text:
+            print("\n" + profile_text)
+        ok = same and all(p.p95 <= TARGET_P95 for p in measured)
+        print("  target met" if ok else "  TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
