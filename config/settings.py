@@ -47,6 +47,10 @@ SHARED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
+    # The partner API's OpenAPI 3 schema (/api/schema/) and its documentation page (/api/docs/),
+    # whose Swagger UI assets are served from here (the sidecar), never from a CDN.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     # Public: signing certificates belong to users (province-wide), and signing batches are
     # found province-wide by the resume sweep (signing.tasks); each batch names its school. The
     # signatures themselves live beside the records, in the school's schema (transcripts).
@@ -205,6 +209,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.tasks.role_assignments_expire",
         "schedule": 3600.0,
     },
+    # The supervisors' progress rows recounted from the schools, drift corrected and audited.
+    "reconcile-progress": {
+        "task": "portal.tasks.progress_reconcile",
+        "schedule": float(env_int("HOCBA_PROGRESS_RECONCILE_SECONDS", 24 * 3600)),
+    },
     # A PDF whose render was lost with a killed worker is queued again.
     "render-missing-pdfs": {
         "task": "transcripts.tasks.year_record_pdfs_missing",
@@ -230,7 +239,29 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("HOCBA_CELERY_V
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The partner API (registry.api, docs/api.md) sets its own authentication (API keys), scopes,
+    # throttles (per client, in the Redis cache) and JSON errors, Vietnamese first.
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Học bạ số: API cho đối tác (partner API)",
+    "DESCRIPTION": "Issued year records by personal ID (with the citizen's consent), their signed XML "
+    "and PDF, verification of an uploaded record, progress by division and school. docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's assets from drf-spectacular-sidecar (static files), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Partner API: how long an old key keeps working after a rotation with a grace period, and the
+# longest lifetime of a consent token (exp - iat) the portal accepts (docs/api.md).
+HOCBA_API_KEY_GRACE_HOURS = env_int("HOCBA_API_KEY_GRACE_HOURS", 7 * 24)
+HOCBA_API_CONSENT_MAX_DAYS = env_int("HOCBA_API_CONSENT_MAX_DAYS", 30)
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Count, Exists, Min, OuterRef
 
 from portal.choices import IssuedRecordStatus
@@ -219,3 +220,29 @@ def province_forwarding(
         issued_in_force=in_force.count(),
         acknowledged_in_force=in_force.filter(Exists(acknowledged)).count(),
     )
+
+
+# --- Progress (portal.SchoolProgress): this app's part -----------------------------------------
+
+PROGRESS_FIELDS = ("rejections",)
+# A rejection that came without a coded reason.
+UNCODED = "uncoded"
+
+
+def progress_counts(school: School, school_year: str) -> dict[str, dict[str, int]]:
+    """This app's counter of the school's progress row for one school year (one query of public
+    tables): the records rejected by the Ministry, by coded reason. A record counts once per
+    code, and only while the rejected version is the one in force (the index says "issued")."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT coalesce(reason.value ->> 'code', %s), count(DISTINCT m.id)
+              FROM {OutboxMessage._meta.db_table} m
+              JOIN {IssuedRecord._meta.db_table} i ON i.record_id = m.record_id AND i.version = m.version
+              LEFT JOIN LATERAL jsonb_array_elements(m.reasons) AS reason(value) ON true
+             WHERE m.school_id = %s AND m.state = %s AND i.school_year = %s AND i.status = %s
+             GROUP BY 1
+            """,  # noqa: S608 -- table names are ours
+            [UNCODED, school.pk, OutboxState.REJECTED, school_year, IssuedRecordStatus.ISSUED],
+        )
+        return {"rejections": {code: n for code, n in cursor.fetchall()}}

@@ -5,3 +5,12 @@ from django.utils.translation import gettext_lazy as _
 class SchoolsConfig(AppConfig):
     name = "schools"
     verbose_name = _("School data")
+
+    def ready(self) -> None:
+        # This app's part of the province's progress rows (portal.progress.services).
+        from portal.progress.services import progress_part_register, progress_years_register
+
+        from .selectors import PROGRESS_FIELDS, progress_counts, progress_years
+
+        progress_part_register("schools", progress_counts, PROGRESS_FIELDS)
+        progress_years_register(progress_years)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 
 from portal.choices import Role
 from portal.permissions import access_for
+from portal.progress.services import progress_changed
 
 from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
@@ -142,6 +143,7 @@ def class_create(*, school_year: SchoolYear, name: str, grade: int, levels: list
     )
     school_class.full_clean()
     school_class.save()
+    progress_changed(school_year=school_year.code)
     return school_class
 
 
@@ -172,7 +174,14 @@ def students_enrol(*, enrolments: list[Enrolment]) -> list[Enrolment]:
         enrolment.full_clean(
             exclude=["student", "school_class"], validate_unique=False, validate_constraints=False
         )
-    return Enrolment.objects.bulk_create(enrolments)
+    created = Enrolment.objects.bulk_create(enrolments)
+    for code in set(
+        SchoolYear.objects.filter(classes__pk__in={e.school_class_id for e in created}).values_list(
+            "code", flat=True
+        )
+    ):
+        progress_changed(school_year=code)
+    return created
 
 
 @transaction.atomic
@@ -183,6 +192,7 @@ def student_enrol(
     enrolment = Enrolment(student=student, school_class=school_class, enrolled_on=enrolled_on, number=number)
     enrolment.full_clean()
     enrolment.save()
+    progress_changed(school_year=_year_code(school_class))
     return enrolment
 
 
@@ -207,6 +217,13 @@ def teaching_assignment_set(*, school_class: SchoolClass, subject: Subject, teac
     return assignment
 
 
+def _year_code(school_class: SchoolClass) -> str:
+    """The school year's code of a class (one query unless its year is loaded)."""
+    if "school_year" in school_class._state.fields_cache:
+        return school_class.school_year.code
+    return SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk)
+
+
 def _can_manage_students(actor, school) -> bool:
     return bool(access_for(actor).roles_in_school(school.pk) & {Role.SCHOOL_ADMIN, Role.PRINCIPAL})
 
@@ -227,6 +244,7 @@ def enrolment_close(
     enrolment.status, enrolment.left_on, enrolment.note = status, on, note
     enrolment.full_clean()
     enrolment.save(update_fields=["status", "left_on", "note"])
+    progress_changed(school_year=_year_code(enrolment.school_class), school=school)
     return enrolment
 
 
@@ -248,5 +266,6 @@ def enrolment_move(*, actor, school, enrolment: Enrolment, to_class: SchoolClass
         raise ValidationError(_("Choose another class of the same school year."))
     enrolment.status, enrolment.left_on = EnrolmentStatus.MOVED, on
     enrolment.save(update_fields=["status", "left_on"])
+    # student_enrol below recounts the year (the same year: both classes are of it).
     number = Enrolment.objects.filter(school_class=to_class).count() + 1
     return student_enrol(student=enrolment.student, school_class=to_class, enrolled_on=on, number=number)

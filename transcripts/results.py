@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.models import School, User
+from portal.progress.services import progress_changed
 from schools.choices import Ruleset, SubjectKind
-from schools.models import CurriculumEntry, Enrolment, SchoolClass
+from schools.models import CurriculumEntry, Enrolment, SchoolClass, SchoolYear
 
 from .choices import GENERAL_COMPETENCIES, QUALITIES, SPECIFIC_COMPETENCIES, PrimaryPeriod
 from .models import PrimarySubjectAssessment, QualityAssessment, StudentYear, SubjectTermScores
@@ -185,6 +186,9 @@ def class_results_store(*, school_class: SchoolClass) -> int:
         year.ruleset, year.results, year.computed_at = school_class.ruleset, outcome.result, now
         year.save(update_fields=["ruleset", "results", "computed_at"])
         stored += 1
+    progress_changed(
+        school_year=SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk)
+    )
     return stored
 
 

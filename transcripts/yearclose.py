@@ -19,9 +19,10 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import School, User
+from portal.progress.services import progress_changed
 from portal.services import audit_record
 from schools.choices import Ruleset
-from schools.models import Enrolment, SchoolClass, Subject
+from schools.models import Enrolment, SchoolClass, SchoolYear, Subject
 
 from .models import Retake, StudentYear
 from .permissions import can_edit_homeroom, can_lock_terms
@@ -41,6 +42,10 @@ from .services import (
     parse_result_level,
     parse_score,
 )
+
+
+def _year_code(school_class: SchoolClass) -> str:
+    return SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk)
 
 
 @transaction.atomic
@@ -65,6 +70,7 @@ def class_year_close(*, actor: User, school: School, school_class: SchoolClass) 
     stored = class_results_store(school_class=school_class)
     school_class.closed_at, school_class.closed_by = timezone.now(), actor
     school_class.save(update_fields=["closed_at", "closed_by"])
+    progress_changed(school_year=_year_code(school_class), school=school)
     audit_record(
         actor=actor,
         action=AuditAction.CLASS_YEAR_APPROVED,
@@ -171,6 +177,7 @@ def class_summer_close(*, actor: User, school: School, school_class: SchoolClass
         decided += 1
     school_class.summer_closed_at = timezone.now()
     school_class.save(update_fields=["summer_closed_at"])
+    progress_changed(school_year=_year_code(school_class), school=school)
     audit_record(
         actor=actor,
         action=AuditAction.CLASS_SUMMER_CLOSED,

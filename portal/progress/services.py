@@ -12,6 +12,10 @@ changes what a part counts calls `progress_recount` before its transaction commi
 - only the part's counters are written, and only when they changed; what the weekly figures
   moved is added to the current week (ProgressWeek) in the same transaction.
 
+A service that changes many things (a class's records confirmed at once, an import) runs inside
+`progress_batch()`: the recounts it asks for (`progress_changed`) are made once, when the batch
+ends, still inside its transaction.
+
 `progress_reconcile` (`manage.py progress_reconcile`) recounts every part of every school and
 reports the drift it corrected.
 """
@@ -19,12 +23,15 @@ reports the drift it corrected.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection as _django_connection
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from ..choices import AuditAction
@@ -128,17 +135,21 @@ class Drift:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
-def progress_recount(*, school: School, school_year: str, parts: Iterable[str] | None = None) -> Drift:
+def progress_recount(
+    *, school: School, school_year: str, parts: Iterable[str] | None = None, weeks_checked: bool = False
+) -> Drift:
     """Recount the given parts (all when None) of one school's row for one year, under its lock.
 
     Call it inside the transaction of the change, after the change: the row stays locked until
-    that transaction ends. Returns what changed.
+    that transaction ends. Returns what changed. With `weeks_checked` (the reconciliation), what
+    the week moved is measured against the sum of the weeks rather than the stored row, so that
+    the weeks add up to the row again whatever had drifted.
     """
     names = list(_parts) if parts is None else list(parts)
     drift = Drift(school, school_year)
     with transaction.atomic():
         row = _locked(school, school_year)
-        before = _weekly(row)
+        before = _weeks_sum(school, school_year) if weeks_checked else _weekly(row)
         with _InSchool(school):
             for name in names:
                 part = _parts[name]
@@ -153,10 +164,18 @@ def progress_recount(*, school: School, school_year: str, parts: Iterable[str] |
         if drift.changes:
             row.updated_at = timezone.now()
             row.save(update_fields=[*drift.changes, "updated_at"])
+        if drift.changes or weeks_checked:
             moved = {key: value - before[key] for key, value in _weekly(row).items()}
             if any(moved.values()):
                 _week_add(school, school_year, moved)
     return drift
+
+
+def _weeks_sum(school: School, school_year: str) -> dict[str, int]:
+    sums = ProgressWeek.objects.filter(school=school, school_year=school_year).aggregate(
+        **{name: Sum(name) for name in WEEKLY}
+    )
+    return {name: sums[name] or 0 for name in WEEKLY}
 
 
 def _week_add(school: School, school_year: str, moved: dict[str, int]) -> None:
@@ -193,7 +212,7 @@ def progress_reconcile(*, schools: Iterable[School] | None = None, actor: User |
     for school in targets:
         with transaction.atomic():
             for school_year in progress_school_years(school):
-                drift = progress_recount(school=school, school_year=school_year)
+                drift = progress_recount(school=school, school_year=school_year, weeks_checked=True)
                 if drift.changes:
                     drifts.append(drift)
                     audit_record(
@@ -210,3 +229,46 @@ def progress_reconcile(*, schools: Iterable[School] | None = None, actor: User |
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, str, dict)) else str(value)
+
+
+# --- Batches: one recount per school year at the end of a service that changes many rows ------
+
+_batch = threading.local()
+
+
+@contextmanager
+def progress_batch() -> Iterator[None]:
+    """Collect the recounts asked for inside, and make them once on the way out (in the caller's
+    transaction: put it inside the service's `transaction.atomic`). Nested batches join the
+    outermost one. Nothing is recounted when the block raises (its transaction rolls back)."""
+    outer = getattr(_batch, "marks", None) is None
+    if outer:
+        _batch.marks = {}
+    try:
+        yield
+        if outer:
+            marks = _batch.marks
+            _batch.marks = None  # recounts below are made at once
+            for (_pk, school_year), school in sorted(marks.items(), key=lambda item: item[0]):
+                progress_recount(school=school, school_year=school_year)
+    finally:
+        if outer:
+            _batch.marks = None
+
+
+def progress_changed(*, school_year: str, school: School | None = None) -> None:
+    """What one of the school's counters counts has changed for this school year: recount its
+    row now (inside the caller's transaction, after the change), or at the end of the batch.
+
+    `school` defaults to the connection's school (the services of a school's schema run there).
+    """
+    if school is None:
+        tenant = connection.tenant
+        if not isinstance(tenant, School):
+            return  # the public schema: no school's data changed
+        school = tenant
+    marks = getattr(_batch, "marks", None)
+    if marks is not None:
+        marks[(school.pk, school_year)] = school
+        return
+    progress_recount(school=school, school_year=school_year)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from portal.choices import AuditAction, Role
 from portal.models import School, User
 from portal.permissions import access_for
+from portal.progress.services import progress_batch, progress_changed
 from portal.services import audit_record
 
 from ..models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
@@ -204,7 +205,7 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
         raise PermissionDenied(_("Only the school administrator or the principal may import data."))
     sheets = _workbook_read(data, filename)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), progress_batch():
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"schools.import:{school.schema_name}"]
@@ -217,6 +218,13 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
                 raise SchoolImportError(filename, problems)
             report = _apply(plan, filename)
             _import_audit(actor=actor, school=school, report=report)
+            # The year's row is recounted once; a personal ID verified counts in every year of
+            # the student's (older years' rows too).
+            years = {plan.year.code}
+            if any("personal_id" in item.changed for item in plan.students if not item.is_new):
+                years |= set(SchoolYear.objects.values_list("code", flat=True))
+            for code in sorted(years):
+                progress_changed(school_year=code, school=school)
             return report
     except ValidationError as exc:
         # A service refused (a class approved meanwhile, say): the file is refused as a whole.

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from django.db.models import Count, F, Q
+
+from schools.choices import EnrolmentStatus
 from schools.models import Enrolment, SchoolClass
 from transcripts.document import year_record_parse
 from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordPdf, YearRecordStatus
+from transcripts.rules.codec import SUMMER_OUTCOMES
 from transcripts.selectors import active_enrolments
 
 from .snapshot import results_are_final
@@ -125,3 +129,70 @@ def issued_versions(*, statuses: tuple[str, ...] = (S.ISSUED,), batch: int = 200
             personal_id=snapshot.student.personal_id,
             student_code=snapshot.student.student_code,
         )
+
+
+# --- Progress (portal.SchoolProgress): this app's part -----------------------------------------
+
+# The progress row's record counters, by the statuses they count (a correction waiting for the
+# principal, a draft with an earlier version in force, is not counted: its record counts once,
+# by the version in force).
+RECORD_COUNTERS = {
+    "records_draft": (S.DRAFT, S.DATA_COMPLETE),
+    "records_confirmed": (S.CONFIRMED,),
+    "records_signed_homeroom": (S.SIGNED_HOMEROOM,),
+    "records_signed_principal": (S.SIGNED_PRINCIPAL,),
+    "records_issued": (S.ISSUED,),
+    "records_queued": (S.QUEUED,),
+    "records_acknowledged": (S.ACKNOWLEDGED,),
+    "records_rejected": (S.REJECTED,),
+}
+PROGRESS_FIELDS = (
+    "classes_books_complete",
+    "classes_approved",
+    "students_waiting_summer",
+    *RECORD_COUNTERS,
+)
+
+
+def progress_counts(school: object, school_year: str) -> dict[str, int]:
+    """This app's counters of the school's progress row for one school year (three queries; the
+    connection is on the school's schema):
+
+    - classes approved by the principal, and classes whose grade book is complete: approved, or
+      with every studying student's year results computed by the homeroom teacher;
+    - students waiting for the August close: in an approved class not closed again in August,
+      sent by the June results to re-assessment or summer re-training;
+    - the year's records by the status of the version that counts (RECORD_COUNTERS).
+    """
+    studying = Q(enrolments__status=EnrolmentStatus.ACTIVE)
+    classes = SchoolClass.objects.filter(school_year__code=school_year).annotate(
+        studying=Count("enrolments", filter=studying),
+        computed=Count("enrolments", filter=studying & Q(enrolments__year__computed_at__isnull=False)),
+    )
+    books = classes.aggregate(
+        approved=Count("pk", filter=Q(closed_at__isnull=False)),
+        complete=Count("pk", filter=Q(closed_at__isnull=False) | Q(studying__gt=0, computed=F("studying"))),
+    )
+    waiting = StudentYear.objects.filter(
+        enrolment__school_class__school_year__code=school_year,
+        enrolment__status=EnrolmentStatus.ACTIVE,
+        enrolment__school_class__closed_at__isnull=False,
+        enrolment__school_class__summer_closed_at__isnull=True,
+        results__outcome__in=[str(o) for o in SUMMER_OUTCOMES],
+    ).count()
+    by_status = dict(
+        YearRecord.objects.filter(enrolment__school_class__school_year__code=school_year)
+        .exclude(status=S.DRAFT, supersedes__isnull=False)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("status", "n")
+    )
+    counts = {
+        "classes_books_complete": books["complete"],
+        "classes_approved": books["approved"],
+        "students_waiting_summer": waiting,
+    }
+    for name, statuses in RECORD_COUNTERS.items():
+        counts[name] = sum(by_status.get(status, 0) for status in statuses)
+    return counts

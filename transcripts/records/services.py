@@ -19,8 +19,9 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import CopyLog, School, User
+from portal.progress.services import progress_batch, progress_changed
 from portal.services import audit_record, audit_records, issued_record_add, issued_record_status_set
-from schools.models import SchoolClass
+from schools.models import SchoolClass, SchoolYear
 from transcripts import hooks
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
@@ -93,8 +94,26 @@ def _label(status: str) -> str:
 def _lock(record: YearRecord) -> YearRecord:
     return (
         YearRecord.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("enrolment__school_class", "enrolment__student")
+        .select_related("enrolment__school_class__school_year", "enrolment__student")
         .get(pk=record.pk)
+    )
+
+
+def _year_of(record: YearRecord) -> str:
+    """The school year's code of a record (no query when _lock loaded it)."""
+    school_class = record.enrolment.school_class
+    if "school_year" in school_class._state.fields_cache:
+        return school_class.school_year.code
+    return SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk)
+
+
+def _years_of(record_pks: list[int]) -> list[str]:
+    return sorted(
+        set(
+            SchoolYear.objects.filter(classes__enrolments__year_records__pk__in=record_pks).values_list(
+                "code", flat=True
+            )
+        )
     )
 
 
@@ -122,6 +141,7 @@ def _move(
         note=note,
     )
     _outside_the_school(school=school, record=record, note=note)
+    progress_changed(school_year=_year_of(record), school=school)
     audit_record(
         actor=actor,
         action=action,
@@ -253,6 +273,7 @@ def year_records_create(*, actor: User, school: School, school_class: SchoolClas
             )
         )
     outcome.created = YearRecord.objects.bulk_create(records)
+    progress_changed(school_year=school_class.school_year.code, school=school)
     YearRecordEvent.objects.bulk_create(
         YearRecordEvent(record=r, from_status="", to_status=S.DATA_COMPLETE, actor=actor, at=now)
         for r in outcome.created
@@ -328,6 +349,8 @@ def year_records_forwarding_notes(*, school: School, notes: list[tuple[str, int,
         YearRecordEvent(record_id=r.pk, from_status=old, to_status=to, actor=None, at=now, note=note)
         for r, old, to, note in moves
     )
+    for code in _years_of([r.pk for r, _old, _to, _n in moves]):
+        progress_changed(school_year=code, school=school)
     audit_records(
         [
             {
@@ -350,6 +373,7 @@ def year_record_confirm(*, actor: User, school: School, record: YearRecord) -> Y
 
 
 @transaction.atomic
+@progress_batch()
 def year_records_confirm_all(*, actor: User, school: School, school_class: SchoolClass) -> int:
     """The homeroom teacher confirms every record of the class that is data complete, at once
     (all of them, or none); returns how many."""
@@ -427,6 +451,7 @@ def year_record_correct(*, actor: User, school: School, record: YearRecord, reas
 
 
 @transaction.atomic
+@progress_batch()
 def year_record_correction_approve(*, actor: User, school: School, record: YearRecord) -> YearRecord:
     """The principal approves a correction: the old version is superseded, the new one goes on.
 
