@@ -90,7 +90,11 @@ def test_the_row_follows_enrolments_and_personal_ids(school, reconciled, primary
 
     connection.set_tenant(school)
     enrolment_close(
-        actor=_admin(), school=school, enrolment=enrolment, on=dt.date(2025, 11, 1), status=EnrolmentStatus.LEFT
+        actor=_admin(),
+        school=school,
+        enrolment=enrolment,
+        on=dt.date(2025, 11, 1),
+        status=EnrolmentStatus.LEFT,
     )
     after = row(school)
     assert (after.students, after.students_without_personal_id) == (
@@ -107,7 +111,11 @@ def _admin():
 
 
 def test_the_row_follows_a_class_from_approval_to_the_ministry(
-    school, principal, homeroom_teacher, reconciled, approved_class  # noqa: F811
+    school,
+    principal,
+    homeroom_teacher,
+    reconciled,
+    approved_class,  # noqa: F811
 ):
     """Approval, records created, confirmed, signed and issued, queued and acknowledged, revoked:
     after each step the row equals a recount and moved as the step should."""
@@ -136,7 +144,9 @@ def test_the_row_follows_a_class_from_approval_to_the_ministry(
 
     connection.set_tenant(school)
     year_record_forwarding_note(school=school, record_id=issued.record_id, version=1, to_status=S.QUEUED)
-    year_record_forwarding_note(school=school, record_id=issued.record_id, version=1, to_status=S.ACKNOWLEDGED)
+    year_record_forwarding_note(
+        school=school, record_id=issued.record_id, version=1, to_status=S.ACKNOWLEDGED
+    )
     current = row(school)
     assert (current.records_queued, current.records_acknowledged) == (
         approved.records_queued,
