@@ -489,6 +489,11 @@ def dataset_summary(current: str) -> dict:
         "weeks": ProgressWeek.objects.count(),
         "biggest": biggest,
         "biggest_schools": School.objects.filter(division=biggest).count(),
+        "largest": SchoolProgress.objects.filter(school_year=current, school__code__startswith=CODE_PREFIX)
+        .select_related("school")
+        .order_by("-students")
+        .first()
+        .school,
     }
 
 
@@ -665,6 +670,8 @@ def main() -> int:
             Page("department dashboard /so/", "/so/", officer),
             Page(f"division page ({summary['biggest_schools']} schools), department", division_url, officer),
             Page("division page, its own officer", division_url, division_officer),
+            Page("department's direct schools /so/truc-thuoc/", "/so/truc-thuoc/", officer),
+            Page("the largest school's page", f"/giam-sat/truong/{summary['largest'].code}/", officer),
             Page(
                 "department export ?format=xlsx",
                 "/so/?format=xlsx",
