@@ -1,15 +1,50 @@
-"""Public pages: where a user works, the department and division overviews."""
+"""Public pages: where a user works, and the supervisors' dashboards.
+
+The dashboards (issue 12) read only the public progress rows (portal.progress.selectors):
+- `/so/`: the department's, per division and one row for the schools directly under it;
+- `/so/truc-thuoc/`: those direct schools, one row each;
+- `/don-vi/<code>/`: a division's schools, one row each (its officers and department staff);
+- `/giam-sat/truong/<code>/`: one school's figures, with the way into its own pages for whoever
+  holds the data-access grant (the school's pages log every such visit: portal.middleware).
+Each table takes `year`, `sort`, `q`, `level`, `kind` (divisions), `rejections=1`, `missing=1`
+and `format=xlsx` (portal.progress.tables).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
+from .choices import DivisionKind, SchoolLevel
+from .exports import progress_xlsx_response
 from .http import AuthenticatedRequest
-from .models import Department, Division, School
+from .models import Department, School
+from .models_progress import COUNTERS
 from .permissions import access_for, can_open_school_data, can_use_admin
+from .progress.charts import completion_bars, percent, weeks_chart
+from .progress.selectors import (
+    ProgressRow,
+    WeekPoint,
+    progress_by_division,
+    progress_by_school,
+    progress_total,
+    progress_weeks,
+    progress_years,
+    rejection_label,
+)
+from .progress.tables import (
+    DIVISION_COLUMNS,
+    SCHOOL_COLUMNS,
+    Column,
+    TableQuery,
+    rows_apply,
+    table_query_parse,
+)
 from .selectors import divisions_for, schools_for, workplaces_for
 
 
@@ -27,39 +62,221 @@ def home(request: AuthenticatedRequest) -> HttpResponse:
     )
 
 
-@login_required
-def department_overview(request: AuthenticatedRequest) -> HttpResponse:
-    """The province at a glance, for department staff: divisions and the schools under each."""
-    if not access_for(request.user).is_department_staff:
-        raise Http404
-    divisions = Division.objects.annotate(
-        school_count=Count("schools", filter=Q(schools__active=True))
-    ).order_by("name")
-    direct = schools_for(request.user).filter(division__isnull=True).order_by("name")
+def _rejections(total: ProgressRow) -> list[tuple[str, str, int]]:
+    """(code, label, records) of the rejections, most frequent first."""
+    return [
+        (code, rejection_label(code), n)
+        for code, n in sorted(total.rejections.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
+def _display(column: Column, row: ProgressRow) -> str:
+    value = column.value(row)
+    if column.percent:
+        return percent(value)  # type: ignore[arg-type]  # a share or None
+    return str(value)
+
+
+def _level_schools(query: TableQuery, schools: QuerySet[School]) -> QuerySet[School]:
+    return schools.filter(levels__contains=[query.level]) if query.level else schools
+
+
+def _dashboard(
+    request: AuthenticatedRequest,
+    *,
+    template: str,
+    title: str,
+    filename: str,
+    columns: Sequence[Column],
+    rows: list[ProgressRow],
+    weeks: list[WeekPoint],
+    query: TableQuery,
+    context: dict,
+) -> HttpResponse:
+    """What every dashboard shares: the rows filtered and sorted, the totals, the charts, or the
+    same table as an Excel workbook."""
+    shown = rows_apply(rows, query, columns)
+    shown_total = progress_total(shown, name=_("Total"))
+    if query.export:
+        return progress_xlsx_response(
+            filename=filename,
+            title=title,
+            school_year=query.year,
+            columns=columns,
+            rows=shown,
+            total=shown_total,
+        )
+    total = progress_total(rows)
     return render(
         request,
-        "portal/department.html",
+        template,
         {
-            "department": Department.objects.first(),
-            "divisions": divisions,
-            "direct_schools": _with_data_access(request, direct),
+            **context,
+            "title": title,
+            "query": query,
+            "columns": columns,
+            "headers": [
+                {
+                    "column": c,
+                    "url": query.sort_url(c.key),
+                    "state": ("descending" if query.descending else "ascending")
+                    if c.key == query.sort
+                    else "",
+                }
+                for c in columns
+            ],
+            "rows": shown,
+            "lines": [(row, [_display(c, row) for c in columns]) for row in shown],
+            "name_index": [c.key for c in columns].index("name"),
+            "code_index": next((i for i, c in enumerate(columns) if c.key == "code"), -1),
+            "total_cells": [_display(c, shown_total) if c.numeric else "" for c in columns],
+            "total": total,
+            "shown_total": shown_total,
+            "completion": percent(total.completion),
+            "approved": percent(total.approved_share),
+            "signed": percent(total.signed_share),
+            "bars": completion_bars(shown),
+            "weeks": weeks,
+            "weeks_chart": weeks_chart(weeks),
+            "rejections": _rejections(total),
+            "levels": SchoolLevel.choices,
+            "kinds": DivisionKind.choices,
         },
     )
 
 
 @login_required
-def division_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
-    """A division and its schools, for its officers and department staff."""
-    division = divisions_for(request.user).filter(code__iexact=code).first()
-    if division is None:
+def department_overview(request: AuthenticatedRequest) -> HttpResponse:
+    """The province at a glance, for department staff: a row per division and one for the
+    schools directly under the department; the weeks of the closing season; rejections."""
+    if not access_for(request.user).is_department_staff:
         raise Http404
-    schools = schools_for(request.user).filter(division=division).order_by("name")
-    return render(
+    department = Department.objects.first()
+    query = table_query_parse(request.GET, years=progress_years(), columns=DIVISION_COLUMNS)
+    counted = _level_schools(query, School.objects.all())
+    rows = progress_by_division(school_year=query.year, schools=counted) if query.year else []
+    weeks = progress_weeks(school_year=query.year, schools=counted) if query.year else []
+    name = department.name if department else _("Department")
+    return _dashboard(
         request,
-        "portal/division.html",
-        {"division": division, "schools": _with_data_access(request, schools)},
+        template="portal/department.html",
+        title=name,
+        filename="so-tien-do",
+        columns=DIVISION_COLUMNS,
+        rows=rows,
+        weeks=weeks,
+        query=query,
+        context={"department": department},
     )
 
 
-def _with_data_access(request: AuthenticatedRequest, schools: QuerySet[School]) -> list[tuple[School, bool]]:
-    return [(school, can_open_school_data(request.user, school)) for school in schools]
+@login_required
+def department_direct(request: AuthenticatedRequest) -> HttpResponse:
+    """The schools directly under the department (upper secondary, continuing education), one row
+    each, for department staff."""
+    if not access_for(request.user).is_department_staff:
+        raise Http404
+    department = Department.objects.first()
+    schools = schools_for(request.user).filter(division__isnull=True)
+    return _schools_dashboard(
+        request,
+        schools=schools,
+        title=_("Schools directly under the department"),
+        filename="truc-thuoc-so",
+        context={"department": department, "direct": True},
+    )
+
+
+@login_required
+def division_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """A division's schools, one row each, for its officers and department staff (404 to others)."""
+    division = divisions_for(request.user).filter(code__iexact=code).first()
+    if division is None:
+        raise Http404
+    schools = schools_for(request.user).filter(division=division)
+    return _schools_dashboard(
+        request,
+        schools=schools,
+        title=division.name,
+        filename=division.code,
+        context={
+            "division": division,
+            "department_staff": access_for(request.user).is_department_staff,
+        },
+    )
+
+
+def _schools_dashboard(
+    request: AuthenticatedRequest, *, schools: QuerySet[School], title: str, filename: str, context: dict
+) -> HttpResponse:
+    query = table_query_parse(request.GET, years=progress_years(), columns=SCHOOL_COLUMNS)
+    counted = _level_schools(query, schools)
+    if query.q:
+        counted = counted.filter(Q(name__icontains=query.q) | Q(code__icontains=query.q))
+    rows = progress_by_school(school_year=query.year, schools=counted) if query.year else []
+    weeks = progress_weeks(school_year=query.year, schools=counted) if query.year else []
+    return _dashboard(
+        request,
+        template="portal/division.html",
+        title=title,
+        filename=filename,
+        columns=SCHOOL_COLUMNS,
+        rows=rows,
+        weeks=weeks,
+        query=query,
+        context={**context, "inactive": schools.filter(active=False).order_by("name")},
+    )
+
+
+def supervised_school_for(request: AuthenticatedRequest, code: str) -> School:
+    """The school, if the user supervises it: department staff, or an officer of its division.
+
+    Everyone else gets 404, its own staff included (they have the school's own pages).
+    """
+    access = access_for(request.user)
+    school = School.objects.select_related("division").filter(code__iexact=code).first()
+    if school is None:
+        raise Http404
+    if access.is_department_staff or (
+        school.division_id is not None and school.division_id in access.division_ids
+    ):
+        return school
+    raise Http404
+
+
+@login_required
+def school_progress(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """One school's figures for a year, its weeks and rejections; with the data-access grant, the
+    way into its own pages (every visit there is logged by the school's middleware)."""
+    school = supervised_school_for(request, code)
+    years = progress_years()
+    query = table_query_parse(request.GET, years=years, columns=SCHOOL_COLUMNS)
+    one = School.objects.filter(pk=school.pk)
+    rows = progress_by_school(school_year=query.year, schools=one) if query.year else []
+    row = rows[0] if rows else None
+    weeks = progress_weeks(school_year=query.year, schools=one) if query.year and row else []
+    figures = []
+    if row is not None:
+        figures = [(name, label, row.counters[name]) for name, label in COUNTERS.items()]
+        figures.insert(
+            10, ("records_signed", _("Records signed by the principal or further along"), row.records_signed)
+        )
+    return render(
+        request,
+        "portal/school_progress.html",
+        {
+            "school": school,
+            "query": query,
+            "row": row,
+            "figures": figures,
+            "completion": percent(row.completion) if row else "",
+            "books": percent(row.books_share) if row else "",
+            "approved": percent(row.approved_share) if row else "",
+            "signed": percent(row.signed_share) if row else "",
+            "weeks": weeks,
+            "weeks_chart": weeks_chart(weeks),
+            "rejections": _rejections(row) if row else [],
+            "can_open": can_open_school_data(request.user, school),
+            "department_staff": access_for(request.user).is_department_staff,
+        },
+    )

@@ -157,3 +157,230 @@ def test_the_selectors_cost_the_same_queries_for_3_or_30_schools(
 QUERIES_BY_DIVISION = 2 * 4
 QUERIES_BY_SCHOOL = 2 * 2
 QUERIES_WEEKS = 2 * 1
+
+
+# --- The department's page -------------------------------------------------------------------
+
+
+def test_the_department_page_shows_each_division_and_the_direct_schools(
+    client_as, department_officer, figures
+):
+    response = client_as(department_officer).get("/so/", HTTP_ACCEPT_LANGUAGE="vi")
+    assert response.status_code == 200
+    rows = {row.key: row for row in response.context["rows"]}
+    assert rows == {row.key: row for row in progress_by_division(school_year=YEAR)}
+    page = response.content.decode()
+    assert 'href="/don-vi/t-div-a/?year=2025-2026"' in page
+    assert 'href="/so/truc-thuoc/?year=2025-2026"' in page
+    assert "Trực thuộc Sở" in page
+    # Totals for the province: 35 of 100 students acknowledged.
+    assert response.context["total"].students == 100
+    assert response.context["completion"] == "35 %"
+    # The weeks chart and its table, the rejections with their labels (an unknown code shown as is).
+    assert "<svg" in page and "<polyline" in page and "04/05/2026" in page
+    assert "brand_new_code" in page
+    assert "Chữ ký không hợp lệ" in page or "signature" in page
+
+
+def test_the_department_page_without_any_figures_says_so(client_as, department_officer):
+    response = client_as(department_officer).get("/so/")
+    assert response.status_code == 200
+    assert response.context["rows"] == []
+
+
+def test_the_division_page_shows_its_schools_linking_to_their_supervision_pages(
+    client_as, division_officer, figures, school
+):
+    response = client_as(division_officer).get("/don-vi/t-div-a/")
+    assert response.status_code == 200
+    assert [row.key for row in response.context["rows"]] == [school.code]
+    assert (
+        response.context["rows"][0]
+        == progress_by_school(school_year=YEAR, schools=School.objects.filter(pk=school.pk))[0]
+    )
+    assert f'href="/giam-sat/truong/{school.code}/?year=2025-2026"' in response.content.decode()
+
+
+def test_the_direct_schools_page_lists_the_schools_under_the_department(
+    client_as, department_officer, figures, direct_school
+):
+    response = client_as(department_officer).get("/so/truc-thuoc/")
+    assert [row.key for row in response.context["rows"]] == [direct_school.code]
+
+
+def test_the_school_page_shows_the_schools_figures(client_as, division_officer, figures, school):
+    response = client_as(division_officer).get(f"/giam-sat/truong/{school.code}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-figure="students">40<' in page
+    assert 'data-figure="records_signed">35<' in page
+    assert response.context["completion"] == "50 %"
+    assert [code for code, _label, _n in response.context["rejections"]] == ["schema", "signature"]
+
+
+# --- Year, sort, filters, export --------------------------------------------------------------
+
+
+def test_the_year_selector_defaults_to_the_newest_and_shows_an_older_year(
+    client_as, division_officer, figures
+):
+    client = client_as(division_officer)
+    assert client.get("/don-vi/t-div-a/").context["query"].year == "2025-2026"
+    older = client.get("/don-vi/t-div-a/?year=2024-2025")
+    assert older.context["query"].year == "2024-2025"
+    assert older.context["rows"][0].students == 38
+
+
+@pytest.mark.parametrize("year", ["1999-2000", "x", "2025-2026'--", "２０２５-２０２６"])
+def test_an_unknown_year_falls_back_to_the_newest_with_a_notice(client_as, department_officer, figures, year):
+    response = client_as(department_officer).get("/so/", {"year": year}, HTTP_ACCEPT_LANGUAGE="vi")
+    assert response.status_code == 200
+    assert response.context["query"].year == "2025-2026"
+    assert response.context["query"].notices
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "name",
+        "schools",
+        "students",
+        "completion",
+        "classes_approved",
+        "records_signed",
+        "records_queued",
+        "records_acknowledged",
+        "records_rejected",
+        "students_without_personal_id",
+        "students_waiting_summer",
+    ],
+)
+def test_every_column_of_the_department_table_sorts_both_ways(client_as, department_officer, figures, column):
+    from portal.progress.tables import DIVISION_COLUMNS
+
+    client = client_as(department_officer)
+    value = next(c for c in DIVISION_COLUMNS if c.key == column).value
+    for descending in (False, True):
+        response = client.get("/so/", {"sort": ("-" if descending else "") + column})
+        rows = response.context["rows"]
+        values = [value(row) for row in rows if value(row) is not None]
+        if column == "name":
+            values = [v.casefold() for v in values]
+        assert values == sorted(values, reverse=descending)
+        header = next(h for h in response.context["headers"] if h["column"].key == column)
+        assert header["state"] == ("descending" if descending else "ascending")
+        assert f'aria-sort="{header["state"]}"' in response.content.decode()
+
+
+def test_the_school_table_sorts_by_completion_and_the_header_flips(client_as, department_officer, figures):
+    client = client_as(department_officer)
+    division_b = School.objects.get(code="t-thcs-b").division
+    extra = schools_make(2, division_b, prefix="t-s")
+    progress_make(extra[0], students=10, records_acknowledged=5)  # 50 %; extra[1] has no students
+    response = client.get(f"/don-vi/{division_b.code}/", {"sort": "-completion"})
+    assert [row.key for row in response.context["rows"]] == ["t-thcs-b", extra[0].code, extra[1].code]
+    header = next(h for h in response.context["headers"] if h["column"].key == "completion")
+    assert "sort=completion" in header["url"]  # the next click sorts ascending
+    response = client.get(f"/don-vi/{division_b.code}/", {"sort": "completion"})
+    assert [row.key for row in response.context["rows"]] == [extra[0].code, "t-thcs-b", extra[1].code]
+
+
+def test_an_unknown_sort_is_ignored_with_a_notice(client_as, department_officer, figures):
+    response = client_as(department_officer).get("/so/", {"sort": "-password"})
+    assert response.status_code == 200
+    assert response.context["query"].sort == "name" and response.context["query"].notices
+
+
+def test_the_filters_keep_the_rows_asked(client_as, department_officer, figures, school, direct_school):
+    client = client_as(department_officer)
+    keys = lambda response: [row.key for row in response.context["rows"]]  # noqa: E731
+    assert keys(client.get("/so/", {"rejections": "1"})) == ["t-div-a", "direct"]
+    assert keys(client.get("/so/", {"missing": "1"})) == ["t-div-a"]
+    assert keys(client.get("/so/", {"kind": "commune"})) == ["t-div-b"]
+    assert keys(client.get("/so/", {"q": "phường"})) == ["t-div-b"]
+    # A level counts only the schools teaching it: upper secondary is the direct school alone.
+    response = client.get("/so/", {"level": "upper_secondary"})
+    assert {row.key: row.students for row in response.context["rows"]} == {
+        "t-div-a": 0,
+        "t-div-b": 0,
+        "direct": 50,
+    }
+    on_division = client.get("/don-vi/t-div-a/", {"q": "không có trường này"})
+    assert on_division.context["rows"] == []
+    assert "Không có dòng nào" in on_division.content.decode() or on_division.context["query"].filtered
+
+
+def test_a_nul_byte_in_a_parameter_is_refused_not_a_server_error(client_as, department_officer, figures):
+    assert client_as(department_officer).get("/so/", {"q": "a\x00b"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"level": "university"},
+        {"kind": "kingdom"},
+        {"format": "pdf"},
+        {"q": "x" * 5000},
+        {"rejections": "yes"},
+    ],
+)
+def test_bad_parameters_never_fail(client_as, department_officer, figures, params):
+    response = client_as(department_officer).get("/so/", params)
+    assert response.status_code == 200
+    assert len(response.context["query"].q) <= 100
+
+
+def test_the_export_is_the_table_on_screen(client_as, department_officer, figures):
+    import io
+
+    import openpyxl
+
+    client = client_as(department_officer)
+    params = {"sort": "-students", "rejections": "1"}
+    shown = client.get("/so/", params).context["rows"]
+    response = client.get("/so/", {**params, "format": "xlsx"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert "attachment" in response["Content-Disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    lines = list(sheet.iter_rows(values_only=True))
+    body = lines[2:-1]
+    assert [line[0] for line in body] == [row.name for row in shown]
+    assert [line[2] for line in body] == [row.students for row in shown] == [50, 40]
+    assert lines[-1][2] == 90  # the totals line sums the rows shown
+
+
+def test_the_export_of_a_division_keeps_names_as_text(client_as, division_officer, figures, school):
+    import io
+
+    import openpyxl
+
+    School.objects.filter(pk=school.pk).update(name='=HYPERLINK("http://x")')
+    response = client_as(division_officer).get("/don-vi/t-div-a/", {"format": "xlsx"})
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    cell = sheet.cell(row=3, column=2)
+    assert cell.value == '=HYPERLINK("http://x")' and cell.data_type == "s"
+
+
+# --- Queries ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_the_pages_cost_the_same_queries_for_3_or_30_schools(
+    count, client_as, department_officer, division_a, django_assert_num_queries
+):
+    for school in schools_make(count, division_a, prefix=f"t-p{count}-"):
+        progress_make(school, students=10, records_acknowledged=3, rejections={"schema": 1})
+        week_make(school, MONDAY, records_signed=3)
+    client = client_as(department_officer)
+    client.get("/so/")  # warm: the session, the two-factor flag
+    for url, expected in (("/so/", PAGE_QUERIES_DEPARTMENT), ("/don-vi/t-div-a/", PAGE_QUERIES_DIVISION)):
+        with django_assert_num_queries(expected):
+            assert client.get(url).status_code == 200
+
+
+# Twice the real queries (search_path). Department: the user, its roles, the department, the years,
+# schools per division, their sums, rejections, the divisions, the weeks. Division: the user, its
+# roles, the division, the years, the rows, the schools, the weeks, the inactive schools.
+PAGE_QUERIES_DEPARTMENT = 2 * 9
+PAGE_QUERIES_DIVISION = 2 * 8
