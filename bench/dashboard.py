@@ -59,6 +59,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -311,9 +312,10 @@ def week_weights(rng: random.Random) -> list[float]:
 
 
 def dataset_make(description: dict) -> None:
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from portal.choices import DivisionKind, Role, SchoolLevel
+    from portal.db import connection
     from portal.models import Department, Division, RoleAssignment, School
     from portal.models_progress import ProgressWeek, SchoolProgress
     from portal.services import department_admin_bootstrap, role_assignment_grant, user_create
@@ -489,11 +491,11 @@ def dataset_summary(current: str) -> dict:
         "weeks": ProgressWeek.objects.count(),
         "biggest": biggest,
         "biggest_schools": School.objects.filter(division=biggest).count(),
-        "largest": SchoolProgress.objects.filter(school_year=current, school__code__startswith=CODE_PREFIX)
-        .select_related("school")
-        .order_by("-students")
-        .first()
-        .school,
+        "largest": School.objects.get(
+            pk=SchoolProgress.objects.filter(school_year=current, school__code__startswith=CODE_PREFIX)
+            .order_by("-students")
+            .values_list("school_id", flat=True)[0]
+        ),
     }
 
 
@@ -503,7 +505,7 @@ def dataset_summary(current: str) -> dict:
 @dataclasses.dataclass
 class Statement:
     sql: str
-    params: object
+    params: Any
     seconds: float
 
 
@@ -527,7 +529,7 @@ class Statements:
         self._wrapper.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._wrapper.__exit__(*exc)
 
 
@@ -646,9 +648,10 @@ def main() -> int:
     current, previous = description["years"]
 
     with bench_django(args.database, fresh=args.fresh) as server_version:
-        from django.db import connection, transaction
+        from django.db import transaction
         from django.test import Client
 
+        from portal.db import connection
         from portal.models import School, User
 
         connection.set_schema_to_public()
