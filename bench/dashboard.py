@@ -673,6 +673,7 @@ def main() -> int:
             Page("department dashboard /so/", "/so/", officer),
             Page(f"division page ({summary['biggest_schools']} schools), department", division_url, officer),
             Page("division page, its own officer", division_url, division_officer),
+            Page("department, primary only, by completion", "/so/?level=primary&sort=-completion", officer),
             Page("department's direct schools /so/truc-thuoc/", "/so/truc-thuoc/", officer),
             Page("the largest school's page", f"/giam-sat/truong/{summary['largest'].code}/", officer),
             Page(
