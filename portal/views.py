@@ -154,8 +154,9 @@ def department_overview(request: AuthenticatedRequest) -> HttpResponse:
     department = Department.objects.first()
     query = table_query_parse(request.GET, years=progress_years(), columns=DIVISION_COLUMNS)
     counted = _level_schools(query, School.objects.all())
-    rows = progress_by_division(school_year=query.year, schools=counted) if query.year else []
-    weeks = progress_weeks(school_year=query.year, schools=counted) if query.year else []
+    # Without any figures yet (a new province) the rows still list every division, at zero.
+    rows = progress_by_division(school_year=query.year, schools=counted)
+    weeks = progress_weeks(school_year=query.year, schools=counted)
     name = department.name if department else _("Department")
     return _dashboard(
         request,
@@ -213,8 +214,8 @@ def _schools_dashboard(
     counted = _level_schools(query, schools)
     if query.q:
         counted = counted.filter(Q(name__icontains=query.q) | Q(code__icontains=query.q))
-    rows = progress_by_school(school_year=query.year, schools=counted) if query.year else []
-    weeks = progress_weeks(school_year=query.year, schools=counted) if query.year else []
+    rows = progress_by_school(school_year=query.year, schools=counted)
+    weeks = progress_weeks(school_year=query.year, schools=counted)
     return _dashboard(
         request,
         template="portal/division.html",

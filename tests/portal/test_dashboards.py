@@ -182,10 +182,15 @@ def test_the_department_page_shows_each_division_and_the_direct_schools(
     assert "Chữ ký không hợp lệ" in page or "signature" in page
 
 
-def test_the_department_page_without_any_figures_says_so(client_as, department_officer):
-    response = client_as(department_officer).get("/so/")
+def test_the_department_page_without_any_figures_lists_the_divisions_at_zero(client_as, department_officer):
+    response = client_as(department_officer).get("/so/", HTTP_ACCEPT_LANGUAGE="vi")
     assert response.status_code == 200
-    assert response.context["rows"] == []
+    assert {row.key: row.students for row in response.context["rows"]} == {
+        "t-div-a": 0,
+        "t-div-b": 0,
+        "direct": 0,
+    }
+    assert "Chưa có trường nào có số liệu tiến độ." in response.content.decode()
 
 
 def test_the_division_page_shows_its_schools_linking_to_their_supervision_pages(
