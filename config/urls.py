@@ -9,6 +9,7 @@ urlpatterns = [
     path("so/kho-hoc-ba/", include("registry.urls_operators")),  # forwarding to the Ministry
     path("", include("portal.urls")),
     path("tra-cuu/", include("registry.urls")),  # the public verification pages
+    path("api/", include("registry.api.urls")),  # the partner API (docs/api.md)
     path("accounts/", include("allauth.urls")),
     path("chu-ky-so/", include("signing.urls_account")),
     path("admin/", admin_site.urls),

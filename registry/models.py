@@ -113,3 +113,6 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.record_id} v{self.version}: {self.get_state_display()}"
+
+
+from .models_api import ApiCall, ConsentIssuer, PartnerClient, PartnerKey  # noqa: E402, F401 -- the partner API's tables

@@ -1,0 +1,95 @@
+"""Reads of the partner API (style.md: selectors): keys by their prefix, a person's issued records,
+a record version's signed XML and PDF from the school's own schema.
+
+The records are found in the public index (portal.IssuedRecord) by the keyed hash of the personal
+ID (portal.selectors.personal_id_digest): the number itself is never stored nor compared. The XML
+and PDF are read from the school's schema through transcripts' services (the same path as a
+copy handed out to a person), and the XML must still hash to what the index says was issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+
+from django.db.models import QuerySet
+
+from portal.models import IssuedRecord
+from portal.selectors import personal_id_digest
+from transcripts.models import YearRecord
+from transcripts.records.selectors import year_record_pdf_bytes
+from transcripts.records.services import year_record_document
+
+from ..models_api import PartnerKey
+from .services import KEY_MARK, PREFIX_LENGTH, key_digest
+
+log = logging.getLogger(__name__)
+
+# hbk_ + 8 prefix symbols + _ + 43 symbols of URL-safe base64 (services.partner_key_issue).
+KEY_PATTERN = re.compile(rf"^{KEY_MARK}([0-9a-z]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43}})$")
+PERSONAL_ID_PATTERN = re.compile(r"^[0-9]{12}$")
+_NO_DIGEST = "0" * 64
+
+
+def key_prefix_of(raw: str) -> str:
+    """The prefix of what looks like one of our keys ('' otherwise): for the log, never the secret."""
+    found = KEY_PATTERN.match(raw or "")
+    return found.group(1) if found else ""
+
+
+def partner_key_find(raw: str) -> PartnerKey | None:
+    """The key row (with its client) whose secret this is, or None: malformed, unknown, wrong secret.
+
+    Usability (revoked, expired, client inactive) is the caller's question. The digest is compared
+    in constant time even when the prefix is unknown, so timing says nothing of which prefixes exist.
+    """
+    found = KEY_PATTERN.match(raw or "")
+    if not found:
+        return None
+    prefix, secret = found.groups()
+    key = PartnerKey.objects.select_related("client").filter(prefix=prefix).first()
+    same = hmac.compare_digest(key.digest if key else _NO_DIGEST, key_digest(secret))
+    return key if key is not None and same else None
+
+
+def personal_id_valid(personal_id: str) -> bool:
+    """A citizen's personal ID: exactly 12 ASCII digits."""
+    return bool(PERSONAL_ID_PATTERN.match(personal_id or ""))
+
+
+def issued_records_of(*, personal_id: str) -> QuerySet[IssuedRecord]:
+    """Every issued version (current, superseded, revoked) of the person with this personal ID."""
+    return (
+        IssuedRecord.objects.select_related("school")
+        .filter(personal_id_digest=personal_id_digest(personal_id))
+        .order_by("school_year", "record_id", "version")
+    )
+
+
+def issued_record_of(*, personal_id: str, record_id: str, version: int) -> IssuedRecord | None:
+    """One issued version, if it belongs to the person with this personal ID (None otherwise)."""
+    if not record_id or len(record_id) > 64 or "\x00" in record_id or not 0 < version < 2**31:
+        return None
+    return issued_records_of(personal_id=personal_id).filter(record_id=record_id, version=version).first()
+
+
+def issued_xml(entry: IssuedRecord) -> bytes | None:
+    """The version's sealed XML from the school's schema, only if it is exactly the issued bytes."""
+    with entry.school:
+        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).first()
+        xml = year_record_document(row) if row is not None else None
+    if xml is None or hashlib.sha256(xml).hexdigest() != entry.sha256:
+        log.error(
+            "Issued record %s v%s: the school's copy is missing or differs", entry.record_id, entry.version
+        )
+        return None
+    return xml
+
+
+def issued_pdf(entry: IssuedRecord) -> bytes | None:
+    """The version's stored PDF/A-3b from the school's schema, or None (not rendered yet)."""
+    with entry.school:
+        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).first()
+        return year_record_pdf_bytes(row) if row is not None else None
