@@ -114,6 +114,9 @@ class _InSchool:
 
 
 def _locked(school: School, school_year: str) -> SchoolProgress:
+    found = SchoolProgress.objects.select_for_update().filter(school=school, school_year=school_year).first()
+    if found is not None:
+        return found
     with _django_connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO public.{SchoolProgress._meta.db_table} (school_id, school_year, "  # noqa: S608 -- our table names

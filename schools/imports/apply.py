@@ -218,9 +218,11 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
                 raise SchoolImportError(filename, problems)
             report = _apply(plan, filename)
             _import_audit(actor=actor, school=school, report=report)
-            # The year's row is recounted once; a personal ID verified counts in every year of
-            # the student's (older years' rows too).
-            years = {plan.year.code}
+            # The year's row is recounted once when anything changed; a personal ID verified
+            # counts in every year of the student's (older years' rows too).
+            years = set()
+            if any(sheet.created or sheet.updated for sheet in report.sheets):
+                years.add(plan.year.code)
             if any("personal_id" in item.changed for item in plan.students if not item.is_new):
                 years |= set(SchoolYear.objects.values_list("code", flat=True))
             for code in sorted(years):
