@@ -36,7 +36,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"{drift.school.code} {drift.school_year}: {changes}")
         self.stdout.write(
-            _("%(count)d progress rows corrected.") % {"count": len(drifts)}
+            _("Progress rows corrected: %(count)d.") % {"count": len(drifts)}
             if drifts
             else _("No drift: every progress row matches its school.")
         )
