@@ -62,7 +62,7 @@ def test_without_a_consent_token_the_records_are_refused(client, partner, consen
     assert response.status_code == 403
     body = response.json()
     assert body["code"] == "consent_required"
-    assert list(body)[0] == "message" and "X-Consent-Token" in body["message"]
+    assert next(iter(body)) == "message" and "X-Consent-Token" in body["message"]
     assert ApiCall.objects.get().status_code == 403 and ApiCall.objects.get().error_code == "consent_required"
 
 
