@@ -1,3 +1,4 @@
+# ruff: noqa: F811 -- the fixtures imported from tests/registry/api/conftest.py are test parameters
 """The partner API attacked: keys that should not open it, consent tokens that should not pass.
 
 Keys: none, malformed, unknown, another's secret under a real prefix, revoked, rotated past its
