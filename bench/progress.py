@@ -1,0 +1,808 @@
+"""The cost of keeping a school's progress row current (issue 12): one recount, against the change
+it accompanies.
+
+    make bench-progress
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/progress.py [--repeat 200]
+        [--database hocba_bench_progress] [--fresh] [--explain]
+
+Every service that changes what a progress row counts recounts the row in its own transaction
+(portal.progress.services.progress_recount: the row created if missing and locked, then each
+app's part counted in the school's schema: schools, transcripts, registry). This measures, in one
+run, with --repeat N repetitions each (median and p95):
+
+1. `progress_recount(school=…, school_year=…)` alone, all parts, from the school's schema, in a
+   transaction rolled back after (the row is current, so it writes nothing); then the row's lock
+   alone (`parts=[]`) and each part on its own (its figure less the lock's);
+2. the statements one recount issues (all, and without django-tenants' `SET search_path`), which
+   must be the same at both school sizes, and each statement's time inside the server at the big
+   school (EXPLAIN ANALYZE; `--explain` prints the plans of the slowest);
+3. the peer, the change a recount accompanies, each in a transaction rolled back after:
+   `year_record_forwarding_note` (issued → queued, the relay's step; the system) and
+   `year_record_confirm` (data complete → confirmed, by the class's homeroom teacher), each
+   including its recount; the time spent inside that recount is taken in the same call (the
+   bench wraps `portal.progress.services.progress_recount` with a timer for the duration of
+   this measurement), so the change less its recount and the recount's share of the change come
+   from the same repetitions.
+
+At two school sizes: a big school (45 classes of 45 students, 2,025 students, one school year)
+and a small one (5 classes of 40, 200 students). Each school is provisioned by cloning the
+template (portal.provisioning.school_provision) and seeded by transcripts.demo.school_demo_seed
+(two classes with a year of assessments); the two classes' years are approved by the principal
+(class_year_close: results computed) and the first class's records created by its homeroom
+teacher (year_records_create: real XML, left at data complete). The other classes are copies of
+those two, inserted in bulk past the services (students, enrolments, the years' results); all
+but the last four are approved and their students get year records in a spread of statuses
+(confirmed, signed by the homeroom teacher and the principal, issued, queued, acknowledged,
+rejected; the first class's own XML as every record's document), with the public index rows
+(portal.IssuedRecord) and the messages to the Ministry (registry.OutboxMessage) for the issued
+ones, the rejected with the Ministry's reason codes. Students whose results wait for August get no
+record, as in the service. Then `progress_reconcile(schools=[school])` makes the rows current.
+
+Like bench/dashboard.py, the data set is kept in a database of its own on the server of
+DATABASE_URL (`--database`, default `hocba_bench_progress`; the database DATABASE_URL names is
+never opened) and reused while a marker table says it is what this script makes; otherwise, or
+with `--fresh`, the database is dropped and made again (about a minute). Progress goes to
+stderr, the figures to stdout. Exit status 1 when the recount's statement count differs between
+the two schools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import admin_connect, cache_keys_delete, percentile, url_with_database
+
+DATASET_VERSION = 1
+SEED = 20261206
+MARKER_TABLE = "bench_progress_dataset"
+PASSWORD = "bench-only"  # noqa: S105 - throwaway bench accounts
+OPEN_CLASSES = 4  # the last classes of a school: not approved yet, no records
+# (code, name, classes, students a class)
+SCHOOLS = (
+    ("bp-big", "Trường THCS Bench Tiến độ Lớn", 45, 45),
+    ("bp-small", "Trường THCS Bench Tiến độ Nhỏ", 5, 40),
+)
+# The bulk-made records' statuses and their shares (the first class keeps its own, data complete).
+STATUS_SHARES = {
+    "data_complete": 0.06,
+    "confirmed": 0.10,
+    "signed_homeroom": 0.10,
+    "signed_principal": 0.09,
+    "issued": 0.15,
+    "queued": 0.10,
+    "acknowledged": 0.35,
+    "rejected": 0.05,
+}
+INDEXED = ("issued", "queued", "acknowledged", "rejected")  # versions in the public index
+REJECTION_CODES = ("schema", "signature", "personal_id_missing", "mismatch")
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # the verification code's symbols
+SLOW_MS = 20.0  # the brief's threshold for "slow" at 2,000 students
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def description() -> dict:
+    return {
+        "version": DATASET_VERSION,
+        "seed": SEED,
+        "schools": [list(s) for s in SCHOOLS],
+        "open": OPEN_CLASSES,
+        "shares": STATUS_SHARES,
+    }
+
+
+# --- the database --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bench_django(name: str, *, fresh: bool) -> Iterator[str]:
+    """Django on the bench's own database (created when missing, kept after), public and template
+    schemas migrated; yields the server's version. `fresh`: drop it first."""
+    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"hocba-bench-{name}"
+    with admin_connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and fresh:
+            progress(f"dropping database {name}")
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            progress(f"creating database {name}")
+            conn.execute(f'CREATE DATABASE "{name}"')
+    cache_keys_delete(redis_url, prefix)
+    os.environ.update(
+        DATABASE_URL=url_with_database(url, name),
+        REDIS_URL=redis_url,
+        HOCBA_CACHE_PREFIX=prefix,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HOCBA_TESTING="1",
+        # A developer's environment must not change the figures.
+        DJANGO_DEBUG="0",
+    )
+    os.environ.pop("EXECUTOR", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", interactive=False, verbosity=0)
+    try:
+        yield version
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        cache_keys_delete(redis_url, prefix)
+
+
+def dataset_present() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} (description jsonb NOT NULL)")
+        cursor.execute(f"SELECT description FROM public.{MARKER_TABLE}")  # noqa: S608 - our table
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return bool(stored == description())
+
+
+def dataset_mark() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM public.{MARKER_TABLE}")  # noqa: S608 - our table
+        cursor.execute(
+            f"INSERT INTO public.{MARKER_TABLE} (description) VALUES (%s::jsonb)",  # noqa: S608
+            [json.dumps(description())],
+        )
+
+
+def dataset_dirty() -> bool:
+    """Whether the database holds anything of an earlier data set (its schools)."""
+    from portal.models import School
+
+    return School.objects.filter(code__in=[code for code, *_rest in SCHOOLS]).exists()
+
+
+# --- the data set --------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchSchool:
+    school: Any  # portal.models.School
+    year: str
+    principal: Any
+    homeroom: Any
+    classes: int
+    students: int
+    records: int
+
+
+def school_make(code: str, name: str, n_classes: int, per_class: int, rng: random.Random) -> None:
+    """One school as described in the module's docstring."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from portal.choices import IssuedRecordStatus, Role, SchoolLevel
+    from portal.models import RoleAssignment, User
+    from portal.models_verification import IssuedRecord
+    from portal.provisioning import SchoolSpec, school_provision
+    from registry.models import OutboxMessage
+    from schools.models import Enrolment, SchoolClass, Student
+    from transcripts.demo import school_demo_seed
+    from transcripts.document.records import year_record_id
+    from transcripts.models import StudentYear, YearRecord
+    from transcripts.records.services import year_records_create
+    from transcripts.rules.codec import SUMMER_OUTCOMES
+    from transcripts.yearclose import class_year_close
+
+    started = time.perf_counter()
+    principal = User.objects.create_user(
+        username=f"{code}.hieutruong", password=PASSWORD, full_name="Hiệu Trưởng Bench"
+    )
+    homeroom = User.objects.create_user(
+        username=f"{code}.gvcn", password=PASSWORD, full_name="Giáo Viên Chủ Nhiệm Bench"
+    )
+    school, _ = school_provision(
+        actor=None,
+        spec=SchoolSpec(code=code, name=name, levels=(SchoolLevel.LOWER_SECONDARY,)),
+        division=None,
+    )
+    RoleAssignment.objects.create(user=principal, role=Role.PRINCIPAL, school=school)
+    RoleAssignment.objects.create(user=homeroom, role=Role.HOMEROOM_TEACHER, school=school)
+    school_demo_seed(school, {"thcs.gvcn": homeroom}, students_per_class=per_class)
+    progress(f"  {code}: provisioned and seeded ({time.perf_counter() - started:.0f} s)")
+
+    with school, transaction.atomic():
+        templates = list(SchoolClass.objects.select_related("school_year").order_by("pk"))
+        assert len(templates) == 2, templates  # 6A1 (the homeroom teacher's) and 9A1
+        for template in templates:
+            class_year_close(actor=principal, school=school, school_class=template)
+        templates = list(SchoolClass.objects.select_related("school_year").order_by("pk"))
+        year = templates[0].school_year
+        first = SchoolClass.objects.get(pk=templates[0].pk)
+        year_records_create(actor=homeroom, school=school, school_class=first)
+        model = YearRecord.objects.filter(enrolment__school_class=first).order_by("pk").first()
+        assert model is not None
+        xml, sha256 = bytes(model.xml), model.sha256
+
+        # The templates' students, in class-list order, with their years.
+        rows: dict[int, list[tuple[Student, Enrolment, StudentYear]]] = {}
+        for template in templates:
+            enrolments = Enrolment.objects.filter(school_class=template).select_related("student", "year")
+            rows[template.pk] = [(e.student, e, e.year) for e in enrolments.order_by("number")]
+
+        # Copies of the templates; 9A1 keeps its students but its records are made here too.
+        plan: list[SchoolClass] = [templates[1]]
+        serial = 0
+        for j in range(2, n_classes):
+            template = templates[j % 2]
+            school_class = SchoolClass.objects.create(
+                school_year=year,
+                name=f"{template.grade}A{j + 1}",
+                grade=template.grade,
+                ruleset=template.ruleset,
+            )
+            students, enrolments, years = [], [], []
+            for student, enrolment, _year in rows[template.pk]:
+                serial += 1
+                copy = Student(
+                    **{
+                        f.attname: getattr(student, f.attname)
+                        for f in Student._meta.concrete_fields
+                        if f.attname != "id"
+                    }
+                )
+                copy.student_code = f"{code.upper()}-{school_class.name}-{enrolment.number:02d}"
+                if copy.personal_id:
+                    copy.personal_id = f"9{serial:011d}"
+                students.append(copy)
+            Student.objects.bulk_create(students)
+            for copy, (_student, enrolment, _year) in zip(students, rows[template.pk], strict=True):
+                enrolments.append(
+                    Enrolment(
+                        student=copy,
+                        school_class=school_class,
+                        number=enrolment.number,
+                        status=enrolment.status,
+                        enrolled_on=enrolment.enrolled_on,
+                    )
+                )
+            Enrolment.objects.bulk_create(enrolments)
+            for copy_enrolment, (_student, _enrolment, student_year) in zip(
+                enrolments, rows[template.pk], strict=True
+            ):
+                years.append(
+                    StudentYear(
+                        **{
+                            f.attname: getattr(student_year, f.attname)
+                            for f in StudentYear._meta.concrete_fields
+                            if f.attname not in ("id", "enrolment_id")
+                        },
+                        enrolment=copy_enrolment,
+                    )
+                )
+            StudentYear.objects.bulk_create(years)  # before the approval: the closed book refuses after
+            if j < n_classes - OPEN_CLASSES:
+                SchoolClass.objects.filter(pk=school_class.pk).update(
+                    closed_at=template.closed_at, closed_by=principal
+                )
+                plan.append(school_class)
+
+        # Year records for the approved copies' students (and 9A1's), in a spread of statuses.
+        now = timezone.now()
+        statuses, weights = list(STATUS_SHARES), list(STATUS_SHARES.values())
+        records = []
+        for school_class in plan:
+            for enrolment in Enrolment.objects.filter(school_class=school_class).select_related(
+                "student", "year"
+            ):
+                if enrolment.year.results.get("outcome") in SUMMER_OUTCOMES:
+                    continue  # waits for the August close, as year_records_create leaves it
+                records.append(
+                    YearRecord(
+                        enrolment=enrolment,
+                        record_id=year_record_id(
+                            school_code=school.code,
+                            student_code=enrolment.student.student_code,
+                            school_year=year.code,
+                        ),
+                        version=1,
+                        status=rng.choices(statuses, weights)[0],
+                        xml=xml,
+                        sha256=sha256,
+                        created_at=now,
+                        created_by=homeroom,
+                        status_changed_at=now,
+                    )
+                )
+        YearRecord.objects.bulk_create(records, batch_size=500)
+        indexed = [r for r in records if r.status in INDEXED]
+        IssuedRecord.objects.bulk_create(
+            [
+                IssuedRecord(
+                    school=school,
+                    school_year=year.code,
+                    record_id=r.record_id,
+                    version=1,
+                    sha256=sha256,
+                    status=IssuedRecordStatus.ISSUED,
+                    issued_at=now,
+                    status_changed_at=now,
+                    student_code=r.enrolment.student.student_code,
+                    verification_code="".join(rng.choice(CODE_ALPHABET) for _ in range(16)),
+                )
+                for r in indexed
+            ],
+            batch_size=1000,
+        )
+        states = {"queued": "sent", "acknowledged": "acknowledged", "rejected": "rejected"}
+        OutboxMessage.objects.bulk_create(
+            [
+                OutboxMessage(
+                    school=school,
+                    record_id=r.record_id,
+                    version=1,
+                    kind="submit",
+                    idempotency_key=hashlib.sha256(f"{r.record_id}:1".encode()).hexdigest(),
+                    document=None if r.status == "acknowledged" else b"<placeholder/>",
+                    student_code=r.enrolment.student.student_code,
+                    personal_id=r.enrolment.student.personal_id or f"8{i:011d}",
+                    state=states[r.status],
+                    receipt_id=f"bench-{i}",
+                    sent_at=now,
+                    decided_at=None if r.status == "queued" else now,
+                    reasons=[{"code": rng.choice(REJECTION_CODES), "message": "bench"}]
+                    if r.status == "rejected"
+                    else [],
+                )
+                for i, r in enumerate(indexed)
+                if r.status in states
+            ],
+            batch_size=1000,
+        )
+    progress(
+        f"  {code}: {n_classes} classes, {len(records) + per_class} records"
+        f" ({time.perf_counter() - started:.0f} s)"
+    )
+
+
+def dataset_make() -> None:
+    from django.db import connection
+
+    from portal.models import Department, School
+    from portal.progress.services import progress_reconcile
+
+    rng = random.Random(SEED)
+    # The records' issuer (the snapshot names the department).
+    if not Department.objects.exists():
+        Department.objects.create(code="BENCH", name="Sở Giáo dục và Đào tạo Bench", place_name="Lào Cai")
+    for code, name, n_classes, per_class in SCHOOLS:
+        school_make(code, name, n_classes, per_class, rng)
+    connection.set_schema_to_public()
+    schools = list(School.objects.filter(code__in=[code for code, *_rest in SCHOOLS]).order_by("pk"))
+    progress_reconcile(schools=schools)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # the whole database: every schema's tables
+    dataset_mark()
+
+
+def bench_schools() -> list[BenchSchool]:
+    from portal.models import School, User
+    from schools.demo import YEAR_CODE
+    from schools.models import Enrolment, SchoolClass
+    from transcripts.models import YearRecord
+
+    found = []
+    for code, *_rest in SCHOOLS:
+        school = School.objects.get(code=code)
+        with school:
+            found.append(
+                BenchSchool(
+                    school=school,
+                    year=YEAR_CODE,
+                    principal=User.objects.get(username=f"{code}.hieutruong"),
+                    homeroom=User.objects.get(username=f"{code}.gvcn"),
+                    classes=SchoolClass.objects.filter(school_year__code=YEAR_CODE).count(),
+                    students=Enrolment.objects.filter(school_class__school_year__code=YEAR_CODE).count(),
+                    records=YearRecord.objects.count(),
+                )
+            )
+    return found
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def rolled_back() -> Iterator[None]:
+    from django.db import transaction
+
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+def repeat(n: int, run: Callable[[], Any]) -> list[Any]:
+    for _ in range(5):  # warm-up
+        run()
+    return [run() for _ in range(n)]
+
+
+def ms(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values) * 1000, percentile(values, 0.95) * 1000
+
+
+def recount_times(bench: BenchSchool, n: int, parts: list[str] | None) -> list[float]:
+    from portal.progress.services import progress_recount
+
+    def run() -> float:
+        with rolled_back():
+            start = time.perf_counter()
+            drift = progress_recount(school=bench.school, school_year=bench.year, parts=parts)
+            elapsed = time.perf_counter() - start
+        assert not drift.changes, drift.changes  # the row was current
+        return elapsed
+
+    with bench.school:
+        return repeat(n, run)
+
+
+LABELS = (  # what each statement of a recount is, by what it reads
+    ("SET search_path", "django-tenants: SET search_path"),
+    ("SAVEPOINT", "SAVEPOINT"),
+    ("RELEASE SAVEPOINT", "RELEASE SAVEPOINT"),
+    ("INSERT INTO public.portal_schoolprogress", "the row created (when missing)"),
+    ("registry_outboxmessage", "registry: rejections by reason"),
+    ('COUNT(DISTINCT "schools_enrolment"."student_id")', "schools: students, missing IDs"),
+    ('COUNT(*) AS "__count" FROM "schools_schoolclass"', "schools: classes"),
+    ('"__col1"', "transcripts: books complete, approved"),
+    ('FROM "transcripts_studentyear"', "transcripts: waiting for August"),
+    ('FROM "transcripts_yearrecord"', "transcripts: records by status"),
+    ('FROM "portal_schoolprogress"', "the row's lock: SELECT … FOR UPDATE"),
+)
+
+
+def label(sql: str) -> str:
+    text = " ".join(sql.split())
+    for needle, name in LABELS:
+        if needle in text:
+            return name
+    return text[:40]
+
+
+def recount_statements(bench: BenchSchool, n: int) -> tuple[list[str], list[list[float]]]:
+    """The statements of one recount (as CaptureQueriesContext records them), and each
+    statement's time seen by Django (an execute wrapper: the round trip and the driver) over n
+    recounts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.progress.services import progress_recount
+
+    with bench.school, rolled_back(), CaptureQueriesContext(connection) as queries:
+        progress_recount(school=bench.school, school_year=bench.year)
+    statements = [q["sql"] for q in queries]
+    times: list[list[float]] = [[] for _ in statements]
+    current: list[float] = []
+
+    def timer(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            current.append(time.perf_counter() - start)
+
+    with bench.school, connection.execute_wrapper(timer):
+        for _ in range(n):
+            current.clear()
+            with rolled_back():
+                progress_recount(school=bench.school, school_year=bench.year)
+            assert len(current) == len(statements), (len(current), len(statements))
+            for i, elapsed in enumerate(current):
+                times[i].append(elapsed)
+    return statements, times
+
+
+def without_set(statements: list[str]) -> list[str]:
+    return [s for s in statements if not s.startswith("SET search_path")]
+
+
+@dataclass
+class Explained:
+    planning: float  # ms, median of the runs
+    execution: float
+    plan: str  # the last run's
+
+
+def explained(bench: BenchSchool, statements: list[str], runs: int = 5) -> list[Explained | None]:
+    """Each statement's planning and execution time in the server, by EXPLAIN (ANALYZE, BUFFERS)
+    in the school's schema, in a transaction rolled back after; None for SET and savepoints."""
+    from django.db import connection
+
+    out: list[Explained | None] = []
+    with bench.school, rolled_back(), connection.cursor() as cursor:
+        for sql in statements:
+            if sql.startswith(("SET search_path", "SAVEPOINT", "RELEASE SAVEPOINT")):
+                out.append(None)
+                continue
+            planning, execution, plan = [], [], ""
+            for _ in range(runs):
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                planned = re.search(r"Planning Time: ([0-9.]+) ms", plan)
+                executed = re.search(r"Execution Time: ([0-9.]+) ms", plan)
+                planning.append(float(planned.group(1)) if planned else float("nan"))
+                execution.append(float(executed.group(1)) if executed else float("nan"))
+            out.append(Explained(statistics.median(planning), statistics.median(execution), plan))
+    return out
+
+
+@dataclass
+class ChangeFigures:
+    total: list[float]
+    recount: list[float]
+    statements: int
+    statements_real: int
+    recount_statements: int
+
+
+def change_times(bench: BenchSchool, n: int, change: Callable[[], Any]) -> ChangeFigures:
+    """The change, its recount included, each in a transaction rolled back after; the time
+    inside progress_recount taken in the same call."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.progress import services as progress_services
+
+    original = progress_services.progress_recount
+    inside: list[float] = []
+    recount_queries: list[int] = []
+    capture: list[CaptureQueriesContext] = []
+
+    def timed_recount(**kwargs: Any) -> Any:
+        before = len(capture[0].captured_queries) if capture else 0
+        start = time.perf_counter()
+        try:
+            return original(**kwargs)
+        finally:
+            inside.append(time.perf_counter() - start)
+            if capture:
+                recount_queries.append(len(capture[0].captured_queries) - before)
+
+    def run() -> tuple[float, float]:
+        inside.clear()
+        with rolled_back():
+            start = time.perf_counter()
+            change()
+            elapsed = time.perf_counter() - start
+        assert len(inside) == 1, f"{len(inside)} recounts in one change"
+        return elapsed, inside[0]
+
+    progress_services.progress_recount = timed_recount  # type: ignore[assignment]
+    try:
+        with bench.school:
+            pairs = repeat(n, run)
+            with CaptureQueriesContext(connection) as queries:
+                capture.append(queries)
+                run()
+            capture.clear()
+    finally:
+        progress_services.progress_recount = original  # type: ignore[assignment]
+    sql = [q["sql"] for q in queries]
+    return ChangeFigures(
+        total=[t for t, _r in pairs],
+        recount=[r for _t, r in pairs],
+        statements=len(sql),
+        statements_real=len(without_set(sql)),
+        recount_statements=recount_queries[-1],
+    )
+
+
+def peers(bench: BenchSchool) -> dict[str, Callable[[], Any]]:
+    """The changes a recount accompanies, on one record each (the transaction rolls them back)."""
+    from schools.models import SchoolClass
+    from transcripts.models import YearRecord
+    from transcripts.records.services import year_record_confirm, year_record_forwarding_note
+
+    with bench.school:
+        issued = YearRecord.objects.filter(status="issued").order_by("pk").first()
+        first = SchoolClass.objects.filter(homeroom_teacher=bench.homeroom).get()
+        complete = (
+            YearRecord.objects.filter(status="data_complete", enrolment__school_class=first)
+            .order_by("pk")
+            .first()
+        )
+    assert issued is not None and complete is not None
+    school, homeroom = bench.school, bench.homeroom
+    return {
+        "forwarding note, issued → queued (the relay)": lambda: year_record_forwarding_note(
+            school=school, record_id=issued.record_id, version=issued.version, to_status="queued"
+        ),
+        "confirm, data complete → confirmed (homeroom teacher)": lambda: year_record_confirm(
+            actor=homeroom, school=school, record=complete
+        ),
+    }
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200, help="repetitions per measurement (default 200)")
+    parser.add_argument("--database", default="hocba_bench_progress", help="the bench's own database")
+    parser.add_argument("--fresh", action="store_true", help="drop the bench's database and make it again")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the slowest statements")
+    args = parser.parse_args()
+
+    fresh = args.fresh
+    while True:
+        with bench_django(args.database, fresh=fresh) as server_version:
+            if not dataset_present():
+                if dataset_dirty():
+                    progress("the database holds another or an unfinished data set: making it again")
+                    fresh = True
+                    continue
+                progress("making the data set (two schools)")
+                started = time.perf_counter()
+                dataset_make()
+                progress(f"data set made in {time.perf_counter() - started:.0f} s")
+            return measure(args.repeat, server_version, explain=args.explain)
+
+
+def pair(values: list[float]) -> str:
+    median, p95 = ms(values)
+    return f"{median:7.2f} / {p95:<7.2f}"
+
+
+def measure(n: int, server_version: str, *, explain: bool) -> int:
+    import django
+
+    from portal.progress.services import progress_parts
+
+    big, small = bench_schools()
+    both = (big, small)
+    status = 0
+    print(
+        f"Progress recount benchmark · {platform.node()} · {os.cpu_count()} cores · "
+        f"PostgreSQL {server_version} · Python {platform.python_version()} · "
+        f"Django {django.get_version()} · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"school year {big.year}; {n} repetitions each after 5 warm-up; ms, median / p95\n")
+    print(f"  {'school':<10}{'students':>10}{'classes':>9}{'records':>9}")
+    for bench in both:
+        print(f"  {bench.school.code:<10}{bench.students:>10,}{bench.classes:>9}{bench.records:>9,}")
+    print()
+
+    # 1. The recount alone, its lock alone and each part.
+    parts = progress_parts()
+    figures: dict[str, dict[str, list[float]]] = {}
+    for bench in both:
+        progress(f"recount at {bench.school.code}")
+        rows = {
+            "all parts": recount_times(bench, n, None),
+            "the row's lock alone": recount_times(bench, n, []),
+        }
+        for part in parts:
+            rows[f"part {part} (less the lock)"] = recount_times(bench, n, [part])
+        figures[bench.school.code] = rows
+    heads = [f"{b.school.code} ({b.students:,})" for b in both]
+    print(f"1. progress_recount, rolled back     {heads[0]:<19}{heads[1]:<19}big ÷ small (medians)")
+    lock = {b.school.code: statistics.median(figures[b.school.code]["the row's lock alone"]) for b in both}
+    for name in figures[big.school.code]:
+        cells, medians = [], []
+        for b in both:
+            values = figures[b.school.code][name]
+            if name.startswith("part "):
+                values = [v - lock[b.school.code] for v in values]
+                cells.append(f"{statistics.median(values) * 1000:7.2f}{'':10}")
+            else:
+                cells.append(pair(values) + " ")
+            medians.append(statistics.median(values))
+        print(f"   {name:<33}{cells[0]}  {cells[1]}  {medians[0] / medians[1]:5.1f}×")
+    print()
+
+    # 2. Statements, and where a recount's time goes at the big school.
+    progress("statements")
+    found = {b.school.code: recount_statements(b, n) for b in both}
+    counts = {code: (len(sql), len(without_set(sql))) for code, (sql, _t) in found.items()}
+    same = len(set(counts.values())) == 1
+    print(
+        "2. statements a recount issues (CaptureQueriesContext): "
+        + ", ".join(f"{code} {a} ({b} without SET search_path)" for code, (a, b) in counts.items())
+        + ("" if same else "   PROBLEM: the count depends on the school")
+    )
+    if not same:
+        status = 1
+    sql, times = found[big.school.code]
+    plans = explained(big, sql)
+    print(
+        f"   at {big.school.code}: each statement's time seen by Django (median of {n} recounts) and in the"
+        " server (EXPLAIN ANALYZE, median of 5: planning + execution)"
+    )
+    print(f"   {'#':>3}  {'statement':<40}{'Django':>9}{'planning':>10}{'execution':>11}")
+    sums = {"django": 0.0, "planning": 0.0, "execution": 0.0, "set": 0.0}
+    for i, (statement, elapsed, plan) in enumerate(zip(sql, times, plans, strict=True), start=1):
+        django_ms = statistics.median(elapsed) * 1000
+        sums["django"] += django_ms
+        if statement.startswith("SET search_path"):
+            sums["set"] += django_ms
+        server = f"{plan.planning:10.3f}{plan.execution:11.3f}" if plan else f"{'':21}"
+        if plan:
+            sums["planning"] += plan.planning
+            sums["execution"] += plan.execution
+        print(f"   {i:>3}  {label(statement):<40}{django_ms:9.3f}{server}")
+    wall = statistics.median(figures[big.school.code]["all parts"]) * 1000
+    print(f"   {'':>3}  {'in all':<40}{sums['django']:9.3f}{sums['planning']:10.3f}{sums['execution']:11.3f}")
+    print(
+        f"   of a recount's {wall:.2f} ms (median, section 1): {sums['django']:.2f} ms in statements "
+        f"({sums['set']:.2f} of them in SET search_path), {wall - sums['django']:.2f} ms in Python (the ORM"
+        " building the queries, the counters compared)"
+    )
+    if explain:
+        slowest = sorted(
+            ((p.planning + p.execution, s, p) for s, p in zip(sql, plans, strict=True) if p),
+            key=lambda item: item[0],
+            reverse=True,
+        )
+        for total, statement, plan in slowest[:3]:
+            print(f"\n   --- {label(statement)}: {total:.3f} ms ---\n   {' '.join(statement.split())}\n")
+            print("\n".join("     " + line for line in plan.plan.splitlines()))
+    print()
+
+    # 3. The changes it accompanies.
+    print("3. the change, its recount included, rolled back (the recount timed inside the same call)")
+    for bench in both:
+        for name, change in peers(bench).items():
+            progress(f"change at {bench.school.code}: {name}")
+            c = change_times(bench, n, change)
+            rest = [t - r for t, r in zip(c.total, c.recount, strict=True)]
+            share = statistics.median(r / t for t, r in zip(c.total, c.recount, strict=True))
+            print(f"   {bench.school.code}: {name}")
+            print(
+                f"     the change, recount included  {pair(c.total)}  statements {c.statements}"
+                f" ({c.statements_real} without SET)"
+            )
+            print(f"     its recount                   {pair(c.recount)}  statements {c.recount_statements}")
+            print(f"     the change less its recount   {pair(rest)}")
+            print(
+                f"     recount ÷ change {share:.2f}; recount ÷ the change less it "
+                f"{statistics.median(r / o for r, o in zip(c.recount, rest, strict=True)):.1f}×"
+                " (each repetition, median)"
+            )
+    print()
+    recount_big = statistics.median(figures[big.school.code]["all parts"]) * 1000
+    verdict = "over" if recount_big > SLOW_MS else "under"
+    print(
+        f"recount at {big.students:,} students: {recount_big:.1f} ms (median),"
+        f" {verdict} the {SLOW_MS:.0f} ms mark"
+    )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
