@@ -114,18 +114,34 @@ def dataset_description(today: dt.date) -> dict:
 # --- the database --------------------------------------------------------------------------------
 
 
+def dataset_stored(url: str) -> dict | None:
+    """The description of the data set the bench database holds (None: none, or unfinished)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", [f"public.{MARKER_TABLE}"]).fetchone()
+        if found is None or found[0] is None:
+            return None
+        row = conn.execute(f"SELECT description FROM public.{MARKER_TABLE}").fetchone()  # noqa: S608
+    return row[0] if row else None
+
+
 @contextlib.contextmanager
-def bench_django(name: str, *, fresh: bool) -> Iterator[str]:
+def bench_django(name: str, *, fresh: bool, description: dict) -> Iterator[str]:
     """Django set up on the bench's own database (created when missing, kept after); yields the
-    server's version."""
+    server's version. A database holding another data set (an older description, or none: an
+    interrupted run) is dropped and made again: it is the bench's own."""
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"hocba-bench-{name}"
     with admin_connect(url) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not fresh and dataset_stored(url_with_database(url, name)) != description:
+            progress(f"database {name} holds another data set (or none): making it again")
+            fresh = True
         if exists and fresh:
-            progress(f"dropping database {name} (--fresh)")
+            progress(f"dropping database {name}")
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             exists = None
         if not exists:
@@ -160,53 +176,6 @@ def bench_django(name: str, *, fresh: bool) -> Iterator[str]:
 
 
 MARKER_TABLE = "bench_dashboard_dataset"
-
-
-def dataset_present(description: dict) -> bool:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} (description jsonb NOT NULL)")
-        cursor.execute(f"SELECT description FROM public.{MARKER_TABLE}")  # noqa: S608 - our table
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-    return stored == description
-
-
-def dataset_clear() -> None:
-    """Remove what an earlier (different or interrupted) run of the bench made."""
-    from django.db import connection
-
-    from portal.models import AuditEntry, Division, RoleAssignment, School, User
-    from portal.models_progress import ProgressWeek, SchoolProgress
-
-    schools = School.objects.filter(code__startswith=CODE_PREFIX)
-    ProgressWeek.objects.filter(school__in=schools).delete()
-    SchoolProgress.objects.filter(school__in=schools).delete()
-    users = User.objects.filter(username__in=[DEPT_OFFICER, DIVISION_OFFICER, OPERATOR])
-    with connection.cursor() as cursor:
-        # The audit table refuses deletes (append-only); the bench owns this database.
-        cursor.execute("SET session_replication_role = replica")
-        try:
-            AuditEntry.objects.all().delete()
-            RoleAssignment.objects.filter(user__in=users).delete()
-            RoleAssignment.objects.filter(school__in=schools).delete()
-            RoleAssignment.objects.filter(division__code__startswith=CODE_PREFIX).delete()
-            from allauth.mfa.models import Authenticator
-
-            Authenticator.objects.filter(user__in=users).delete()
-            users.delete()
-            # A plain DELETE: School's own delete() would ask django-tenants to drop a schema.
-            cursor.execute(
-                f"DELETE FROM public.{School._meta.db_table} WHERE code LIKE %s",  # noqa: S608
-                [CODE_PREFIX + "%"],
-            )
-            Division.objects.filter(code__startswith=CODE_PREFIX).delete()
-            cursor.execute(f"DELETE FROM public.{MARKER_TABLE}")  # noqa: S608
-        finally:
-            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 # --- the data set --------------------------------------------------------------------------------
@@ -444,7 +413,8 @@ def dataset_make(description: dict) -> None:
         for user in (operator, officer, division_officer):
             if requires_two_factor(user):
                 TOTP.activate(user, generate_totp_secret())
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # in the same transaction: an interrupted run leaves none
+            cursor.execute(f"CREATE TABLE public.{MARKER_TABLE} (description jsonb NOT NULL)")
             cursor.execute(
                 f"INSERT INTO public.{MARKER_TABLE} (description) VALUES (%s::jsonb)",  # noqa: S608
                 [json.dumps(description)],
@@ -649,7 +619,7 @@ def main() -> int:
     description = dataset_description(today)
     current, previous = description["years"]
 
-    with bench_django(args.database, fresh=args.fresh) as server_version:
+    with bench_django(args.database, fresh=args.fresh, description=description) as server_version:
         from django.db import transaction
         from django.test import Client
 
@@ -657,11 +627,10 @@ def main() -> int:
         from portal.models import School, User
 
         connection.set_schema_to_public()
-        if dataset_present(description):
+        if User.objects.filter(username=DEPT_OFFICER).exists():
             progress(f"reusing the data set in {args.database}")
         else:
-            progress(f"making the data set in {args.database} (about a minute)")
-            dataset_clear()
+            progress(f"making the data set in {args.database} (a few seconds)")
             dataset_make(description)
         summary = dataset_summary(current)
         biggest = summary["biggest"]
