@@ -49,8 +49,8 @@ CONSENT_PARAMETER = OpenApiParameter(
 
 
 class StudentRecordsInput(serializers.Serializer):
-    personal_id = serializers.CharField(
-        max_length=64, trim_whitespace=True, help_text="The citizen's 12-digit personal ID number."
+    personal_id = serializers.RegexField(
+        r"^[0-9]{12}$", max_length=64, help_text="The citizen's 12-digit personal ID number."
     )
 
 

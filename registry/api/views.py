@@ -179,10 +179,14 @@ class StudentRecordsView(PartnerView):
         tags=["records"],
     )
     def post(self, request: Request) -> Response:
-        given = StudentRecordsInput(data=request.data if isinstance(request.data, dict) else {})
-        given.is_valid(raise_exception=True)
+        data = request.data if isinstance(request.data, dict) else {}  # JSON null, a list …: no fields
+        given = StudentRecordsInput(data=data)
+        if not given.is_valid():
+            if "personal_id" in given.errors and "personal_id" in data:
+                raise ApiError("invalid_personal_id", _("A personal ID number is exactly 12 digits (0-9)."))
+            given.is_valid(raise_exception=True)
         personal_id = given.validated_data["personal_id"]
-        if not personal_id_valid(personal_id):
+        if not personal_id_valid(personal_id):  # the pattern's digits are ASCII: checked again
             raise ApiError("invalid_personal_id", _("A personal ID number is exactly 12 digits (0-9)."))
         self.note.personal_id_digest = personal_id_digest(personal_id)
         self.consent(request, personal_id=personal_id)

@@ -106,7 +106,15 @@ def test_a_malformed_personal_id_is_a_400_with_a_message_never_a_500(
 
 @pytest.mark.parametrize(
     "body",
-    [b"{", b"[]", b'"079000000012"', b'{"personal_id": 79000000012}', b'{"personal_id": null}', b"\xff\xfe"],
+    [
+        b"{",
+        b"null",
+        b"[]",
+        b'"079000000012"',
+        b'{"personal_id": 79000000012}',
+        b'{"personal_id": null}',
+        b"\xff\xfe",
+    ],
 )
 def test_a_body_that_is_not_the_expected_json_is_a_400(client, partner, consent_issuer, body):
     response = client.post(RECORDS, body, content_type="application/json", **partner.headers())
