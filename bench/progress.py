@@ -252,8 +252,8 @@ def school_make(code: str, name: str, n_classes: int, per_class: int, rng: rando
         # The templates' students, in class-list order, with their years.
         rows: dict[int, list[tuple[Student, Enrolment, StudentYear]]] = {}
         for template in templates:
-            enrolments = Enrolment.objects.filter(school_class=template).select_related("student", "year")
-            rows[template.pk] = [(e.student, e, e.year) for e in enrolments.order_by("number")]
+            found = Enrolment.objects.filter(school_class=template).select_related("student", "year")
+            rows[template.pk] = [(e.student, e, e.year) for e in found.order_by("number")]
 
         # Copies of the templates; 9A1 keeps its students but its records are made here too.
         plan: list[SchoolClass] = [templates[1]]
@@ -391,7 +391,7 @@ def school_make(code: str, name: str, n_classes: int, per_class: int, rng: rando
 
 
 def dataset_make() -> None:
-    from django.db import connection
+    from portal.db import connection
 
     from portal.models import Department, School
     from portal.progress.services import progress_reconcile
@@ -559,6 +559,39 @@ def explained(bench: BenchSchool, statements: list[str], runs: int = 5) -> list[
                 execution.append(float(executed.group(1)) if executed else float("nan"))
             out.append(Explained(statistics.median(planning), statistics.median(execution), plan))
     return out
+
+
+COUNTING = ("registry:", "schools:", "transcripts:")  # the labels of the parts' counting statements
+
+
+def prototype_times(bench: BenchSchool, n: int, statements: list[str], *, only: str = "") -> list[float]:
+    """A prototype of the rewrite proposed in the report (not the services' code): the row's lock,
+    then the parts' counting statements, as the recount issues them, sent as ONE statement
+    (`SELECT (SELECT json_agg(q) FROM (<statement>) q), …`): the same server work in one round
+    trip, no query built by the ORM. `only`: just the statements whose label starts with it."""
+    from django.db import connection
+
+    from portal.models_progress import SchoolProgress
+
+    chosen = [s for s in statements if label(s).startswith(COUNTING) and label(s).startswith(only)]
+    assert chosen
+    # The recount's own statements, as captured: no outside input.
+    combined = "SELECT " + ", ".join(f"(SELECT json_agg(q) FROM ({s}) q)" for s in chosen)  # noqa: S608
+
+    def run() -> float:
+        with rolled_back():
+            start = time.perf_counter()
+            row = SchoolProgress.objects.select_for_update().filter(
+                school=bench.school, school_year=bench.year
+            )
+            assert row.first() is not None
+            with connection.cursor() as cursor:
+                cursor.execute(combined)
+                cursor.fetchone()
+            return time.perf_counter() - start
+
+    with bench.school:
+        return repeat(n, run)
 
 
 @dataclass
@@ -774,6 +807,18 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
             print("\n".join("     " + line for line in plan.plan.splitlines()))
     print()
 
+    # 4 (printed last). Prototypes of the rewrite: one round trip for the counting.
+    progress("prototypes")
+    prototypes: dict[str, dict[str, list[float]]] = {}
+    for bench in both:
+        statements = found[bench.school.code][0]
+        prototypes[bench.school.code] = {
+            "lock + all parts' counting in one statement": prototype_times(bench, n, statements),
+            "lock + records by status only, one statement": prototype_times(
+                bench, n, statements, only="transcripts: records"
+            ),
+        }
+
     # 3. The changes it accompanies.
     print("3. the change, its recount included, rolled back (the recount timed inside the same call)")
     for bench in both:
@@ -794,6 +839,19 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
                 f"{statistics.median(r / o for r, o in zip(c.recount, rest, strict=True)):.1f}×"
                 " (each repetition, median)"
             )
+    print()
+    print(
+        "4. prototypes of the rewrite (the bench's SQL, not the services'): the row's lock, then the"
+        " parts' statements sent as one"
+    )
+    print(f"   {'':<46}{heads[0]:<19}{heads[1]:<19}")
+    print(
+        f"   {'progress_recount today (section 1)':<46}{pair(figures[big.school.code]['all parts'])}  "
+        f"{pair(figures[small.school.code]['all parts'])}"
+    )
+    for name in prototypes[big.school.code]:
+        cells = [pair(prototypes[b.school.code][name]) for b in both]
+        print(f"   {name:<46}{cells[0]}  {cells[1]}")
     print()
     recount_big = statistics.median(figures[big.school.code]["all parts"]) * 1000
     verdict = "over" if recount_big > SLOW_MS else "under"
