@@ -392,7 +392,6 @@ def school_make(code: str, name: str, n_classes: int, per_class: int, rng: rando
 
 def dataset_make() -> None:
     from portal.db import connection
-
     from portal.models import Department, School
     from portal.progress.services import progress_reconcile
 
