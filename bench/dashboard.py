@@ -743,6 +743,14 @@ def main() -> int:
                 f"  statements at 1,000 and 100 schools: {department.statements} and {small.statements}"
                 f" ({'the same: independent of the number of schools' if same else 'DIFFERENT'})"
             )
+        division = pages[1]
+        if not (division.missing or huge.missing):
+            print(
+                f"  division page statements at {summary['biggest_schools']} and 900 schools: "
+                f"{division.statements} and {huge.statements}"
+                f" ({'the same' if division.statements == huge.statements else 'DIFFERENT'})"
+            )
+            same = same and division.statements == huge.statements
         measured = [p for p in pages if not p.missing]
         if measured and not department.missing:
             worst = max(measured, key=lambda p: p.p95)
