@@ -137,7 +137,7 @@ def _dashboard(
             "signed": percent(total.signed_share),
             "bars": completion_bars(shown),
             "weeks": weeks,
-            "weeks_chart": weeks_chart(weeks),
+            "weeks_chart": weeks_chart(weeks, classes=total.classes, students=total.students),
             "rejections": _rejections(total),
             "levels": SchoolLevel.choices,
             "kinds": DivisionKind.choices,
@@ -275,7 +275,9 @@ def school_progress(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "approved": percent(row.approved_share) if row else "",
             "signed": percent(row.signed_share) if row else "",
             "weeks": weeks,
-            "weeks_chart": weeks_chart(weeks),
+            "weeks_chart": weeks_chart(weeks, classes=row.classes, students=row.students)
+            if row
+            else weeks_chart([]),
             "rejections": _rejections(row) if row else [],
             "can_open": can_open_school_data(request.user, school),
             "department_staff": access_for(request.user).is_department_staff,

@@ -97,7 +97,7 @@ class Series:
     colour: str
     dash: str
     points: str  # "x,y x,y …" for <polyline>
-    dots: list[tuple[float, float, int]]  # x, y, value
+    dots: list[tuple[float, float, str]]  # x, y, what the point says ("84 % (113)" or "113")
 
 
 @dataclass(frozen=True)
@@ -109,31 +109,50 @@ class WeekChart:
     bottom: float  # the x axis' y
     right: float  # the plot's right edge
     series: list[Series]
-    y_ticks: list[tuple[float, int]]  # y, value
+    y_ticks: list[tuple[float, str]]  # y, label
     x_ticks: list[tuple[float, str]]  # x, "04/05"
     empty: bool
+    shares: bool  # the y axis is a share (0–100 %), not a count
+    rows: list[tuple[dt.date, list[str]]]  # the table alternative: each week, each series' text
 
 
-def _nice_max(value: int) -> int:
-    """A round top for the y axis (1, 2, 5 × 10^n) at or above the value."""
-    if value <= 0:
-        return 4
-    exponent = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * exponent
-        if top >= value:
-            return math.ceil(top) if top >= 4 else 4
+def _nice_step(value: int) -> int:
+    """A round step (1, 2, 5 × 10^n) that divides the y axis into at most 5 parts."""
+    if value <= 5:
+        return 1
+    exponent = 10 ** math.floor(math.log10(value / 5))
+    for step in (1, 2, 5, 10):
+        if value / (step * exponent) <= 5:
+            return int(step * exponent)
     return int(10 * exponent)
 
 
-def weeks_chart(points: Sequence[WeekPoint]) -> WeekChart:
-    """Three lines over the weeks, x proportional to the date (a quiet week keeps its gap)."""
+def weeks_chart(points: Sequence[WeekPoint], *, classes: int = 0, students: int = 0) -> WeekChart:
+    """Three lines over the weeks, x proportional to the date (a quiet week keeps its gap).
+
+    With the year's classes and students given, each line is a share (classes approved ÷ classes,
+    records ÷ students), so that the three read on one 0–100 % axis (counts of classes and of
+    records differ a hundredfold); otherwise counts.
+    """
     plot_w = WEEK_WIDTH - LEFT - RIGHT
     plot_h = WEEK_HEIGHT - TOP - BOTTOM
     axis_y = TOP + plot_h
-    top = _nice_max(
-        max((max(p.classes_approved, p.records_signed, p.records_acknowledged) for p in points), default=0)
-    )
+    shares = bool(classes and students)
+    whole = {"classes_approved": classes, "records_signed": students, "records_acknowledged": students}
+
+    def scaled(point: WeekPoint, key: str) -> float:
+        value = getattr(point, key)
+        return value / whole[key] if shares else value
+
+    highest = max((scaled(p, key) for p in points for key, *_rest in SERIES), default=0)
+    if shares:
+        step_value: float = 0.25
+        top: float = max(1.0, math.ceil(highest / step_value) * step_value)
+        y_ticks_values = [step_value * n for n in range(round(top / step_value) + 1)]
+    else:
+        step = _nice_step(int(highest))
+        top = max(step * math.ceil(highest / step), step)
+        y_ticks_values = [float(value) for value in range(0, int(top) + 1, step)]
     first = points[0].week if points else dt.date(2000, 1, 3)
     span = max((points[-1].week - first).days, 1) if points else 1
 
@@ -142,12 +161,19 @@ def weeks_chart(points: Sequence[WeekPoint]) -> WeekChart:
             return LEFT + plot_w / 2
         return round(LEFT + plot_w * (week - first).days / span, 1)
 
-    def y_of(value: int) -> float:
+    def y_of(value: float) -> float:
         return round(axis_y - plot_h * value / top, 1)
 
     series = []
     for key, label, colour, dash in SERIES:
-        dots = [(x_of(p.week), y_of(getattr(p, key)), getattr(p, key)) for p in points]
+        dots = [
+            (
+                x_of(p.week),
+                y_of(scaled(p, key)),
+                f"{percent(scaled(p, key))} ({getattr(p, key)})" if shares else str(getattr(p, key)),
+            )
+            for p in points
+        ]
         series.append(
             Series(
                 key=key,
@@ -158,7 +184,7 @@ def weeks_chart(points: Sequence[WeekPoint]) -> WeekChart:
                 dots=dots,
             )
         )
-    y_ticks = [(y_of(top * step // 4), top * step // 4) for step in range(5)]
+    y_ticks = [(y_of(value), percent(value) if shares else str(int(value))) for value in y_ticks_values]
     # At most about 10 date labels, so that they never overlap.
     every = max(1, math.ceil(len(points) / 10))
     x_ticks = [(x_of(p.week), p.week.strftime("%d/%m")) for p in points[::every]]
@@ -173,4 +199,6 @@ def weeks_chart(points: Sequence[WeekPoint]) -> WeekChart:
         y_ticks=y_ticks,
         x_ticks=x_ticks,
         empty=not points,
+        shares=shares,
+        rows=[(p.week, [s.dots[index][2] for s in series]) for index, p in enumerate(points)],
     )

@@ -32,7 +32,8 @@ def _counter(name: str, label: str | None = None) -> Column:
     return Column(name, label or COUNTERS[name], lambda row: row.counters[name])
 
 
-NAME = Column("name", _("Name"), lambda row: row.name, numeric=False)
+NAME = Column("name", _("Division"), lambda row: row.name, numeric=False)
+SCHOOL_NAME = Column("name", _("School"), lambda row: row.name, numeric=False)
 SCHOOLS = Column("schools", _("Schools"), lambda row: row.schools)
 CODE = Column("code", _("Code"), lambda row: row.key, numeric=False)
 FIGURES = [
@@ -41,13 +42,13 @@ FIGURES = [
     _counter("classes_approved", _("Classes approved")),
     Column("records_signed", _("Records signed"), lambda row: row.records_signed),
     _counter("records_queued", _("Queued for the Ministry")),
-    _counter("records_acknowledged", _("Acknowledged")),
+    _counter("records_acknowledged", _("Acknowledged by the Ministry")),
     _counter("records_rejected", _("Rejected")),
     _counter("students_without_personal_id", _("Missing personal IDs")),
     _counter("students_waiting_summer", _("Waiting for the August close")),
 ]
 DIVISION_COLUMNS = [NAME, SCHOOLS, *FIGURES]
-SCHOOL_COLUMNS = [CODE, NAME, *FIGURES]
+SCHOOL_COLUMNS = [CODE, SCHOOL_NAME, *FIGURES]
 
 FORMAT_XLSX = "xlsx"
 

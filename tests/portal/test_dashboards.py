@@ -389,3 +389,52 @@ def test_the_pages_cost_the_same_queries_for_3_or_30_schools(
 # roles, the division, the years, the rows, the schools, the weeks, the inactive schools.
 PAGE_QUERIES_DEPARTMENT = 2 * 9
 PAGE_QUERIES_DIVISION = 2 * 8
+
+
+# --- Charts ----------------------------------------------------------------------------------
+
+
+def test_the_weeks_chart_draws_shares_when_the_year_has_classes_and_students():
+    from portal.progress.charts import weeks_chart
+    from portal.progress.selectors import WeekPoint
+
+    points = [
+        WeekPoint(MONDAY, classes_approved=1, records_signed=10, records_acknowledged=0),
+        WeekPoint(
+            MONDAY + dt.timedelta(days=14), classes_approved=2, records_signed=40, records_acknowledged=20
+        ),
+    ]
+    chart = weeks_chart(points, classes=2, students=40)
+    assert chart.shares
+    assert [label for _y, label in chart.y_ticks] == ["0 %", "25 %", "50 %", "75 %", "100 %"]
+    approved, signed, acknowledged = chart.series
+    # Every line ends at the top (100 %) but the acknowledged one, halfway.
+    assert approved.dots[-1][1] == signed.dots[-1][1] == chart.top
+    assert acknowledged.dots[-1][1] == (chart.top + chart.bottom) / 2
+    assert chart.rows[1] == (MONDAY + dt.timedelta(days=14), ["100 % (2)", "100 % (40)", "50 % (20)"])
+    # Two weeks apart: the first point on the left edge, the last on the right.
+    assert (approved.dots[0][0], approved.dots[-1][0]) == (chart.left, chart.right)
+
+
+def test_the_weeks_chart_falls_back_to_counts_without_students():
+    from portal.progress.charts import weeks_chart
+    from portal.progress.selectors import WeekPoint
+
+    chart = weeks_chart([WeekPoint(MONDAY, 0, 7, 3)])
+    assert not chart.shares
+    assert chart.y_ticks[-1][1] == "8"  # steps of 2 up to 8
+    assert chart.rows == [(MONDAY, ["0", "7", "3"])]
+
+
+def test_the_completion_bars_are_proportional_and_say_their_figure():
+    from portal.progress.charts import BAR_AREA, completion_bars
+    from portal.progress.selectors import ProgressRow
+
+    def row(name, students, acknowledged):
+        counters = dict.fromkeys(COUNTERS, 0) | {"students": students, "records_acknowledged": acknowledged}
+        return ProgressRow(kind="school", key=name, name=name, division_code="", schools=1, counters=counters)
+
+    chart = completion_bars([row("A", 40, 10), row("B", 0, 0), row("C" * 80, 10, 10)])
+    assert [bar.width for bar in chart.bars] == [BAR_AREA / 4, 0, BAR_AREA]
+    assert [bar.text for bar in chart.bars] == ["25 %", "—", "100 %"]
+    assert chart.bars[2].label.endswith("…") and chart.bars[2].title.startswith("C" * 80)
