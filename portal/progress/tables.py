@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.http import QueryDict
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from ..choices import DivisionKind, SchoolLevel
@@ -22,13 +23,13 @@ from .selectors import KIND_DIVISION, ProgressRow
 @dataclass(frozen=True)
 class Column:
     key: str  # also the `sort=` value
-    label: str
+    label: str | Promise  # a lazy translation, read in the request's language
     value: Callable[[ProgressRow], object]
     percent: bool = False
     numeric: bool = True
 
 
-def _counter(name: str, label: str | None = None) -> Column:
+def _counter(name: str, label: str | Promise | None = None) -> Column:
     return Column(name, label or COUNTERS[name], lambda row: row.counters[name])
 
 
