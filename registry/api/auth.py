@@ -111,7 +111,7 @@ class ClientRateThrottle(SimpleRateThrottle):
     scope = "partner"
 
     def __init__(self) -> None:  # the rate is the client's, known only with the request
-        self.rate = None
+        self.rate: str | None = None
         self.num_requests = self.duration = None
 
     def allow_request(self, request: Request, view: Any) -> bool:

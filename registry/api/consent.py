@@ -100,8 +100,8 @@ def consent_check(
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError as error:
         raise ConsentRefused("consent_invalid") from error
-    jti = unverified.get("jti") if isinstance(unverified.get("jti"), str) else ""
-    jti = jti[:100]
+    claimed = unverified.get("jti")
+    jti = claimed[:100] if isinstance(claimed, str) else ""
     if header.get("alg") not in ConsentAlgorithm.values:
         raise ConsentRefused("consent_algorithm", jti)
     iss = unverified.get("iss")
