@@ -14,6 +14,8 @@ week from public tables alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -21,10 +23,13 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import School
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 YEAR_PATTERN = r"^\d{4}-\d{4}$"
 
 # The counters, in the order pages show them, with their labels (portal.progress.selectors).
-COUNTERS: dict[str, str] = {
+COUNTERS: dict[str, "StrOrPromise"] = {
     "students": _("Students"),
     "students_without_personal_id": _("Students without a verified personal ID"),
     "students_waiting_summer": _("Students waiting for the August close"),

@@ -221,7 +221,7 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
             # The year's row is recounted once when anything changed; a personal ID verified
             # counts in every year of the student's (older years' rows too).
             years = set()
-            if any(sheet.created or sheet.updated for sheet in report.sheets):
+            if plan.year is not None and any(sheet.created or sheet.updated for sheet in report.sheets):
                 years.add(plan.year.code)
             if any("personal_id" in item.changed for item in plan.students if not item.is_new):
                 years |= set(SchoolYear.objects.values_list("code", flat=True))
