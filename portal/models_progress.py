@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 YEAR_PATTERN = r"^\d{4}-\d{4}$"
 
 # The counters, in the order pages show them, with their labels (portal.progress.selectors).
-COUNTERS: dict[str, "StrOrPromise"] = {
+COUNTERS: dict[str, StrOrPromise] = {
     "students": _("Students"),
     "students_without_personal_id": _("Students without a verified personal ID"),
     "students_waiting_summer": _("Students waiting for the August close"),
