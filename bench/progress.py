@@ -52,6 +52,7 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -74,11 +75,13 @@ SEED = 20261206
 MARKER_TABLE = "bench_progress_dataset"
 PASSWORD = "bench-only"  # noqa: S105 - throwaway bench accounts
 OPEN_CLASSES = 4  # the last classes of a school: not approved yet, no records
-# (code, name, classes, students a class)
+# (code, name, classes, students a class, earlier school years held)
 SCHOOLS = (
-    ("bp-big", "Trường THCS Bench Tiến độ Lớn", 45, 45),
-    ("bp-small", "Trường THCS Bench Tiến độ Nhỏ", 5, 40),
+    ("bp-big", "Trường THCS Bench Tiến độ Lớn", 45, 45, 0),
+    ("bp-small", "Trường THCS Bench Tiến độ Nhỏ", 5, 40, 0),
+    ("bp-hist", "Trường THCS Bench Tiến độ Năm cũ", 45, 45, 4),
 )
+PERSONAL_IDS = itertools.count(1)  # the copies' personal ID numbers (9…) and messages' (8…)
 # The bulk-made records' statuses and their shares (the first class keeps its own, data complete).
 STATUS_SHARES = {
     "data_complete": 0.06,
@@ -199,24 +202,24 @@ class BenchSchool:
     classes: int
     students: int
     records: int
+    years: int
 
 
-def school_make(code: str, name: str, n_classes: int, per_class: int, rng: random.Random) -> None:
-    """One school as described in the module's docstring."""
+def school_make(
+    code: str, name: str, n_classes: int, per_class: int, history: int, rng: random.Random
+) -> None:
+    """One school as described in the module's docstring; `history` earlier school years held
+    too, each a copy of the current one with every record acknowledged."""
     from django.db import transaction
-    from django.utils import timezone
 
-    from portal.choices import IssuedRecordStatus, Role, SchoolLevel
+    from portal.choices import Role, SchoolLevel
     from portal.models import RoleAssignment, User
-    from portal.models_verification import IssuedRecord
     from portal.provisioning import SchoolSpec, school_provision
-    from registry.models import OutboxMessage
-    from schools.models import Enrolment, SchoolClass, Student
+    from schools.models import Enrolment, SchoolClass
+    from schools.services import school_year_open
     from transcripts.demo import school_demo_seed
-    from transcripts.document.records import year_record_id
-    from transcripts.models import StudentYear, YearRecord
+    from transcripts.models import YearRecord
     from transcripts.records.services import year_records_create
-    from transcripts.rules.codec import SUMMER_OUTCOMES
     from transcripts.yearclose import class_year_close
 
     started = time.perf_counter()
@@ -243,151 +246,209 @@ def school_make(code: str, name: str, n_classes: int, per_class: int, rng: rando
             class_year_close(actor=principal, school=school, school_class=template)
         templates = list(SchoolClass.objects.select_related("school_year").order_by("pk"))
         year = templates[0].school_year
-        first = SchoolClass.objects.get(pk=templates[0].pk)
-        year_records_create(actor=homeroom, school=school, school_class=first)
-        model = YearRecord.objects.filter(enrolment__school_class=first).order_by("pk").first()
+        year_records_create(actor=homeroom, school=school, school_class=templates[0])
+        model = YearRecord.objects.filter(enrolment__school_class=templates[0]).order_by("pk").first()
         assert model is not None
-        xml, sha256 = bytes(model.xml), model.sha256
+        document = (bytes(model.xml), model.sha256)
 
         # The templates' students, in class-list order, with their years.
-        rows: dict[int, list[tuple[Student, Enrolment, StudentYear]]] = {}
+        rows: dict[int, list[tuple[Any, Any, Any]]] = {}
         for template in templates:
             found = Enrolment.objects.filter(school_class=template).select_related("student", "year")
             rows[template.pk] = [(e.student, e, e.year) for e in found.order_by("number")]
 
-        # Copies of the templates; 9A1 keeps its students but its records are made here too.
-        plan: list[SchoolClass] = [templates[1]]
-        serial = 0
-        for j in range(2, n_classes):
-            template = templates[j % 2]
-            school_class = SchoolClass.objects.create(
-                school_year=year,
-                name=f"{template.grade}A{j + 1}",
-                grade=template.grade,
-                ruleset=template.ruleset,
+        # This year: copies of the templates, the last few not approved; 9A1's records made here.
+        copies = classes_copy(
+            school, year, templates, rows, range(2, n_classes), n_classes - OPEN_CLASSES, principal, tag=""
+        )
+        approved = [templates[1], *copies]
+        made = records_make(school, year, approved, document, homeroom, rng, final=False)
+        # Earlier years: every class approved, every record acknowledged.
+        for back in range(1, history + 1):
+            start = int(year.code[:4]) - back
+            earlier = school_year_open(
+                code=f"{start}-{start + 1}",
+                starts_on=dt.date(start, 9, 5),
+                ends_on=dt.date(start + 1, 5, 31),
+                levels=list(school.levels),
+                make_current=False,
             )
-            students, enrolments, years = [], [], []
-            for student, enrolment, _year in rows[template.pk]:
-                serial += 1
-                copy = Student(
-                    **{
-                        f.attname: getattr(student, f.attname)
-                        for f in Student._meta.concrete_fields
-                        if f.attname != "id"
-                    }
-                )
-                copy.student_code = f"{code.upper()}-{school_class.name}-{enrolment.number:02d}"
-                if copy.personal_id:
-                    copy.personal_id = f"9{serial:011d}"
-                students.append(copy)
-            Student.objects.bulk_create(students)
-            for copy, (_student, enrolment, _year) in zip(students, rows[template.pk], strict=True):
-                enrolments.append(
-                    Enrolment(
-                        student=copy,
-                        school_class=school_class,
-                        number=enrolment.number,
-                        status=enrolment.status,
-                        enrolled_on=enrolment.enrolled_on,
-                    )
-                )
-            Enrolment.objects.bulk_create(enrolments)
-            for copy_enrolment, (_student, _enrolment, student_year) in zip(
-                enrolments, rows[template.pk], strict=True
-            ):
-                years.append(
-                    StudentYear(
-                        **{
-                            f.attname: getattr(student_year, f.attname)
-                            for f in StudentYear._meta.concrete_fields
-                            if f.attname not in ("id", "enrolment_id")
-                        },
-                        enrolment=copy_enrolment,
-                    )
-                )
-            StudentYear.objects.bulk_create(years)  # before the approval: the closed book refuses after
-            if j < n_classes - OPEN_CLASSES:
-                SchoolClass.objects.filter(pk=school_class.pk).update(
-                    closed_at=template.closed_at, closed_by=principal
-                )
-                plan.append(school_class)
-
-        # Year records for the approved copies' students (and 9A1's), in a spread of statuses.
-        now = timezone.now()
-        statuses, weights = list(STATUS_SHARES), list(STATUS_SHARES.values())
-        records = []
-        for school_class in plan:
-            for enrolment in Enrolment.objects.filter(school_class=school_class).select_related(
-                "student", "year"
-            ):
-                if enrolment.year.results.get("outcome") in SUMMER_OUTCOMES:
-                    continue  # waits for the August close, as year_records_create leaves it
-                records.append(
-                    YearRecord(
-                        enrolment=enrolment,
-                        record_id=year_record_id(
-                            school_code=school.code,
-                            student_code=enrolment.student.student_code,
-                            school_year=year.code,
-                        ),
-                        version=1,
-                        status=rng.choices(statuses, weights)[0],
-                        xml=xml,
-                        sha256=sha256,
-                        created_at=now,
-                        created_by=homeroom,
-                        status_changed_at=now,
-                    )
-                )
-        YearRecord.objects.bulk_create(records, batch_size=500)
-        indexed = [r for r in records if r.status in INDEXED]
-        IssuedRecord.objects.bulk_create(
-            [
-                IssuedRecord(
-                    school=school,
-                    school_year=year.code,
-                    record_id=r.record_id,
-                    version=1,
-                    sha256=sha256,
-                    status=IssuedRecordStatus.ISSUED,
-                    issued_at=now,
-                    status_changed_at=now,
-                    student_code=r.enrolment.student.student_code,
-                    verification_code="".join(rng.choice(CODE_ALPHABET) for _ in range(16)),
-                )
-                for r in indexed
-            ],
-            batch_size=1000,
-        )
-        states = {"queued": "sent", "acknowledged": "acknowledged", "rejected": "rejected"}
-        OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    school=school,
-                    record_id=r.record_id,
-                    version=1,
-                    kind="submit",
-                    idempotency_key=hashlib.sha256(f"{r.record_id}:1".encode()).hexdigest(),
-                    document=None if r.status == "acknowledged" else b"<placeholder/>",
-                    student_code=r.enrolment.student.student_code,
-                    personal_id=r.enrolment.student.personal_id or f"8{i:011d}",
-                    state=states[r.status],
-                    receipt_id=f"bench-{i}",
-                    sent_at=now,
-                    decided_at=None if r.status == "queued" else now,
-                    reasons=[{"code": rng.choice(REJECTION_CODES), "message": "bench"}]
-                    if r.status == "rejected"
-                    else [],
-                )
-                for i, r in enumerate(indexed)
-                if r.status in states
-            ],
-            batch_size=1000,
-        )
+            closed = classes_copy(
+                school, earlier, templates, rows, range(n_classes), n_classes, principal, tag=f"Y{back}"
+            )
+            made += records_make(school, earlier, closed, document, homeroom, rng, final=True)
     progress(
-        f"  {code}: {n_classes} classes, {len(records) + per_class} records"
+        f"  {code}: {n_classes} classes a year, {history} earlier years, {made} records made in bulk"
         f" ({time.perf_counter() - started:.0f} s)"
     )
+
+
+def classes_copy(
+    school: Any,
+    year: Any,
+    templates: list[Any],
+    rows: dict[int, list[tuple[Any, Any, Any]]],
+    indexes: range,
+    approved_below: int,
+    principal: Any,
+    *,
+    tag: str,
+) -> list[Any]:
+    """Copies of the two template classes in `year` (class j copies template j % 2): students,
+    enrolments and the year's results, inserted in bulk; the classes of index below
+    `approved_below` approved. Returns those approved."""
+    from schools.models import Enrolment, SchoolClass, Student
+    from transcripts.models import StudentYear
+
+    approved = []
+    for j in indexes:
+        template = templates[j % 2]
+        school_class = SchoolClass.objects.create(
+            school_year=year,
+            name=f"{template.grade}A{j + 1}",
+            grade=template.grade,
+            ruleset=template.ruleset,
+        )
+        students = []
+        for student, enrolment, _year in rows[template.pk]:
+            copy = Student(
+                **{
+                    f.attname: getattr(student, f.attname)
+                    for f in Student._meta.concrete_fields
+                    if f.attname != "id"
+                }
+            )
+            prefix = f"{school.code.upper()}-{tag + '-' if tag else ''}"
+            copy.student_code = f"{prefix}{school_class.name}-{enrolment.number:02d}"
+            if copy.personal_id:
+                copy.personal_id = f"9{next(PERSONAL_IDS):011d}"
+            students.append(copy)
+        Student.objects.bulk_create(students)
+        enrolments = [
+            Enrolment(
+                student=copy,
+                school_class=school_class,
+                number=enrolment.number,
+                status=enrolment.status,
+                enrolled_on=year.starts_on,
+            )
+            for copy, (_student, enrolment, _year) in zip(students, rows[template.pk], strict=True)
+        ]
+        Enrolment.objects.bulk_create(enrolments)
+        StudentYear.objects.bulk_create(
+            StudentYear(
+                **{
+                    f.attname: getattr(student_year, f.attname)
+                    for f in StudentYear._meta.concrete_fields
+                    if f.attname not in ("id", "enrolment_id")
+                },
+                enrolment=copy_enrolment,
+            )
+            for copy_enrolment, (_student, _enrolment, student_year) in zip(
+                enrolments, rows[template.pk], strict=True
+            )
+        )  # before the approval: the closed book refuses inserts after it
+        if j < approved_below:
+            SchoolClass.objects.filter(pk=school_class.pk).update(
+                closed_at=template.closed_at, closed_by=principal
+            )
+            approved.append(school_class)
+    return approved
+
+
+def records_make(
+    school: Any,
+    year: Any,
+    classes: list[Any],
+    document: tuple[bytes, str],
+    homeroom: Any,
+    rng: random.Random,
+    *,
+    final: bool,
+) -> int:
+    """Version 1 of the year record of the classes' students (not those waiting for August), in
+    bulk: in a spread of statuses (STATUS_SHARES), or all acknowledged when `final`; the public
+    index rows of the issued ones and their messages to the Ministry."""
+    from django.utils import timezone
+
+    from portal.choices import IssuedRecordStatus
+    from portal.models_verification import IssuedRecord
+    from registry.models import OutboxMessage
+    from schools.models import Enrolment
+    from transcripts.document.records import year_record_id
+    from transcripts.models import YearRecord
+    from transcripts.rules.codec import SUMMER_OUTCOMES
+
+    xml, sha256 = document
+    now = timezone.now()
+    statuses, weights = list(STATUS_SHARES), list(STATUS_SHARES.values())
+    records = []
+    for enrolment in Enrolment.objects.filter(school_class__in=classes).select_related("student", "year"):
+        if enrolment.year.results.get("outcome") in SUMMER_OUTCOMES:
+            continue  # waits for the August close, as year_records_create leaves it
+        records.append(
+            YearRecord(
+                enrolment=enrolment,
+                record_id=year_record_id(
+                    school_code=school.code,
+                    student_code=enrolment.student.student_code,
+                    school_year=year.code,
+                ),
+                version=1,
+                status="acknowledged" if final else rng.choices(statuses, weights)[0],
+                xml=xml,
+                sha256=sha256,
+                created_at=now,
+                created_by=homeroom,
+                status_changed_at=now,
+            )
+        )
+    YearRecord.objects.bulk_create(records, batch_size=500)
+    indexed = [r for r in records if r.status in INDEXED]
+    IssuedRecord.objects.bulk_create(
+        [
+            IssuedRecord(
+                school=school,
+                school_year=year.code,
+                record_id=r.record_id,
+                version=1,
+                sha256=sha256,
+                status=IssuedRecordStatus.ISSUED,
+                issued_at=now,
+                status_changed_at=now,
+                student_code=r.enrolment.student.student_code,
+                verification_code="".join(rng.choice(CODE_ALPHABET) for _ in range(16)),
+            )
+            for r in indexed
+        ],
+        batch_size=1000,
+    )
+    states = {"queued": "sent", "acknowledged": "acknowledged", "rejected": "rejected"}
+    OutboxMessage.objects.bulk_create(
+        [
+            OutboxMessage(
+                school=school,
+                record_id=r.record_id,
+                version=1,
+                kind="submit",
+                idempotency_key=hashlib.sha256(f"{r.record_id}:1".encode()).hexdigest(),
+                document=None if r.status == "acknowledged" else b"<placeholder/>",
+                student_code=r.enrolment.student.student_code,
+                personal_id=r.enrolment.student.personal_id or f"8{next(PERSONAL_IDS):011d}",
+                state=states[r.status],
+                receipt_id=f"bench-{r.record_id}",
+                sent_at=now,
+                decided_at=None if r.status == "queued" else now,
+                reasons=[{"code": rng.choice(REJECTION_CODES), "message": "bench"}]
+                if r.status == "rejected"
+                else [],
+            )
+            for r in indexed
+            if r.status in states
+        ],
+        batch_size=1000,
+    )
+    return len(records)
 
 
 def dataset_make() -> None:
@@ -399,8 +460,8 @@ def dataset_make() -> None:
     # The records' issuer (the snapshot names the department).
     if not Department.objects.exists():
         Department.objects.create(code="BENCH", name="Sở Giáo dục và Đào tạo Bench", place_name="Lào Cai")
-    for code, name, n_classes, per_class in SCHOOLS:
-        school_make(code, name, n_classes, per_class, rng)
+    for code, name, n_classes, per_class, history in SCHOOLS:
+        school_make(code, name, n_classes, per_class, history, rng)
     connection.set_schema_to_public()
     schools = list(School.objects.filter(code__in=[code for code, *_rest in SCHOOLS]).order_by("pk"))
     progress_reconcile(schools=schools)
@@ -412,7 +473,7 @@ def dataset_make() -> None:
 def bench_schools() -> list[BenchSchool]:
     from portal.models import School, User
     from schools.demo import YEAR_CODE
-    from schools.models import Enrolment, SchoolClass
+    from schools.models import Enrolment, SchoolClass, SchoolYear
     from transcripts.models import YearRecord
 
     found = []
@@ -427,7 +488,10 @@ def bench_schools() -> list[BenchSchool]:
                     homeroom=User.objects.get(username=f"{code}.gvcn"),
                     classes=SchoolClass.objects.filter(school_year__code=YEAR_CODE).count(),
                     students=Enrolment.objects.filter(school_class__school_year__code=YEAR_CODE).count(),
-                    records=YearRecord.objects.count(),
+                    records=YearRecord.objects.filter(
+                        enrolment__school_class__school_year__code=YEAR_CODE
+                    ).count(),
+                    years=SchoolYear.objects.count(),
                 )
             )
     return found
@@ -716,24 +780,27 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
 
     from portal.progress.services import progress_parts
 
-    big, small = bench_schools()
-    both = (big, small)
+    every = bench_schools()
+    big, small = every[0], every[1]
     status = 0
     print(
         f"Progress recount benchmark · {platform.node()} · {os.cpu_count()} cores · "
         f"PostgreSQL {server_version} · Python {platform.python_version()} · "
-        f"Django {django.get_version()} · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        f"Django {django.get_version()} · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"school year {big.year}; {n} repetitions each after 5 warm-up; ms, median / p95\n")
-    print(f"  {'school':<10}{'students':>10}{'classes':>9}{'records':>9}")
-    for bench in both:
-        print(f"  {bench.school.code:<10}{bench.students:>10,}{bench.classes:>9}{bench.records:>9,}")
-    print()
+    print(f"  {'school':<10}{'students':>10}{'classes':>9}{'records':>9}{'years held':>12}")
+    for bench in every:
+        counts = f"{bench.students:>10,}{bench.classes:>9}{bench.records:>9,}{bench.years:>12}"
+        print(f"  {bench.school.code:<10}{counts}")
+    print("  (students, classes and records of the school year measured)\n")
+    heads = "".join(f"{b.school.code + ' (' + format(b.students, ',') + ')':<20}" for b in every)
 
     # 1. The recount alone, its lock alone and each part.
     parts = progress_parts()
     figures: dict[str, dict[str, list[float]]] = {}
-    for bench in both:
+    for bench in every:
         progress(f"recount at {bench.school.code}")
         rows = {
             "all parts": recount_times(bench, n, None),
@@ -742,25 +809,24 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
         for part in parts:
             rows[f"part {part} (less the lock)"] = recount_times(bench, n, [part])
         figures[bench.school.code] = rows
-    heads = [f"{b.school.code} ({b.students:,})" for b in both]
-    print(f"1. progress_recount, rolled back     {heads[0]:<19}{heads[1]:<19}big ÷ small (medians)")
-    lock = {b.school.code: statistics.median(figures[b.school.code]["the row's lock alone"]) for b in both}
+    print(f"1. progress_recount, rolled back     {heads}{big.school.code} ÷ {small.school.code} (medians)")
+    lock = {b.school.code: statistics.median(figures[b.school.code]["the row's lock alone"]) for b in every}
     for name in figures[big.school.code]:
         cells, medians = [], []
-        for b in both:
+        for b in every:
             values = figures[b.school.code][name]
             if name.startswith("part "):
                 values = [v - lock[b.school.code] for v in values]
-                cells.append(f"{statistics.median(values) * 1000:7.2f}{'':10}")
+                cells.append(f"{statistics.median(values) * 1000:7.2f}{'':13}")
             else:
-                cells.append(pair(values) + " ")
+                cells.append(pair(values) + "    ")
             medians.append(statistics.median(values))
-        print(f"   {name:<33}{cells[0]}  {cells[1]}  {medians[0] / medians[1]:5.1f}×")
+        print(f"   {name:<33}{''.join(cells)}{medians[0] / medians[1]:5.1f}×")
     print()
 
     # 2. Statements, and where a recount's time goes at the big school.
     progress("statements")
-    found = {b.school.code: recount_statements(b, n) for b in both}
+    found = {b.school.code: recount_statements(b, n) for b in every}
     counts = {code: (len(sql), len(without_set(sql))) for code, (sql, _t) in found.items()}
     same = len(set(counts.values())) == 1
     print(
@@ -770,57 +836,47 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
     )
     if not same:
         status = 1
-    sql, times = found[big.school.code]
-    plans = explained(big, sql)
-    print(
-        f"   at {big.school.code}: each statement's time seen by Django (median of {n} recounts) and in the"
-        " server (EXPLAIN ANALYZE, median of 5: planning + execution)"
-    )
-    print(f"   {'#':>3}  {'statement':<40}{'Django':>9}{'planning':>10}{'execution':>11}")
-    sums = {"django": 0.0, "planning": 0.0, "execution": 0.0, "set": 0.0}
-    for i, (statement, elapsed, plan) in enumerate(zip(sql, times, plans, strict=True), start=1):
-        django_ms = statistics.median(elapsed) * 1000
-        sums["django"] += django_ms
-        if statement.startswith("SET search_path"):
-            sums["set"] += django_ms
-        server = f"{plan.planning:10.3f}{plan.execution:11.3f}" if plan else f"{'':21}"
-        if plan:
-            sums["planning"] += plan.planning
-            sums["execution"] += plan.execution
-        print(f"   {i:>3}  {label(statement):<40}{django_ms:9.3f}{server}")
-    wall = statistics.median(figures[big.school.code]["all parts"]) * 1000
-    print(f"   {'':>3}  {'in all':<40}{sums['django']:9.3f}{sums['planning']:10.3f}{sums['execution']:11.3f}")
-    print(
-        f"   of a recount's {wall:.2f} ms (median, section 1): {sums['django']:.2f} ms in statements "
-        f"({sums['set']:.2f} of them in SET search_path), {wall - sums['django']:.2f} ms in Python (the ORM"
-        " building the queries, the counters compared)"
-    )
-    if explain:
-        slowest = sorted(
-            ((p.planning + p.execution, s, p) for s, p in zip(sql, plans, strict=True) if p),
-            key=lambda item: item[0],
-            reverse=True,
+    for bench in (big, every[-1]) if len(every) > 2 else (big,):
+        sql, times = found[bench.school.code]
+        plans = explained(bench, sql)
+        print(
+            f"   at {bench.school.code}: each statement's time seen by Django (median of {n} recounts) and in"
+            " the server (EXPLAIN ANALYZE, median of 5: planning + execution)"
         )
-        for total, statement, plan in slowest[:3]:
-            print(f"\n   --- {label(statement)}: {total:.3f} ms ---\n   {' '.join(statement.split())}\n")
-            print("\n".join("     " + line for line in plan.plan.splitlines()))
-    print()
-
-    # 4 (printed last). Prototypes of the rewrite: one round trip for the counting.
-    progress("prototypes")
-    prototypes: dict[str, dict[str, list[float]]] = {}
-    for bench in both:
-        statements = found[bench.school.code][0]
-        prototypes[bench.school.code] = {
-            "lock + all parts' counting in one statement": prototype_times(bench, n, statements),
-            "lock + records by status only, one statement": prototype_times(
-                bench, n, statements, only="transcripts: records"
-            ),
-        }
+        print(f"   {'#':>3}  {'statement':<40}{'Django':>9}{'planning':>10}{'execution':>11}")
+        sums = {"django": 0.0, "planning": 0.0, "execution": 0.0, "set": 0.0}
+        for i, (statement, elapsed, plan) in enumerate(zip(sql, times, plans, strict=True), start=1):
+            django_ms = statistics.median(elapsed) * 1000
+            sums["django"] += django_ms
+            if statement.startswith("SET search_path"):
+                sums["set"] += django_ms
+            server = f"{plan.planning:10.3f}{plan.execution:11.3f}" if plan else f"{'':21}"
+            if plan:
+                sums["planning"] += plan.planning
+                sums["execution"] += plan.execution
+            print(f"   {i:>3}  {label(statement):<40}{django_ms:9.3f}{server}")
+        wall = statistics.median(figures[bench.school.code]["all parts"]) * 1000
+        server = f"{sums['planning']:10.3f}{sums['execution']:11.3f}"
+        print(f"   {'':>3}  {'in all':<40}{sums['django']:9.3f}{server}")
+        print(
+            f"   of a recount's {wall:.2f} ms (median, section 1): {sums['django']:.2f} ms in statements "
+            f"({sums['set']:.2f} of them in SET search_path), {wall - sums['django']:.2f} ms outside them"
+            " (Python: the ORM building the queries, the counters compared)"
+        )
+        if explain:
+            slowest = sorted(
+                ((p.planning + p.execution, s, p) for s, p in zip(sql, plans, strict=True) if p),
+                key=lambda item: item[0],
+                reverse=True,
+            )
+            for total, statement, plan in slowest[:3]:
+                print(f"\n   --- {label(statement)}: {total:.3f} ms ---\n   {' '.join(statement.split())}\n")
+                print("\n".join("     " + line for line in plan.plan.splitlines()))
+        print()
 
     # 3. The changes it accompanies.
     print("3. the change, its recount included, rolled back (the recount timed inside the same call)")
-    for bench in both:
+    for bench in every:
         for name, change in peers(bench).items():
             progress(f"change at {bench.school.code}: {name}")
             c = change_times(bench, n, change)
@@ -839,24 +895,30 @@ def measure(n: int, server_version: str, *, explain: bool) -> int:
                 " (each repetition, median)"
             )
     print()
+
+    # 4. Prototypes of the rewrite: one round trip for the counting.
+    progress("prototypes")
     print(
         "4. prototypes of the rewrite (the bench's SQL, not the services'): the row's lock, then the"
         " parts' statements sent as one"
     )
-    print(f"   {'':<46}{heads[0]:<19}{heads[1]:<19}")
+    print(f"   {'':<46}{heads}")
     print(
-        f"   {'progress_recount today (section 1)':<46}{pair(figures[big.school.code]['all parts'])}  "
-        f"{pair(figures[small.school.code]['all parts'])}"
+        f"   {'progress_recount today (section 1)':<46}"
+        + "".join(pair(figures[b.school.code]["all parts"]) + "    " for b in every)
     )
-    for name in prototypes[big.school.code]:
-        cells = [pair(prototypes[b.school.code][name]) for b in both]
-        print(f"   {name:<46}{cells[0]}  {cells[1]}")
+    for name, only in (
+        ("lock + all parts' counting in one statement", ""),
+        ("lock + records by status only, one statement", "transcripts: records"),
+    ):
+        cells = [pair(prototype_times(b, n, found[b.school.code][0], only=only)) + "    " for b in every]
+        print(f"   {name:<46}{''.join(cells)}")
     print()
     recount_big = statistics.median(figures[big.school.code]["all parts"]) * 1000
     verdict = "over" if recount_big > SLOW_MS else "under"
     print(
         f"recount at {big.students:,} students: {recount_big:.1f} ms (median),"
-        f" {verdict} the {SLOW_MS:.0f} ms mark"
+        f" {verdict} the {SLOW_MS:.0f} ms mark · load average at the end {os.getloadavg()[0]:.1f}"
     )
     return status
 
