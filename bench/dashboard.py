@@ -751,6 +751,14 @@ def main() -> int:
                 f" ({'the same' if division.statements == huge.statements else 'DIFFERENT'})"
             )
             same = same and division.statements == huge.statements
+            rows = 900 - summary["biggest_schools"]
+            per_row = (statistics.median(huge.cpu) - statistics.median(division.cpu)) / rows
+            wall_row = (huge.median - division.median) / rows
+            print(
+                f"  each school row of a division page: {per_row * 1000:.2f} ms CPU, "
+                f"{wall_row * 1000:.2f} ms wall (medians); a page reaches 200 ms at about "
+                f"{summary['biggest_schools'] + (TARGET_P95 - division.median) / wall_row:.0f} rows (median)"
+            )
         measured = [p for p in pages if not p.missing]
         if measured and not department.missing:
             worst = max(measured, key=lambda p: p.p95)
