@@ -13,37 +13,44 @@ run, with --repeat N repetitions each (median and p95):
 1. `progress_recount(school=…, school_year=…)` alone, all parts, from the school's schema, in a
    transaction rolled back after (the row is current, so it writes nothing); then the row's lock
    alone (`parts=[]`) and each part on its own (its figure less the lock's);
-2. the statements one recount issues (all, and without django-tenants' `SET search_path`), which
-   must be the same at both school sizes, and each statement's time inside the server at the big
-   school (EXPLAIN ANALYZE; `--explain` prints the plans of the slowest);
+2. the statements one recount issues (CaptureQueriesContext: all, and without django-tenants'
+   `SET search_path`), which must be the same at every school, and, at the big school and the one
+   with earlier years, each statement's time seen by Django (an execute wrapper) and in the server
+   (EXPLAIN ANALYZE: planning and execution; `--explain` prints the plans of the slowest);
 3. the peer, the change a recount accompanies, each in a transaction rolled back after:
    `year_record_forwarding_note` (issued → queued, the relay's step; the system) and
    `year_record_confirm` (data complete → confirmed, by the class's homeroom teacher), each
    including its recount; the time spent inside that recount is taken in the same call (the
    bench wraps `portal.progress.services.progress_recount` with a timer for the duration of
    this measurement), so the change less its recount and the recount's share of the change come
-   from the same repetitions.
+   from the same repetitions;
+4. prototypes of the rewrite proposed in docs/benchmarks.md (the bench's SQL, not the services'):
+   the row's lock, then all the parts' counting statements sent as one statement; and the lock
+   with the records-by-status statement alone (what a record's status step changes).
 
-At two school sizes: a big school (45 classes of 45 students, 2,025 students, one school year)
-and a small one (5 classes of 40, 200 students). Each school is provisioned by cloning the
-template (portal.provisioning.school_provision) and seeded by transcripts.demo.school_demo_seed
-(two classes with a year of assessments); the two classes' years are approved by the principal
-(class_year_close: results computed) and the first class's records created by its homeroom
-teacher (year_records_create: real XML, left at data complete). The other classes are copies of
-those two, inserted in bulk past the services (students, enrolments, the years' results); all
-but the last four are approved and their students get year records in a spread of statuses
-(confirmed, signed by the homeroom teacher and the principal, issued, queued, acknowledged,
-rejected; the first class's own XML as every record's document), with the public index rows
-(portal.IssuedRecord) and the messages to the Ministry (registry.OutboxMessage) for the issued
-ones, the rejected with the Ministry's reason codes. Students whose results wait for August get no
-record, as in the service. Then `progress_reconcile(schools=[school])` makes the rows current.
+At three schools: a big one (45 classes of 45 students, 2,025 students, one school year), a small
+one (5 classes of 40, 200 students), and the big one again holding four earlier school years as
+well (`bp-hist`: the year's rows are a fifth of each table's). Each school is provisioned by
+cloning the template (portal.provisioning.school_provision) and seeded by
+transcripts.demo.school_demo_seed (two classes with a year of assessments); the two classes'
+years are approved by the principal (class_year_close: results computed) and the first class's
+records created by its homeroom teacher (year_records_create: real XML, left at data complete).
+The other classes are copies of those two, inserted in bulk past the services (students,
+enrolments, the years' results); in the current year all but the last four are approved and their
+students get year records in a spread of statuses (confirmed, signed by the homeroom teacher and
+the principal, issued, queued, acknowledged, rejected; the first class's own XML as every record's
+document), with the public index rows (portal.IssuedRecord) and the messages to the Ministry
+(registry.OutboxMessage) for the issued ones, the rejected with the Ministry's reason codes;
+earlier years are approved throughout and every record acknowledged. Students whose results wait
+for August get no record, as in the service. Then `progress_reconcile(schools=[…])` makes the
+rows current and the database is vacuumed and analysed.
 
 Like bench/dashboard.py, the data set is kept in a database of its own on the server of
 DATABASE_URL (`--database`, default `hocba_bench_progress`; the database DATABASE_URL names is
 never opened) and reused while a marker table says it is what this script makes; otherwise, or
-with `--fresh`, the database is dropped and made again (about a minute). Progress goes to
+with `--fresh`, the database is dropped and made again (about a minute and a half). Progress goes to
 stderr, the figures to stdout. Exit status 1 when the recount's statement count differs between
-the two schools.
+the schools.
 """
 
 from __future__ import annotations
