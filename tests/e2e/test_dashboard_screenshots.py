@@ -10,7 +10,8 @@ queued, acknowledged and rejected, and the weeks they moved in. A server on that
 Chromium do the rest: so.chuyenvien (department officer, second factor) and phong.chuyenvien
 (officer of the Lào Cai city division) log in through the login form.
 
-Saved: docs/images/dashboard-department.png, docs/images/dashboard-division.png.
+Saved: docs/images/dashboard-department.png, docs/images/dashboard-division.png and
+docs/images/dashboard-school.png (a school's supervision page, seen with the data-access grant).
 """
 
 from __future__ import annotations
@@ -197,6 +198,11 @@ def test_screenshots_of_the_department_and_division_dashboards(demo_server, page
     page.click("table.progress-table th >> text=Hoàn thành")
     page.click("table.progress-table th >> text=Hoàn thành")
     assert page.locator("th[aria-sort=descending]").inner_text().startswith("Hoàn thành")
+
+    # A school's supervision page; this officer holds the data-access grant: the way in is there.
+    page.goto(f"{url}/giam-sat/truong/thpt-so1/")
+    assert page.locator('a[href="/truong/thpt-so1/so-diem/"]').count() == 1
+    page.screenshot(path=str(IMAGES / "dashboard-school.png"), full_page=True)
 
     page.context.clear_cookies()
     _log_in(page, url, env, "phong.chuyenvien")
