@@ -42,7 +42,9 @@ from .progress.tables import (
     SCHOOL_COLUMNS,
     Column,
     TableQuery,
+    cell_text,
     rows_apply,
+    table_lines,
     table_query_parse,
 )
 from .selectors import divisions_for, schools_for, workplaces_for
@@ -68,13 +70,6 @@ def _rejections(total: ProgressRow) -> list[tuple[str, str, int]]:
         (code, rejection_label(code), n)
         for code, n in sorted(total.rejections.items(), key=lambda item: (-item[1], item[0]))
     ]
-
-
-def _display(column: Column, row: ProgressRow) -> str:
-    value = column.value(row)
-    if column.percent:
-        return percent(value)  # type: ignore[arg-type]  # a share or None
-    return str(value)
 
 
 def _level_schools(query: TableQuery, schools: QuerySet[School]) -> QuerySet[School]:
@@ -126,10 +121,9 @@ def _dashboard(
                 for c in columns
             ],
             "rows": shown,
-            "lines": [(row, [_display(c, row) for c in columns]) for row in shown],
-            "name_index": [c.key for c in columns].index("name"),
-            "code_index": next((i for i, c in enumerate(columns) if c.key == "code"), -1),
-            "total_cells": [_display(c, shown_total) if c.numeric else "" for c in columns],
+            "lines": table_lines(shown, columns, year=query.year),
+            "total_numbers": [cell_text(c, shown_total) for c in columns if c.numeric],
+            "has_code": any(c.key == "code" for c in columns),
             "total": total,
             "shown_total": shown_total,
             "completion": percent(total.completion),

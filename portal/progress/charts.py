@@ -29,6 +29,7 @@ class Bar:
     label: str  # shortened to fit
     title: str  # the whole name and the figure (a tooltip)
     y: int
+    text_y: int  # the baseline of its texts
     width: float  # of the bar, in px
     text: str  # "48 %", or "—" without students
     text_x: float
@@ -40,6 +41,7 @@ class BarChart:
     width: int
     height: int
     label_width: int
+    label_x: int  # the names' right edge
     area: int
     ticks: list[tuple[float, str]]  # x, "50 %"
 
@@ -64,6 +66,7 @@ def completion_bars(rows: Sequence[ProgressRow]) -> BarChart:
                 label=label,
                 title=f"{row.name}: {text}",
                 y=index * (BAR_HEIGHT + BAR_GAP) + 24,
+                text_y=index * (BAR_HEIGHT + BAR_GAP) + 24 + 13,
                 width=round(width, 1),
                 text=text,
                 text_x=BAR_LABEL + width + 6,
@@ -72,7 +75,13 @@ def completion_bars(rows: Sequence[ProgressRow]) -> BarChart:
     height = len(rows) * (BAR_HEIGHT + BAR_GAP) + 30
     ticks = [(BAR_LABEL + BAR_AREA * step / 4, f"{25 * step} %") for step in range(5)]
     return BarChart(
-        bars=bars, width=BAR_WIDTH, height=height, label_width=BAR_LABEL, area=BAR_AREA, ticks=ticks
+        bars=bars,
+        width=BAR_WIDTH,
+        height=height,
+        label_width=BAR_LABEL,
+        label_x=BAR_LABEL - 8,
+        area=BAR_AREA,
+        ticks=ticks,
     )
 
 

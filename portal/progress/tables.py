@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from ..choices import DivisionKind, SchoolLevel
 from ..models_progress import COUNTERS
-from .selectors import KIND_DIVISION, ProgressRow
+from .charts import percent
+from .selectors import KIND_DIRECT, KIND_DIVISION, ProgressRow
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,47 @@ def rows_apply(rows: list[ProgressRow], query: TableQuery, columns: Sequence[Col
     present.sort(key=lambda row: row.name.casefold())  # ties in name order, whichever direction
     present.sort(key=key, reverse=query.descending)  # type: ignore[arg-type]  # one type per column
     return present + absent
+
+
+def cell_text(column: Column, row: ProgressRow) -> str:
+    value = column.value(row)
+    if column.percent:
+        return percent(value)  # type: ignore[arg-type]  # a share or None
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A table row ready to print: where its name leads, its code (school tables), its figures."""
+
+    row: ProgressRow
+    href: str
+    code: str | None
+    name: str
+    numbers: list[str]
+
+
+def table_lines(rows: Sequence[ProgressRow], columns: Sequence[Column], *, year: str) -> list[Line]:
+    """The rows as the table prints them, computed here rather than cell by cell in the template
+    (a division of a few hundred schools renders several times faster)."""
+    figures = [c for c in columns if c.numeric]
+    has_code = any(c.key == CODE.key for c in columns)
+    query = f"?year={year}" if year else ""
+    lines = []
+    for row in rows:
+        if row.kind == KIND_DIVISION:
+            href = reverse("portal:division", args=[row.key])
+        elif row.kind == KIND_DIRECT:
+            href = reverse("portal:department_direct")
+        else:
+            href = reverse("portal:school_progress", args=[row.key])
+        lines.append(
+            Line(
+                row=row,
+                href=href + query,
+                code=row.key if has_code else None,
+                name=row.name,
+                numbers=[cell_text(c, row) for c in figures],
+            )
+        )
+    return lines
