@@ -51,6 +51,15 @@ def nul_refusal(request: HttpRequest, where: str) -> HttpResponse:
             "The request was refused: a null character (NUL) was found in %(where)s. The portal does "
             "not accept it: type the value again instead of pasting it from another program."
         ) % {"where": _WHERE[where]}
+        if request.path.startswith("/api/"):
+            # The partner API's error shape (registry.api.errors): Vietnamese first, a code, English.
+            with translation.override("en"):
+                english = _(
+                    "The request was refused: a null character (NUL) was found in %(where)s. The portal does "
+                    "not accept it: type the value again instead of pasting it from another program."
+                ) % {"where": _WHERE[where]}
+            body = {"message": message, "code": "nul_character", "message_en": english}
+            return JsonResponse(body, status=400)
         if "application/json" in request.headers.get("Accept", ""):
             return JsonResponse({"error": message}, status=400)
         return HttpResponseBadRequest(render_to_string("400.html", {"message": message}, request=request))

@@ -76,3 +76,11 @@ def test_errors_are_json_with_the_vietnamese_message_first(client, db):
     assert list(body)[:3] == ["message", "code", "message_en"]
     assert body["message"] != body["message_en"]  # translated
     assert "Authorization: Bearer" in body["message_en"]
+
+
+def test_a_nul_character_anywhere_is_a_json_400_for_the_api(client, partner):
+    headers = partner.headers(purpose=Purpose.STATISTICS)
+    for url in (PROGRESS + "?school_year=2025%00", "/api/v1/records/A%00B/versions/1/xml/"):
+        response = client.get(url, **headers)
+        assert response.status_code == 400 and response.json()["code"] == "nul_character", url
+        assert response.json()["message"] != response.json()["message_en"]
