@@ -438,3 +438,26 @@ def test_the_completion_bars_are_proportional_and_say_their_figure():
     assert [bar.width for bar in chart.bars] == [BAR_AREA / 4, 0, BAR_AREA]
     assert [bar.text for bar in chart.bars] == ["25 %", "—", "100 %"]
     assert chart.bars[2].label.endswith("…") and chart.bars[2].title.startswith("C" * 80)
+
+
+# --- The home page ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("persona_name", "link", "label"),
+    [
+        ("department_officer", 'href="/so/"', "Tiến độ các trường trong tỉnh"),
+        ("division_manager", 'href="/don-vi/t-div-a/"', "Tiến độ các trường của đơn vị"),
+    ],
+)
+def test_the_home_page_leads_supervisors_to_their_dashboard(client_as, persona, persona_name, link, label):
+    page = client_as(persona(persona_name)).get("/", HTTP_ACCEPT_LANGUAGE="vi").content.decode()
+    assert link in page and label in page
+
+
+def test_the_dashboards_read_in_english_too(client_as, department_officer, figures):
+    client = client_as(department_officer)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    page = client.get("/so/").content.decode()
+    assert "Directly under the department" in page and "Completion per division" in page
+    assert "Records acknowledged by the Ministry" in page

@@ -167,3 +167,14 @@ def test_the_schools_own_staff_open_their_pages_without_an_audit_entry(client_as
     client = client_as(principal)
     assert client.get(f"/truong/{SCHOOL}/").status_code == 200
     assert not AuditEntry.objects.filter(action=AuditAction.SCHOOL_DATA_VIEWED, actor=principal).exists()
+
+
+def test_names_are_escaped_in_the_tables_and_the_charts(client_as, department_officer, figures, school):
+    from portal.models import School
+
+    School.objects.filter(pk=school.pk).update(name='<script>alert("x")</script>')
+    client = client_as(department_officer)
+    for url in (PAGES["division_a"], PAGES["school_a"]):
+        page = client.get(url).content.decode()
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert" in page
