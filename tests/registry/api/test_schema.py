@@ -23,6 +23,7 @@ from schemathesis.checks import (
 )
 
 from config.wsgi import application
+from transcripts.records.pdf import year_record_pdf_render
 
 
 def test_the_schema_is_served_as_openapi_3(client, db):
@@ -111,3 +112,28 @@ def test_the_api_conforms_to_its_schema_and_never_errs(case, fuzz):
     elif "X-Consent-Token" in case.headers:
         case.headers["X-Consent-Token"] = make_token(partner, "079000000012")
     case.call_and_validate(checks=CHECKS)
+
+
+def test_the_answers_with_real_records_conform_to_the_schema_too(fuzz, issued, school):
+    """The generated calls rarely hit an issued record: the list, the XML and the PDF of one, each
+    called through schemathesis and validated against the schema."""
+    partner, make_token = fuzz
+    headers = {
+        "Authorization": f"Bearer {partner.key}",
+        "X-Purpose": "admission",
+        "X-Consent-Token": make_token(partner, issued.personal_id),
+    }
+    listing = api["/api/v1/students/records/"]["POST"].Case(
+        body={"personal_id": issued.personal_id}, headers=headers, media_type="application/json"
+    )
+    response = listing.call_and_validate(checks=CHECKS)
+    assert response.status_code == 200 and len(response.json()["records"]) == 1
+
+    path = {"record_id": issued.record_id, "version": issued.version}
+    xml = api["/api/v1/records/{record_id}/versions/{version}/xml/"]["GET"]
+    pdf = api["/api/v1/records/{record_id}/versions/{version}/pdf/"]["GET"]
+    assert xml.Case(path_parameters=path, headers=headers).call_and_validate(checks=CHECKS).status_code == 200
+    assert pdf.Case(path_parameters=path, headers=headers).call_and_validate(checks=CHECKS).status_code == 404
+    with school:
+        year_record_pdf_render(record_id=issued.pk)
+    assert pdf.Case(path_parameters=path, headers=headers).call_and_validate(checks=CHECKS).status_code == 200
