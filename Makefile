@@ -75,7 +75,7 @@ bench-dashboard: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/dashboard.py $(ARGS)
 
 # A progress row's recount at a school of 2,025 students and of 200, against the record changes it
-# accompanies (the data set is kept in the database hocba_bench_progress; about a minute).
+# accompanies (the data set is kept in the database hocba_bench_progress; about 4 minutes).
 bench-progress: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/progress.py $(ARGS)
 
