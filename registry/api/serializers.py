@@ -27,8 +27,8 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 # Every authenticated call: key missing or wrong (401), no purpose (400), scope or purpose refused
-# (403), too many calls (429).
-COMMON_ERRORS = (400, 401, 403, 429)
+# (403), a body too large (413), too many calls (429).
+COMMON_ERRORS = (400, 401, 403, 413, 429)
 
 PURPOSE_PARAMETER = OpenApiParameter(
     name="X-Purpose",

@@ -99,6 +99,14 @@ class PartnerView(APIView):
         self.perform_authentication(request)
         self.check_throttles(request)
         self.check_permissions(request)
+        # Before the body is parsed (lazily, by the handler): DRF's parsers read a JSON body whole,
+        # whatever its size (Django's DATA_UPLOAD_MAX_MEMORY_SIZE guards request.body only).
+        if _content_length(request) > self.max_body_bytes():
+            raise _too_large()
+
+    def max_body_bytes(self) -> int:
+        """The largest request body this view reads: a JSON body is a few hundred bytes."""
+        return 64 * 1024
 
     def dispatch(self, request, *args: Any, **kwargs: Any):
         started = time.monotonic()
@@ -298,22 +306,20 @@ class VerificationView(PartnerView):
     required_scope = Scope.RECORDS_VERIFY
     parser_classes = [MultiPartParser]
 
+    def max_body_bytes(self) -> int:
+        # The file, and room for the multipart envelope (as the public page's VerifyUploadLimit).
+        return max_upload_bytes() + 64 * 1024
+
     @extend_schema(
         operation_id="verify_upload",
         summary="Verify an uploaded year record, XML or PDF (records:verify)",
         parameters=[PURPOSE_PARAMETER],
         request={"multipart/form-data": VerificationInput},
-        responses={200: VerificationOutput, **errors(*COMMON_ERRORS, 413, 415)},
+        responses={200: VerificationOutput, **errors(*COMMON_ERRORS, 415)},
         tags=["verification"],
     )
     def post(self, request: Request) -> Response:
         limit = max_upload_bytes()
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit + 64 * 1024:
-            raise _too_large()
         guard = VerifyUploadLimit(request._request)
         # Before the body is parsed, so that a large file is never stored (as the public page).
         cast("list[FileUploadHandler]", request._request.upload_handlers).insert(0, guard)
@@ -362,6 +368,13 @@ class VerificationView(PartnerView):
             "signatures": signatures,
         }
         return Response(VerificationOutput(body).data)
+
+
+def _content_length(request: Request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
 
 
 def _too_large() -> ApiError:

@@ -180,3 +180,9 @@ def test_the_pdf_is_a_404_until_rendered_then_handed_out(
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF-")
     assert ApiCall.objects.filter(sha256=hashlib.sha256(response.content).hexdigest()).count() == 1
+
+
+def test_a_huge_json_body_is_a_413_before_it_is_read(client, partner, consent_issuer):
+    body = '{"personal_id": "079000000012", "padding": "' + "x" * 200_000 + '"}'
+    response = client.post(RECORDS, body, content_type="application/json", **partner.headers())
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
