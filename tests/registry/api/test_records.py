@@ -186,3 +186,14 @@ def test_a_huge_json_body_is_a_413_before_it_is_read(client, partner, consent_is
     body = '{"personal_id": "079000000012", "padding": "' + "x" * 200_000 + '"}'
     response = client.post(RECORDS, body, content_type="application/json", **partner.headers())
     assert response.status_code == 413 and response.json()["code"] == "too_large"
+
+
+def test_the_list_takes_a_fixed_number_of_queries(
+    client, partner, consent_issuer, make_token, issued, django_assert_num_queries
+):
+    token = make_token(partner, issued.personal_id)
+    # The key (with its client), the consent issuer, the records (with their schools), the log row;
+    # each after django-tenants' SET search_path (the test connection is not pinned to public).
+    with django_assert_num_queries(8):
+        response = ask(client, partner, issued.personal_id, consent=token)
+    assert response.status_code == 200 and len(response.json()["records"]) == 1
