@@ -22,6 +22,9 @@ BAR_AREA = 340  # 100 %
 BAR_HEIGHT = 18
 BAR_GAP = 8
 LABEL_CHARS = 46
+# More bars than this are no longer read as a chart (and cost the page): the first ones are
+# drawn, in the table's order, and the chart says how many the table has.
+MAX_BARS = 60
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class BarChart:
     label_x: int  # the names' right edge
     area: int
     ticks: list[tuple[float, str]]  # x, "50 %"
+    hidden: int = 0  # rows of the table not drawn (beyond MAX_BARS)
 
 
 def percent(value: float | None) -> str:
@@ -54,7 +58,9 @@ def percent(value: float | None) -> str:
 
 
 def completion_bars(rows: Sequence[ProgressRow]) -> BarChart:
-    """One bar per row: records acknowledged ÷ students."""
+    """One bar per row (the first MAX_BARS): records acknowledged ÷ students."""
+    hidden = max(len(rows) - MAX_BARS, 0)
+    rows = rows[:MAX_BARS]
     bars = []
     for index, row in enumerate(rows):
         share = row.completion
@@ -82,6 +88,7 @@ def completion_bars(rows: Sequence[ProgressRow]) -> BarChart:
         label_x=BAR_LABEL - 8,
         area=BAR_AREA,
         ticks=ticks,
+        hidden=hidden,
     )
 
 

@@ -470,3 +470,14 @@ def test_the_dashboards_read_in_english_too(client_as, department_officer, figur
     page = client.get("/so/").content.decode()
     assert "Directly under the department" in page and "Completion per division" in page
     assert "Records acknowledged by the Ministry" in page
+
+
+def test_a_long_table_draws_only_its_first_rows_as_bars(client_as, department_officer, division_a):
+    from portal.progress.charts import MAX_BARS
+
+    for school in schools_make(MAX_BARS + 5, division_a, prefix="t-b"):
+        progress_make(school, students=10, records_acknowledged=1)
+    response = client_as(department_officer).get("/don-vi/t-div-a/", {"sort": "-completion"})
+    assert len(response.context["rows"]) == MAX_BARS + 6  # the test school too
+    assert len(response.context["bars"].bars) == MAX_BARS
+    assert response.context["bars"].hidden == 6
