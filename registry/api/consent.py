@@ -136,6 +136,10 @@ def consent_check(
         raise ConsentRefused("consent_algorithm", jti) from error
     except (jwt.InvalidTokenError, ValueError, TypeError) as error:
         raise ConsentRefused("consent_invalid", jti) from error
+    if claims["aud"] != str(client.identifier):
+        # One client per token: a list of audiences (that PyJWT accepts when ours is among them)
+        # would let every client named use the same consent.
+        raise ConsentRefused("consent_audience", jti)
     issued, expires = claims["iat"], claims["exp"]
     if (
         not isinstance(issued, int | float)

@@ -185,6 +185,17 @@ def test_a_token_made_for_another_client_is_refused(
     assert response.status_code == 403 and response.json()["code"] == "consent_audience"
 
 
+def test_a_token_for_several_clients_is_refused(
+    client, partner, make_partner, consent_issuer, make_token, issued
+):
+    other = make_partner(name="Cổng tỉnh khác")
+    audiences = [str(partner.client.identifier), str(other.client.identifier)]
+    response = ask(
+        client, partner, issued.personal_id, make_token(partner, issued.personal_id, aud=audiences)
+    )
+    assert response.status_code == 403 and response.json()["code"] == "consent_audience"
+
+
 def test_a_token_for_another_person_is_refused(client, partner, consent_issuer, make_token, issued):
     response = ask(client, partner, issued.personal_id, make_token(partner, "001099000001"))
     assert response.status_code == 403 and response.json()["code"] == "consent_subject"
