@@ -53,6 +53,9 @@ class PartnerKeyAuthentication(BaseAuthentication):
         if not request.META.get("HTTP_AUTHORIZATION"):
             return None  # NotAuthenticated: 401 key_required
         key = partner_key_find(raw)
+        if key is not None:
+            # Logged with the call even when refused: who still uses a revoked or expired key.
+            request._api_key_client = key.client
         if key is None or not key.usable_at(timezone.now()) or not key.client.active:
             raise _invalid_key()
         return key.client, key

@@ -121,7 +121,7 @@ class PartnerView(APIView):
 
     def _log(self, status_code: int, started: float) -> None:
         drf = getattr(self, "request", None)
-        client = getattr(drf, "_user", None)
+        client = getattr(drf, "_user", None) or getattr(drf, "_api_key_client", None)
         match = drf.resolver_match if drf is not None else None
         api_call_log(
             client=client if client is not None and getattr(client, "pk", None) else None,

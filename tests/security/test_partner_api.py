@@ -95,6 +95,9 @@ def test_a_revoked_key_is_refused_from_the_next_call(client, partner, department
     partner_key_revoke(actor=department_admin, key=PartnerKey.objects.get(client=partner.client))
     response = client.get(PROGRESS, **partner.headers(purpose="statistics"))
     assert response.status_code == 401 and response.json()["code"] == "invalid_key"
+    # The log says whose revoked key is still in use.
+    refused = ApiCall.objects.get(status_code=401)
+    assert refused.client == partner.client and refused.key_prefix == partner.key.split("_")[1]
 
 
 def test_a_rotated_key_works_during_its_grace_period_and_not_after(client, partner, department_admin):
