@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -205,9 +205,9 @@ def _schools_dashboard(
     request: AuthenticatedRequest, *, schools: QuerySet[School], title: str, filename: str, context: dict
 ) -> HttpResponse:
     query = table_query_parse(request.GET, years=progress_years(), columns=SCHOOL_COLUMNS)
+    # The level decides what is counted (the key figures, the weeks, the table); the name search
+    # and the other filters only which rows the table, the bars and the export show (rows_apply).
     counted = _level_schools(query, schools)
-    if query.q:
-        counted = counted.filter(Q(name__icontains=query.q) | Q(code__icontains=query.q))
     rows = progress_by_school(school_year=query.year, schools=counted)
     weeks = progress_weeks(school_year=query.year, schools=counted)
     return _dashboard(

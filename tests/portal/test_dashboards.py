@@ -321,6 +321,8 @@ def test_the_filters_keep_the_rows_asked(client_as, department_officer, figures,
     }
     on_division = client.get("/don-vi/t-div-a/", {"q": "không có trường này"})
     assert on_division.context["rows"] == []
+    # The row filters choose the table's rows; the key figures stay the division's.
+    assert on_division.context["total"].students == 40
     assert "Không có dòng nào" in on_division.content.decode() or on_division.context["query"].filtered
 
 
