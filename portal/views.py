@@ -150,7 +150,9 @@ def department_overview(request: AuthenticatedRequest) -> HttpResponse:
     counted = _level_schools(query, School.objects.all())
     # Without any figures yet (a new province) the rows still list every division, at zero.
     rows = progress_by_division(school_year=query.year, schools=counted)
-    weeks = progress_weeks(school_year=query.year, schools=counted)
+    weeks = (
+        [] if query.export else progress_weeks(school_year=query.year, schools=counted)
+    )  # not in an export
     name = department.name if department else _("Department")
     return _dashboard(
         request,
@@ -209,7 +211,9 @@ def _schools_dashboard(
     # and the other filters only which rows the table, the bars and the export show (rows_apply).
     counted = _level_schools(query, schools)
     rows = progress_by_school(school_year=query.year, schools=counted)
-    weeks = progress_weeks(school_year=query.year, schools=counted)
+    weeks = (
+        [] if query.export else progress_weeks(school_year=query.year, schools=counted)
+    )  # not in an export
     return _dashboard(
         request,
         template="portal/division.html",
