@@ -150,9 +150,8 @@ def department_overview(request: AuthenticatedRequest) -> HttpResponse:
     counted = _level_schools(query, School.objects.all())
     # Without any figures yet (a new province) the rows still list every division, at zero.
     rows = progress_by_division(school_year=query.year, schools=counted)
-    weeks = (
-        [] if query.export else progress_weeks(school_year=query.year, schools=counted)
-    )  # not in an export
+    # An export holds the table only: no weeks to sum.
+    weeks = [] if query.export else progress_weeks(school_year=query.year, schools=counted)
     name = department.name if department else _("Department")
     return _dashboard(
         request,
@@ -211,9 +210,8 @@ def _schools_dashboard(
     # and the other filters only which rows the table, the bars and the export show (rows_apply).
     counted = _level_schools(query, schools)
     rows = progress_by_school(school_year=query.year, schools=counted)
-    weeks = (
-        [] if query.export else progress_weeks(school_year=query.year, schools=counted)
-    )  # not in an export
+    # An export holds the table only: no weeks to sum.
+    weeks = [] if query.export else progress_weeks(school_year=query.year, schools=counted)
     return _dashboard(
         request,
         template="portal/division.html",
