@@ -1,12 +1,13 @@
 """Screenshots of the department's and a division's dashboards with the demo data, in a real browser.
 
 The test province of the suite cannot hold the demo province (the department is a singleton), so
-this test builds a database of its own: `migrate_schemas`, then the demo (registry.demo.demo_seed:
-the province, its users and each school's 2025-2026 year, about 5 s; the progress rows are
-written by the apps as they seed). The demo stops before signing and forwarding (those need the
-CSC service, SoftHSM2 and the Ministry's repository), so the closing season is written on top of
-the schools' real figures by `closing_season_write` below: classes approved, records signed,
-queued, acknowledged and rejected, and the weeks they moved in. A server on that database and
+this test builds a database of its own: `migrate_schemas`, then `manage.py seed_demo` (the
+province, its users, each school's 2025-2026 year, and the signing set-up this machine allows, as
+`make run` seeds it), then `closing_season_advance` below takes the closing season further through
+the schools' own services (results computed, years approved, records made and confirmed in every
+class). Every figure on the pages is counted from that data by the apps: nothing is signed beyond
+what the demo signs, nothing reaches the Ministry (no repository here), and the weeks chart has
+the one week the test ran in. A server on that database and
 Chromium do the rest: so.chuyenvien (department officer, second factor) and phong.chuyenvien
 (officer of the Lào Cai city division) log in through the login form.
 
@@ -16,7 +17,6 @@ docs/images/dashboard-school.png (a school's supervision page, seen with the dat
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import subprocess
@@ -33,78 +33,43 @@ pytestmark = pytest.mark.slow
 
 IMAGES = ROOT / "docs" / "images"
 YEAR = "2025-2026"
-FIRST_WEEK = dt.date(2026, 5, 18)  # a Monday: the closing season's first week
-WEEKS = 7
-
-# code: (share of classes approved, of records signed, acknowledged, queued, {reason: rejected})
-SEASON = {
-    "th-kimdong": (1.0, 0.97, 0.84, 0.06, {"personal_id_missing": 2, "schema": 1}),
-    "thcs-lqd": (1.0, 0.9, 0.62, 0.15, {"personal_id_missing": 3}),
-    "thpt-so1": (1.0, 0.8, 0.47, 0.2, {"signature": 2, "personal_id_missing": 1}),
-    "gdtx-lc": (0.5, 0.45, 0.18, 0.1, {}),
-}
-# How much of each figure moved in each week (shares of the final figure; each list adds up to 1).
-MOVES = {
-    "classes_approved": (0.35, 0.4, 0.15, 0.1, 0, 0, 0),
-    "records_signed": (0, 0.15, 0.3, 0.25, 0.15, 0.1, 0.05),
-    "records_acknowledged": (0, 0, 0.1, 0.2, 0.25, 0.25, 0.2),
-}
 
 
-def _spread(total: int, shares: tuple[float, ...]) -> list[int]:
-    """Whole numbers in proportion to the shares, adding up to the total exactly."""
-    running, moved = 0.0, []
-    for share in shares:
-        before = round(running * total)
-        running += share
-        moved.append(round(running * total) - before)
-    moved[-1] += total - sum(moved)
-    return moved
+def closing_season_advance() -> None:
+    """Run in the demo database (manage.py shell): the closing season taken further than the demo
+    leaves it, through the schools' own services, as their staff would: in every class of every
+    demo school the homeroom teacher computes the results, the principal approves the year, the
+    homeroom teacher makes the records and confirms them. A class the demo gives no homeroom
+    teacher is approved by the principal, and its records wait (the service refuses them: nobody
+    would sign them). The progress rows (and this week's) are written by those services; no figure
+    is written by hand."""
+    from django.core.exceptions import ValidationError
 
+    from portal.choices import Role
+    from portal.demo import demo_schools
+    from portal.models import RoleAssignment
+    from schools.models import SchoolClass
+    from transcripts.records.services import year_records_confirm_all, year_records_create
+    from transcripts.results import class_results_compute
+    from transcripts.yearclose import class_year_close
 
-def closing_season_write() -> None:
-    """Run in the demo database (manage.py shell): the season's figures on top of the demo's."""
-    from django.db import transaction
-
-    from portal.models_progress import ProgressWeek, SchoolProgress
-
-    with transaction.atomic():
-        for row in SchoolProgress.objects.select_related("school").filter(school_year=YEAR):
-            approved, signed, acknowledged, queued, rejections = SEASON[row.school.code]
-            students = row.students
-            rejected = sum(rejections.values())
-            row.classes_books_complete = row.classes
-            row.classes_approved = round(row.classes * approved)
-            row.records_acknowledged = round(students * acknowledged)
-            row.records_queued = round(students * queued)
-            row.records_rejected = rejected
-            in_signing = round(students * signed) - row.records_acknowledged - row.records_queued - rejected
-            row.records_issued = max(in_signing // 3, 0)
-            row.records_signed_principal = max(in_signing - row.records_issued, 0)
-            row.records_signed_homeroom = round((students - round(students * signed)) * 0.6)
-            row.records_confirmed = students - round(students * signed) - row.records_signed_homeroom
-            row.records_draft = 0
-            row.students_waiting_summer = 2 if row.school.code != "gdtx-lc" else 4
-            row.rejections = rejections
-            row.save()
-            moves = {
-                name: _spread(total, MOVES[name])
-                for name, total in (
-                    ("classes_approved", row.classes_approved),
-                    ("records_signed", row.records_signed),
-                    ("records_acknowledged", row.records_acknowledged),
-                )
-            }
-            ProgressWeek.objects.filter(school=row.school, school_year=YEAR).delete()
-            ProgressWeek.objects.bulk_create(
-                ProgressWeek(
-                    school=row.school,
-                    school_year=YEAR,
-                    week=FIRST_WEEK + dt.timedelta(weeks=n),
-                    **{name: moves[name][n] for name in moves},
-                )
-                for n in range(WEEKS)
-            )
+    for school in demo_schools():
+        principal = RoleAssignment.objects.current().get(school=school, role=Role.PRINCIPAL).user
+        with school:
+            for school_class in SchoolClass.objects.filter(school_year__code=YEAR).select_related(
+                "homeroom_teacher"
+            ):
+                teacher = school_class.homeroom_teacher
+                try:
+                    if school_class.closed_at is None:
+                        if teacher is not None:
+                            class_results_compute(actor=teacher, school=school, school_class=school_class)
+                        class_year_close(actor=principal, school=school, school_class=school_class)
+                    year_records_create(actor=teacher or principal, school=school, school_class=school_class)
+                    if teacher is not None:  # only the homeroom teacher confirms
+                        year_records_confirm_all(actor=teacher, school=school, school_class=school_class)
+                except ValidationError as refused:
+                    print(f"{school.code} {school_class.name}: {' '.join(refused.messages)}")
 
 
 def _manage(env: dict, *args: str) -> str:
@@ -133,12 +98,14 @@ def demo_server(django_db_setup, django_db_blocker):
         PYTHONUNBUFFERED="1",
     )
     _manage(env, "migrate_schemas", "--noinput", "-v", "0")
-    _manage(env, "shell", "-c", "from registry.demo import demo_seed; demo_seed()")
-    _manage(
-        env,
-        "shell",
-        "-c",
-        "from tests.e2e.test_dashboard_screenshots import closing_season_write; closing_season_write()",
+    print(_manage(env, "seed_demo", "--quiet"))  # what `make run` seeds (signing: what this machine allows)
+    print(
+        _manage(
+            env,
+            "shell",
+            "-c",
+            "from tests.e2e.test_dashboard_screenshots import closing_season_advance as advance; advance()",
+        )
     )
     server_port = _free_port()
     server = subprocess.Popen(
