@@ -34,6 +34,10 @@ from .models import (
 )
 
 PRIMARY, LOWER, UPPER, CONTINUING = "primary", "lower_secondary", "upper_secondary", "continuing"
+# The progress parts a change of classes or enrolments moves (portal.progress.services): the
+# school's students and classes, and the books (a studying student without results leaves a
+# class's grade book incomplete; one who leaves may complete it).
+ENROLMENT_PARTS = ("schools", "books")
 GRADES = {PRIMARY: range(1, 6), LOWER: range(6, 10), UPPER: range(10, 13), CONTINUING: range(6, 13)}
 
 
@@ -143,7 +147,7 @@ def class_create(*, school_year: SchoolYear, name: str, grade: int, levels: list
     )
     school_class.full_clean()
     school_class.save()
-    progress_changed(school_year=school_year.code)
+    progress_changed(school_year=school_year.code, parts=ENROLMENT_PARTS)
     return school_class
 
 
@@ -180,7 +184,7 @@ def students_enrol(*, enrolments: list[Enrolment]) -> list[Enrolment]:
             "code", flat=True
         )
     ):
-        progress_changed(school_year=code)
+        progress_changed(school_year=code, parts=ENROLMENT_PARTS)
     return created
 
 
@@ -192,7 +196,7 @@ def student_enrol(
     enrolment = Enrolment(student=student, school_class=school_class, enrolled_on=enrolled_on, number=number)
     enrolment.full_clean()
     enrolment.save()
-    progress_changed(school_year=_year_code(school_class))
+    progress_changed(school_year=_year_code(school_class), parts=ENROLMENT_PARTS)
     return enrolment
 
 
@@ -244,7 +248,7 @@ def enrolment_close(
     enrolment.status, enrolment.left_on, enrolment.note = status, on, note
     enrolment.full_clean()
     enrolment.save(update_fields=["status", "left_on", "note"])
-    progress_changed(school_year=_year_code(enrolment.school_class), school=school)
+    progress_changed(school_year=_year_code(enrolment.school_class), school=school, parts=ENROLMENT_PARTS)
     return enrolment
 
 

@@ -10,6 +10,7 @@ class TranscriptsConfig(AppConfig):
         # This app's part of the province's progress rows (portal.progress.services).
         from portal.progress.services import progress_part_register
 
-        from .records.selectors import PROGRESS_FIELDS, progress_counts
+        from .records.selectors import BOOK_FIELDS, RECORD_FIELDS, progress_books, progress_records
 
-        progress_part_register("transcripts", progress_counts, PROGRESS_FIELDS)
+        progress_part_register("books", progress_books, BOOK_FIELDS)
+        progress_part_register("records", progress_records, RECORD_FIELDS)

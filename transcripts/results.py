@@ -187,7 +187,8 @@ def class_results_store(*, school_class: SchoolClass) -> int:
         year.save(update_fields=["ruleset", "results", "computed_at"])
         stored += 1
     progress_changed(
-        school_year=SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk)
+        school_year=SchoolYear.objects.values_list("code", flat=True).get(classes__pk=school_class.pk),
+        parts=("books",),
     )
     return stored
 

@@ -70,7 +70,7 @@ def class_year_close(*, actor: User, school: School, school_class: SchoolClass) 
     stored = class_results_store(school_class=school_class)
     school_class.closed_at, school_class.closed_by = timezone.now(), actor
     school_class.save(update_fields=["closed_at", "closed_by"])
-    progress_changed(school_year=_year_code(school_class), school=school)
+    progress_changed(school_year=_year_code(school_class), school=school, parts=("books",))
     audit_record(
         actor=actor,
         action=AuditAction.CLASS_YEAR_APPROVED,
@@ -177,7 +177,7 @@ def class_summer_close(*, actor: User, school: School, school_class: SchoolClass
         decided += 1
     school_class.summer_closed_at = timezone.now()
     school_class.save(update_fields=["summer_closed_at"])
-    progress_changed(school_year=_year_code(school_class), school=school)
+    progress_changed(school_year=_year_code(school_class), school=school, parts=("books",))
     audit_record(
         actor=actor,
         action=AuditAction.CLASS_SUMMER_CLOSED,

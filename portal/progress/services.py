@@ -148,7 +148,11 @@ def progress_recount(
     the week moved is measured against the sum of the weeks rather than the stored row, so that
     the weeks add up to the row again whatever had drifted.
     """
-    names = list(_parts) if parts is None else list(parts)
+    wanted = set(_parts) if parts is None else set(parts)
+    unknown = wanted - set(_parts)
+    if unknown:
+        raise ValueError(f"unknown progress parts {sorted(unknown)}")
+    names = [name for name in _parts if name in wanted]
     drift = Drift(school, school_year)
     with transaction.atomic():
         row = _locked(school, school_year)
@@ -252,26 +256,39 @@ def progress_batch() -> Iterator[None]:
         if outer:
             marks = _batch.marks
             _batch.marks = None  # recounts below are made at once
-            for (_pk, school_year), school in sorted(marks.items(), key=lambda item: item[0]):
-                progress_recount(school=school, school_year=school_year)
+            for (_pk, school_year), (school, parts) in sorted(marks.items(), key=lambda item: item[0]):
+                progress_recount(school=school, school_year=school_year, parts=parts)
     finally:
         if outer:
             _batch.marks = None
 
 
-def progress_changed(*, school_year: str, school: School | None = None) -> None:
-    """What one of the school's counters counts has changed for this school year: recount its
-    row now (inside the caller's transaction, after the change), or at the end of the batch.
+def progress_changed(
+    *, school_year: str, school: School | None = None, parts: Iterable[str] | None = None
+) -> None:
+    """What some of the school's counters count has changed for this school year: recount those
+    parts of its row now (inside the caller's transaction, after the change), or at the end of
+    the batch.
 
-    `school` defaults to the connection's school (the services of a school's schema run there).
+    `parts`: the parts the change can move (progress_parts(); None: all). A change recounts only
+    those, so a record's status step costs the lock and two queries, not every count of the
+    school (bench/progress.py). Whatever a transaction changes, it must name every part that
+    counts it: the last transaction to commit writes what the school holds only for the parts it
+    recounts. `school` defaults to the connection's school (the services of a school's schema run
+    there).
     """
     if school is None:
         tenant = connection.tenant
         if not isinstance(tenant, School):
             return  # the public schema: no school's data changed
         school = tenant
+    names = None if parts is None else frozenset(parts)
     marks = getattr(_batch, "marks", None)
     if marks is not None:
-        marks[(school.pk, school_year)] = school
+        key = (school.pk, school_year)
+        if key in marks:
+            earlier = marks[key][1]
+            names = None if earlier is None or names is None else earlier | names
+        marks[key] = (school, names)
         return
-    progress_recount(school=school, school_year=school_year)
+    progress_recount(school=school, school_year=school_year, parts=names)

@@ -22,6 +22,7 @@ from portal.services import audit_record
 
 from ..models import Enrolment, SchoolClass, SchoolYear, Student, TeachingAssignment
 from ..services import (
+    ENROLMENT_PARTS,
     class_create,
     class_update,
     enrolment_number_set,
@@ -226,7 +227,7 @@ def school_data_import(*, actor: User, school: School, data: bytes, filename: st
             if any("personal_id" in item.changed for item in plan.students if not item.is_new):
                 years |= set(SchoolYear.objects.values_list("code", flat=True))
             for code in sorted(years):
-                progress_changed(school_year=code, school=school)
+                progress_changed(school_year=code, school=school, parts=ENROLMENT_PARTS)
             return report
     except ValidationError as exc:
         # A service refused (a class approved meanwhile, say): the file is refused as a whole.

@@ -146,23 +146,18 @@ RECORD_COUNTERS = {
     "records_acknowledged": (S.ACKNOWLEDGED,),
     "records_rejected": (S.REJECTED,),
 }
-PROGRESS_FIELDS = (
-    "classes_books_complete",
-    "classes_approved",
-    "students_waiting_summer",
-    *RECORD_COUNTERS,
-)
+BOOK_FIELDS = ("classes_books_complete", "classes_approved", "students_waiting_summer")
+RECORD_FIELDS = tuple(RECORD_COUNTERS)
 
 
-def progress_counts(school: object, school_year: str) -> dict[str, int]:
-    """This app's counters of the school's progress row for one school year (three queries; the
+def progress_books(school: object, school_year: str) -> dict[str, int]:
+    """The "books" part of the school's progress row for one school year (two queries; the
     connection is on the school's schema):
 
     - classes approved by the principal, and classes whose grade book is complete: approved, or
       with every studying student's year results computed by the homeroom teacher;
     - students waiting for the August close: in an approved class not closed again in August,
-      sent by the June results to re-assessment or summer re-training;
-    - the year's records by the status of the version that counts (RECORD_COUNTERS).
+      sent by the June results to re-assessment or summer re-training.
     """
     studying = Q(enrolments__status=EnrolmentStatus.ACTIVE)
     classes = SchoolClass.objects.filter(school_year__code=school_year).annotate(
@@ -180,6 +175,16 @@ def progress_counts(school: object, school_year: str) -> dict[str, int]:
         enrolment__school_class__summer_closed_at__isnull=True,
         results__outcome__in=[str(o) for o in SUMMER_OUTCOMES],
     ).count()
+    return {
+        "classes_books_complete": books["complete"],
+        "classes_approved": books["approved"],
+        "students_waiting_summer": waiting,
+    }
+
+
+def progress_records(school: object, school_year: str) -> dict[str, int]:
+    """The "records" part of the school's progress row for one school year (one query): the
+    year's records by the status of the version that counts (RECORD_COUNTERS)."""
     by_status = dict(
         YearRecord.objects.filter(enrolment__school_class__school_year__code=school_year)
         .exclude(status=S.DRAFT, supersedes__isnull=False)
@@ -188,11 +193,7 @@ def progress_counts(school: object, school_year: str) -> dict[str, int]:
         .order_by()
         .values_list("status", "n")
     )
-    counts = {
-        "classes_books_complete": books["complete"],
-        "classes_approved": books["approved"],
-        "students_waiting_summer": waiting,
+    return {
+        name: sum(by_status.get(status, 0) for status in statuses)
+        for name, statuses in RECORD_COUNTERS.items()
     }
-    for name, statuses in RECORD_COUNTERS.items():
-        counts[name] = sum(by_status.get(status, 0) for status in statuses)
-    return counts

@@ -39,6 +39,9 @@ from transcripts.selectors import active_enrolments
 from .snapshot import class_snapshots, results_are_final, year_record_snapshot
 
 S = YearRecordStatus
+# The progress parts a record's change moves (portal.progress.services): its status, and the
+# rejections by reason counted for the versions in force (registry's part).
+RECORD_PARTS = ("records", "registry")
 
 # The steps year_record_transition makes, and who makes each. Superseding, revoking and
 # approving a correction (draft → data complete) have their own services; the database trigger
@@ -141,7 +144,7 @@ def _move(
         note=note,
     )
     _outside_the_school(school=school, record=record, note=note)
-    progress_changed(school_year=_year_of(record), school=school)
+    progress_changed(school_year=_year_of(record), school=school, parts=RECORD_PARTS)
     audit_record(
         actor=actor,
         action=action,
@@ -273,7 +276,7 @@ def year_records_create(*, actor: User, school: School, school_class: SchoolClas
             )
         )
     outcome.created = YearRecord.objects.bulk_create(records)
-    progress_changed(school_year=school_class.school_year.code, school=school)
+    progress_changed(school_year=school_class.school_year.code, school=school, parts=RECORD_PARTS)
     YearRecordEvent.objects.bulk_create(
         YearRecordEvent(record=r, from_status="", to_status=S.DATA_COMPLETE, actor=actor, at=now)
         for r in outcome.created
@@ -350,7 +353,7 @@ def year_records_forwarding_notes(*, school: School, notes: list[tuple[str, int,
         for r, old, to, note in moves
     )
     for code in _years_of([r.pk for r, _old, _to, _n in moves]):
-        progress_changed(school_year=code, school=school)
+        progress_changed(school_year=code, school=school, parts=RECORD_PARTS)
     audit_records(
         [
             {
