@@ -13,9 +13,10 @@ current). The dashboards read only public tables (design.md §3), so the schools
 their `School` rows are bulk-created (School.auto_create_schema is False and bulk_create never
 provisions), the template schema is not made. The data set, from a fixed seed:
 
-- the province's department; 25 divisions of the three kinds (9 district offices of 40-90 schools,
-  12 communes of 10-40, 4 clusters of 5-20), 900 schools under them and 100 (upper secondary and
-  continuing education) directly under the department, all active;
+- the province's department; 25 divisions of the three kinds, their sizes drawn (district offices
+  40-90 schools, communes 10-40, clusters 5-20) then scaled to hold 900 schools between them (9
+  district offices of 39-82, 12 communes of 11-36, 4 clusters of 5-16), and 100 schools (upper
+  secondary and continuing education) directly under the department, all active;
 - `portal.SchoolProgress` for the current school year (by today's date: September to August) and
   the one before: the current year's students sum to exactly 2,000,000, schools of 300-6,000; each
   school has its own point in the closing season (a beta-distributed share), from which its
