@@ -71,7 +71,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import admin_connect, cache_keys_delete, percentile, url_with_database
+from bench.support import bench_django as support_bench_django
+from bench.support import percentile
 
 TARGET_P95 = 0.200  # seconds (issue 12)
 SEED = 20261206
@@ -136,51 +137,17 @@ def dataset_stored(url: str) -> dict | None:
 
 @contextlib.contextmanager
 def bench_django(name: str, *, fresh: bool, description: dict) -> Iterator[str]:
-    """Django set up on the bench's own database (created when missing, kept after); yields the
-    server's version. A database holding another data set (an older description, or none: an
-    interrupted run) is dropped and made again: it is the bench's own."""
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"hocba-bench-{name}"
-    with admin_connect(url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not fresh and dataset_stored(url_with_database(url, name)) != description:
-            progress(f"database {name} holds another data set (or none): making it again")
-            fresh = True
-        if exists and fresh:
-            progress(f"dropping database {name}")
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(f'CREATE DATABASE "{name}"')
-    # Cached routes and access from an earlier data set must not answer for this one.
-    cache_keys_delete(redis_url, prefix)
-    os.environ.update(
-        DATABASE_URL=url_with_database(url, name),
-        REDIS_URL=redis_url,
-        HOCBA_CACHE_PREFIX=prefix,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        HOCBA_TESTING="1",
-        # A developer's environment must not change the figures.
-        DJANGO_DEBUG="0",
-    )
-    os.environ.pop("EXECUTOR", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    # Only public: the dashboards read no school schema, and the bench's schools have none.
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    try:
+    """Django on the bench's own database (bench.support.bench_django), only public migrated: the
+    dashboards read no school schema, and the bench's schools have none. A database holding
+    another data set (an older description, or none: an interrupted run) is made again."""
+    with support_bench_django(
+        name,
+        fresh=fresh,
+        stale=lambda url: dataset_stored(url) != description,
+        shared_only=True,
+        say=progress,
+    ) as version:
         yield version
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        cache_keys_delete(redis_url, prefix)
 
 
 MARKER_TABLE = "bench_dashboard_dataset"

@@ -79,7 +79,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import admin_connect, cache_keys_delete, percentile, url_with_database
+from bench.support import bench_django as support_bench_django
+from bench.support import percentile
 
 DATASET_VERSION = 1
 SEED = 20261206
@@ -129,45 +130,10 @@ def description() -> dict:
 
 @contextlib.contextmanager
 def bench_django(name: str, *, fresh: bool) -> Iterator[str]:
-    """Django on the bench's own database (created when missing, kept after), public and template
+    """Django on the bench's own database (bench.support.bench_django), public and template
     schemas migrated; yields the server's version. `fresh`: drop it first."""
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"hocba-bench-{name}"
-    with admin_connect(url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and fresh:
-            progress(f"dropping database {name}")
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(f'CREATE DATABASE "{name}"')
-    cache_keys_delete(redis_url, prefix)
-    os.environ.update(
-        DATABASE_URL=url_with_database(url, name),
-        REDIS_URL=redis_url,
-        HOCBA_CACHE_PREFIX=prefix,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        HOCBA_TESTING="1",
-        # A developer's environment must not change the figures.
-        DJANGO_DEBUG="0",
-    )
-    os.environ.pop("EXECUTOR", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate_schemas", interactive=False, verbosity=0)
-    try:
+    with support_bench_django(name, fresh=fresh, say=progress) as version:
         yield version
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        cache_keys_delete(redis_url, prefix)
 
 
 def dataset_present() -> bool:

@@ -10,7 +10,7 @@ import contextlib
 import os
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -116,6 +116,63 @@ def throwaway_django() -> Iterator[str]:
         database_drop(url, name)
         with contextlib.suppress(Exception):
             cache_keys_delete(redis_url, prefix)
+
+
+@contextlib.contextmanager
+def bench_django(
+    name: str,
+    *,
+    fresh: bool,
+    stale: Callable[[str], bool] | None = None,
+    shared_only: bool = False,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> Iterator[str]:
+    """Django set up on a bench's own database `name` (created when missing, kept after), its
+    schemas migrated (only public with `shared_only`); yields the server's version. `fresh`: drop
+    it first; `stale(url)`: whether the database holds another data set than the bench's (then it
+    is dropped and made again: it is the bench's own). The bench's cache keys are cleared before
+    and after."""
+    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hocba")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"hocba-bench-{name}"
+    with admin_connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not fresh and stale is not None and stale(url_with_database(url, name)):
+            say(f"database {name} holds another data set (or none): making it again")
+            fresh = True
+        if exists and fresh:
+            say(f"dropping database {name}")
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            say(f"creating database {name}")
+            conn.execute(f'CREATE DATABASE "{name}"')
+    # Cached routes and access from an earlier data set must not answer for this one.
+    cache_keys_delete(redis_url, prefix)
+    os.environ.update(
+        DATABASE_URL=url_with_database(url, name),
+        REDIS_URL=redis_url,
+        HOCBA_CACHE_PREFIX=prefix,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HOCBA_TESTING="1",
+        # A developer's environment must not change the figures.
+        DJANGO_DEBUG="0",
+    )
+    os.environ.pop("EXECUTOR", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", shared=shared_only, interactive=False, verbosity=0)
+    try:
+        yield version
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        cache_keys_delete(redis_url, prefix)
 
 
 def percentile(values: list[float], fraction: float) -> float:
