@@ -218,7 +218,9 @@ def progress_reconcile(*, schools: Iterable[School] | None = None, actor: User |
     )
     for school in targets:
         with transaction.atomic():
-            for school_year in progress_school_years(school):
+            # Years in ascending order, as batches lock them (no deadlock with an import that
+            # recounts several years of the school).
+            for school_year in sorted(progress_school_years(school)):
                 drift = progress_recount(school=school, school_year=school_year, weeks_checked=True)
                 if drift.changes:
                     drifts.append(drift)
