@@ -79,6 +79,26 @@ def cache_keys_delete(redis_url: str, prefix: str) -> int:
         client.close()
 
 
+def _django_on(database_url: str, redis_url: str, prefix: str, *, shared_only: bool) -> None:
+    """Django set up on `database_url`, its schemas migrated (only public with `shared_only`)."""
+    os.environ.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        HOCBA_CACHE_PREFIX=prefix,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HOCBA_TESTING="1",
+        # A developer's environment must not change the figures.
+        DJANGO_DEBUG="0",
+    )
+    os.environ.pop("EXECUTOR", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", shared=shared_only, interactive=False, verbosity=0)
+
+
 @contextlib.contextmanager
 def throwaway_django() -> Iterator[str]:
     """Django set up on a fresh database of its own (public and template schemas migrated).
@@ -91,22 +111,7 @@ def throwaway_django() -> Iterator[str]:
     prefix = f"hocba-bench-{os.getpid()}"
     version = database_create(url, name)
     try:
-        os.environ.update(
-            DATABASE_URL=url_with_database(url, name),
-            REDIS_URL=redis_url,
-            HOCBA_CACHE_PREFIX=prefix,
-            DJANGO_SETTINGS_MODULE="config.settings",
-            HOCBA_TESTING="1",
-            # A developer's environment must not change the figures.
-            DJANGO_DEBUG="0",
-        )
-        os.environ.pop("EXECUTOR", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate_schemas", interactive=False, verbosity=0)
+        _django_on(url_with_database(url, name), redis_url, prefix, shared_only=False)
         yield version
     finally:
         with contextlib.suppress(Exception):
@@ -150,22 +155,7 @@ def bench_django(
             conn.execute(f'CREATE DATABASE "{name}"')
     # Cached routes and access from an earlier data set must not answer for this one.
     cache_keys_delete(redis_url, prefix)
-    os.environ.update(
-        DATABASE_URL=url_with_database(url, name),
-        REDIS_URL=redis_url,
-        HOCBA_CACHE_PREFIX=prefix,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        HOCBA_TESTING="1",
-        # A developer's environment must not change the figures.
-        DJANGO_DEBUG="0",
-    )
-    os.environ.pop("EXECUTOR", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate_schemas", shared=shared_only, interactive=False, verbosity=0)
+    _django_on(url_with_database(url, name), redis_url, prefix, shared_only=shared_only)
     try:
         yield version
     finally:
