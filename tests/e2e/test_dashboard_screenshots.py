@@ -25,9 +25,17 @@ import time
 import uuid
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 
+from portal.choices import Role
+from portal.demo import DEMO_PASSWORD, demo_schools
+from portal.models import RoleAssignment
+from schools.models import SchoolClass
 from tests.e2e.conftest import ROOT, _free_port
+from transcripts.records.services import year_records_confirm_all, year_records_create
+from transcripts.results import class_results_compute
+from transcripts.yearclose import class_year_close
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +51,6 @@ def closing_season_advance() -> None:
     teacher is approved by the principal, and its records wait (the service refuses them: nobody
     would sign them). The progress rows (and this week's) are written by those services; no figure
     is written by hand."""
-    from django.core.exceptions import ValidationError
-
-    from portal.choices import Role
-    from portal.demo import demo_schools
-    from portal.models import RoleAssignment
-    from schools.models import SchoolClass
-    from transcripts.records.services import year_records_confirm_all, year_records_create
-    from transcripts.results import class_results_compute
-    from transcripts.yearclose import class_year_close
-
     for school in demo_schools():
         principal = RoleAssignment.objects.current().get(school=school, role=Role.PRINCIPAL).user
         with school:
@@ -132,8 +130,6 @@ def demo_server(django_db_setup, django_db_blocker):
 
 
 def _log_in(page, url: str, env: dict, username: str) -> None:
-    from portal.demo import DEMO_PASSWORD
-
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=login]", username)
     page.fill("input[name=password]", DEMO_PASSWORD)
