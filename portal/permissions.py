@@ -83,14 +83,18 @@ def forget_access(user: User) -> None:
 # --- Schools ---------------------------------------------------------------------------------
 
 
+def can_supervise_school(user: User, school: School) -> bool:
+    """Does the user supervise this school: department staff, or an officer of its division?
+    (Figures only; its named data needs can_open_school_data.)"""
+    access = access_for(user)
+    return access.is_department_staff or (
+        school.division_id is not None and school.division_id in access.division_ids
+    )
+
+
 def school_is_visible(user: User, school: School) -> bool:
     """May the user know this school exists? If not, every page of it answers 404."""
-    access = access_for(user)
-    return (
-        access.is_department_staff
-        or school.pk in access.school_roles
-        or (school.division_id is not None and school.division_id in access.division_ids)
-    )
+    return school.pk in access_for(user).school_roles or can_supervise_school(user, school)
 
 
 def can_open_school_data(user: User, school: School) -> bool:

@@ -25,7 +25,7 @@ from .exports import progress_xlsx_response
 from .http import AuthenticatedRequest
 from .models import Department, School
 from .models_progress import COUNTERS
-from .permissions import access_for, can_open_school_data, can_use_admin
+from .permissions import access_for, can_open_school_data, can_supervise_school, can_use_admin
 from .progress.charts import completion_bars, percent, weeks_chart
 from .progress.selectors import (
     ProgressRow,
@@ -230,15 +230,10 @@ def supervised_school_for(request: AuthenticatedRequest, code: str) -> School:
 
     Everyone else gets 404, its own staff included (they have the school's own pages).
     """
-    access = access_for(request.user)
     school = School.objects.select_related("division").filter(code__iexact=code).first()
-    if school is None:
+    if school is None or not can_supervise_school(request.user, school):
         raise Http404
-    if access.is_department_staff or (
-        school.division_id is not None and school.division_id in access.division_ids
-    ):
-        return school
-    raise Http404
+    return school
 
 
 @login_required
@@ -255,9 +250,10 @@ def school_progress(request: AuthenticatedRequest, code: str) -> HttpResponse:
     figures = []
     if row is not None:
         figures = [(name, label, row.counters[name]) for name, label in COUNTERS.items()]
-        figures.insert(
-            10, ("records_signed", _("Records signed by the principal or further along"), row.records_signed)
-        )
+        # The records signed by the principal or further, right after those only signed so far.
+        after = list(COUNTERS).index("records_signed_principal") + 1
+        signed = _("Records signed by the principal or further along")
+        figures.insert(after, ("records_signed", signed, row.records_signed))
     return render(
         request,
         "portal/school_progress.html",
