@@ -184,16 +184,25 @@ def verify_by_id(*, method: str, record_id: str, version: int, code: str) -> Ver
     return _found(method, entry)
 
 
-def _found(method: str, entry: IssuedRecord) -> Verification:
-
+def issued_xml(entry: IssuedRecord) -> bytes | None:
+    """An indexed version's sealed XML from its school's schema, only if it is exactly the bytes
+    the index says were issued; None (and a loud log line) when the school's copy is missing or
+    differs. The public page and the partner API both read a record's document through it."""
     with entry.school:
         row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
         xml = year_record_document(row) if row is not None else None  # the issued (sealed) document
     if xml is None or hashlib.sha256(xml).hexdigest() != entry.sha256:
-        # The index and the school disagree: say nothing about the content (and log it loudly).
         log.error(
             "Issued record %s v%s: the school's copy is missing or differs", entry.record_id, entry.version
         )
+        return None
+    return xml
+
+
+def _found(method: str, entry: IssuedRecord) -> Verification:
+    xml = issued_xml(entry)
+    if xml is None:
+        # The index and the school disagree: say nothing about the content.
         return _not_found(method, entry.record_id, entry.version)
     try:
         document = year_record_parse(xml)

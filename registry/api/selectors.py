@@ -9,7 +9,6 @@ copy handed out to a person), and the XML must still hash to what the index says
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
@@ -20,7 +19,6 @@ from portal.models import IssuedRecord
 from portal.selectors import personal_id_digest
 from transcripts.models import YearRecord
 from transcripts.records.selectors import year_record_pdf_bytes
-from transcripts.records.services import year_record_document
 
 from ..models_api import PartnerKey
 from .services import KEY_MARK, PREFIX_LENGTH, key_digest
@@ -73,19 +71,6 @@ def issued_record_of(*, personal_id: str, record_id: str, version: int) -> Issue
     if not record_id or len(record_id) > 64 or "\x00" in record_id or not 0 < version < 2**31:
         return None
     return issued_records_of(personal_id=personal_id).filter(record_id=record_id, version=version).first()
-
-
-def issued_xml(entry: IssuedRecord) -> bytes | None:
-    """The version's sealed XML from the school's schema, only if it is exactly the issued bytes."""
-    with entry.school:
-        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).first()
-        xml = year_record_document(row) if row is not None else None
-    if xml is None or hashlib.sha256(xml).hexdigest() != entry.sha256:
-        log.error(
-            "Issued record %s v%s: the school's copy is missing or differs", entry.record_id, entry.version
-        )
-        return None
-    return xml
 
 
 def issued_pdf(entry: IssuedRecord) -> bytes | None:

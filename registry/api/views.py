@@ -32,13 +32,13 @@ from rest_framework.views import APIView
 from portal.models import Division, IssuedRecord, School
 from portal.progress.selectors import progress_by_division, progress_by_school, progress_years
 from portal.selectors import personal_id_digest
-from registry.verification import VerifyUploadLimit, max_upload_bytes, verify_upload
+from registry.verification import VerifyUploadLimit, issued_xml, max_upload_bytes, verify_upload
 
 from .auth import ClientRateThrottle, HasPurpose, HasScope, PartnerKeyAuthentication, purpose_of
 from .choices import Scope
 from .consent import Consent, consent_check
 from .errors import ApiError, error_body
-from .selectors import issued_pdf, issued_record_of, issued_records_of, issued_xml, personal_id_valid
+from .selectors import issued_pdf, issued_record_of, issued_records_of, personal_id_valid
 from .serializers import (
     COMMON_ERRORS,
     CONSENT_PARAMETER,
