@@ -94,7 +94,9 @@ def _weekly(row: SchoolProgress) -> dict[str, int]:
 
 
 class _InSchool:
-    """Count in the school's schema, whichever the connection was in (restored after)."""
+    """Count in the school's schema, whichever the connection was in (restored after). Not
+    `with school:`, which switches even when the connection is there already (the services' case)
+    and so costs every recount another `SET search_path`."""
 
     def __init__(self, school: School) -> None:
         self.school = school
@@ -229,15 +231,11 @@ def progress_reconcile(*, schools: Iterable[School] | None = None, actor: User |
                         action=AuditAction.PROGRESS_RECONCILED,
                         obj=school,
                         summary=f"{school.code} {school_year}: " + ", ".join(sorted(drift.changes)),
-                        changes={key: [_plain(a), _plain(b)] for key, (a, b) in drift.changes.items()},
+                        changes={key: [a, b] for key, (a, b) in drift.changes.items()},  # ints and dicts
                         school=school,
                         division=school.division,
                     )
     return drifts
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (int, str, dict)) else str(value)
 
 
 # --- Batches: one recount per school year at the end of a service that changes many rows ------
