@@ -317,6 +317,13 @@ HOCBA_DEPLOYMENT_KEY = env_str("HOCBA_DEPLOYMENT_KEY", "")
 HOCBA_CSC_URL = env_str("HOCBA_CSC_URL", "")
 HOCBA_CSC_CLIENT_SECRET = env_str("HOCBA_CSC_CLIENT_SECRET", "")
 HOCBA_PKCS11_LIBRARY = env_str("HOCBA_PKCS11_LIBRARY", "")
+# The RFC 3161 timestamping service every signature is timestamped by (XAdES-T; PAdES), and the
+# roots its certificates must chain to (PEM files, apart from the signers' roots: a TSA's CA is
+# not a signer's). Without a URL, signatures carry no timestamp (baseline B): verifiable only while
+# their certificates are valid. Its CA's CRL belongs in HOCBA_TRUST_CRLS.
+HOCBA_TSA_URL = env_str("HOCBA_TSA_URL", "")
+HOCBA_TSA_TRUST_ROOTS = env_list("HOCBA_TSA_TRUST_ROOTS", [])
+HOCBA_TSA_TIMEOUT_SECONDS = env_int("HOCBA_TSA_TIMEOUT_SECONDS", 10)
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
 # A batch paused by a failing key service (signing.services.runner) fails its remaining records
