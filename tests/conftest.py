@@ -290,6 +290,33 @@ def signing_trust(tmp_path_factory):
     trust.reset()
 
 
+@pytest.fixture(scope="session")
+def tsa_service(tmp_path_factory):
+    """The reference timestamping service (python -m reference.tsa serve), one for the session."""
+    from tests.reference.tsa import TsaService
+
+    service = TsaService(tmp_path_factory.mktemp("tsa"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def timestamping(tsa_service, settings):
+    """The portal's TSA settings pointed at the reference service (its roots trusted for
+    timestamps, its CRL read), the trust and timestamp caches reset before and after."""
+    from signing.timestamps import timestamper_reset
+    from signing.trust import trust_reset
+
+    settings.HOCBA_TSA_URL = tsa_service.url
+    settings.HOCBA_TSA_TRUST_ROOTS = [str(tsa_service.roots_file)]
+    settings.HOCBA_TRUST_CRLS = [*settings.HOCBA_TRUST_CRLS, tsa_service.crl_url]
+    trust_reset()
+    timestamper_reset()
+    yield tsa_service
+    trust_reset()
+    timestamper_reset()
+
+
 @pytest.fixture
 def signing_keys(signing_trust, school):
     """PKCS#12 files (PIN SIGNING_PIN) of the test school's signers, issued by the test CA."""
