@@ -7,19 +7,30 @@ What one signature looks like (n = its position, 1-based; role one of ROLES, in 
         CanonicalizationMethod  exclusive C14N 1.0
         SignatureMethod         rsa-sha256 or ecdsa-sha256
         Reference #<content Id>                 exc-c14n, sha256  (the record)
-        Reference #<...>-sig-1-<role>           exc-c14n, sha256  (each earlier signature, in order)
+        Reference #<...>-sig-1-<role>-value     exc-c14n, sha256  (each earlier SignatureValue, in order)
         Reference #<...>-SignedProperties...    exc-c14n, sha256  (XAdES, Type=...#SignedProperties)
         Reference #<...>-keyinfo                exc-c14n, sha256  (the certificate)
-      <ds:SignatureValue>
+      <ds:SignatureValue Id="...-value">
       <ds:KeyInfo Id="...-keyinfo"> X509Data: signer certificate, then the intermediates
       <ds:Object> QualifyingProperties / SignedProperties: SigningTime, SigningCertificateV2,
                   SignerRole/ClaimedRole = the role, DataObjectFormat of the content reference
+                  QualifyingProperties / UnsignedProperties / UnsignedSignatureProperties:
+                    SignatureTimeStamp (XAdES-T, when a TSA is configured): an RFC 3161 token
+                      over the exclusive C14N of ds:SignatureValue, added when the signature is made;
+                    CertificateValues, RevocationValues (XAdES-LT): the chains' certificates and
+                      the CRLs, added to every signature when the seal issues the record;
+                    xadesv141:TimeStampValidationData, xadesv141:ArchiveTimeStamp (XAdES-LTA):
+                      added later by `manage.py archive_timestamp` (signing.longterm).
 
 Why these choices:
 
 - Detached references by Id, never the root and never an enveloped transform: an earlier
-  signature's bytes never change when a later one is appended, and each later one covers the
-  earlier ones, so the order is in the signed bytes (transcripts/document/__init__.py).
+  signature's signed bytes never change when a later one is appended, and each later one covers
+  the earlier ones' SignatureValue (as a XAdES countersignature does), so the order is in the
+  signed bytes (transcripts/document/__init__.py). Covering the SignatureValue, not the whole
+  ds:Signature, is what lets unsigned properties (timestamps, validation data, archive
+  timestamps) be added to an earlier signature later without breaking the ones after it; the
+  SignatureValue binds its SignedInfo, which binds the signature's properties and certificate.
 - Exclusive C14N everywhere, every reference carrying its transform explicitly: a signature is
   built outside the document and then placed in <chuky>, under the record's default namespace.
   Inclusive C14N would pull that namespace into what is digested and make the digests depend on
@@ -227,7 +238,7 @@ def _signature_template(
         f'<ds:SignatureMethod Algorithm="{method}"/>{references}'
         + _reference(f"#{sig_id}-SignedProperties", "", f' Type="{SIGNED_PROPERTIES_TYPE}"')
         + _reference(f"#{sig_id}-keyinfo", "", "")
-        + "</ds:SignedInfo><ds:SignatureValue></ds:SignatureValue>"
+        + f'</ds:SignedInfo><ds:SignatureValue Id="{i}-value"></ds:SignatureValue>'
         f'<ds:KeyInfo Id="{i}-keyinfo"><ds:X509Data>{certificates.x509_data}</ds:X509Data></ds:KeyInfo>'
         f'<ds:Object><xades:QualifyingProperties Target="#{i}">'
         f'<xades:SignedProperties Id="{i}-SignedProperties"><xades:SignedSignatureProperties>'
@@ -243,30 +254,74 @@ def _signature_template(
     )
 
 
-def _sign(key, method: str, data: bytes) -> bytes:
-    """The signature value of `data` (SignedInfo's C14N), called as signxml called the key."""
+def _signature_values(key, method: str, data: Sequence[bytes]) -> list[bytes]:
+    """The signature values of each of `data` (SignedInfo's C14N), as XML-DSig wants them.
+
+    A key held elsewhere that can sign many digests in one call (`sign_digests`: a CSC remote
+    service, signing.backends.csc) is asked once; any other key is called as signxml called it
+    (RSA: PKCS#1 v1.5 and SHA-256; ECDSA: ECDSA(SHA-256), the DER answer turned into r‖s)."""
+    many = getattr(key, "sign_digests", None)
+    if many is not None and len(data) > 1:
+        raw = many([hashlib.sha256(d).digest() for d in data])
+    elif method == RSA_SHA256:
+        return [key.sign(d, padding=PKCS1v15(), algorithm=hashes.SHA256()) for d in data]
+    else:
+        raw = [key.sign(d, signature_algorithm=ec.ECDSA(algorithm=hashes.SHA256())) for d in data]
     if method == RSA_SHA256:
-        return key.sign(data, padding=PKCS1v15(), algorithm=hashes.SHA256())
-    der = key.sign(data, signature_algorithm=ec.ECDSA(algorithm=hashes.SHA256()))
-    r, s = decode_dss_signature(der)  # XML-DSig wants r‖s, each of the key's size
+        return list(raw)
     size = (key.key_size + 7) // 8
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    values = []
+    for der in raw:
+        r, s = decode_dss_signature(der)  # XML-DSig wants r‖s, each of the key's size
+        values.append(r.to_bytes(size, "big") + s.to_bytes(size, "big"))
+    return values
 
 
-def _append_signature(
-    chuky: etree._Element,
+@dataclass
+class _Pending:
+    """A document whose new signature is built but for its value: what _finish completes."""
+
+    xml: bytes
+    root: etree._Element
+    signature: etree._Element
+    signed_info: bytes  # the exclusive C14N the key signs
+
+
+def _prepare(
+    xml: bytes,
     *,
-    sig_id: str,
-    targets: Sequence[etree._Element],
-    key,
-    method: str,
+    cert: x509.Certificate,
     certificates: _Certificates,
+    method: str,
     role: str,
     signing_time: dt.datetime,
-) -> None:
-    """Append the profile's ds:Signature to <chuky>: references to `targets` (the content, then
-    the earlier signatures), then to its own SignedProperties and KeyInfo, each digested as the
-    exclusive C14N of the element it names; then SignedInfo's exclusive C14N signed by the key."""
+) -> _Pending:
+    """Parse and check the document, append the profile's ds:Signature with every digest filled
+    in and the value empty. Raises SigningError or DocumentError."""
+    root = year_record_load(xml)  # parsed once; validated against the XSD, as untrusted input
+    earlier = existing_signatures(root)
+    n = len(earlier) + 1
+    if n > len(ROLES):
+        raise SigningError("complete", "The record already carries all its signatures")
+    if role != ROLES[n - 1]:
+        expected = ROLES[n - 1]
+        raise SigningError("wrong_order", f"Signature {n} must be the {expected}'s, not the {role}'s")
+    content = root.find(_q("thongtinhocba"))
+    content_id = content.get("Id")
+    values = []
+    for i, element in enumerate(earlier, start=1):
+        sig_id = element.get("Id") or ""
+        match = SIGNATURE_ID.match(sig_id)
+        if not match or match["content"] != content_id or int(match["n"]) != i:
+            raise SigningError("malformed", f"Earlier signature {i} is not one of this profile ({sig_id!r})")
+        value = element.find(f"{{{DS}}}SignatureValue")
+        if value is None or value.get("Id") != f"{sig_id}-value":
+            raise SigningError("malformed", f"Earlier signature {i} has no SignatureValue of this profile")
+        values.append(value)
+    chuky = root.find(_q("chuky"))
+    _check_ids_unique(chuky, content_id, [v.get("Id") for v in values])
+    sig_id = signature_id(content_id, n, role)
+    targets = [content, *values]
     references = "".join(
         _reference(
             f"#{target.get('Id')}",
@@ -285,11 +340,11 @@ def _append_signature(
     )
     signature = etree.fromstring(template.encode())  # UTF-8 bytes parse faster than a str
     chuky.append(signature)
-    signed_info, signature_value, key_info, ds_object = signature
+    signed_info, _value, key_info, ds_object = signature
     signed_properties = ds_object[0][0]
     for reference, target in zip(signed_info[-2:], (signed_properties, key_info), strict=True):
         reference[2].text = _digest_value(_exc_c14n(target))  # Transforms, DigestMethod, DigestValue
-    signature_value.text = b64encode(_sign(key, method, _exc_c14n(signed_info))).decode()
+    return _Pending(xml=xml, root=root, signature=signature, signed_info=_exc_c14n(signed_info))
 
 
 def _check_ids_unique(chuky: etree._Element, content_id: str, earlier_ids: Sequence[str]) -> None:
@@ -308,6 +363,103 @@ def _check_ids_unique(chuky: etree._Element, content_id: str, earlier_ids: Seque
         raise SigningError("malformed", f"Ids the signature refers to must each name one element: {wrong}")
 
 
+def unsigned_signature_properties(signature: etree._Element) -> etree._Element:
+    """The signature's xades:UnsignedSignatureProperties, created (after SignedProperties) if absent."""
+    qualifying = signature.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties")
+    if qualifying is None:
+        raise SigningError("malformed", "The signature has no XAdES QualifyingProperties")
+    unsigned = qualifying.find(f"{{{XADES}}}UnsignedProperties")
+    if unsigned is None:
+        unsigned = etree.SubElement(qualifying, f"{{{XADES}}}UnsignedProperties")
+    properties = unsigned.find(f"{{{XADES}}}UnsignedSignatureProperties")
+    if properties is None:
+        properties = etree.SubElement(unsigned, f"{{{XADES}}}UnsignedSignatureProperties")
+    return properties
+
+
+def timestamp_input(signature: etree._Element) -> bytes:
+    """What a SignatureTimeStamp is over (EN 319 132-1 5.3): ds:SignatureValue, exclusive C14N."""
+    value = signature.find(f"{{{DS}}}SignatureValue")
+    if value is None:
+        raise SigningError("malformed", "The signature has no SignatureValue")
+    return _exc_c14n(value)
+
+
+def _add_signature_timestamp(signature: etree._Element, token: bytes) -> None:
+    properties = unsigned_signature_properties(signature)
+    stamp = etree.SubElement(
+        properties, f"{{{XADES}}}SignatureTimeStamp", Id=f"{signature.get('Id')}-timestamp"
+    )
+    etree.SubElement(stamp, f"{{{DS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
+    etree.SubElement(stamp, f"{{{XADES}}}EncapsulatedTimeStamp").text = b64encode(token).decode()
+
+
+def sign_year_records(
+    documents: Sequence[bytes],
+    *,
+    key,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+    role: str,
+    signing_time: dt.datetime | None = None,
+    timestamper=None,
+    validation_data=None,
+) -> list[bytes | SigningError | DocumentError]:
+    """Each document with one more XAdES signature appended to <chuky>, as Canonical XML bytes;
+    in place of a document that cannot be signed, the SigningError or DocumentError saying why.
+
+    The signatures are made together: every document is prepared, then the key signs all the
+    SignedInfos (one call to a remote service that signs many digests), then `timestamper`
+    (signing.timestamps.Timestamper, when a TSA is configured) stamps every SignatureValue, then,
+    with `validation_data` (signing.longterm.ValidationData; the seal's step), every signature of
+    each document gets its certificates and CRLs (XAdES-LT). A failure of the key or the TSA
+    (signing.backends.BackendError) is raised: it concerns every document alike.
+
+    `role` must be the next one in ROLES (homeroom teacher, then principal, then the seal).
+    Certificates are not judged here: whether this signer may sign (registered certificate,
+    validity, revocation, role in the school) is checked by the caller before signing, with
+    `signing.verify.certificate_problems`.
+    """
+    method = _signature_method(key)
+    certificates = _certificates((cert, *chain))
+    when = signing_time or dt.datetime.now(dt.UTC)
+    results: list[bytes | SigningError | DocumentError] = []
+    pending: list[tuple[int, _Pending]] = []
+    for i, xml in enumerate(documents):
+        try:
+            pending.append(
+                (
+                    i,
+                    _prepare(
+                        xml, cert=cert, certificates=certificates, method=method, role=role, signing_time=when
+                    ),
+                )
+            )
+            results.append(b"")
+        except (SigningError, DocumentError) as error:
+            results.append(error)
+    if not pending:
+        return results
+    values = _signature_values(key, method, [p.signed_info for _i, p in pending])
+    for (_i, p), value in zip(pending, values, strict=True):
+        p.signature[1].text = b64encode(value).decode()
+    if timestamper is not None:
+        tokens = timestamper.stamp_many([timestamp_input(p.signature) for _i, p in pending])
+        for (_i, p), token in zip(pending, tokens, strict=True):
+            _add_signature_timestamp(p.signature, token)
+    for i, p in pending:
+        if validation_data is not None:
+            from .longterm import add_validation_data
+
+            add_validation_data(p.root, validation_data)
+        signed = _canonical(p.root)
+        if content_bytes(signed) != content_bytes(p.xml):  # a guard: this must never happen
+            results[i] = DocumentError("invalid", "Signing changed the content bytes")
+        else:
+            results[i] = signed
+    return results
+
+
 def sign_year_record(
     xml: bytes,
     *,
@@ -316,46 +468,23 @@ def sign_year_record(
     chain: Sequence[x509.Certificate] = (),
     role: str,
     signing_time: dt.datetime | None = None,
+    timestamper=None,
+    validation_data=None,
 ) -> bytes:
-    """The document with one more XAdES signature appended to <chuky>, as Canonical XML bytes.
-
-    `role` must be the next one in ROLES (homeroom teacher, then principal, then the seal).
-    Certificates are not judged here: whether this signer may sign (registered certificate,
-    validity, revocation, role in the school) is checked by the caller before signing, with
-    `signing.verify.certificate_problems`. Raises SigningError or DocumentError.
-    """
-    root = year_record_load(xml)  # parsed once; validated against the XSD, as untrusted input
-    earlier = existing_signatures(root)
-    n = len(earlier) + 1
-    if n > len(ROLES):
-        raise SigningError("complete", "The record already carries all its signatures")
-    if role != ROLES[n - 1]:
-        expected = ROLES[n - 1]
-        raise SigningError("wrong_order", f"Signature {n} must be the {expected}'s, not the {role}'s")
-    content = root.find(_q("thongtinhocba"))
-    content_id = content.get("Id")
-    earlier_ids = [el.get("Id") for el in earlier]
-    for i, sig_id in enumerate(earlier_ids, start=1):
-        match = SIGNATURE_ID.match(sig_id or "")
-        if not match or match["content"] != content_id or int(match["n"]) != i:
-            raise SigningError("malformed", f"Earlier signature {i} is not one of this profile ({sig_id!r})")
-    method = _signature_method(key)
-    chuky = root.find(_q("chuky"))
-    _check_ids_unique(chuky, content_id, earlier_ids)
-    _append_signature(
-        chuky,
-        sig_id=signature_id(content_id, n, role),
-        targets=[content, *earlier],
+    """One document signed (sign_year_records for one); raises SigningError or DocumentError."""
+    (result,) = sign_year_records(
+        [xml],
         key=key,
-        method=method,
-        certificates=_certificates((cert, *chain)),
+        cert=cert,
+        chain=chain,
         role=role,
-        signing_time=signing_time or dt.datetime.now(dt.UTC),
+        signing_time=signing_time,
+        timestamper=timestamper,
+        validation_data=validation_data,
     )
-    signed = _canonical(root)
-    if content_bytes(signed) != content_bytes(xml):  # a guard: this must never happen
-        raise DocumentError("invalid", "Signing changed the content bytes")
-    return signed
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def content_bytes(xml: bytes) -> bytes:

@@ -10,7 +10,7 @@ For the signature at position k, it checks:
 
 - the profile: Id "<content Id>-sig-<k>-<role>" with the k-th role of ROLES; exclusive C14N,
   RSA/ECDSA with SHA-256; references exactly: the content element (the one child <thongtinhocba>
-  of the root), the signatures at positions 1..k-1 in order, its own SignedProperties and its own
+  of the root), the SignatureValues of the signatures at positions 1..k-1 in order, its own SignedProperties and its own
   KeyInfo, each with the one exc-c14n transform and nothing else (no XPath, no XSLT);
 - cryptography (signxml): every digest and the signature value, SigningCertificateV2;
 - the signer (`certificate_problems`): ours: key usage digitalSignature or nonRepudiation, no CA
@@ -496,7 +496,7 @@ def _profile_problems(
             )
         )
     references = signed_info.findall("ds:Reference", NS)
-    expected = [f"#{content_id}", *(f"#{i}" for i in earlier_ids)]
+    expected = [f"#{content_id}", *(f"#{i}-value" for i in earlier_ids)]
     uris = [r.get("URI") for r in references]
     if uris[: len(expected)] != expected or len(references) != len(expected) + 2:
         problems.append(

@@ -296,6 +296,7 @@ class Validator:
             "--id-attr:Id", f"{NAMESPACE}:thongtinhocba",
             "--id-attr:Id", f"{DS}:Signature",
             "--id-attr:Id", f"{DS}:KeyInfo",
+            "--id-attr:Id", f"{DS}:SignatureValue",
             "--id-attr:Id", f"{XADES}:SignedProperties",
         ]  # fmt: skip
         for root in self.trust_roots:

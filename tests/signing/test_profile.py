@@ -258,7 +258,7 @@ def test_reordered_elements_refused(signed, dev, crl, pems, tmp_path):
 def test_detached_signature_element_is_refused(signed, dev, crl):
     """A reference list that does not cover the earlier signature is outside the profile."""
     text = signed.replace(
-        b'URI="#HB-08100501.0810050120190001.2024-2025-v1-sig-1-homeroom_teacher"', b'URI="#x"', 1
+        b'URI="#HB-08100501.0810050120190001.2024-2025-v1-sig-1-homeroom_teacher-value"', b'URI="#x"', 1
     )
     reports = verify(text, dev, crl)
     assert not all_valid(reports)

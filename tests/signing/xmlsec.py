@@ -53,6 +53,7 @@ def xmlsec1_command(document: Path, node_id: str, pems: Path) -> list[str]:
         "--id-attr:Id", f"{NAMESPACE}:thongtinhocba",
         "--id-attr:Id", f"{DS}:Signature",
         "--id-attr:Id", f"{DS}:KeyInfo",
+        "--id-attr:Id", f"{DS}:SignatureValue",
         "--id-attr:Id", f"{XADES}:SignedProperties",
         "--trusted-pem", str(pems / "root.pem"),
         "--untrusted-pem", str(pems / "issuing.pem"),
