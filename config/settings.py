@@ -317,6 +317,8 @@ HOCBA_DEPLOYMENT_KEY = env_str("HOCBA_DEPLOYMENT_KEY", "")
 HOCBA_CSC_URL = env_str("HOCBA_CSC_URL", "")
 HOCBA_CSC_CLIENT_SECRET = env_str("HOCBA_CSC_CLIENT_SECRET", "")
 HOCBA_PKCS11_LIBRARY = env_str("HOCBA_PKCS11_LIBRARY", "")
+# Hashes one CSC signHash call carries at most (also capped by the credential's `multisign`).
+HOCBA_CSC_MAX_HASHES = env_int("HOCBA_CSC_MAX_HASHES", 1000)
 # The RFC 3161 timestamping service every signature is timestamped by (XAdES-T; PAdES), and the
 # roots its certificates must chain to (PEM files, apart from the signers' roots: a TSA's CA is
 # not a signer's). Without a URL, signatures carry no timestamp (baseline B): verifiable only while
@@ -326,6 +328,9 @@ HOCBA_TSA_TRUST_ROOTS = env_list("HOCBA_TSA_TRUST_ROOTS", [])
 HOCBA_TSA_TIMEOUT_SECONDS = env_int("HOCBA_TSA_TIMEOUT_SECONDS", 10)
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
+# A batch signs this many records together: one transaction, one call to the key (one signHash
+# for a remote key), one round of timestamps; each record's outcome is still its own.
+HOCBA_SIGNING_CHUNK = env_int("HOCBA_SIGNING_CHUNK", 20)
 # A batch paused by a failing key service (signing.services.runner) fails its remaining records
 # only after this many consecutive retryable failures spanning more than this many seconds.
 HOCBA_SIGNING_RETRY_ATTEMPTS = env_int("HOCBA_SIGNING_RETRY_ATTEMPTS", 8)

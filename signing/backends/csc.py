@@ -87,6 +87,9 @@ MESSAGES = {
     "protocol": "The remote signing service answered something unexpected",
 }
 RETRYABLE = frozenset({"unreachable", "server_error", "busy"})
+# Hashes one signHash call carries at most (HOCBA_CSC_MAX_HASHES), further capped by the
+# credential's `multisign`: the reference service accepts up to 1000 (reference.csc MULTISIGN).
+DEFAULT_MAX_HASHES = 1000
 
 # CSC v2 error names with one meaning.
 _BY_ERROR = {
@@ -413,7 +416,8 @@ class CscClient:
 class CscKey(DigestSigner):
     """A credential at a CSC service, approved by a SAD, as the key signxml signs with.
 
-    Each `sign_digest` is one signHash call and takes one signature from the SAD. Every
+    Each `sign_digest` is one signHash call and takes one signature from the SAD;
+    `sign_digests` sends many hashes per call (CSC allows it: `multisign`). Every
     signature is checked against the certificate before it is used: a provider's mistake (wrong
     key, wrong encoding) fails here, not later in a verifier's hands.
     """
@@ -432,9 +436,33 @@ class CscKey(DigestSigner):
         return cast(rsa.RSAPublicKey | ec.EllipticCurvePublicKey, self.credential.cert.public_key())
 
     def sign_digest(self, digest: bytes) -> bytes:
-        [signature] = self.client.sign_hashes(
-            self.credential.credential_id, self.sad, [digest], algorithm=self.algorithm
-        )
+        [signature] = self.sign_digests([digest])
+        return signature
+
+    def sign_digests(self, digests: Sequence[bytes]) -> list[bytes]:
+        """Signatures of many SHA-256 digests, in order: one signHash call per chunk of at most
+        `max_hashes()` (the service's `multisign`, capped by HOCBA_CSC_MAX_HASHES), each digest
+        taking one signature from the SAD. signing.profile.sign_year_records calls it once for
+        all the documents of a batch's chunk, so a class is one or a few round trips."""
+        size = self.max_hashes()
+        signatures: list[bytes] = []
+        for start in range(0, len(digests), size):
+            part = list(digests[start : start + size])
+            answered = self.client.sign_hashes(
+                self.credential.credential_id, self.sad, part, algorithm=self.algorithm
+            )
+            for digest, signature in zip(part, answered, strict=True):
+                self._check(digest, signature)
+            signatures += answered
+        return signatures
+
+    def max_hashes(self) -> int:
+        """How many hashes one signHash call carries: the credential's `multisign` (what the
+        service says it accepts), at most HOCBA_CSC_MAX_HASHES."""
+        configured = int(getattr(settings, "HOCBA_CSC_MAX_HASHES", DEFAULT_MAX_HASHES) or 1)
+        return max(1, min(configured, self.credential.multisign))
+
+    def _check(self, digest: bytes, signature: bytes) -> None:
         public_key = self.public_key()
         prehashed = Prehashed(hashes.SHA256())
         try:
@@ -446,7 +474,6 @@ class CscKey(DigestSigner):
             raise CscError(
                 "protocol", "a signature does not verify with the credential's certificate"
             ) from error
-        return signature
 
 
 def csc_loaded_key(client: CscClient, credential: CscCredential, sad: Sad) -> LoadedKey:

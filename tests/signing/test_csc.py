@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from signing import ca
 from signing.backends import LoadedKey
@@ -34,7 +34,7 @@ from signing.backends.csc import (
 )
 from signing.backends.pkcs12 import pkcs12_load
 from signing.choices import ProblemCode
-from signing.profile import sign_year_record
+from signing.profile import sign_year_record, sign_year_records
 from signing.verify import all_valid, verify_year_record
 from tests.reference.service import CscService
 from tests.signing.xmlsec import pem, xmlsec1_command
@@ -414,3 +414,70 @@ def test_a_signature_that_does_not_match_the_certificate_is_caught(csc_client, c
     with pytest.raises(CscError) as error:
         key.sign_digest(b"\2" * 32)
     assert error.value.code == "protocol"
+
+
+# Many hashes per signHash (issue 13) ------------------------------------------------------------
+
+
+def _logged(service: CscService, path: str) -> int:
+    return service.log().count(f"POST {path} ")
+
+
+def signhash_calls(service: CscService, client: CscClient, action) -> int:
+    """signHash calls the service logged while `action()` ran. The service writes a request's log
+    line once its answer is sent, so an `info` call on the same kept-alive connection afterwards,
+    once logged, says every earlier line is there."""
+    before, infos = _logged(service, "/csc/v2/signatures/signHash"), _logged(service, "/csc/v2/info")
+    action()
+    client.info()
+    deadline = time.monotonic() + 5
+    while _logged(service, "/csc/v2/info") <= infos and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _logged(service, "/csc/v2/signatures/signHash") - before
+
+
+def test_a_class_is_signed_with_one_signhash_call(csc_client, csc_service, credentials, trust, unsigned):
+    documents = [unsigned] * 40
+    loaded = remote_key(csc_client, csc_service, credentials["homeroom_teacher"], count=40)
+    signed: list = []
+
+    def sign_all():
+        signed.extend(
+            sign_year_records(
+                documents, key=loaded.key, cert=loaded.cert, chain=loaded.chain, role="homeroom_teacher"
+            )
+        )
+
+    assert signhash_calls(csc_service, csc_client, sign_all) == 1
+    assert len(signed) == 40 and not [s for s in signed if isinstance(s, Exception)]
+    for document in signed[::13]:
+        assert [r.problems for r in verify_year_record(document, **trust)] == [()]
+    with pytest.raises(CscError) as error:  # the 40 came out of the SAD: it covers no more
+        loaded.key.sign_digest(b"\5" * 32)
+    assert error.value.code == "sad_exhausted"
+
+
+def test_more_hashes_than_a_call_carries_go_in_calls_of_the_limit(
+    csc_client, csc_service, credentials, settings
+):
+    settings.HOCBA_CSC_MAX_HASHES = 16
+    loaded = remote_key(csc_client, csc_service, credentials["principal"], count=40)
+    digests = [bytes([n]) * 32 for n in range(40)]
+    answers: list[bytes] = []
+    assert loaded.key.max_hashes() == 16
+    assert (
+        signhash_calls(csc_service, csc_client, lambda: answers.extend(loaded.key.sign_digests(digests))) == 3
+    )
+    public_key = loaded.cert.public_key()
+    for digest, signature in zip(digests, answers, strict=True):  # in order: each its own digest's
+        public_key.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+
+
+def test_a_batch_larger_than_the_approval_is_refused_whole(csc_client, csc_service, credentials):
+    """The service takes all of a call's signatures from the SAD or none: 3 hashes against an
+    approval of 2 are refused, and the 2 can still be used."""
+    loaded = remote_key(csc_client, csc_service, credentials["principal"], count=2)
+    with pytest.raises(CscError) as error:
+        loaded.key.sign_digests([b"\6" * 32] * 3)
+    assert error.value.code == "sad_exhausted"
+    assert len(loaded.key.sign_digests([b"\7" * 32] * 2)) == 2
