@@ -7,7 +7,14 @@ or secondary (TT22) form by a Django template and printed by WeasyPrint, with:
   a file:// URL so that the PDF embeds it (a subset) and reads the same everywhere;
 - the XML given (the signed document) embedded as an associated file with relationship /Source,
   so the PDF carries the bytes that the signatures cover and the verifier can check them;
-- a QR code of the verification URL, drawn as inline SVG (vector, sharp at any zoom).
+- a QR code of the verification URL, drawn as inline SVG (vector, sharp at any zoom);
+- in the homeroom teacher's and the principal's blocks, the visible mark of their signatures
+  ("Ký bởi", title, "Thời gian ký"), read from the XAdES signatures of the XML given
+  (transcripts.pdf.marks);
+- the seal's block (id "seal-block"), left empty: the seal's PAdES signature draws its stamp there
+  (signing.pades). `year_record_pdf_rendered` returns the block's rectangle as laid out by
+  WeasyPrint (the block's box among the page's layout boxes, CSS px turned into PDF points from
+  the page's lower left corner), so the stamp lands exactly on it whatever the form's length.
 
 Same record, same XML, same URL → the same bytes: every date written in the PDF (document info,
 XMP metadata, the attachment's dates) is the record's date of issue, not the time of rendering,
@@ -17,6 +24,7 @@ and WeasyPrint's file identifier is a hash of the content.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import qrcode
@@ -27,6 +35,8 @@ from django.utils.safestring import SafeString, mark_safe
 from weasyprint import HTML, Attachment
 
 from transcripts.document import PrimaryPart, SecondaryPart, YearRecord
+
+from .marks import SignatureMark, signature_marks
 
 FONT_DIR = Path(settings.BASE_DIR) / "static" / "fonts"
 TEMPLATES = {"primary": "transcripts/pdf/primary.html", "secondary": "transcripts/pdf/secondary.html"}
@@ -48,6 +58,19 @@ LEVEL_NAMES = {
 }
 LAST_GRADE = {"primary": 5, "lower_secondary": 9, "upper_secondary": 12}
 SEX = {0: "", 1: "Nam", 2: "Nữ"}
+SEAL_BLOCK_ID = "seal-block"  # the seal's block in the templates, where its stamp goes
+PX_TO_PT = 0.75  # WeasyPrint lays out in CSS px (1/96 in); PDF user space is in points (1/72 in)
+
+# A rectangle on a page: (page index, x1, y1, x2, y2) in PDF points from the lower left corner.
+PageBox = tuple[int, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class RenderedPdf:
+    """The PDF and where its seal's block is (None when the form has none)."""
+
+    pdf: bytes
+    seal_box: PageBox | None
 
 
 def attachment_name(record: YearRecord) -> str:
@@ -128,8 +151,15 @@ def _secondary_context(record: YearRecord, part: SecondaryPart) -> dict:
     }
 
 
-def year_record_html(record: YearRecord, *, verify_url: str, verification_code: str = "") -> str:
-    """The record laid out on its form, as the HTML WeasyPrint prints (the code printed by the QR)."""
+def year_record_html(
+    record: YearRecord,
+    *,
+    verify_url: str,
+    verification_code: str = "",
+    marks: dict[str, SignatureMark] | None = None,
+) -> str:
+    """The record laid out on its form, as the HTML WeasyPrint prints (the code printed by the QR;
+    `marks`: the signers' visible marks by role, transcripts.pdf.marks.signature_marks)."""
     part = record.part
     primary = isinstance(part, PrimaryPart)
     student = record.student
@@ -147,6 +177,8 @@ def year_record_html(record: YearRecord, *, verify_url: str, verification_code: 
         "font_dir": FONT_DIR.as_uri(),
         "issued_iso": record.issued_on.isoformat(),
         "level_code": "THCS" if record.level == "lower_secondary" else "THPT",
+        "marks": marks or {},
+        "seal_block_id": SEAL_BLOCK_ID,
     }
     if isinstance(part, PrimaryPart):
         context.update(_primary_context(record, part))
@@ -155,9 +187,33 @@ def year_record_html(record: YearRecord, *, verify_url: str, verification_code: 
     return render_to_string(TEMPLATES["primary" if primary else "secondary"], context)
 
 
-def year_record_pdf(record: YearRecord, *, xml: bytes, verify_url: str, verification_code: str = "") -> bytes:
-    """The record's PDF/A-3b: its form, A4, the `xml` embedded as "<record id>-v<version>.xml"."""
-    html = year_record_html(record, verify_url=verify_url, verification_code=verification_code)
+def _element_box(document, element_id: str) -> PageBox | None:
+    """The border box of the element with this id on the first page it is laid out on."""
+    for index, page in enumerate(document.pages):
+        for box in page._page_box.descendants():
+            element = getattr(box, "element", None)
+            if element is None or element.get("id") != element_id or "::" in box.element_tag:
+                continue
+            x, y = box.border_box_x(), box.border_box_y()
+            width, height = box.border_width(), box.border_height()
+            return (
+                index,
+                round(x * PX_TO_PT, 2),
+                round((page.height - y - height) * PX_TO_PT, 2),
+                round((x + width) * PX_TO_PT, 2),
+                round((page.height - y) * PX_TO_PT, 2),
+            )
+    return None
+
+
+def year_record_pdf_rendered(
+    record: YearRecord, *, xml: bytes, verify_url: str, verification_code: str = ""
+) -> RenderedPdf:
+    """The record's PDF/A-3b (its form, A4, the `xml` embedded as "<record id>-v<version>.xml",
+    the signers' marks read from `xml`) and the rectangle of its seal's block."""
+    html = year_record_html(
+        record, verify_url=verify_url, verification_code=verification_code, marks=signature_marks(xml)
+    )
     issued = dt.datetime.combine(record.issued_on, dt.time(), tzinfo=dt.UTC)
     attachment = Attachment(
         string=xml,
@@ -168,4 +224,12 @@ def year_record_pdf(record: YearRecord, *, xml: bytes, verify_url: str, verifica
         relationship="Source",
     )
     document = HTML(string=html, base_url=FONT_DIR.as_uri() + "/").render()
-    return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], custom_metadata=True)
+    pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], custom_metadata=True)
+    return RenderedPdf(pdf=pdf, seal_box=_element_box(document, SEAL_BLOCK_ID))
+
+
+def year_record_pdf(record: YearRecord, *, xml: bytes, verify_url: str, verification_code: str = "") -> bytes:
+    """The record's PDF/A-3b: its form, A4, the `xml` embedded as "<record id>-v<version>.xml"."""
+    return year_record_pdf_rendered(
+        record, xml=xml, verify_url=verify_url, verification_code=verification_code
+    ).pdf

@@ -1,0 +1,390 @@
+"""The year record PDF sealed as a PDF: a PAdES signature with its timestamp and validation data.
+
+`pdf_seal` signs a rendered PDF/A-3b with the school seal's key, as a standard PDF reader expects:
+
+- one signature field, its widget on the seal's block of the form (`field_box`, found in the
+  rendered layout by transcripts.pdf), with a visible stamp "Ký bởi / Chức vụ/Đơn vị / Thời gian
+  ký" in Noto Serif embedded as a subset (a TrueType font: Vietnamese shows and PDF/A keeps every
+  font embedded);
+- the CMS signature is PAdES baseline (SubFilter ETSI.CAdES.detached, SHA-256, the signing
+  certificate bound by signingCertificateV2), with an RFC 3161 signature timestamp from the
+  configured TSA (HOCBA_TSA_URL; PAdES B-T);
+- the validation data (LTV, PAdES B-LT): the certificates of the signer's and the TSA's chains and
+  the CRLs of their issuers, in the document's DSS (/DSS: /Certs, /CRLs). They are written in the
+  revision the signature covers, not in a revision appended after it (what pyHanko's
+  embed_validation_info does): the signature then covers the whole file, so a reader says "the
+  document has not been changed since it was signed" (poppler's "Total document signed"), and a
+  later archive timestamp may still add a revision of its own. Everything comes from the
+  configuration (trust.trust_roots, HOCBA_TSA_TRUST_ROOTS, trust.crls): nothing is fetched.
+
+The key is what signing.backends gives: a `cryptography` private key, or a DigestSigner (a PKCS#11
+token, a CSC remote service) that signs a SHA-256 digest; `_KeySigner` hands pyHanko's CMS
+builder either one.
+
+`pdf_signature_report` reads the signatures back with pyHanko's validator, offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+from asn1crypto import algos, tsp
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
+from pyhanko.sign.validation.status import ModificationLevel, SignatureCoverageLevel
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    FreshnessReqType,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from . import trust
+from .backends import BackendError, DigestSigner
+
+FIELD_NAME = "ChuKySoNhaTruong"  # the seal's signature field
+FONT = Path(settings.BASE_DIR) / "static" / "fonts" / "NotoSerif-Regular.ttf"
+LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
+TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+STAMP_TEXT = "Ký bởi: %(name)s\nChức vụ/Đơn vị: %(title)s\nThời gian ký: %(time)s"
+CONTENT_TYPE = "application/timestamp-query"
+RESERVED_BYTES = 24 * 1024  # the CMS: signer's chain + the timestamp token with the TSA's chain
+
+# A box on a page, in PDF points from the page's lower left corner: (page index, x1, y1, x2, y2).
+FieldBox = tuple[int, float, float, float, float]
+
+
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+def local_time_text(moment: dt.datetime) -> str:
+    """A time as the marks print it: Asia/Ho_Chi_Minh, dd/mm/yyyy HH:MM:SS."""
+    return moment.astimezone(LOCAL_TIME).strftime(TIME_FORMAT)
+
+
+class _KeySigner(signers.Signer):
+    """pyHanko's Signer over our keys: a `cryptography` private key or a DigestSigner."""
+
+    def __init__(self, key, cert: x509.Certificate, chain: Sequence[x509.Certificate]):
+        public_key = cert.public_key()
+        if isinstance(public_key, rsa.RSAPublicKey):
+            mechanism, self._size = "sha256_rsa", public_key.key_size // 8
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            mechanism, self._size = "sha256_ecdsa", 2 * ((public_key.key_size + 7) // 8) + 8
+        else:
+            raise BackendError("unsupported_key", "Only RSA and ECDSA keys can seal a PDF")
+        self._key = key
+        super().__init__(
+            signing_cert=_asn1(cert),
+            cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in chain]),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mechanism}),
+            embed_roots=False,
+        )
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        if digest_algorithm != "sha256":
+            raise PyHankoSigningError("Year record PDFs are signed with SHA-256 only")
+        if dry_run:
+            return bytes(self._size)
+        digest = hashlib.sha256(data).digest()
+        if isinstance(self._key, DigestSigner):
+            return self._key.sign_digest(digest)
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(digest, PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+        return self._key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+class _TsaTimeStamper(TimeStamper):
+    """pyHanko's TimeStamper posting to the configured TSA (HOCBA_TSA_URL) with httpx; a TSA
+    that cannot be reached, times out or answers 5xx/429 is a retryable
+    BackendError("tsa_unavailable"), as for signing.timestamps. pyHanko checks the answer
+    (granted, our nonce and imprint)."""
+
+    def __init__(self, url: str, timeout: float):
+        super().__init__(include_nonce=True)
+        self.url, self.timeout = url, timeout
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        try:
+            response = httpx.post(
+                self.url,
+                content=req.dump(),
+                headers={"Content-Type": CONTENT_TYPE},
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
+            )
+        except httpx.HTTPError as error:
+            reason = f"Timestamping service unreachable: {error}"
+            raise BackendError("tsa_unavailable", reason, True) from error
+        answer = f"Timestamping service answered HTTP {response.status_code}"
+        if response.status_code >= 500 or response.status_code == 429:
+            raise BackendError("tsa_unavailable", answer, True)
+        if response.status_code != 200:
+            raise BackendError("tsa_refused", answer)
+        try:
+            return tsp.TimeStampResp.load(response.content, strict=True)
+        except (ValueError, TypeError) as error:
+            raise BackendError("tsa_refused", f"Not a timestamp reply: {error}") from error
+
+
+def _timestamper() -> _TsaTimeStamper:
+    url = (getattr(settings, "HOCBA_TSA_URL", "") or "").strip()
+    if not url:
+        raise BackendError("tsa_missing", "No timestamping service is configured (HOCBA_TSA_URL)")
+    return _TsaTimeStamper(url, float(getattr(settings, "HOCBA_TSA_TIMEOUT_SECONDS", 10)))
+
+
+def tsa_roots() -> tuple[x509.Certificate, ...]:
+    """The TSA's roots (HOCBA_TSA_TRUST_ROOTS): trusted for timestamps, beside the signers' roots."""
+    files = getattr(settings, "HOCBA_TSA_TRUST_ROOTS", ()) or ()
+    if isinstance(files, (str, Path)):
+        files = [files]
+    found: list[x509.Certificate] = []
+    for file in files:
+        found.extend(x509.load_pem_x509_certificates(Path(file).read_bytes()))
+    return tuple(found)
+
+
+def _validation_data(
+    certs: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> tuple[list[asn1_x509.Certificate], list[asn1_crl.CertificateList]]:
+    """The certificates (once each) and the CRLs of their issuers, for the DSS."""
+    unique: dict[bytes, x509.Certificate] = {}
+    for cert in certs:
+        unique.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+    issuers = {cert.issuer.public_bytes() for cert in unique.values()}
+    chosen = [crl for crl in crls if crl.issuer.public_bytes() in issuers]
+    return (
+        [_asn1(c) for c in unique.values()],
+        [asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER)) for crl in chosen],
+    )
+
+
+def _tsa_certificates(timestamper: _TsaTimeStamper) -> list[x509.Certificate]:
+    """The TSA's own certificates, from a token it issues over a dummy digest (pyHanko asks for
+    one anyway to size the signature; it is cached per timestamper)."""
+    token = asyncio.run(timestamper.async_dummy_response("sha256"))
+    signed_data = token["content"]
+    return [
+        x509.load_der_x509_certificate(choice.chosen.dump())
+        for choice in signed_data["certificates"]
+        if choice.name == "certificate"
+    ]
+
+
+def pdf_seal(
+    pdf: bytes,
+    *,
+    key,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signer_name: str,
+    signer_title: str,
+    field_box: FieldBox,
+) -> bytes:
+    """`pdf` signed by the seal (PAdES B-LT: timestamped, validation data in the DSS), its stamp
+    drawn in `field_box`. A BackendError when the key's service or the TSA fails (retryable
+    when worth retrying)."""
+    timestamper = _timestamper()
+    try:
+        tsa_certs = _tsa_certificates(timestamper)
+    except TimestampRequestError as error:
+        raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
+    page, x1, y1, x2, y2 = field_box
+    certs, crls = _validation_data(
+        [cert, *chain, *trust.trust_roots(), *tsa_certs, *tsa_roots()], trust.crls()
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    # The validation data, in the revision the signature covers (see the module's docstring).
+    DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=certs, crls=crls)
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_NAME,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        name=signer_name,
+        reason="Đóng dấu phát hành học bạ số",
+        embed_validation_info=False,  # written above, before signing
+    )
+    style = TextStampStyle(
+        stamp_text=STAMP_TEXT,
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(FONT)), font_size=9, leading=12),
+        border_width=1,
+        border_color=(0.75, 0.0, 0.0),
+    )
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer=_KeySigner(key, cert, chain),
+        timestamper=timestamper,
+        stamp_style=style,
+        new_field_spec=fields.SigFieldSpec(sig_field_name=FIELD_NAME, on_page=page, box=(x1, y1, x2, y2)),
+    )
+    text = {"name": signer_name, "title": signer_title, "time": local_time_text(trust.now())}
+    try:
+        out = pdf_signer.sign_pdf(writer, bytes_reserved=RESERVED_BYTES, appearance_text_params=text)
+    except TimestampRequestError as error:
+        raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
+    return out.getvalue()
+
+
+# --- Reading the signatures back -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PdfSignatureReport:
+    """One signature of a PDF as pyHanko's validator sees it (offline); `problems` in English."""
+
+    field: str
+    signer: str = ""
+    time: dt.datetime | None = None  # the timestamp's time, else the time the signer claims
+    timestamped: bool = False
+    intact: bool = False  # the signed bytes are the ones signed
+    trusted: bool = False  # the signer's chain ends in a trusted root, unrevoked
+    unchanged: bool = False  # nothing but validation data or timestamps added after it
+    coverage: str = ""  # "entire_file", "entire_revision", "contiguous_block_from_start", ...
+    modification: str = ""  # pyHanko's ModificationLevel after the signature
+    validation_data: bool = False  # the document has a DSS with certificates and CRLs
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def valid(self) -> bool:
+        return self.intact and self.trusted and self.unchanged and not self.problems
+
+
+# As signing.verify judges the XML signatures: the signer's (and the TSA's) revocation status must
+# be known from a configured CRL; an issuing CA's is checked only if its certificate names a CRL;
+# a CRL past its next update is still its issuer's last word (signing.trust logs it).
+_POLICY = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CHECK_IF_DECLARED,
+    ),
+    freshness=dt.timedelta(days=36500),
+    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+)
+
+
+def _validation_context(
+    roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    dss: DocumentSecurityStore | None,
+) -> ValidationContext:
+    """Pinned roots, the CRLs given and the document's own validation data (its DSS), offline."""
+    kwargs = {
+        "trust_roots": [_asn1(r) for r in roots],
+        "crls": [asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER)) for crl in crls],
+        "allow_fetching": False,
+        "revinfo_policy": _POLICY,
+    }
+    if dss is not None:
+        return dss.as_validation_context(kwargs)
+    return ValidationContext(**kwargs)
+
+
+def _common_name(cert: asn1_x509.Certificate | None) -> str:
+    if cert is None:
+        return ""
+    return str(cert.subject.native.get("common_name", "")) or cert.subject.human_friendly
+
+
+def pdf_signature_report(
+    pdf: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    tsa_roots: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+) -> list[PdfSignatureReport]:
+    """Every signature of `pdf`, validated offline against these roots and CRLs (plus the
+    certificates in the document's DSS); [] for a PDF without signatures or one that cannot
+    be read (then a single report with the problem)."""
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        embedded = list(reader.embedded_signatures)
+    except Exception as error:
+        return [PdfSignatureReport(field="", problems=(f"The PDF cannot be read: {error}",))]
+    try:
+        dss: DocumentSecurityStore | None = DocumentSecurityStore.read_dss(reader)
+    except NoDSSFoundError:
+        dss = None
+    has_dss = dss is not None and bool(dss.certs) and bool(dss.crls)
+    reports = []
+    for sig in embedded:
+        context = _validation_context(trust_roots, crls, dss)
+        ts_context = _validation_context([*trust_roots, *tsa_roots], crls, dss)
+        problems: list[str] = []
+        try:
+            status = validate_pdf_signature(
+                sig, signer_validation_context=context, ts_validation_context=ts_context
+            )
+        except (SignatureValidationError, ValueError, KeyError, TypeError) as error:
+            problem = f"The signature cannot be validated: {error}"
+            reports.append(PdfSignatureReport(field=sig.field_name, problems=(problem,)))
+            continue
+        timestamp = status.timestamp_validity
+        if not status.intact:
+            problems.append("The signed bytes were altered after signing (digest mismatch)")
+        elif not status.valid:
+            problems.append("The signature value does not verify with the signer's certificate")
+        if not status.trusted:
+            indication = status.trust_problem_indic
+            problems.append(
+                "The signer's certificate is not trusted"
+                + (f" ({indication.name.lower()})" if indication is not None else "")
+            )
+        if timestamp is not None and not (timestamp.intact and timestamp.valid and timestamp.trusted):
+            problems.append("The signature timestamp does not hold or is not trusted")
+        coverage = status.coverage
+        modification = status.modification_level
+        unchanged = coverage == SignatureCoverageLevel.ENTIRE_FILE or (
+            coverage == SignatureCoverageLevel.ENTIRE_REVISION
+            and modification in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
+        )
+        if not unchanged:
+            problems.append(
+                "The document was changed after this signature "
+                f"(coverage {coverage.name.lower() if coverage else 'unknown'}, "
+                f"modifications {modification.name.lower() if modification else 'unknown'})"
+            )
+        reports.append(
+            PdfSignatureReport(
+                field=sig.field_name,
+                signer=_common_name(status.signing_cert),
+                time=timestamp.timestamp if timestamp is not None else status.signer_reported_dt,
+                timestamped=timestamp is not None,
+                intact=bool(status.intact and status.valid),
+                trusted=bool(status.trusted),
+                unchanged=unchanged,
+                coverage=coverage.name.lower() if coverage else "",
+                modification=modification.name.lower() if modification else "",
+                validation_data=has_dss,
+                problems=tuple(problems),
+            )
+        )
+    return reports
