@@ -1,0 +1,626 @@
+"""Checking an archive of issued records offline (registry.archive makes them): what is wrong, by file.
+
+`archive_check(file)` opens the ZIP (nothing is extracted to disk, nothing fetched, no database
+read) and answers an `ArchiveCheck`: a list of findings, each naming the file it is about, with a
+message for people (translated: Vietnamese by default) and the technical detail in English.
+
+First the ZIP as a whole, before any member is decompressed; a hostile archive is refused
+(`refused`) with the reason and nothing more is read: not a ZIP; more members than
+`Limits.max_entries`; a member name that is absolute, climbs out ('..'), uses a backslash or a
+drive, or repeats; an encrypted member or an unknown compression; a member larger than its kind
+allows, or compressed more than `Limits.max_ratio` times (a zip bomb); a total beyond
+`Limits.max_total_bytes`. Reading a member is bounded by its declared size (zipfile stops
+there and checks the CRC), so no member inflates past the limits checked here.
+
+Then the manifest: present, well formed, equal to manifest.sha256 (and to `manifest_sha256`
+when the keeper recorded it elsewhere). Every listed file present, with its size and SHA-256;
+no member outside the list. Each year record (XML) verifies with signing's verifier against ONLY
+the archive's roots and CRLs (trust/, the files whose hashes hold) at the archive's creation time
+and is the version the manifest says; each PDF embeds exactly that XML (read as the public
+verification page reads uploads: qpdf under limits, registry.verification.pdf_attachments) and,
+when this portal seals PDFs (signing.pades), its PDF signature holds; each timestamp file is the
+token its record's signature carries. A record whose XML changed is named twice: for its SHA-256
+and for its signatures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+from cryptography import x509
+from django.utils.translation import gettext as _
+
+from signing.archive.selectors import (
+    all_valid,
+    archive_pdf_problems,
+    archive_record_reports,
+)
+from transcripts.document import MAX_DOCUMENT_BYTES, year_record_parse
+
+from .archive import (
+    FORMAT,
+    KIND_CRL,
+    KIND_PDF,
+    KIND_README,
+    KIND_ROOT,
+    KIND_TIMESTAMP,
+    KIND_TSA_ROOT,
+    KIND_XML,
+    KINDS,
+    MANIFEST,
+    MANIFEST_DIGEST,
+    timestamp_tokens,
+)
+from .verification import PdfBomb, pdf_attachments
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an archive may hold before it is refused unread (a province's year fits well within)."""
+
+    max_entries: int = 1_500_000
+    max_total_bytes: int = 200 * 1024 * MiB
+    max_manifest_bytes: int = 512 * MiB
+    max_ratio: int = 200  # uncompressed / compressed, for members over 1 MiB
+    # Per kind of member: a year record is at most the parser's limit; a PDF well under 20 MiB.
+    max_bytes: dict[str, int] = field(
+        default_factory=lambda: {
+            KIND_XML: MAX_DOCUMENT_BYTES,
+            KIND_PDF: 20 * MiB,
+            KIND_TIMESTAMP: 1 * MiB,
+            KIND_ROOT: 1 * MiB,
+            KIND_TSA_ROOT: 1 * MiB,
+            KIND_CRL: 64 * MiB,
+            KIND_README: 1 * MiB,
+        }
+    )
+
+    def for_name(self, name: str) -> int:
+        """The size allowed for a member, by what its name says it is (before the manifest is read)."""
+        if name == MANIFEST:
+            return self.max_manifest_bytes
+        if name == MANIFEST_DIGEST:
+            return 1024
+        return max(self.max_bytes.values())
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong with one file of the archive."""
+
+    path: str
+    code: str
+    message: str  # for people, in the active language (Vietnamese by default)
+    detail: str = ""  # technical, English
+
+    def line(self) -> str:
+        return f"{self.path}: {self.message}" + (f" ({self.detail})" if self.detail else "")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message, "detail": self.detail}
+
+
+@dataclass
+class ArchiveCheck:
+    """The answer: refused (hostile or unreadable), or checked with its findings."""
+
+    refused: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the archive itself declares missing
+    school_year: str = ""
+    files_checked: int = 0
+    records_checked: int = 0
+    signatures_checked: int = 0
+    pdfs_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused and not self.findings
+
+    def add(self, path: str, code: str, message: str, detail: str = "") -> None:
+        self.findings.append(Finding(path, code, message, detail))
+
+    def paths(self) -> set[str]:
+        return {f.path for f in self.findings}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "refused": self.refused,
+            "school_year": self.school_year,
+            "files_checked": self.files_checked,
+            "records_checked": self.records_checked,
+            "signatures_checked": self.signatures_checked,
+            "pdfs_checked": self.pdfs_checked,
+            "findings": [f.as_dict() for f in self.findings],
+            "notes": self.notes,
+        }
+
+
+class _Refused(Exception):
+    def __init__(self, path: str, code: str, message: str, detail: str = ""):
+        super().__init__(detail or message)
+        self.finding = Finding(path, code, message, detail)
+
+
+def _unsafe_name(name: str) -> bool:
+    if not name or len(name) > 512 or "\\" in name or "\x00" in name or name.startswith("/"):
+        return True
+    if any(ord(c) < 32 for c in name) or re.match(r"^[A-Za-z]:", name):
+        return True
+    parts = PurePosixPath(name).parts
+    return any(p in ("..", ".") for p in parts) or name.endswith("/") or "//" in name
+
+
+def _screen(zf: zipfile.ZipFile, limits: Limits) -> dict[str, zipfile.ZipInfo]:
+    """Every member's name and declared sizes, checked before anything is decompressed."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise _Refused(
+            "-",
+            "too_many_entries",
+            _("The archive holds too many files to be an archive of year records: refused unread."),
+            f"{len(infos)} members, at most {limits.max_entries}",
+        )
+    members: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        name = info.filename
+        if _unsafe_name(name) or info.is_dir():
+            raise _Refused(
+                name[:200] or "-",
+                "unsafe_path",
+                _(
+                    "A file name in the archive is unsafe (absolute, '..', a drive or a folder): refused unread."
+                ),
+                f"member name {name[:200]!r}",
+            )
+        if name in members:
+            raise _Refused(
+                name,
+                "duplicate_path",
+                _("A file appears twice in the archive: refused unread."),
+                "duplicate member",
+            )
+        if info.flag_bits & 0x1:
+            raise _Refused(name, "encrypted", _("A file in the archive is encrypted: refused unread."))
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Refused(
+                name,
+                "compression",
+                _("A file in the archive uses a compression this check does not read: refused unread."),
+                f"compression method {info.compress_type}",
+            )
+        allowed = limits.for_name(name)
+        if info.file_size > allowed:
+            raise _Refused(
+                name,
+                "too_large",
+                _("A file in the archive is far larger than any file of an archive: refused unread."),
+                f"{info.file_size} bytes declared, at most {allowed}",
+            )
+        if info.file_size > MiB and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise _Refused(
+                name,
+                "zip_bomb",
+                _("A file in the archive is compressed beyond reason (a zip bomb): refused unread."),
+                f"{info.file_size} bytes from {info.compress_size}",
+            )
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            raise _Refused(
+                name,
+                "too_large",
+                _("The archive is larger than this check reads: refused unread."),
+                f"more than {limits.max_total_bytes} bytes declared in all",
+            )
+        members[name] = info
+    return members
+
+
+def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes (at most its declared size, which _screen bounded); BadZipFile on a bad CRC."""
+    with zf.open(info) as member:
+        return member.read(min(info.file_size, limit) + 1)
+
+
+def _manifest(
+    zf: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    limits: Limits,
+    result: ArchiveCheck,
+    pinned: str | None,
+) -> dict[str, Any] | None:
+    if MANIFEST not in members:
+        result.add(MANIFEST, "missing", _("The archive has no manifest: nothing in it can be checked."))
+        return None
+    try:
+        data = _read(zf, members[MANIFEST], limits.max_manifest_bytes)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        result.add(MANIFEST, "unreadable", _("The manifest cannot be read from the archive."), str(error))
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if MANIFEST_DIGEST not in members:
+        result.add(MANIFEST_DIGEST, "missing", _("The manifest's SHA-256 file is missing."))
+    else:
+        try:
+            line = _read(zf, members[MANIFEST_DIGEST], 1024).decode("ascii", "replace").split()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            line = []
+            result.add(
+                MANIFEST_DIGEST, "unreadable", _("The manifest's SHA-256 file cannot be read."), str(error)
+            )
+        if line and (line[0].lower() != digest or line[1:] not in ([MANIFEST], [f"*{MANIFEST}"])):
+            result.add(
+                MANIFEST,
+                "sha256_mismatch",
+                _("The manifest was changed: its SHA-256 is not the one recorded in manifest.sha256."),
+                f"manifest.json is {digest}, manifest.sha256 says {' '.join(line)[:100]}",
+            )
+    if pinned and pinned.lower() != digest:
+        result.add(
+            MANIFEST,
+            "sha256_not_pinned",
+            _("The manifest is not the one recorded when the archive was made (its SHA-256 differs)."),
+            f"manifest.json is {digest}, expected {pinned.lower()}",
+        )
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        result.add(MANIFEST, "invalid", _("The manifest is not valid JSON."), str(error)[:200])
+        return None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), list)
+    ):
+        result.add(MANIFEST, "invalid", _("The manifest is not the manifest of an archive of year records."))
+        return None
+    if manifest.get("format_version") != 1:
+        result.add(
+            MANIFEST,
+            "format_version",
+            _("The manifest's format version is not one this portal reads."),
+            f"format_version {manifest.get('format_version')!r}",
+        )
+        return None
+    return manifest
+
+
+def _entries(manifest: dict[str, Any], result: ArchiveCheck) -> list[dict[str, Any]]:
+    """The manifest's file entries that are well formed (others are findings on the manifest)."""
+    good, seen = [], set()
+    for n, entry in enumerate(manifest["files"]):
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if (
+            not isinstance(path, str)
+            or _unsafe_name(path)
+            or path in (MANIFEST, MANIFEST_DIGEST)
+            or path in seen
+            or not isinstance(entry.get("sha256"), str)
+            or not _HEX64.match(entry["sha256"])
+            or not isinstance(entry.get("size"), int)
+            or entry.get("kind") not in KINDS
+        ):
+            result.add(
+                MANIFEST,
+                "invalid_entry",
+                _("An entry of the manifest is malformed."),
+                f"files[{n}]: {json.dumps(entry, ensure_ascii=False)[:200]}",
+            )
+            continue
+        seen.add(path)
+        good.append(entry)
+    return good
+
+
+def _created_at(manifest: dict[str, Any]) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(str(manifest.get("created_at")))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def archive_check(
+    file: str | IO[bytes], *, manifest_sha256: str | None = None, limits: Limits | None = None
+) -> ArchiveCheck:
+    """Check an archive file (a path or a binary file object, seekable) offline."""
+    limits = limits or Limits()
+    result = ArchiveCheck()
+    try:
+        with zipfile.ZipFile(file) as zf:
+            members = _screen(zf, limits)
+            _check(zf, members, limits, result, manifest_sha256)
+    except _Refused as refusal:
+        result.refused = True
+        result.findings = [refusal.finding]
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ) as error:
+        result.refused = True
+        result.findings = [
+            Finding(
+                "-",
+                "not_a_zip",
+                _("The file is not a readable ZIP archive."),
+                f"{type(error).__name__}: {error}",
+            )
+        ]
+    return result
+
+
+class _Member:
+    """Reads listed members once, checking presence, size and SHA-256 as it goes."""
+
+    def __init__(
+        self, zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], limits: Limits, result: ArchiveCheck
+    ):
+        self.zf, self.members, self.limits, self.result = zf, members, limits, result
+
+    def read(self, entry: dict[str, Any]) -> tuple[bytes | None, bool]:
+        """(the member's bytes or None if absent/unreadable, whether they are the listed ones)."""
+        path, result = entry["path"], self.result
+        info = self.members.get(path)
+        if info is None:
+            result.add(
+                path, "missing", _("This file is listed in the manifest but missing from the archive.")
+            )
+            return None, False
+        result.files_checked += 1
+        allowed = self.limits.max_bytes.get(entry["kind"], 0)
+        if info.file_size > allowed:
+            result.add(
+                path,
+                "too_large",
+                _("This file is larger than a file of its kind can be; it was not read."),
+                f"{info.file_size} bytes, at most {allowed} for {entry['kind']}",
+            )
+            return None, False
+        try:
+            data = _read(self.zf, info, allowed)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            result.add(
+                path, "unreadable", _("This file is damaged in the archive and cannot be read."), str(error)
+            )
+            return None, False
+        intact = True
+        if len(data) != entry["size"]:
+            result.add(
+                path,
+                "size_mismatch",
+                _("This file's size is not the one in the manifest."),
+                f"{len(data)} bytes, the manifest says {entry['size']}",
+            )
+            intact = False
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            result.add(
+                path,
+                "sha256_mismatch",
+                _("This file was changed: its SHA-256 is not the one in the manifest."),
+                f"SHA-256 {digest}, the manifest says {entry['sha256']}",
+            )
+            intact = False
+        return data, intact
+
+
+def _trust(reader: _Member, entries: list[dict[str, Any]], result: ArchiveCheck):
+    roots: list[x509.Certificate] = []
+    tsa_roots: list[x509.Certificate] = []
+    crls: list[x509.CertificateRevocationList] = []
+    for entry in entries:
+        kind = entry["kind"]
+        if kind not in (KIND_ROOT, KIND_TSA_ROOT, KIND_CRL):
+            continue
+        data, intact = reader.read(entry)
+        if data is None or not intact:
+            continue  # named already; a changed trust file is not trusted
+        try:
+            if kind == KIND_CRL:
+                crls.append(
+                    x509.load_pem_x509_crl(data)
+                    if data.lstrip().startswith(b"-----")
+                    else x509.load_der_x509_crl(data)
+                )
+            else:
+                (roots if kind == KIND_ROOT else tsa_roots).extend(x509.load_pem_x509_certificates(data))
+        except ValueError as error:
+            result.add(entry["path"], "unreadable", _("This trust file cannot be read."), str(error)[:200])
+    if not roots:
+        result.add(
+            "trust/roots/", "no_roots", _("The archive holds no trust root: no signature can be verified.")
+        )
+    return roots, tsa_roots, crls
+
+
+def _records(
+    entries: list[dict[str, Any]],
+) -> Iterator[tuple[tuple[str, str, int], dict[str, list[dict[str, Any]]]]]:
+    """The record files grouped by (school, record id, version), in manifest order."""
+    groups: dict[tuple[str, str, int], dict[str, list[dict[str, Any]]]] = {}
+    for entry in entries:
+        if entry["kind"] in (KIND_XML, KIND_PDF, KIND_TIMESTAMP):
+            key = (
+                str(entry.get("school", "")),
+                str(entry.get("record_id", "")),
+                int(entry.get("version") or 0),
+            )
+            groups.setdefault(key, {}).setdefault(entry["kind"], []).append(entry)
+    yield from groups.items()
+
+
+def _check(
+    zf: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    limits: Limits,
+    result: ArchiveCheck,
+    pinned: str | None,
+) -> None:
+    manifest = _manifest(zf, members, limits, result, pinned)
+    if manifest is None:
+        return
+    result.school_year = str(manifest.get("school_year", ""))[:9]
+    entries = _entries(manifest, result)
+    listed = {e["path"] for e in entries}
+    for name in members:
+        if name not in listed and name not in (MANIFEST, MANIFEST_DIGEST):
+            result.add(name, "not_listed", _("This file is not listed in the manifest."))
+    for item in manifest.get("missing") or []:
+        if isinstance(item, dict):
+            result.notes.append(
+                f"{item.get('record_id', '?')} v{item.get('version', '?')} ({item.get('school', '?')}): "
+                f"{str(item.get('reason', ''))[:200]}"
+            )
+    reader = _Member(zf, members, limits, result)
+    for entry in entries:
+        if entry["kind"] == KIND_README:
+            reader.read(entry)
+    roots, tsa_roots, crls = _trust(reader, entries, result)
+    at = _created_at(manifest)
+    for (_school, record_id, version), files in _records(entries):
+        xml_entries = files.get(KIND_XML, [])
+        xml = None
+        if len(xml_entries) != 1:
+            for other in files.get(KIND_PDF, []) + files.get(KIND_TIMESTAMP, []):
+                result.add(
+                    other["path"],
+                    "no_record",
+                    _("This file belongs to no year record of the archive."),
+                    f"{len(xml_entries)} XML entries for {record_id} v{version}",
+                )
+        else:
+            xml_entry = xml_entries[0]
+            xml, _intact = reader.read(xml_entry)
+            if xml is not None:
+                _check_xml(xml_entry, xml, roots, tsa_roots, crls, at, result)
+        for pdf_entry in files.get(KIND_PDF, []):
+            pdf, _intact = reader.read(pdf_entry)
+            if pdf is not None and xml_entries:
+                _check_pdf(pdf_entry, pdf, xml_entries[0], roots, tsa_roots, crls, result)
+        for token_entry in files.get(KIND_TIMESTAMP, []):
+            token, _intact = reader.read(token_entry)
+            if token is not None and xml is not None:
+                _check_token(token_entry, token, xml, result)
+
+
+def _check_xml(
+    entry: dict[str, Any],
+    xml: bytes,
+    roots: list[x509.Certificate],
+    tsa_roots: list[x509.Certificate],
+    crls: list[x509.CertificateRevocationList],
+    at: dt.datetime | None,
+    result: ArchiveCheck,
+) -> None:
+    path = entry["path"]
+    result.records_checked += 1
+    try:
+        document = year_record_parse(xml)
+    except Exception as error:  # DocumentError, or anything a hostile file provokes: a finding, never a crash
+        result.add(path, "not_a_year_record", _("This file is not a valid year record."), str(error)[:200])
+        document = None
+    if document is not None and (
+        document.record_id != entry.get("record_id") or document.version != entry.get("version")
+    ):
+        result.add(
+            path,
+            "wrong_record",
+            _("This year record is not the version the manifest lists under this name."),
+            f"the document is {document.record_id} v{document.version}, the manifest says "
+            f"{entry.get('record_id')} v{entry.get('version')}",
+        )
+    reports = archive_record_reports(xml, trust_roots=roots, crls=crls, tsa_roots=tsa_roots, at=at)
+    result.signatures_checked += sum(1 for r in reports if r.position)
+    for report in reports:
+        for problem in report.problems:
+            where = _("signature %(n)d") % {"n": report.position} if report.position else _("the document")
+            result.add(
+                path,
+                f"signature:{problem.code}",
+                _("%(where)s does not verify: %(reason)s") % {"where": where, "reason": problem.code.label},
+                problem.detail,
+            )
+    if all(r.ok for r in reports) and not all_valid(reports):
+        result.add(
+            path,
+            "signatures_missing",
+            _("This year record does not carry the three signatures of an issued record."),
+            f"{sum(1 for r in reports if r.position)} signatures",
+        )
+
+
+def _check_pdf(
+    entry: dict[str, Any],
+    pdf: bytes,
+    xml_entry: dict[str, Any],
+    roots: list[x509.Certificate],
+    tsa_roots: list[x509.Certificate],
+    crls: list[x509.CertificateRevocationList],
+    result: ArchiveCheck,
+) -> None:
+    path = entry["path"]
+    result.pdfs_checked += 1
+    try:
+        attachments = pdf_attachments(pdf)
+    except PdfBomb as error:
+        result.add(
+            path,
+            "pdf_bomb",
+            _("This PDF's attachment inflates beyond any year record: not read."),
+            str(error),
+        )
+        return
+    digests = [hashlib.sha256(a).hexdigest() for a in attachments]
+    if xml_entry["sha256"] not in digests:
+        result.add(
+            path,
+            "pdf_without_xml",
+            _(
+                "This PDF does not embed the year record it belongs to (its attached XML differs or is missing)."
+            ),
+            f"{len(attachments)} attachments, none with SHA-256 {xml_entry['sha256']}",
+        )
+    elif len(attachments) != 1:
+        result.add(
+            path,
+            "pdf_extra_attachments",
+            _("This PDF embeds other files besides its year record."),
+            f"{len(attachments)} attachments",
+        )
+    problems = archive_pdf_problems(pdf, trust_roots=roots, crls=crls, tsa_roots=tsa_roots)
+    for problem in problems or ():
+        result.add(
+            path,
+            f"pdf_signature:{problem.code}",
+            _("The PDF's own signature does not verify: %(reason)s") % {"reason": problem.code.label},
+            problem.detail,
+        )
+
+
+def _check_token(entry: dict[str, Any], token: bytes, xml: bytes, result: ArchiveCheck) -> None:
+    position = entry.get("signature")
+    carried = dict(timestamp_tokens(xml)).get(position if isinstance(position, int) else -1, [])
+    if token not in carried:
+        result.add(
+            entry["path"],
+            "timestamp_not_in_record",
+            _("This timestamp is not the one its year record's signature carries."),
+            f"signature {position!r} carries {len(carried)} tokens, none equal to this file",
+        )

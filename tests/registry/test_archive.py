@@ -1,0 +1,267 @@
+"""The archive a department can keep (registry.archive, registry.archive_check): real issued records
+(signed and sealed with the session's CA, PDFs rendered by WeasyPrint) exported to a ZIP and checked
+offline; an edited, removed or added file is named by the check."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from registry.archive import MANIFEST, MANIFEST_DIGEST, archive_write, scope_school
+from registry.archive_check import archive_check
+from tests.signing_kit import issue
+from transcripts.models import YearRecord
+from transcripts.records.pdf import year_record_pdf_render
+from transcripts.records.services import year_record_correct, year_record_correction_approve
+
+YEAR = "2025-2026"
+
+
+@pytest.fixture
+def issued_year(homeroom_teacher, principal, school, records):
+    """8A's two promoted students' records issued with their PDFs, and the first corrected
+    (version 1 superseded, version 2 issued): three versions in the index."""
+    issued = [
+        issue(r, homeroom_teacher=homeroom_teacher, principal=principal, school=school) for r in records
+    ]
+    correction = year_record_correct(
+        actor=homeroom_teacher, school=school, record=issued[0], reason="Sai điểm"
+    )
+    year_record_correction_approve(actor=principal, school=school, record=correction)
+    correction = issue(
+        YearRecord.objects.get(pk=correction.pk),
+        homeroom_teacher=homeroom_teacher,
+        principal=principal,
+        school=school,
+    )
+    versions = [*issued, correction]
+    for record in versions:
+        year_record_pdf_render(record_id=record.pk)
+    connection.set_schema_to_public()
+    return versions
+
+
+@pytest.fixture
+def archive(issued_year, school, tmp_path):
+    path = tmp_path / "luu-tru.zip"
+    call_command(
+        "export_archive", "--year", YEAR, "--school", school.code, "--out", str(path), stdout=io.StringIO()
+    )
+    return path
+
+
+def rewrite(path, out, *, replace=None, drop=(), add=None):
+    """Copy the ZIP at `path` to `out`, member by member: some replaced, dropped or added."""
+    replace, add = replace or {}, add or {}
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if info.filename in drop:
+                continue
+            data = source.read(info)
+            target.writestr(info.filename, replace[info.filename](data) if info.filename in replace else data)
+        for name, data in add.items():
+            target.writestr(name, data)
+    return out
+
+
+def manifest_of(path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(MANIFEST))
+
+
+def first(path, kind) -> str:
+    return next(e["path"] for e in manifest_of(path)["files"] if e["kind"] == kind)
+
+
+def flip_byte_in_content(data: bytes) -> bytes:
+    """One byte of the record's content changed: the school's name, "Trường ..." becomes "Urường ..."."""
+    at = data.index(b"tentruong>") + len(b"tentruong>")
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def verify(path, *args) -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("verify_archive", str(path), *args, stdout=out)
+    except SystemExit as exit:
+        return exit.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_the_archive_holds_every_issued_version_with_its_pdf_roots_crls_and_manifest(
+    archive, issued_year, school
+):
+    manifest = manifest_of(archive)
+    assert manifest["school_year"] == YEAR
+    assert manifest["scope"]["kind"] == "school" and manifest["scope"]["code"] == school.code
+    xml = [e for e in manifest["files"] if e["kind"] == "xml"]
+    assert sorted((e["record_id"], e["version"], e["status"]) for e in xml) == sorted(
+        [
+            (issued_year[0].record_id, 1, "superseded"),
+            (issued_year[1].record_id, 1, "issued"),
+            (issued_year[0].record_id, 2, "issued"),
+        ]
+    )
+    kinds = {e["kind"] for e in manifest["files"]}
+    assert {"xml", "pdf", "root", "crl", "readme"} <= kinds
+    assert sum(1 for e in manifest["files"] if e["kind"] == "pdf") == 3
+    assert manifest["missing"] == []
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert names == {e["path"] for e in manifest["files"]} | {MANIFEST, MANIFEST_DIGEST}
+        digest = hashlib.sha256(z.read(MANIFEST)).hexdigest()
+        assert z.read(MANIFEST_DIGEST).decode() == f"{digest}  {MANIFEST}\n"
+        for entry in manifest["files"]:
+            assert hashlib.sha256(z.read(entry["path"])).hexdigest() == entry["sha256"]
+        assert "CÁCH KIỂM TRA" in z.read("README.txt").decode()
+        # The XML is exactly the bytes the public index says were issued.
+        from portal.models import IssuedRecord
+
+        for entry in xml:
+            indexed = IssuedRecord.objects.get(record_id=entry["record_id"], version=entry["version"])
+            assert hashlib.sha256(z.read(entry["path"])).hexdigest() == indexed.sha256
+
+
+def test_a_clean_archive_verifies_with_no_problem_and_exit_status_0(archive):
+    result = archive_check(str(archive))
+    assert result.ok, [f.line() for f in result.findings]
+    assert result.records_checked == 3 and result.signatures_checked == 9 and result.pdfs_checked == 3
+    status, out = verify(archive)
+    assert status == 0
+    assert "không có vấn đề" in out or "no problem" in out
+
+
+def test_the_check_uses_only_the_archives_trust_not_the_settings(archive, settings, tmp_path):
+    """With the portal's trust store pointed at nothing, the archive still verifies (its own
+    roots and CRLs); without its roots, every record's signatures fail."""
+    settings.HOCBA_TRUST_ROOTS, settings.HOCBA_TRUST_CRLS = [], []
+    assert archive_check(str(archive)).ok
+    roots = [e["path"] for e in manifest_of(archive)["files"] if e["kind"] == "root"]
+    stripped = rewrite(archive, tmp_path / "sans-roots.zip", drop=roots)
+    result = archive_check(str(stripped))
+    assert not result.ok
+    assert {e["path"] for e in manifest_of(archive)["files"] if e["kind"] == "xml"} <= result.paths()
+
+
+def test_one_byte_edited_in_one_xml_is_named_for_its_hash_and_its_signatures(archive, tmp_path):
+    target = first(archive, "xml")
+    edited = rewrite(archive, tmp_path / "edited.zip", replace={target: flip_byte_in_content})
+    result = archive_check(str(edited))
+    assert not result.ok and not result.refused
+    codes = {f.code for f in result.findings if f.path == target}
+    assert "sha256_mismatch" in codes
+    assert any(code.startswith("signature:") for code in codes), codes
+    # Its PDF no longer embeds the XML the archive holds? It does embed the issued one: the PDF
+    # itself is intact; only the edited file (and nothing else) is named.
+    assert result.paths() == {target}
+    status, out = verify(edited)
+    assert status == 1
+    assert f"{target}: " in out
+
+
+def test_a_removed_file_an_unlisted_file_and_an_edited_manifest_are_each_named(archive, tmp_path):
+    pdf = first(archive, "pdf")
+    removed = archive_check(str(rewrite(archive, tmp_path / "removed.zip", drop=[pdf])))
+    assert [(f.path, f.code) for f in removed.findings] == [(pdf, "missing")]
+
+    added = archive_check(str(rewrite(archive, tmp_path / "added.zip", add={"records/extra.xml": b"<x/>"})))
+    assert [(f.path, f.code) for f in added.findings] == [("records/extra.xml", "not_listed")]
+
+    def drop_an_entry(data: bytes) -> bytes:
+        manifest = json.loads(data)
+        manifest["files"] = [e for e in manifest["files"] if e["path"] != pdf]
+        return json.dumps(manifest).encode()
+
+    edited = archive_check(
+        str(rewrite(archive, tmp_path / "manifest.zip", replace={MANIFEST: drop_an_entry}))
+    )
+    assert ("manifest.json", "sha256_mismatch") in [(f.path, f.code) for f in edited.findings]
+    assert (pdf, "not_listed") in [(f.path, f.code) for f in edited.findings]
+
+
+def test_a_pdf_that_embeds_another_xml_is_named(archive, tmp_path):
+    """Swap two records' PDFs and fix the manifest's hashes: each PDF is intact but embeds the
+    other record's XML."""
+    manifest = manifest_of(archive)
+    pdfs = [e for e in manifest["files"] if e["kind"] == "pdf"][:2]
+    with zipfile.ZipFile(archive) as z:
+        a, b = z.read(pdfs[0]["path"]), z.read(pdfs[1]["path"])
+    for entry, data in ((pdfs[0], b), (pdfs[1], a)):
+        entry["sha256"], entry["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    new_manifest = json.dumps(manifest).encode()
+    swapped = rewrite(
+        archive,
+        tmp_path / "swapped.zip",
+        replace={
+            pdfs[0]["path"]: lambda _d: b,
+            pdfs[1]["path"]: lambda _d: a,
+            MANIFEST: lambda _d: new_manifest,
+            MANIFEST_DIGEST: lambda _d: f"{hashlib.sha256(new_manifest).hexdigest()}  {MANIFEST}\n".encode(),
+        },
+    )
+    result = archive_check(str(swapped))
+    assert {(f.path, f.code) for f in result.findings} == {
+        (pdfs[0]["path"], "pdf_without_xml"),
+        (pdfs[1]["path"], "pdf_without_xml"),
+    }
+    # The keeper's recorded SHA-256 of the original manifest catches the rewrite as a whole.
+    pinned = hashlib.sha256(json.dumps(manifest_of(archive)).encode()).hexdigest()
+    with zipfile.ZipFile(archive) as z:
+        pinned = hashlib.sha256(z.read(MANIFEST)).hexdigest()
+    status, out = verify(swapped, "--manifest-sha256", pinned)
+    assert status == 1 and "manifest.json: " in out
+
+
+def test_the_json_output_lists_findings(archive, tmp_path):
+    target = first(archive, "xml")
+    edited = rewrite(archive, tmp_path / "edited.zip", replace={target: flip_byte_in_content})
+    status, out = verify(edited, "--json")
+    assert status == 1
+    report = json.loads(out)
+    assert report["ok"] is False and {f["path"] for f in report["findings"]} == {target}
+
+
+def test_a_division_archive_covers_its_schools_only(issued_year, school, division_a, tmp_path):
+    path = tmp_path / "division.zip"
+    call_command(
+        "export_archive",
+        "--year",
+        YEAR,
+        "--division",
+        division_a.code,
+        "--out",
+        str(path),
+        stdout=io.StringIO(),
+    )
+    manifest = manifest_of(path)
+    assert manifest["scope"]["kind"] == "division"
+    assert {e["school"] for e in manifest["files"] if e["kind"] == "xml"} == {school.code}
+    assert archive_check(str(path)).ok
+
+
+def test_an_archive_is_written_to_a_file_object_that_cannot_seek(issued_year, school, tmp_path):
+    """Streamed: zipfile writes each member as it comes, to a pipe-like object."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self):
+            self.chunks: list[bytes] = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    pipe = Pipe()
+    summary = archive_write(pipe, school_year=YEAR, scope=scope_school(school))
+    assert summary.records == 3 and len(pipe.chunks) > 3
+    path = tmp_path / "piped.zip"
+    path.write_bytes(b"".join(pipe.chunks))
+    assert archive_check(str(path)).ok
