@@ -109,6 +109,44 @@ class ProblemCode(models.TextChoices):
     EXPIRED = "expired", _("The certificate had expired when it signed.")
     REVOCATION_UNKNOWN = "revocation_unknown", _("The certificate's revocation status cannot be checked.")
     REVOKED = "revoked", _("The certificate has been revoked by the authority that issued it.")
+    # The signature's timestamp (XAdES-T) and archive timestamps (XAdES-LTA).
+    TIMESTAMP_INVALID = (
+        "timestamp_invalid",
+        _("The signature's timestamp is damaged or does not belong to it, so its time is not proven."),
+    )
+    TIMESTAMP_UNTRUSTED = (
+        "timestamp_untrusted",
+        _(
+            "The signature's timestamp does not come from a timestamping authority this portal "
+            "trusts, or its certificate was not valid when it stamped."
+        ),
+    )
+    TIMESTAMP_EXPIRED = (
+        "timestamp_expired",
+        _(
+            "The certificate of the timestamping authority is no longer valid and no archive "
+            "timestamp made before that renews the proof of time."
+        ),
+    )
+    ARCHIVE_TIMESTAMP_INVALID = (
+        "archive_timestamp_invalid",
+        _("An archive timestamp of the signature is damaged, untrusted or made too late."),
+    )
+    # Notes: facts a reader should see that do not make the signature invalid.
+    EXPIRED_SINCE = (
+        "expired_since",
+        _(
+            "The certificate has expired since; the timestamp proves it was valid when it signed, "
+            "so the signature stays valid."
+        ),
+    )
+    REVOKED_SINCE = (
+        "revoked_since",
+        _(
+            "The certificate was revoked after the time the timestamp proves; the signature made "
+            "before that stays valid."
+        ),
+    )
 
 
 @dataclass(frozen=True)

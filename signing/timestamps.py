@@ -73,9 +73,13 @@ class Timestamper:
                 self.url, content=request.dump(), headers={"Content-Type": CONTENT_TYPE}
             )
         except httpx.HTTPError as error:
-            raise BackendError("tsa_unavailable", f"Timestamping service unreachable: {error}", True) from error
+            raise BackendError(
+                "tsa_unavailable", f"Timestamping service unreachable: {error}", True
+            ) from error
         if response.status_code >= 500 or response.status_code == 429:
-            raise BackendError("tsa_unavailable", f"Timestamping service answered HTTP {response.status_code}", True)
+            raise BackendError(
+                "tsa_unavailable", f"Timestamping service answered HTTP {response.status_code}", True
+            )
         if response.status_code != 200:
             raise BackendError("tsa_refused", f"Timestamping service answered HTTP {response.status_code}")
         try:
@@ -90,7 +94,9 @@ class Timestamper:
         der = token.dump()
         read = token_read(der, data)
         if read.problems:
-            raise BackendError("tsa_refused", f"The timestamp token does not hold: {'; '.join(read.problems)}")
+            raise BackendError(
+                "tsa_refused", f"The timestamp token does not hold: {'; '.join(read.problems)}"
+            )
         if read.nonce != nonce:
             raise BackendError("tsa_refused", "The timestamp token answers another request (nonce)")
         return der
@@ -148,7 +154,9 @@ def _cert(asn1: asn1_x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(asn1.dump())
 
 
-def token_read(der: bytes, data: bytes | None = None, *, extra_certs: Sequence[x509.Certificate] = ()) -> TokenInfo:
+def token_read(
+    der: bytes, data: bytes | None = None, *, extra_certs: Sequence[x509.Certificate] = ()
+) -> TokenInfo:
     """Read a timestamp token (DER ContentInfo) and check it holds as a token over `data`.
 
     The TSA certificate is looked for in the token, then in `extra_certs` (what the signature's
@@ -234,7 +242,9 @@ def _names_certificate(signer_info: cms.SignerInfo, cert: asn1_x509.Certificate)
             continue
         for value in attr["values"]:
             for entry in value["certs"]:
-                name = "sha1" if kind == "signing_certificate" else entry["hash_algorithm"]["algorithm"].native
+                name = (
+                    "sha1" if kind == "signing_certificate" else entry["hash_algorithm"]["algorithm"].native
+                )
                 field_name = "cert_hash"
                 if hashlib.new(name, cert.dump()).digest() == entry[field_name].native:
                     return True
@@ -245,5 +255,3 @@ def _names_certificate(signer_info: cms.SignerInfo, cert: asn1_x509.Certificate)
 def token_time(der: bytes) -> dt.datetime | None:
     """Only the time a token states (no checks): for listings."""
     return token_read(der).time
-
-

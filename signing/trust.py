@@ -7,6 +7,8 @@
   They are read at most every `HOCBA_TRUST_CRL_SECONDS` per process; a source that cannot be read
   keeps its last good copy, and with no copy at all its issuer's certificates have no known
   revocation status, which the verifier refuses.
+- `HOCBA_TSA_TRUST_ROOTS`: PEM files of the roots a timestamping authority's certificate must
+  chain to (signing.timestamps; the TSA itself is `HOCBA_TSA_URL`).
 - `HOCBA_DEPLOYMENT_KEY`: the Fernet key that encrypts PKCS#12 files and batch secrets at rest.
   Required outside DEBUG and tests; there it is derived from SECRET_KEY so a developer need not
   set it.
@@ -43,19 +45,30 @@ def _sources(name: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value if str(v).strip())
 
 
-def trust_roots() -> tuple[x509.Certificate, ...]:
-    """The pinned roots (read once per process for a given configuration)."""
-    files = _sources("HOCBA_TRUST_ROOTS")
+def _pinned(setting: str) -> tuple[x509.Certificate, ...]:
+    files = _sources(setting)
+    key = (setting, *files)
     with _lock:
-        if files not in _roots:
+        if key not in _roots:
             certs: list[x509.Certificate] = []
             for file in files:
                 try:
                     certs.extend(x509.load_pem_x509_certificates(Path(file).read_bytes()))
                 except (OSError, ValueError) as error:
-                    raise ImproperlyConfigured(f"HOCBA_TRUST_ROOTS: cannot read {file}: {error}") from error
-            _roots[files] = tuple(certs)
-        return _roots[files]
+                    raise ImproperlyConfigured(f"{setting}: cannot read {file}: {error}") from error
+            _roots[key] = tuple(certs)
+        return _roots[key]
+
+
+def trust_roots() -> tuple[x509.Certificate, ...]:
+    """The pinned roots of signers (read once per process for a given configuration)."""
+    return _pinned("HOCBA_TRUST_ROOTS")
+
+
+def tsa_roots() -> tuple[x509.Certificate, ...]:
+    """The pinned roots of timestamping authorities (HOCBA_TSA_TRUST_ROOTS): a timestamp's
+    certificate must chain to one of these, never to a signers' root."""
+    return _pinned("HOCBA_TSA_TRUST_ROOTS")
 
 
 def _load_crl(data: bytes) -> x509.CertificateRevocationList:

@@ -1,34 +1,48 @@
 """Verifying a signed year record: every signature, its signer, its certificate and its place in line.
 
-`verify_year_record(xml, trust_roots=..., crls=...)` returns one SignatureReport per signature,
-in document order. It never raises on a bad document: every failure is a `Problem` in the report's
-`problems`: a code (signing.choices.ProblemCode, whose label is what it means to a reader) and the
-technical detail in English. A problem with the document as a whole (not a year record, a duplicated Id,
-a second content element: the shapes of a wrapping attack) comes first, as a report at position 0.
+`verify_year_record(xml, trust_roots=..., crls=..., tsa_roots=..., now=None)` returns one
+SignatureReport per signature, in document order. It never raises on a bad document: every
+failure is a `Problem` in the report's `problems`: a code (signing.choices.ProblemCode, whose label
+is what it means to a reader) and the technical detail in English. A problem with the document as a
+whole (not a year record, a duplicated Id, a second content element: the shapes of a wrapping
+attack) comes first, as a report at position 0. Facts that leave a signature valid (a certificate
+expired or revoked after the time its timestamp proves) are the report's `notes`.
 
 For the signature at position k, it checks:
 
 - the profile: Id "<content Id>-sig-<k>-<role>" with the k-th role of ROLES; exclusive C14N,
   RSA/ECDSA with SHA-256; references exactly: the content element (the one child <thongtinhocba>
-  of the root), the SignatureValues of the signatures at positions 1..k-1 in order, its own SignedProperties and its own
-  KeyInfo, each with the one exc-c14n transform and nothing else (no XPath, no XSLT);
+  of the root), the SignatureValues of the signatures at positions 1..k-1 in order, its own
+  SignedProperties and its own KeyInfo, each with the one exc-c14n transform and nothing else
+  (no XPath, no XSLT);
 - cryptography (signxml): every digest and the signature value, SigningCertificateV2;
-- the signer (`certificate_problems`): ours: key usage digitalSignature or nonRepudiation, no CA
+- its timestamp, when it has one (XAdES-T): an RFC 3161 token over the exclusive C14N of its
+  SignatureValue, by a TSA whose certificate (extended key usage timeStamping) chains to one of the
+  pinned `tsa_roots` and was valid and unrevoked at the token's time; then its archive timestamps
+  (XAdES-LTA, signing.longterm), each over everything before it and made while the previous
+  proof still held; the newest must still hold `now`, or the proof has lapsed (TIMESTAMP_EXPIRED);
+- the signer (`certificate_judgement`): ours: key usage digitalSignature or nonRepudiation, no CA
   certificate as a signer, at most MAX_CHAIN certificates below the root; pyhanko-certvalidator's
   (RFC 5280): a path up to one of the PINNED `trust_roots` (never the system store, nothing
-  fetched), signatures, names, CA constraints and path lengths of the issuers, every certificate
-  valid at the signing time, and each certificate below the root not revoked per a CRL signed by
-  its issuer - a missing CRL is a problem for the signer's own certificate only.
+  fetched, never a root the document carries), signatures, names, CA constraints and path lengths
+  of the issuers, and each certificate below the root not revoked per a CRL signed by its issuer
+  (a missing CRL is a problem for the signer's own certificate only). The CRLs are the configured
+  ones plus those the signature carries (XAdES-LT RevocationValues, validation data of archive
+  timestamps); its embedded certificates serve as intermediates.
 
-The signing time is the signer's claim (baseline B carries no timestamp). A certificate revoked
-at any date is therefore refused: without a trusted time we cannot tell a signature made before
-the revocation from one back-dated after it (the revocation check's moment is now, not the
-signing time). Freshness of the CRLs is logged by signing.trust, not enforced here.
+When the timestamp holds, the signer is judged at the time it proves: valid then, not revoked
+before then; a certificate that expired since or was revoked after that time leaves the signature
+valid, with a note. Without a (valid) timestamp the signing time is the signer's claim (baseline
+B): validity is judged at it and a revocation at any date is refused, since a claimed time cannot
+tell a signature made before the revocation from one back-dated after it. The report's `level`
+says which: B, T, LT (with validation data) or LTA (with archive timestamps). Freshness of the
+CRLs is logged by signing.trust, not enforced here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import datetime as dt
 import functools
@@ -104,6 +118,13 @@ class SignatureReport:
     certificate_serial: int | None = None
     covers: tuple[str, ...] = ()  # Ids of the earlier signatures this one covers (verified)
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    # The time its timestamp proves (XAdES-T) and who stamped it; None: no valid timestamp.
+    timestamp: dt.datetime | None = None
+    timestamp_authority: str = ""
+    level: str = "B"  # B, T (timestamp), LT (+ validation data), LTA (+ archive timestamps)
+    archive_timestamps: int = 0
+    # Facts that do not invalidate the signature (expired or revoked after the proven time).
+    notes: tuple[Problem, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +175,16 @@ _POLICY = CertRevTrustPolicy(
     ),
     freshness=dt.timedelta(days=36500),
     freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+)
+# At a proven time (a timestamp's): the same, and a CRL issued after that time still speaks of it.
+_POLICY_AT = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
+        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+    ),
+    freshness=dt.timedelta(days=36500),
+    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+    retroactive_revinfo=True,
 )
 # Validity not judged (structure only): a tolerance wider than any certificate's life.
 _ANY_TIME = dt.timedelta(days=365 * 500)
@@ -312,13 +343,21 @@ async def _revocation_problems(
     crls: Sequence[asn1_crl.CertificateList],
     roots: Sequence[asn1_x509.Certificate],
     intermediates: Sequence[asn1_x509.Certificate],
-) -> list[Problem]:
+    *,
+    proven: dt.datetime | None = None,
+) -> tuple[list[Problem], list[Problem]]:
     """Each certificate below the root against the CRLs (pyhanko's verify_crl: the CRL must be
-    signed by that certificate's issuer). Revoked at any date: refused (no trusted signing time,
-    so no point-in-time judgement: the context's moment is now). Only the signer's own status must
-    be known."""
-    context = _context(roots, intermediates, crls, moment=None, policy=_POLICY)
-    problems = []
+    signed by that certificate's issuer). Only the signer's own status must be known.
+
+    Without a proven time (no timestamp): a revocation at any date is refused, as a claimed
+    signing time proves nothing (the check's moment is now). With `proven` (the time a timestamp
+    proves): the check is at that moment, so a revocation before it is refused and one after it is
+    a note (REVOKED_SINCE), from a CRL whose signature its issuer's key confirms.
+    (problems, notes)."""
+    context = _context(
+        roots, intermediates, crls, moment=proven, policy=_POLICY if proven is None else _POLICY_AT
+    )
+    problems, notes = [], []
     certs = list(path.iter_certs(include_root=False))  # root side first
     for depth, link in enumerate(links[:-1]):
         index = len(certs) - depth
@@ -328,6 +367,7 @@ async def _revocation_problems(
         except RevokedError as error:
             when = error.revocation_dt.isoformat()
             problems.append(Problem(ProblemCode.REVOKED, f"{_describe(link)} was revoked on {when}"))
+            continue
         except CRLValidationError:  # no CRL from its issuer, or none that holds
             if depth == 0:  # the signer's own certificate must have a known status
                 problems.append(
@@ -336,7 +376,43 @@ async def _revocation_problems(
                         f"No CRL from {_describe(links[1])}: revocation status of {_describe(link)} unknown",
                     )
                 )
-    return problems
+            continue
+        if proven is not None:
+            later = _revoked_later(link, links[depth + 1], crls)
+            if later is not None:
+                notes.append(
+                    Problem(
+                        ProblemCode.REVOKED_SINCE,
+                        f"{_describe(link)} was revoked on {later.isoformat()}, after the proven "
+                        f"signing time {proven.isoformat()}",
+                    )
+                )
+    return problems, notes
+
+
+def _revoked_later(
+    cert: x509.Certificate, issuer: x509.Certificate, crls: Sequence[asn1_crl.CertificateList]
+) -> dt.datetime | None:
+    """The revocation date of `cert` in a CRL its issuer signed (the earliest), if any."""
+    found = None
+    for asn1 in crls:
+        crl = _crl_from_asn1(asn1)
+        if crl.issuer != issuer.subject:
+            continue
+        try:
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                continue
+        except (TypeError, ValueError):
+            continue
+        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        if entry is not None and (found is None or entry.revocation_date_utc < found):
+            found = entry.revocation_date_utc
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _crl_from_asn1(asn1: asn1_crl.CertificateList) -> x509.CertificateRevocationList:
+    return x509.load_der_x509_crl(asn1.dump())
 
 
 def _run_to_completion(coroutine):
@@ -360,9 +436,25 @@ def certificate_problems(
     at: dt.datetime,
 ) -> list[Problem]:
     """Why this certificate cannot sign at `at` (empty: it can). Also used before signing."""
+    problems, _notes = certificate_judgement(cert, chain, trust_roots=trust_roots, crls=crls, at=at)
+    return problems
+
+
+def certificate_judgement(
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    at: dt.datetime,
+    proven: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, notes) of a signer's certificate at `at`. With `proven` (`at` is the time a
+    timestamp proves), revocations after `at` and expiry since are notes, not problems."""
     problems = []
     if not trust_roots:
-        return [Problem(ProblemCode.NO_TRUST_ROOTS, "No trust roots configured")]
+        return [Problem(ProblemCode.NO_TRUST_ROOTS, "No trust roots configured")], []
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         if constraints.ca:
@@ -386,7 +478,20 @@ def certificate_problems(
                 ProblemCode.NO_KEY_USAGE, f"{_describe(cert)} has no key usage: not a signing certificate"
             )
         )
-    return [*problems, *_run_to_completion(_path_problems(cert, chain, trust_roots, crls, at))]
+    path_problems, notes = _run_to_completion(
+        _path_problems(cert, chain, trust_roots, crls, at, proven=at if proven else None)
+    )
+    if proven and not path_problems:
+        current = now or dt.datetime.now(dt.UTC)
+        if current > cert.not_valid_after_utc:
+            notes.append(
+                Problem(
+                    ProblemCode.EXPIRED_SINCE,
+                    f"{_describe(cert)} expired on {cert.not_valid_after_utc.isoformat()}, after the "
+                    f"proven signing time {at.isoformat()}",
+                )
+            )
+    return [*problems, *path_problems], notes
 
 
 async def _path_problems(
@@ -395,19 +500,127 @@ async def _path_problems(
     trust_roots: Sequence[x509.Certificate],
     crls: Sequence[x509.CertificateRevocationList],
     at: dt.datetime,
-) -> list[Problem]:
+    *,
+    proven: dt.datetime | None = None,
+) -> tuple[list[Problem], list[Problem]]:
     """The path (valid at `at`), then the revocation of each of its certificates, in one event loop."""
     path, links, why = await _validated_path(cert, chain, trust_roots, at)
     if path is None:
-        return why
-    revocation = await _revocation_problems(
+        return why, []
+    revocation, notes = await _revocation_problems(
         path,
         links,
         [_asn1_crl(crl.public_bytes(Encoding.DER)) for crl in crls],
         [_asn1(c) for c in trust_roots],
         [_asn1(c) for c in chain],
+        proven=proven,
     )
-    return [*why, *revocation]
+    return [*why, *revocation], notes
+
+
+@dataclass
+class _Proof:
+    """What a signature's timestamps prove: the time (None when no valid timestamp), by whom, and
+    how many archive timestamps carry the proof to now."""
+
+    time: dt.datetime | None = None
+    authority: str = ""
+    archived: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+
+
+def _deadline(
+    cert: x509.Certificate, chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> dt.datetime:
+    """Until when a TSA's token can be relied on by itself: the earliest end of validity on its
+    certificate's path (as far as `chain` gives it) and its certificate's revocation, if any."""
+    links = [cert, *(c for c in chain if c.issuer != c.subject or c.subject == cert.issuer)]
+    until = min(c.not_valid_after_utc for c in links)
+    issuer = next((c for c in chain if c.subject == cert.issuer), None)
+    if issuer is not None:
+        revoked = _revoked_later(cert, issuer, [_asn1_crl(c.public_bytes(Encoding.DER)) for c in crls])
+        if revoked is not None:
+            until = min(until, revoked)
+    return until
+
+
+def _token_problems(
+    info, tsa_roots: Sequence[x509.Certificate], extra: Sequence[x509.Certificate], crls
+) -> tuple[list[str], list[x509.Certificate]]:
+    """Why a read token's TSA cannot be relied on at the token's time (English details), and
+    the chain used."""
+    if info.problems:
+        return list(info.problems), []
+    chain = [c for c in (*info.certificates, *extra) if c != info.tsa_cert]
+    if not tsa_roots:
+        return ["no timestamping authority roots configured"], chain
+    problems, _notes = _run_to_completion(
+        _path_problems(info.tsa_cert, chain, tsa_roots, crls, info.time, proven=info.time)
+    )
+    return [p.detail for p in problems], chain
+
+
+def _timestamp_proof(
+    signature: etree._Element,
+    k: int,
+    *,
+    tsa_roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    extra: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> _Proof:
+    """The signature's SignatureTimeStamp checked (token, imprint over its SignatureValue, the
+    TSA's certificate path at the token's time against the pinned TSA roots), then its archive
+    timestamps in order: each must hold, be over everything before it, and be made while the
+    previous token's TSA could still be relied on (before its certificate path expired or it was
+    revoked). The last one's TSA must still be reliable now, or the proof has lapsed."""
+    from .longterm import XADES141, archive_timestamp_input, timestamp_tokens
+    from .profile import timestamp_input, unsigned_signature_properties
+    from .timestamps import token_read
+
+    tokens = timestamp_tokens(signature)
+    if not tokens:
+        return _Proof()
+    info = token_read(tokens[0], timestamp_input(signature), extra_certs=extra)
+    why, chain = _token_problems(info, tsa_roots, extra, crls)
+    if why:
+        code = ProblemCode.TIMESTAMP_INVALID if info.problems else ProblemCode.TIMESTAMP_UNTRUSTED
+        return _Proof(problems=[Problem(code, f"Signature {k}: timestamp: {'; '.join(why)}")])
+    proof = _Proof(time=info.time, authority=info.tsa_name)
+    deadline = _deadline(info.tsa_cert, chain, crls)
+    properties = unsigned_signature_properties(signature)
+    for element in properties.findall(f"{{{XADES141}}}ArchiveTimeStamp"):
+        encapsulated = element.findtext(f"{{{XADES}}}EncapsulatedTimeStamp") or ""
+        try:
+            token = base64.b64decode("".join(encapsulated.split()), validate=True)
+        except ValueError:
+            token = b""
+        archive = token_read(token, archive_timestamp_input(signature, before=element), extra_certs=extra)
+        why, archive_chain = _token_problems(archive, tsa_roots, extra, crls)
+        if not why and archive.time >= deadline:
+            why = [
+                f"made on {archive.time.isoformat()}, after the earlier proof lapsed on {deadline.isoformat()}"
+            ]
+        if why:
+            proof.problems.append(
+                Problem(
+                    ProblemCode.ARCHIVE_TIMESTAMP_INVALID,
+                    f"Signature {k}: archive timestamp {proof.archived + 1}: {'; '.join(why)}",
+                )
+            )
+            return proof
+        proof.archived += 1
+        deadline = _deadline(archive.tsa_cert, archive_chain, crls)
+    if now >= deadline:
+        proof.problems.append(
+            Problem(
+                ProblemCode.TIMESTAMP_EXPIRED,
+                f"Signature {k}: the newest timestamp can be relied on until {deadline.isoformat()} "
+                "and no later archive timestamp renews it",
+            )
+        )
+    return proof
 
 
 class _PositionVerifier(XAdESVerifier):
@@ -572,6 +785,8 @@ def _verify_signature(
     earlier_ids: list[str],
     trust_roots: Sequence[x509.Certificate],
     crls: Sequence[x509.CertificateRevocationList],
+    tsa_roots: Sequence[x509.Certificate] = (),
+    now: dt.datetime | None = None,
 ) -> SignatureReport:
     problems = _profile_problems(signature, k, content_id, earlier_ids)
     role = signature.findtext(".//xades:SignerRole/xades:ClaimedRoles/xades:ClaimedRole", "", NS)
@@ -611,8 +826,44 @@ def _verify_signature(
             problems.append(Problem(ProblemCode.ALTERED, f"Signature {k} is not valid: {error}"))
         except (ValueError, etree.LxmlError) as error:
             problems.append(Problem(ProblemCode.MALFORMED, f"Signature {k} cannot be checked: {error}"))
-    if signing_time is not None:
-        problems += certificate_problems(leaf, certs[1:], trust_roots=trust_roots, crls=crls, at=signing_time)
+    from .longterm import embedded_values
+
+    try:
+        embedded_certs, embedded_crls = embedded_values(signature)
+    except ValueError as error:
+        embedded_certs, embedded_crls = [], []
+        problems.append(
+            Problem(ProblemCode.MALFORMED, f"Signature {k}: unreadable validation data ({error})")
+        )
+    all_crls = [*crls, *embedded_crls]
+    intermediates = [*certs[1:], *(c for c in embedded_certs if c not in certs)]
+    current = now or dt.datetime.now(dt.UTC)
+    proof = _timestamp_proof(
+        signature, k, tsa_roots=tsa_roots, crls=all_crls, extra=embedded_certs, now=current
+    )
+    problems += proof.problems
+    notes: list[Problem] = []
+    if proof.time is not None and not proof.problems:
+        # Judged at the time the timestamp proves: later expiry and revocation are notes.
+        found, notes = certificate_judgement(
+            leaf,
+            intermediates,
+            trust_roots=trust_roots,
+            crls=all_crls,
+            at=proof.time,
+            proven=True,
+            now=current,
+        )
+        problems += found
+    elif signing_time is not None:
+        problems += certificate_problems(
+            leaf, intermediates, trust_roots=trust_roots, crls=all_crls, at=signing_time
+        )
+    level = "B"
+    if proof.time is not None and not proof.problems:
+        level = "T"
+        if embedded_certs or embedded_crls:
+            level = "LTA" if proof.archived else "LT"
     if role and k <= len(ROLES) and role != ROLES[k - 1]:
         problems.append(
             Problem(
@@ -631,6 +882,11 @@ def _verify_signature(
         certificate_serial=leaf.serial_number,
         covers=covers,
         problems=tuple(problems),
+        timestamp=proof.time,
+        timestamp_authority=proof.authority,
+        level=level,
+        archive_timestamps=proof.archived,
+        notes=tuple(notes),
     )
 
 
@@ -639,10 +895,16 @@ def verify_year_record(
     *,
     trust_roots: Iterable[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList],
+    tsa_roots: Iterable[x509.Certificate] = (),
+    now: dt.datetime | None = None,
 ) -> list[SignatureReport]:
     """One report per signature in document order, preceded by a position-0 report if the
-    document itself is unsound. An unsigned record gives an empty list."""
-    roots, revocation = list(trust_roots), list(crls)
+    document itself is unsound. An unsigned record gives an empty list.
+
+    `tsa_roots`: the pinned roots of timestamping authorities (signing.trust.tsa_roots()); `now`:
+    the moment of the verification (default: the clock), against which expiry since signing and
+    the lapse of a timestamp's proof are judged."""
+    roots, revocation, tsa = list(trust_roots), list(crls), list(tsa_roots)
     try:
         root = year_record_load(xml)
     except (DocumentError, TypeError) as error:
@@ -660,7 +922,9 @@ def verify_year_record(
     for k, signature in enumerate(signatures, start=1):
         earlier_ids = [s.get("Id") or "" for s in signatures[: k - 1]]
         try:
-            reports.append(_verify_signature(xml, signature, k, content_id, earlier_ids, roots, revocation))
+            reports.append(
+                _verify_signature(xml, signature, k, content_id, earlier_ids, roots, revocation, tsa, now)
+            )
         except Exception as error:  # a hostile document must give a reason, not a 500
             reports.append(
                 SignatureReport(

@@ -1,7 +1,7 @@
 """Command line of the reference timestamping service.
 
     python -m reference.tsa serve  --data DIR [--host 127.0.0.1] [--port 0] [--delay-ms 0]
-                                   [--algorithm ec|rsa]
+                                   [--algorithm ec|rsa] [--tsa-days 1825]
     python -m reference.tsa revoke --data DIR [--at ISO]   (revoke the TSA certificate)
 
 `serve` logs to stderr; once bound it prints `listening on http://HOST:PORT` to stdout (with
@@ -26,7 +26,7 @@ log = logging.getLogger("reference.tsa")
 
 
 def serve(args: argparse.Namespace) -> int:
-    authority = Authority(args.data, algorithm=args.algorithm)
+    authority = Authority(args.data, algorithm=args.algorithm, lifetime=dt.timedelta(days=args.tsa_days))
     server = TsaHTTPServer((args.host, args.port), authority, delay_ms=args.delay_ms)
 
     def stop(signum: int, frame: object) -> None:
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=0)
     run.add_argument("--delay-ms", type=int, default=0, help="added to every timestamp")
     run.add_argument("--algorithm", choices=("ec", "rsa"), default="ec", help="of a new TSA key")
+    run.add_argument("--tsa-days", type=int, default=5 * 365, help="lifetime of a new TSA certificate")
     run.set_defaults(handler=serve)
     end = commands.add_parser("revoke", help="revoke the TSA certificate (its CA's CRL lists it)")
     end.add_argument("--data", type=Path, required=True)

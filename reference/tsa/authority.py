@@ -96,13 +96,15 @@ class Authority:
     """The TSA of one data directory (created on first use)."""
 
     def __init__(self, data: Path | str, *, name: str = "Học bạ số (phát triển) Dấu thời gian",
-                 algorithm: str = "ec"):
+                 algorithm: str = "ec", lifetime: dt.timedelta = TSA_LIFETIME):
         self.data = Path(data)
         self.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ca = dev.dev_ca_ensure(self.data / "ca", name)
         cert_file, key_file = self.data / "tsa.pem", self.data / "tsa-key.pem"
         if not cert_file.exists() or not key_file.exists():
-            key, cert = issue_tsa(self.ca, name=name, algorithm=algorithm)
+            start = _now().replace(microsecond=0) - dt.timedelta(hours=1)
+            key, cert = issue_tsa(self.ca, name=name, algorithm=algorithm, not_before=start,
+                                  not_after=start + lifetime)
             key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
             key_file.chmod(0o600)
             cert_file.write_bytes(cert.public_bytes(Encoding.PEM))

@@ -26,8 +26,10 @@ class TsaService(ReferenceProcess):
     error = TsaServiceError
 
     def __init__(self, data_dir: Path | str | None = None, *, delay_ms: int | None = None,
-                 startup_timeout: float = 20):
+                 tsa_days: int | None = None, startup_timeout: float = 20):
         options = ["--delay-ms", str(delay_ms)] if delay_ms is not None else []
+        if tsa_days is not None:
+            options += ["--tsa-days", str(tsa_days)]
         super().__init__(data_dir, prefix="tsa-service-", options=options, startup_timeout=startup_timeout)
         self._start(port=0)
 
