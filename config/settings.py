@@ -304,6 +304,8 @@ HOCBA_VERIFY_RATE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_RATE_WINDOW_SECONDS", 6
 # Wrong or unknown verification codes per address per window, then lookups by code answer 429.
 HOCBA_VERIFY_WRONG_CODE_LIMIT = env_int("HOCBA_VERIFY_WRONG_CODE_LIMIT", 20)
 HOCBA_VERIFY_WRONG_CODE_WINDOW_SECONDS = env_int("HOCBA_VERIFY_WRONG_CODE_WINDOW_SECONDS", 3600)
+# Where the Department's archives of issued records are written (registry.archive, a Celery job).
+HOCBA_ARCHIVE_DIR = env_str("HOCBA_ARCHIVE_DIR", str(BASE_DIR / ".data" / "archives"))
 
 # --- Signing (signing.trust, signing.keys) -------------------------------------------------
 # The pinned trust roots (PEM files) and the CRL sources (files or URLs); `make run` points them

@@ -91,6 +91,8 @@ class AuditAction(models.TextChoices):
     PARTNER_KEY_REVOKED = "partner_key_revoked", _("API key revoked")
     CONSENT_ISSUER_REGISTERED = "consent_issuer_registered", _("Consent issuer registered")
     CONSENT_ISSUER_CHANGED = "consent_issuer_changed", _("Consent issuer changed")
+    ARCHIVE_DOWNLOADED = "archive_downloaded", _("Archive of issued records downloaded")
+    ARCHIVE_EXPORT_REQUESTED = "archive_export_requested", _("Archive of issued records requested")
 
 
 # The province's index of issued records (portal.IssuedRecord), its public verifications and the

@@ -181,9 +181,7 @@ def _screen(zf: zipfile.ZipFile, limits: Limits) -> dict[str, zipfile.ZipInfo]:
             raise _Refused(
                 name[:200] or "-",
                 "unsafe_path",
-                _(
-                    "A file name in the archive is unsafe (absolute, '..', a drive or a folder): refused unread."
-                ),
+                _("A file name in the archive is unsafe (absolute, '..', a drive): refused unread."),
                 f"member name {name[:200]!r}",
             )
         if name in members:
@@ -592,9 +590,7 @@ def _check_pdf(
         result.add(
             path,
             "pdf_without_xml",
-            _(
-                "This PDF does not embed the year record it belongs to (its attached XML differs or is missing)."
-            ),
+            _("This PDF does not embed its year record (its attached XML differs or is missing)."),
             f"{len(attachments)} attachments, none with SHA-256 {xml_entry['sha256']}",
         )
     elif len(attachments) != 1:

@@ -54,8 +54,8 @@ class Command(BaseCommand):
                     summary = _("Archive refused, not checked.")
                 elif result.ok:
                     summary = _(
-                        "Archive intact: %(files)d files, %(records)d year records, %(signatures)d signatures, "
-                        "%(pdfs)d PDFs checked; no problem."
+                        "Archive intact: %(files)d files, %(records)d year records, "
+                        "%(signatures)d signatures, %(pdfs)d PDFs checked; no problem."
                     )
                 else:
                     summary = _(
