@@ -193,7 +193,9 @@ def signing_batch_confirm(
                 count = batch.items.count()
                 sad = keys.csc_client().authorize(
                     certificate.csc_credential_id,
-                    num_signatures=count + max(2, int(count * CSC_SPARE_SHARE)),
+                    # + a chunk (runner.chunk_size()): a worker that dies mid-chunk spends it.
+                    num_signatures=count
+                    + max(2, int(count * CSC_SPARE_SHARE), min(count, runner.chunk_size())),
                     otp=otp.strip(),
                 )
                 secret, expires = sad.token, sad.expires_at

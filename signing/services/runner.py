@@ -20,17 +20,17 @@ import random
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.permissions import forget_access
 from portal.services import audit_record, connection_tenant_reset, connection_tenant_set
-from transcripts.models import YearRecord
-from transcripts.records.services import year_record_sign
+from transcripts.document import DocumentError
+from transcripts.records.services import year_records_sign
 
-from .. import keys, trust
+from .. import keys, timestamps, trust
 from ..backends import BackendError, KeyLoadError, LoadedKey
 from ..models import (
     BatchState,
@@ -38,8 +38,9 @@ from ..models import (
     SigningBatch,
     SigningBatchItem,
     SigningCertificate,
+    SigningStep,
 )
-from ..profile import SigningError, sign_year_record
+from ..profile import SigningError, sign_year_records
 from .certificates import certificate_refusal, key_error_message
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,13 @@ def _error_message(error: Exception) -> str:
         return " ".join(getattr(error, "messages", None) or [str(error)])
     if isinstance(error, KeyLoadError):
         return key_error_message(error)
-    if isinstance(error, SigningError):
+    if isinstance(error, (SigningError, DocumentError)):
         return _("The record cannot be signed: %(detail)s") % {"detail": str(error)}
     return _("Unexpected error: %(detail)s") % {"detail": str(error)}
+
+
+# What a record may fail for in the ordinary course (said to the signer; no traceback logged).
+_KNOWN = (ValidationError, PermissionDenied, KeyLoadError, SigningError, DocumentError)
 
 
 class _Paused(Exception):
@@ -122,44 +127,103 @@ class _Paused(Exception):
         self.error = error
 
 
-def _sign_item(batch: SigningBatch, item_pk: int, key: LoadedKey, cert_facts: dict) -> None:
-    """Sign one item in its own transaction (the school's schema is active); _Paused when the
-    key's service is down (the item's transaction is rolled back: it stays pending)."""
+def chunk_size() -> int:
+    """How many pending items a batch signs together (HOCBA_SIGNING_CHUNK)."""
+    return max(1, int(getattr(settings, "HOCBA_SIGNING_CHUNK", 20)))
+
+
+def _validation_data(step: str):
+    """What the seal adds to every signature so that the record verifies offline (XAdES-LT,
+    signing.longterm), as of now; None for the other steps."""
+    if step != SigningStep.SEAL:
+        return None
+    try:
+        from .. import longterm
+    except ImportError:  # pragma: no cover - the long-term module is part of the same release
+        return None
+    current = getattr(longterm, "validation_data_current", None)
+    return current() if current is not None else None
+
+
+def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_facts: dict) -> int:
+    """Sign a chunk of items in one transaction (the school's schema is active): lock the items
+    still pending, check the certificate once, and let transcripts' year_records_sign lock and
+    check each record, sign all their documents with one sign_year_records call (one call to the
+    key, one round of timestamps) and store each signature; each item is marked done or failed
+    with its reason in the same transaction as its record's signature, so it is signed once.
+
+    A record that fails its own checks, its signature or its writes fails alone. A retryable
+    failure of the key or the TSA raises _Paused (the whole chunk rolled back: it stays pending);
+    any other failure of the chunk as a whole is tried again item by item, so that each item gets
+    its own outcome. Returns how many items were signed."""
     try:
         with transaction.atomic():
-            item = SigningBatchItem.objects.select_for_update().get(pk=item_pk)
-            if item.state != ItemState.PENDING:
-                return  # done by an earlier run of this batch
-            item.attempts += 1
-            record = YearRecord.objects.get(pk=item.record_pk)
-            forget_access(batch.signer)  # roles are read again for every signature
+            items = list(
+                SigningBatchItem.objects.select_for_update()
+                .filter(pk__in=item_pks, state=ItemState.PENDING)
+                .order_by("position")
+            )
+            if not items:
+                return 0  # done by an earlier run of this batch
+            forget_access(batch.signer)  # roles are read again for every chunk
             certificate = SigningCertificate.objects.get(pk=batch.certificate_id)
             if certificate.removed_at is not None:
                 raise ValidationError(_("The certificate was removed during the batch."))
             refusal = certificate_refusal(key.cert, key.chain)
             if refusal:
                 raise ValidationError(refusal)
-            year_record_sign(
+            stamper, validation = timestamps.timestamper(), _validation_data(batch.step)
+
+            def sign_many(documents: list[bytes]) -> list:
+                return sign_year_records(
+                    documents,
+                    key=key.key,
+                    cert=key.cert,
+                    chain=key.chain,
+                    role=batch.step,
+                    timestamper=stamper,
+                    validation_data=validation,
+                )
+
+            outcome = year_records_sign(
                 actor=batch.signer,
                 school=batch.school,
-                record=record,
+                record_pks=[item.record_pk for item in items],
                 step=batch.step,
-                sign=lambda document: sign_year_record(
-                    document, key=key.key, cert=key.cert, chain=key.chain, role=batch.step
-                ),
-                batch_item_pk=item.pk,
+                sign_many=sign_many,
+                batch_item_pks={item.record_pk: item.pk for item in items},
                 **cert_facts,
             )
-            item.state, item.finished_at = ItemState.DONE, timezone.now()
-            item.save(update_fields=["state", "finished_at", "attempts"])
+            now = timezone.now()
+            done = [item.pk for item in items if item.record_pk in outcome.signed]
+            SigningBatchItem.objects.filter(pk__in=done).update(
+                state=ItemState.DONE, finished_at=now, attempts=F("attempts") + 1
+            )
+            for item in items:
+                error = outcome.failed.get(item.record_pk)
+                if error is None:
+                    continue
+                if not isinstance(error, _KNOWN):
+                    log.error("Signing batch %s, item %s", batch.pk, item.pk, exc_info=error)
+                item.state, item.reason, item.finished_at = ItemState.FAILED, _error_message(error), now
+                item.attempts += 1
+                item.save(update_fields=["state", "reason", "finished_at", "attempts"])
+            return len(done)
     except BackendError as error:
         if error.retryable:
             raise _Paused(error) from error
-        _fail(item_pk, _error_message(error))
+        if len(item_pks) > 1:  # e.g. an approval short of the chunk: each item on its own
+            return sum(_sign_chunk(batch, [pk], key, cert_facts) for pk in item_pks)
+        _fail(item_pks[0], _error_message(error))
+    except (ValidationError, PermissionDenied) as error:  # the certificate: every item alike
+        for item_pk in item_pks:
+            _fail(item_pk, _error_message(error))
     except Exception as error:  # one record's failure never stops the batch
-        if not isinstance(error, (ValidationError, PermissionDenied, KeyLoadError, SigningError)):
-            log.exception("Signing batch %s, item %s", batch.pk, item_pk)
-        _fail(item_pk, _error_message(error))
+        if len(item_pks) > 1:
+            return sum(_sign_chunk(batch, [pk], key, cert_facts) for pk in item_pks)
+        log.exception("Signing batch %s, item %s", batch.pk, item_pks[0])
+        _fail(item_pks[0], _error_message(error))
+    return 0
 
 
 def signing_batch_run(*, batch_pk: int, worker: str) -> str:
@@ -193,16 +257,22 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
         "certificate_serial": batch.certificate.serial,
     }
     recovering = batch.retry_count > 0
+    size = chunk_size()
     connection_tenant_set(school)
     try:
-        for item_pk in pending:
+        at = 0
+        while at < len(pending):
             if not _renew(batch_pk, worker):
                 return "lease lost"
+            # After a pause, one item first: a service that fails again costs one signature of
+            # the approval, not a chunk's (a signHash that was answered before the TSA failed).
+            chunk = pending[at : at + (1 if recovering else size)]
             try:
-                _sign_item(batch, item_pk, key, cert_facts)
+                _sign_chunk(batch, chunk, key, cert_facts)
             except _Paused as paused:
                 connection_tenant_reset()
                 return _pause(batch_pk, worker, paused.error)
+            at += len(chunk)
             if recovering:  # the service answers again: the count of consecutive failures restarts
                 SigningBatch.objects.filter(pk=batch_pk).update(
                     retry_count=0, retrying_since=None, next_attempt_at=None, retry_reason=""

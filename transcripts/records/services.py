@@ -9,7 +9,9 @@ never try to change its content, and a bug that did would be refused by the trig
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,7 +27,7 @@ from schools.models import SchoolClass, SchoolYear
 from transcripts import hooks
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
-from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordStatus
+from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordSignature, YearRecordStatus
 from transcripts.permissions import (
     HOMEROOM,
     SYSTEM,
@@ -619,3 +621,198 @@ def year_record_sign(
         },
         extra={"certificate": certificate_fingerprint, "serial": certificate_serial, "position": position},
     )
+
+
+@dataclass
+class RecordsSigned:
+    """What year_records_sign did, record by record (by primary key)."""
+
+    signed: dict[int, YearRecord] = field(default_factory=dict)  # moved on, signature stored
+    failed: dict[int, Exception] = field(default_factory=dict)  # why not: nothing written for it
+
+
+def _documents(records: list[YearRecord]) -> list[bytes]:
+    """Each record's current document (year_record_document for many): one query."""
+    latest = {
+        record_pk: bytes(xml)
+        for record_pk, xml in YearRecordSignature.objects.filter(record_id__in=[r.pk for r in records])
+        .order_by("record_id", "-position")
+        .distinct("record_id")
+        .values_list("record_id", "signed_xml")
+    }
+    return [latest.get(r.pk) or bytes(r.xml) for r in records]
+
+
+def _signatures_store(
+    *,
+    actor: User,
+    school: School,
+    step: str,
+    signed: list[tuple[YearRecord, bytes]],
+    facts: dict[str, str],
+    batch_item_pks: dict[int, int],
+    render_pdf: bool,
+) -> None:
+    """Store the signatures of `signed` and move each record on (what year_record_sign writes for
+    one, in a fixed number of statements for all): the signature rows, the status change, the
+    events, the issue outside the school (the seal), the recount and the audit rows."""
+    position, before, after = SIGNING_STEPS[step]
+    now = timezone.now()
+    YearRecordSignature.objects.bulk_create(
+        YearRecordSignature(
+            record=record,
+            position=position,
+            role=step,
+            signed_xml=xml,
+            sha256=hashlib.sha256(xml).hexdigest(),
+            signer=actor,
+            signer_name=facts["signer_name"],
+            signer_title=facts["signer_title"],
+            certificate_fingerprint=facts["certificate_fingerprint"],
+            certificate_serial=facts["certificate_serial"],
+            batch_item_pk=batch_item_pks.get(record.pk),
+            signed_at=now,
+        )
+        for record, xml in signed
+    )
+    records = [record for record, _xml in signed]
+    YearRecord.objects.filter(pk__in=[r.pk for r in records]).update(status=after, status_changed_at=now)
+    for record in records:
+        record.status, record.status_changed_at = after, now
+    note = facts["signer_name"]
+    YearRecordEvent.objects.bulk_create(
+        YearRecordEvent(record=r, from_status=before, to_status=after, actor=actor, at=now, note=note)
+        for r in records
+    )
+    if after == S.ISSUED:
+        if render_pdf:
+            # The official PDF embeds the issued (sealed) document: rendered once, after the commit.
+            from .pdf import year_record_pdfs_render
+
+            year_record_pdfs_render([r.pk for r in records])
+        for record in records:
+            _outside_the_school(school=school, record=record, note=note)
+    for code in sorted({_year_of(r) for r in records}):
+        progress_changed(school_year=code, school=school, parts=RECORD_PARTS)
+    audit_records(
+        [
+            {
+                "actor": actor,
+                "action": AuditAction.YEAR_RECORD_SIGNED,
+                "obj": r,
+                "summary": _("Year record %(record)s v%(version)d signed (%(step)s) by %(signer)s")
+                % {"record": r.record_id, "version": r.version, "step": _label(after), "signer": note},
+                "changes": {
+                    "status": [before, after],
+                    "record_id": r.record_id,
+                    "version": r.version,
+                    "certificate": facts["certificate_fingerprint"],
+                    "serial": facts["certificate_serial"],
+                    "position": position,
+                },
+                "school": school,
+            }
+            for r in records
+        ]
+    )
+
+
+@transaction.atomic
+@progress_batch()
+def year_records_sign(
+    *,
+    actor: User,
+    school: School,
+    record_pks: Sequence[int],
+    step: str,
+    sign_many: Callable[[list[bytes]], Sequence[bytes | Exception]],
+    signer_name: str,
+    signer_title: str,
+    certificate_fingerprint: str,
+    certificate_serial: str,
+    batch_item_pks: dict[int, int] | None = None,
+    render_pdf: bool = True,
+) -> RecordsSigned:
+    """Add signature `step` to many records at once (year_record_sign for many; a signing batch's
+    chunk): lock them, check each as year_record_sign does (year_record_sign_check: the state and
+    the signer's role), sign the documents of those that pass with ONE call of
+    `sign_many(documents) -> [signed bytes or the exception saying why not, in order]`, then store
+    every signature and move every record on, in a fixed number of statements.
+
+    Each record's outcome is its own: one that fails its checks, its signature or its writes is in
+    `failed` with the reason and nothing is written for it; the others go on (the writes are tried
+    for all at once in a savepoint, and on a refusal again record by record, each in its own).
+    What `sign_many` raises (a key or TSA failure, signing.backends.BackendError: it concerns
+    every record alike) is raised, and nothing is written. The database's triggers (migration
+    0009) hold as for one: a signature per step, in order, on the record's own content.
+    """
+    if step not in SIGNING_STEPS:
+        raise ValidationError(_("Unknown signing step."))
+    before = SIGNING_STEPS[step][1]
+    outcome = RecordsSigned()
+    locked = YearRecord.objects.select_for_update(no_key=True, of=("self",)).select_related(
+        "enrolment__school_class__school_year", "enrolment__student"
+    )
+    found = {r.pk: r for r in locked.filter(pk__in=list(record_pks)).order_by("pk")}
+    ready: list[YearRecord] = []
+    for pk in record_pks:
+        record = found.get(pk)
+        try:
+            if record is None:
+                raise ValidationError(_("This year record does not exist."))
+            year_record_sign_check(actor=actor, school=school, record=record, step=step)
+        except (ValidationError, PermissionDenied) as error:
+            outcome.failed[pk] = error
+            continue
+        ready.append(record)
+    if not ready:
+        return outcome
+    results = list(sign_many(_documents(ready)))
+    if len(results) != len(ready):
+        raise ValueError(f"{len(ready)} signed documents expected, {len(results)} given")
+    signed: list[tuple[YearRecord, bytes]] = []
+    for record, result in zip(ready, results, strict=True):
+        if isinstance(result, Exception):
+            outcome.failed[record.pk] = result
+        else:
+            signed.append((record, result))
+    facts = {
+        "signer_name": signer_name,
+        "signer_title": signer_title,
+        "certificate_fingerprint": certificate_fingerprint,
+        "certificate_serial": certificate_serial,
+    }
+    store = functools.partial(
+        _signatures_store,
+        actor=actor,
+        school=school,
+        step=step,
+        facts=facts,
+        batch_item_pks=batch_item_pks or {},
+        render_pdf=render_pdf,
+    )
+    if not signed:
+        return outcome
+    try:
+        with transaction.atomic():
+            store(signed=signed)
+    except Exception as error:
+        if len(signed) == 1:
+            record = signed[0][0]
+            record.status = before
+            outcome.failed[record.pk] = error
+            return outcome
+        # One record's writes were refused (a trigger, a constraint): each alone, so it fails alone.
+        for record, xml in signed:
+            record.status = before
+            try:
+                with transaction.atomic():
+                    store(signed=[(record, xml)])
+            except Exception as error:  # the record's own failure, reported with it
+                record.status = before
+                outcome.failed[record.pk] = error
+            else:
+                outcome.signed[record.pk] = record
+        return outcome
+    outcome.signed.update((record.pk, record) for record, _xml in signed)
+    return outcome
