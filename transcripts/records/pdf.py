@@ -2,15 +2,28 @@
 
 `year_record_pdf_render` renders a record version from its stored XML (parsed back into the
 document's dataclasses, so the PDF shows exactly what the XML says, and embeds those very bytes)
-and stores the PDF with its SHA-256. It runs in a Celery task (transcripts.tasks); a record that
-already has its PDF is never rendered again, so a copy handed out today is byte-identical to one
-handed out next year, whatever WeasyPrint or the form's template have become since.
+and stores the PDF with its SHA-256. A record that already has its PDF is never rendered again,
+so a copy handed out today is byte-identical to one handed out next year, whatever WeasyPrint or
+the form's template have become since.
+
+Who renders it (issue 13, "the PDF sealed as a PDF"):
+
+- a record issued by a seal batch gets its PDF from that batch, sealed: after the batch's XML
+  signatures, the batch (signing.services.pdfs) calls `year_record_pdf_render(record_id=...,
+  seal=...)`, whose `seal` callable signs the rendered PDF with the seal's key (PAdES,
+  signing.pades; transcripts never imports signing) before the row is created;
+- any other issued record (sealed outside a batch) gets it from a Celery task (transcripts.tasks)
+  queued when it is issued: rendered with the signers' marks, without a PDF signature;
+- the missing-PDF sweep queues the task for what has none: a batch-sealed record only once the
+  batch has had HOCBA_PDF_SEAL_GRACE_SECONDS to seal it (then unsealed, the fallback).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import weasyprint
@@ -22,10 +35,29 @@ from portal.models import IssuedRecord, School
 from portal.selectors import connection_schema_name
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf
-from transcripts.pdf import year_record_pdf
+from transcripts.pdf import RenderedPdf, year_record_pdf, year_record_pdf_rendered
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 RENDERER = f"weasyprint {weasyprint.__version__}"
+SEAL_POSITION = 3  # the seal's signature (transcripts.choices.signature_position("seal"))
+
+
+@dataclass(frozen=True)
+class SealedPdf:
+    """What a seal callable gives back: the signed PDF, who sealed it (the certificate's name), when."""
+
+    pdf: bytes
+    signer: str
+    at: dt.datetime
+
+
+# seal(rendered) -> SealedPdf: signs rendered.pdf, its stamp on rendered.seal_box (signing.pades).
+Sealer = Callable[[RenderedPdf], SealedPdf]
+
+
+def seal_grace_seconds() -> int:
+    """How long the missing-PDF sweep leaves a batch-sealed record to its batch (3 hours)."""
+    return int(getattr(settings, "HOCBA_PDF_SEAL_GRACE_SECONDS", 3 * 3600))
 
 
 def verify_url_for(record_id: str, version: int, *, code: str) -> str:
@@ -41,12 +73,16 @@ def verify_url_for(record_id: str, version: int, *, code: str) -> str:
 
 
 @transaction.atomic
-def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
+def year_record_pdf_render(*, record_id: int, seal: Sealer | None = None) -> YearRecordPdf:
     """Render and store the PDF of the year record with primary key `record_id`; return the row.
 
-    Idempotent: a record that has its PDF gets it back, not rendered again. The record's row is
-    locked for the rendering, so two tasks for the same record (a retry, a double enqueue) render
-    it once: the second waits for the first and finds its PDF.
+    With `seal`, the rendered PDF is sealed by it before it is stored (`sealed`, `sealed_by`,
+    `sealed_at`); what `seal` raises is raised and nothing is stored (its transaction rolls back).
+
+    Idempotent: a record that has its PDF gets it back, not rendered again (sealed or not). The
+    record's row is locked for the rendering, so two renderings of the same record (a retry, a
+    double enqueue, the batch and the task) make it once: the second waits for the first and finds
+    its PDF.
     """
     record = YearRecord.objects.select_for_update(no_key=True).get(pk=record_id)
     stored = YearRecordPdf.objects.filter(record=record).first()
@@ -63,36 +99,49 @@ def year_record_pdf_render(*, record_id: int) -> YearRecordPdf:
             "its PDF is made once it is issued."
         )
     xml = year_record_document(record)  # as issued: the sealed document
-    pdf = year_record_pdf(
-        year_record_parse(xml),
-        xml=xml,
-        verify_url=verify_url_for(record.record_id, record.version, code=entry.verification_code_display),
-        verification_code=entry.verification_code_display,
-    )
+    arguments = {
+        "xml": xml,
+        "verify_url": verify_url_for(record.record_id, record.version, code=entry.verification_code_display),
+        "verification_code": entry.verification_code_display,
+    }
+    sealed: SealedPdf | None = None
+    if seal is None:
+        pdf = year_record_pdf(year_record_parse(xml), **arguments)
+    else:
+        rendered = year_record_pdf_rendered(year_record_parse(xml), **arguments)
+        if rendered.seal_box is None:
+            raise ValueError("The form has no seal's block: the PDF cannot be sealed")
+        sealed = seal(rendered)
+        pdf = sealed.pdf
     return YearRecordPdf.objects.create(
         record=record,
         pdf=pdf,
         sha256=hashlib.sha256(pdf).hexdigest(),
         rendered_at=timezone.now(),
         renderer=RENDERER,
+        sealed=sealed is not None,
+        sealed_by=sealed.signer if sealed is not None else "",
+        sealed_at=sealed.at if sealed is not None else None,
     )
 
 
-def year_record_pdfs_render(record_pks: list[int]) -> list[int]:
+def year_record_pdfs_render(record_pks: list[int], *, batch_sealed: bool = False) -> list[int]:
     """Queue the rendering of these records (those without a PDF yet), once committed.
 
-    Called when records are issued (sealed): the PDF embeds the issued document. Call it in the
+    Called when records are issued (sealed): the PDF embeds the issued document. A record sealed
+    by a signing batch (its seal signature has a batch item) is left to that batch, which renders
+    and seals its PDF (signing.services.pdfs): a task rendering it first would store an unsealed
+    PDF for good. `batch_sealed=True` (the sweep's fallback) queues those too. Call it in the
     school's schema: the schema name is taken now and sent with each task, so the tasks reach the
     right school even if the connection has moved to another schema by the time the transaction
     commits. Returns the primary keys of the records queued.
     """
     from transcripts.tasks import year_record_pdf_render as task
 
-    ids = list(
-        YearRecord.objects.filter(pk__in=record_pks, pdf__isnull=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    wanted = YearRecord.objects.filter(pk__in=record_pks, pdf__isnull=True)
+    if not batch_sealed:
+        wanted = wanted.exclude(signatures__position=SEAL_POSITION, signatures__batch_item_pk__isnull=False)
+    ids = list(wanted.order_by("pk").values_list("pk", flat=True))
     headers = {"_schema_name": connection_schema_name()}  # tenant_schemas_celery's header
 
     def send() -> None:
@@ -113,7 +162,9 @@ def year_record_pdfs_missing(*, within_days: int = 14, grace_seconds: int = 300)
 
     The schools are found through the public index (only those that issued something lately are
     visited, not a province's thousand schemas); a version issued less than `grace_seconds` ago is
-    left to the task queued when it was issued. Returns {school code: record primary keys queued}.
+    left to the task queued when it was issued, one sealed by a signing batch less than
+    seal_grace_seconds() ago to its batch (which seals its PDF; after that, a batch that gave up
+    or lost it, the PDF is rendered unsealed). Returns {school code: record primary keys queued}.
     """
     now = timezone.now()
     school_ids = (
@@ -124,14 +175,19 @@ def year_record_pdfs_missing(*, within_days: int = 14, grace_seconds: int = 300)
     queued: dict[str, list[int]] = {}
     for school in School.objects.filter(pk__in=list(school_ids)).order_by("code"):
         with school:
-            pks = list(
-                YearRecord.objects.filter(
-                    status__in=ISSUED_LIKE,
-                    pdf__isnull=True,
-                    signatures__position=3,
-                    signatures__signed_at__lt=now - dt.timedelta(seconds=grace_seconds),
-                ).values_list("pk", flat=True)
+            missing = YearRecord.objects.filter(status__in=ISSUED_LIKE, pdf__isnull=True)
+            by_task = missing.filter(
+                signatures__position=SEAL_POSITION,
+                signatures__batch_item_pk__isnull=True,
+                signatures__signed_at__lt=now - dt.timedelta(seconds=grace_seconds),
             )
+            batch_grace = dt.timedelta(seconds=max(grace_seconds, seal_grace_seconds()))
+            by_batch = missing.filter(
+                signatures__position=SEAL_POSITION,
+                signatures__batch_item_pk__isnull=False,
+                signatures__signed_at__lt=now - batch_grace,
+            )
+            pks = sorted({*by_task.values_list("pk", flat=True), *by_batch.values_list("pk", flat=True)})
             if pks:
-                queued[school.code] = year_record_pdfs_render(pks)
+                queued[school.code] = year_record_pdfs_render(pks, batch_sealed=True)
     return queued
