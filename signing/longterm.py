@@ -57,6 +57,19 @@ def validation_data_current() -> ValidationData:
     )
 
 
+def signing_extras(role: str) -> dict:
+    """What every signature the portal makes gets besides the key, as keyword arguments of
+    signing.profile.sign_year_records: the configured TSA's timestamp (XAdES-T) and, at the seal,
+    which issues the record, the validation data of all its signatures (XAdES-LT, which builds on
+    the timestamps: without a TSA there is none)."""
+    from .profile import SEAL
+    from .timestamps import timestamper
+
+    stamper = timestamper()
+    data = validation_data_current() if role == SEAL and stamper is not None else None
+    return {"timestamper": stamper, "validation_data": data}
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

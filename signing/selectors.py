@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal.models import School, User
 from transcripts.models import YearRecord
@@ -72,6 +73,15 @@ def signing_offers(
     return offers
 
 
+# What each level of a signature means to a reader (signing.verify.SignatureReport.level).
+SIGNATURE_LEVELS = {
+    "B": gettext_lazy("Basic signature: verifiable while its certificates are valid"),
+    "T": gettext_lazy("Signature with a timestamp: its time is proven"),
+    "LT": gettext_lazy("Long-term signature: timestamp and validation data, verifiable offline"),
+    "LTA": gettext_lazy("Archived signature: renewed by archive timestamps"),
+}
+
+
 @dataclass(frozen=True)
 class SignatureLine:
     """One signature as the verification page shows it."""
@@ -85,6 +95,19 @@ class SignatureLine:
     serial: str
     ok: bool
     problems: tuple[Problem, ...]  # each a code and the verifier's technical detail (English)
+    # The time its timestamp proves and the authority that stamped it (None: no valid timestamp).
+    timestamp: dt.datetime | None = None
+    timestamp_authority: str = ""
+    level: str = "B"  # B, T, LT, LTA (signing.verify.SignatureReport.level)
+    notes: tuple[Problem, ...] = ()  # facts that leave it valid (expired or revoked since)
+
+    @property
+    def level_label(self) -> str:
+        return str(SIGNATURE_LEVELS.get(self.level, self.level))
+
+    @property
+    def note_reasons(self) -> tuple[tuple[ProblemCode, str], ...]:
+        return tuple((code, str(code.label)) for code in dict.fromkeys(n.code for n in self.notes))
 
     @property
     def codes(self) -> tuple[ProblemCode, ...]:
@@ -108,7 +131,9 @@ def signatures_for(xml: bytes) -> list[SignatureLine]:
     chain, validity at the signing time, key usage and revocation. A problem of the document as
     a whole (a wrapping attack, a duplicated Id) comes first, as position 0.
     """
-    reports = verify_year_record(xml, trust_roots=trust.trust_roots(), crls=trust.crls())
+    reports = verify_year_record(
+        xml, trust_roots=trust.trust_roots(), crls=trust.crls(), tsa_roots=trust.tsa_roots()
+    )
     labels = {step.value: str(step.label) for step in SigningStep}
     return [
         SignatureLine(
@@ -121,6 +146,10 @@ def signatures_for(xml: bytes) -> list[SignatureLine]:
             serial=format(r.certificate_serial, "x") if r.certificate_serial is not None else "",
             ok=r.ok,
             problems=tuple(r.problems),
+            timestamp=r.timestamp,
+            timestamp_authority=r.timestamp_authority,
+            level=r.level,
+            notes=tuple(r.notes),
         )
         for r in reports
     ]

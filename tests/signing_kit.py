@@ -9,6 +9,7 @@ from django.db import connection
 
 from signing import ca, trust
 from signing.backends.pkcs12 import pkcs12_load
+from signing.longterm import signing_extras
 from signing.profile import sign_year_record
 
 PIN = "135790"  # tests/conftest.py SIGNING_PIN
@@ -35,7 +36,7 @@ class TrustFixture:
         self.roots_file = folder / "roots.pem"
         self.roots_file.write_bytes(self.ca.root_cert.public_bytes(Encoding.PEM))
         self.crl_file = folder / "crl.pem"
-        self.revoked: list[int] = []
+        self.revoked: list = []  # serials, or (serial, revocation date)
         self._publish()
         self._keys: dict[str, dict[str, bytes]] = {}
 
@@ -46,8 +47,9 @@ class TrustFixture:
     def reset(self) -> None:
         trust.trust_reset()
 
-    def revoke(self, cert) -> None:
-        self.revoked.append(cert.serial_number)
+    def revoke(self, cert, when=None) -> None:
+        """Publish a CRL that revokes `cert` (on `when`, a datetime; default the CRL's time)."""
+        self.revoked.append(cert.serial_number if when is None else (cert.serial_number, when))
         self._publish()
         self.reset()
 
@@ -99,7 +101,7 @@ def sign_step(record, *, step: str, actor, school, p12: bytes):
         record=record,
         step=step,
         sign=lambda document: sign_year_record(
-            document, key=key.key, cert=key.cert, chain=key.chain, role=step
+            document, key=key.key, cert=key.cert, chain=key.chain, role=step, **signing_extras(step)
         ),
         signer_name=key.cert.subject.rfc4514_string(),
         signer_title="",

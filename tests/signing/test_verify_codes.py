@@ -255,8 +255,49 @@ CHANGES: dict[ProblemCode, tuple[Callable[[bytes, object], bytes], str]] = {
 NOT_ON_THE_PAGE = {C.NOT_A_YEAR_RECORD}
 
 
+# --- The timestamps' codes: a record issued with the reference TSA (XAdES-T and LT) --------------
+
+TSA_NS = {**NS, "v141": "http://uri.etsi.org/01903/v1.4.1#"}
+
+
+def _swap_timestamps(xml: bytes, _kit) -> bytes:
+    """The first two signatures' tokens swapped: each genuine, over the other's SignatureValue."""
+    root = tree(xml)
+    first, second = signatures(root)[:2]
+    a, b = (s.find(".//xades:EncapsulatedTimeStamp", NS) for s in (first, second))
+    a.text, b.text = b.text, a.text
+    return c14n(root)
+
+
+def _bad_archive_timestamp(xml: bytes, _kit) -> bytes:
+    """An ArchiveTimeStamp whose token is the signature's own SignatureTimeStamp (over other data)."""
+    root = tree(xml)
+    first = signatures(root)[0]
+    token = first.find(".//xades:SignatureTimeStamp/xades:EncapsulatedTimeStamp", NS).text
+    properties = first.find(".//xades:UnsignedSignatureProperties", NS)
+    stamp = etree.SubElement(properties, f"{{{TSA_NS['v141']}}}ArchiveTimeStamp")
+    etree.SubElement(
+        stamp, f"{{{DS}}}CanonicalizationMethod", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"
+    )
+    etree.SubElement(stamp, f"{{{XADES}}}EncapsulatedTimeStamp").text = token
+    return c14n(root)
+
+
+# Each code: the change, the portal's trust change, and the verification's moment in days from now
+# (the page verifies at the clock: the tests move the clock of signing.verify with `now`).
+TIMESTAMP_CHANGES: dict[ProblemCode, tuple[Callable[[bytes, object], bytes], str, int]] = {
+    C.TIMESTAMP_INVALID: (_swap_timestamps, "", 0),
+    C.TIMESTAMP_UNTRUSTED: (_unchanged, "no_tsa_roots", 0),
+    C.TIMESTAMP_EXPIRED: (_unchanged, "", 6 * 365),
+    C.ARCHIVE_TIMESTAMP_INVALID: (_bad_archive_timestamp, "", 0),
+    C.EXPIRED_SINCE: (_unchanged, "", 2 * 365),
+    C.REVOKED_SINCE: (_unchanged, "revoke_the_homeroom_teacher_later", 0),
+}
+NOTES = {C.EXPIRED_SINCE, C.REVOKED_SINCE}
+
+
 def test_every_code_is_made_here():
-    assert set(CHANGES) | NOT_ON_THE_PAGE == set(ProblemCode)
+    assert set(CHANGES) | set(TIMESTAMP_CHANGES) | NOT_ON_THE_PAGE == set(ProblemCode)
 
 
 @pytest.mark.parametrize("code", list(ProblemCode), ids=str)
@@ -299,10 +340,16 @@ def _change_trust(how: str, settings, signing_trust, homeroom_teacher) -> None:
         settings.HOCBA_TRUST_ROOTS = []
     elif how == "no_crls":
         settings.HOCBA_TRUST_CRLS = []
-    elif how == "revoke_the_homeroom_teacher":
+    elif how == "no_tsa_roots":
+        settings.HOCBA_TSA_TRUST_ROOTS = []
+    elif how.startswith("revoke_the_homeroom_teacher"):
+        import datetime as dt
+
         p12 = signing_trust.person(homeroom_teacher.full_name, TITLES["homeroom_teacher"])
         _key, cert, _chain = pkcs12.load_key_and_certificates(p12, PIN.encode())
-        signing_trust.revoke(cert)
+        # "later": dated an hour from now, after the timestamp (a CRL's own time is whole seconds).
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1) if how.endswith("_later") else None
+        signing_trust.revoke(cert, later)
     trust.trust_reset()
 
 
@@ -341,3 +388,52 @@ def test_a_school_copy_that_is_no_year_record_answers_not_found_instead_of_a_500
             response.content.decode()
         )
     assert f"Issued record {issued.record_id} v1: the school's copy is not a year record" in caplog.text
+
+
+@pytest.fixture
+def issued_timestamped(timestamping, homeroom_teacher, principal, school, records):
+    """An issued record whose three signatures carry timestamps and, from the seal, LT data."""
+    from tests.signing_kit import issue
+    from transcripts.records.services import year_record_document
+
+    record = issue(records[0], homeroom_teacher=homeroom_teacher, principal=principal, school=school)
+    record.issued_xml = year_record_document(record)
+    connection.set_schema_to_public()
+    return record
+
+
+@pytest.mark.parametrize("code", list(TIMESTAMP_CHANGES), ids=str)
+def test_the_page_shows_each_timestamp_problem_and_note(
+    code, issued_timestamped, client, settings, signing_trust, homeroom_teacher, monkeypatch
+):
+    import datetime as dt
+
+    from signing import verify
+
+    change, trust_change, days = TIMESTAMP_CHANGES[code]
+    issued = issued_timestamped
+    assert b"EncapsulatedTimeStamp" in issued.issued_xml and b"CertificateValues" in issued.issued_xml
+    xml = change(issued.issued_xml, signing_trust)
+    if xml != issued.issued_xml:
+        _keep_as_issued(issued, xml)
+    if days:  # the page verifies with the clock moved on (the verifier's `now`)
+        moved = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+        real = verify.verify_year_record
+        monkeypatch.setattr(
+            "signing.selectors.verify_year_record", lambda *a, **k: real(*a, **{**k, "now": moved})
+        )
+    try:
+        _change_trust(trust_change, settings, signing_trust, homeroom_teacher)
+        response = client.get(code_url(issued))
+    finally:
+        signing_trust.unrevoke_all()
+        trust.trust_reset()
+    assert response.status_code == 200
+    page = response.content.decode()
+    with override("vi"):
+        message = escape(str(code.label))
+    kind = "note" if code in NOTES else "problem"
+    assert f'<li data-{kind}="{code.value}">{message}</li>' in page
+    assert page.count(f'<li data-{kind}="{code.value}">') >= 2
+    if code in NOTES:  # a note leaves the signature valid, and its level is shown
+        assert 'data-level="LT"' in page and "data-problem=" not in page
