@@ -14,6 +14,9 @@ it. Signing, whatever the database (design.md §4; docs/operations.md):
 - .data/csc: the reference remote-signing service (`python -m reference.csc serve`), one more
   supervised process of `make run` on 127.0.0.1:8101 (or the next free port; HOCBA_CSC_PORT),
   with its client secret generated once in .data/csc/client-secret (mode 0600).
+- .data/tsa: the reference timestamping service (`python -m reference.tsa serve`, RFC 3161),
+  supervised as `tsa` on 127.0.0.1:8103 (or the next free port; HOCBA_TSA_PORT): every signature
+  gets its timestamp (HOCBA_TSA_URL), its CA is the timestamps' root, its CRL a CRL source.
 - .data/ministry: the reference Ministry repository (`python -m reference.ministry serve`,
   docs/ministry-contract.md), supervised as `kho` on https://127.0.0.1:8102 (or the next free
   port; HOCBA_MINISTRY_PORT), with mutual TLS (its throwaway CA, server and Department
@@ -55,6 +58,9 @@ CSC_DIR = DATA / "csc"
 CSC_SECRET = CSC_DIR / "client-secret"
 CSC_URL_FILE = CSC_DIR / "url"  # where `make run` says its service listens, for `exec` commands
 CSC_PORT = int(os.environ.get("HOCBA_CSC_PORT", "8101"))
+TSA_DIR = DATA / "tsa"
+TSA_URL_FILE = TSA_DIR / "url"
+TSA_PORT = int(os.environ.get("HOCBA_TSA_PORT", "8103"))
 MINISTRY_DIR = DATA / "ministry"
 MINISTRY_URL_FILE = MINISTRY_DIR / "url"
 MINISTRY_PORT = int(os.environ.get("HOCBA_MINISTRY_PORT", "8102"))
@@ -297,6 +303,35 @@ def start_csc_service(supervisor: Supervisor, env: dict[str, str]) -> str:
     raise RuntimeError("The remote-signing service did not listen within 30 s")
 
 
+def start_tsa_service(supervisor: Supervisor, env: dict[str, str]) -> str:
+    """The reference timestamping service (RFC 3161) on a local port, supervised; its URL."""
+    port = _port_from(TSA_PORT, "timestamping service")
+    argv = [PYTHON, "-m", "reference.tsa", "serve", "--data", str(TSA_DIR), "--port", str(port)]
+    process = supervisor.start("tsa", argv, env, stdout=False)
+    _wait_listening(process, port, "timestamping service")
+    url = f"http://127.0.0.1:{port}"
+    _write_atomic(TSA_URL_FILE, url.encode())
+    log(f"Timestamping service (reference TSA) on {url}: {TSA_DIR}")
+    return url
+
+
+def tsa_env(env: dict[str, str], *, url: str = "") -> None:
+    """Point the portal at the timestamping service at `url` (default: the one `make run` last
+    started), its CA as the timestamps' root and its CRL among the CRL sources; what the user set
+    stays."""
+    if env.get("HOCBA_TSA_URL"):
+        return
+    if not url and TSA_URL_FILE.exists():
+        url = TSA_URL_FILE.read_text().strip()
+    root = TSA_DIR / "ca" / "root.pem"
+    if not url or not root.exists():
+        return
+    env["HOCBA_TSA_URL"] = url
+    env.setdefault("HOCBA_TSA_TRUST_ROOTS", str(root))
+    crls = [c for c in env.get("HOCBA_TRUST_CRLS", "").split(",") if c]
+    env["HOCBA_TRUST_CRLS"] = ",".join([*crls, f"{url}/ca/crl.der"])
+
+
 def _wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -468,8 +503,11 @@ def run() -> int:
         try:
             own_csc = not env.get("HOCBA_CSC_URL")
             own_ministry = not env.get("HOCBA_MINISTRY_URL")
+            own_tsa = not env.get("HOCBA_TSA_URL")
             # The remote-signing service first: the demo enrols the principals there.
             signing_env(env, csc_url=start_csc_service(supervisor, env) if own_csc else "")
+            # Every signature is timestamped (XAdES-T; LT data at the seal).
+            tsa_env(env, url=start_tsa_service(supervisor, env) if own_tsa else "")
             # The Ministry's repository next (its trust store: the CAs made just above).
             ministry_env(env, url=start_ministry_service(supervisor, env) if own_ministry else "")
             log("Applying migrations (public schema, template, schools)...")
@@ -516,6 +554,8 @@ def run() -> int:
                 CSC_URL_FILE.unlink(missing_ok=True)
             if own_ministry:
                 MINISTRY_URL_FILE.unlink(missing_ok=True)
+            if own_tsa:
+                TSA_URL_FILE.unlink(missing_ok=True)
     return exit_code
 
 
@@ -525,6 +565,7 @@ def exec_with_services(argv: list[str]) -> int:
         # sign as `make run` does (with its remote-signing service, when it is running).
         env.setdefault("DJANGO_DEBUG", "1")
         signing_env(env)
+        tsa_env(env)
         ministry_env(env)
         return subprocess.run(argv, cwd=ROOT, env=env).returncode
 
