@@ -155,10 +155,12 @@ class _TsaTimeStamper(TimeStamper):
             raise BackendError("tsa_refused", f"Not a timestamp reply: {error}") from error
 
 
-def _timestamper() -> _TsaTimeStamper:
+def _timestamper() -> _TsaTimeStamper | None:
+    """The configured TSA, or None without HOCBA_TSA_URL (then the seal is PAdES B-B: no
+    timestamp, the signer's claimed time only; a deployment configures a TSA)."""
     url = (getattr(settings, "HOCBA_TSA_URL", "") or "").strip()
     if not url:
-        raise BackendError("tsa_missing", "No timestamping service is configured (HOCBA_TSA_URL)")
+        return None
     return _TsaTimeStamper(url, float(getattr(settings, "HOCBA_TSA_TIMEOUT_SECONDS", 10)))
 
 
@@ -210,14 +212,16 @@ def pdf_seal(
     signer_title: str,
     field_box: FieldBox,
 ) -> bytes:
-    """`pdf` signed by the seal (PAdES B-LT: timestamped, validation data in the DSS), its stamp
-    drawn in `field_box`. A BackendError when the key's service or the TSA fails (retryable
-    when worth retrying)."""
+    """`pdf` signed by the seal (PAdES B-LT: timestamped, validation data in the DSS; B-B plus the
+    DSS when no TSA is configured), its stamp drawn in `field_box`. A BackendError when the key's
+    service or the TSA fails (retryable when worth retrying)."""
     timestamper = _timestamper()
-    try:
-        tsa_certs = _tsa_certificates(timestamper)
-    except TimestampRequestError as error:
-        raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
+    tsa_certs: list[x509.Certificate] = []
+    if timestamper is not None:
+        try:
+            tsa_certs = _tsa_certificates(timestamper)
+        except TimestampRequestError as error:
+            raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
     page, x1, y1, x2, y2 = field_box
     certs, crls = _validation_data(
         [cert, *chain, *trust.trust_roots(), *tsa_certs, *tsa_roots()], trust.crls()

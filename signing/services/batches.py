@@ -191,6 +191,8 @@ def signing_batch_confirm(
                 if not otp.strip():
                     raise ValidationError(_("Enter the confirmation code (OTP) sent by the signing service."))
                 count = batch.items.count()
+                if batch.step == SigningStep.SEAL:  # the XML and the PDF (signing.services.pdfs)
+                    count *= 2
                 sad = keys.csc_client().authorize(
                     certificate.csc_credential_id,
                     # + a chunk (runner.chunk_size()): a worker that dies mid-chunk spends it.

@@ -42,6 +42,7 @@ from ..models import (
 )
 from ..profile import SigningError, sign_year_records
 from .certificates import certificate_refusal, key_error_message
+from .pdfs import batch_pdfs_seal
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,11 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
                 recovering = False
     finally:
         connection_tenant_reset()
-    return _finish(batch_pk, worker)
+    try:  # a seal batch's second phase: the issued records' PDFs, sealed (signing.services.pdfs)
+        sealed = batch_pdfs_seal(batch, key)
+    except BackendError as error:  # retryable only (the TSA, the key's service): pause as for items
+        return _pause(batch_pk, worker, error)
+    return sealed or _finish(batch_pk, worker)
 
 
 def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
