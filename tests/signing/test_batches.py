@@ -225,7 +225,10 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
             actor=school_admin, school=school, step="seal", certificate=certificates["seal"]
         )
     assert states(third) == [ItemState.DONE] * 2
-    assert sorted(sent) == sorted([r.pk] for r in confirmed)  # the official PDFs, made at issue
+    # The official PDFs are made at issue by the seal batch itself, sealed (signing.services.pdfs):
+    # no rendering task is queued for them (it would store an unsealed PDF first).
+    assert sent == []
+    assert [r.pdf.sealed for r in YearRecord.objects.filter(pk__in=[r.pk for r in confirmed])] == [True] * 2
     assert jobs == [[third.pk]]  # the confirmation queued the batch's job
 
     for record in confirmed:
@@ -240,7 +243,7 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
         assert [r.signer for r in reports] == [homeroom_teacher.full_name, principal.full_name, school.name]
         entry = IssuedRecord.objects.get(record_id=record.record_id, version=record.version)
         assert entry.sha256 == record.signatures.get(position=3).sha256
-    assert AuditEntry.objects.filter(action="year_record_signed", school=school).count() == 6
+    assert AuditEntry.objects.filter(action="year_record_signed", school=school).count() == 6 + 2  # + PDFs
     assert AuditEntry.objects.filter(action="signing_batch_finished", school=school).count() == 3
 
 
