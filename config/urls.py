@@ -7,6 +7,7 @@ from portal.admin import admin_site
 
 urlpatterns = [
     path("so/kho-hoc-ba/", include("registry.urls_operators")),  # forwarding to the Ministry
+    path("so/luu-tru/", include("registry.urls_archive")),  # archives of issued records
     path("", include("portal.urls")),
     path("tra-cuu/", include("registry.urls")),  # the public verification pages
     path("api/", include("registry.api.urls")),  # the partner API (docs/api.md)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("du-lieu/", include("transcripts.urls_exports")),  # the score sheet, same URL as before
     path("hoc-ba/", include("transcripts.urls_book")),
     path("ky-so/", include("signing.urls")),
+    path("luu-tru/", include("registry.urls_archive_school")),  # its archive of issued records
 ]

@@ -18,6 +18,7 @@ class RegistryConfig(AppConfig):
         from portal.progress.services import progress_part_register
 
         from .panels import school_home_forwarding
+        from .panels_archive import school_home_archive
         from .selectors import PROGRESS_FIELDS, progress_counts
         from .services import outbox_issued, outbox_revoked
 
@@ -25,5 +26,6 @@ class RegistryConfig(AppConfig):
         hooks.register(hooks.RECORD_REVOKED, outbox_revoked)
         # The school's front page shows its messages to the Ministry (schools.hooks).
         school_hooks.home_panel_register(school_home_forwarding)
+        school_hooks.home_panel_register(school_home_archive)  # its archive, for its leaders
         # This app's part of the province's progress rows: rejections by reason.
         progress_part_register("registry", progress_counts, PROGRESS_FIELDS)

@@ -7,6 +7,7 @@ import socket
 
 from celery import shared_task
 
+from . import archive_jobs
 from .forwarding import relay_run
 
 
@@ -17,3 +18,9 @@ def forward_relay() -> dict:
     claimed with SKIP LOCKED under a lease, so two runs never send the same message at once, and
     a duplicate wake-up finds nothing due."""
     return relay_run(worker=f"{socket.gethostname()}:{os.getpid()}").as_dict()
+
+
+@shared_task(acks_late=True)
+def archive_export_run(export_pk: int) -> str:
+    """Build one archive the Department asked for (registry.archive_jobs.archive_export_run)."""
+    return archive_jobs.archive_export_run(export_pk=export_pk).state

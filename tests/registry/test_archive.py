@@ -265,3 +265,154 @@ def test_an_archive_is_written_to_a_file_object_that_cannot_seek(issued_year, sc
     path = tmp_path / "piped.zip"
     path.write_bytes(b"".join(pipe.chunks))
     assert archive_check(str(path)).ok
+
+
+# --- The school's page and download --------------------------------------------------------------
+
+
+def test_the_principal_downloads_the_school_years_archive_and_it_is_audited(
+    client_as, principal, archive, school
+):
+    from portal.choices import AuditAction
+    from portal.models import AuditEntry
+
+    client = client_as(principal)
+    page = client.get(f"/truong/{school.code}/luu-tru/")
+    assert page.status_code == 200 and YEAR in page.content.decode()
+    response = client.get(f"/truong/{school.code}/luu-tru/{YEAR}/tai-ve/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    data = b"".join(response.streaming_content)
+    result = archive_check(io.BytesIO(data))
+    assert result.ok and result.records_checked == 3
+    entry = AuditEntry.objects.get(action=AuditAction.ARCHIVE_DOWNLOADED, school=school)
+    assert entry.actor == principal and entry.changes["records"] == 3
+    assert entry.changes["manifest_sha256"] == response["X-Manifest-SHA256"]
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert hashlib.sha256(z.read(MANIFEST)).hexdigest() == response["X-Manifest-SHA256"]
+    # The front page links the archive for its leaders.
+    assert f"/truong/{school.code}/luu-tru/" in client.get(f"/truong/{school.code}/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("persona_name", "status"),
+    [
+        ("school_admin", 200),
+        ("vice_principal", 200),
+        ("subject_teacher", 403),
+        ("homeroom_teacher", 403),
+        ("teacher_of_another_school", 404),
+        ("other_school_admin", 404),
+        ("other_division_officer", 404),
+    ],
+)
+def test_who_may_download_a_schools_archive(client_as, persona, issued_year, school, persona_name, status):
+    client = client_as(persona(persona_name))
+    assert client.get(f"/truong/{school.code}/luu-tru/").status_code == status
+    assert client.get(f"/truong/{school.code}/luu-tru/{YEAR}/tai-ve/").status_code == status
+
+
+def test_a_year_without_records_or_not_a_year_is_404(client_as, principal, issued_year, school):
+    client = client_as(principal)
+    for year in ("2024-2025", "2025-2027", "../../etc", "1"):
+        assert client.get(f"/truong/{school.code}/luu-tru/{year}/tai-ve/").status_code == 404
+
+
+# --- The Department's archive jobs ---------------------------------------------------------------
+
+
+@pytest.fixture
+def archive_dir(settings, tmp_path):
+    settings.HOCBA_ARCHIVE_DIR = str(tmp_path / "archives")
+    return tmp_path / "archives"
+
+
+def _request(client, scope, django_capture_on_commit_callbacks):
+    from registry.models import ArchiveExport
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post("/so/luu-tru/", {"school_year": YEAR, "scope": scope})
+    assert response.status_code == 302, response.status_code
+    assert len(callbacks) == 1  # the job, queued once the request commits
+    return ArchiveExport.objects.latest("pk")
+
+
+def test_the_department_asks_for_the_provinces_archive_and_downloads_it_once_written(
+    client_as, department_officer, issued_year, archive_dir, django_capture_on_commit_callbacks
+):
+    from portal.choices import AuditAction
+    from portal.models import AuditEntry
+    from registry.archive_jobs import archive_export_run
+    from registry.models import ArchiveState
+
+    client = client_as(department_officer)
+    export = _request(client, "province", django_capture_on_commit_callbacks)
+    assert export.state == ArchiveState.PENDING and export.division is None
+    assert (
+        AuditEntry.objects.filter(
+            action=AuditAction.ARCHIVE_EXPORT_REQUESTED, actor=department_officer
+        ).count()
+        == 1
+    )
+    assert client.get(f"/so/luu-tru/{export.pk}/tai-ve/").status_code == 404  # not written yet
+
+    done = archive_export_run(export_pk=export.pk)  # the Celery task's body
+    assert done.state == ArchiveState.DONE and done.records == 3
+    assert archive_export_run(export_pk=export.pk).finished_at == done.finished_at  # a duplicate: nothing
+    path = archive_dir / done.file_name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == done.sha256
+    assert not list(archive_dir.glob("*.part"))
+
+    page = client.get("/so/luu-tru/").content.decode()
+    assert done.manifest_sha256 in page and f"/so/luu-tru/{export.pk}/tai-ve/" in page
+    response = client.get(f"/so/luu-tru/{export.pk}/tai-ve/")
+    assert response.status_code == 200
+    data = b"".join(response.streaming_content)
+    assert archive_check(io.BytesIO(data), manifest_sha256=done.manifest_sha256).ok
+    assert (
+        AuditEntry.objects.filter(action=AuditAction.ARCHIVE_DOWNLOADED, actor=department_officer).count()
+        == 1
+    )
+
+
+def test_a_divisions_archive_is_for_its_officers_with_a_grant_and_the_department_only(
+    client_as,
+    persona,
+    department_officer,
+    issued_year,
+    division_a,
+    archive_dir,
+    django_capture_on_commit_callbacks,
+):
+    from registry.archive_jobs import archive_export_run
+
+    export = _request(client_as(department_officer), division_a.code, django_capture_on_commit_callbacks)
+    archive_export_run(export_pk=export.pk)
+    url = f"/so/luu-tru/{export.pk}/tai-ve/"
+    assert client_as(persona("other_division_officer")).get(url).status_code == 404  # another division
+    assert client_as(persona("teacher_of_another_school")).get(url).status_code == 404
+    assert client_as(persona("principal")).get(url).status_code == 404
+    assert client_as(persona("division_officer")).get(url).status_code == 403  # its division, no grant
+    assert client_as(persona("department_admin")).get(url).status_code == 403  # no data grant
+    assert client_as(department_officer).get(url).status_code == 200
+
+
+def test_asking_for_an_archive_out_of_scope_or_without_a_grant_is_refused_and_writes_nothing(
+    client_as, persona, issued_year, division_a, division_b, archive_dir
+):
+    from registry.models import ArchiveExport
+
+    cases = [
+        ("principal", "province", 404),
+        ("other_division_officer", division_a.code, 404),  # another division's officer
+        ("other_division_officer", "province", 404),
+        ("division_officer", division_a.code, 403),  # its own division, no data grant
+        ("department_admin", "province", 403),  # no data grant
+        ("department_officer", "no-such-division", 404),
+    ]
+    for name, scope, status in cases:
+        response = client_as(persona(name)).post("/so/luu-tru/", {"school_year": YEAR, "scope": scope})
+        assert response.status_code == status, (name, scope)
+    assert not ArchiveExport.objects.exists()
+    assert client_as(persona("principal")).get("/so/luu-tru/").status_code == 404
+    assert client_as(persona("other_division_officer")).get("/so/luu-tru/").status_code == 200
