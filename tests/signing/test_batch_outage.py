@@ -39,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 RECORDS = 40
 OUTAGE_SECONDS = 5
+CHUNK = 4  # the batch in ten chunks: stopped after two or more, it is still mid-way
 BEAT_SECONDS = 15  # the resume sweep's schedule (HOCBA_SIGNING_RESUME_SECONDS), played by the test
 
 
@@ -54,7 +55,8 @@ def test_a_remote_signing_outage_mid_batch_pauses_it_and_every_record_is_signed_
 ):
     tag = uuid.uuid4().hex[:6]
     queue = f"test-outage-{tag}"
-    signing_env = worker_signing_env(csc, settings, tmp_path, queue=queue)
+    settings.HOCBA_SIGNING_CHUNK = CHUNK  # the approval's spare covers a chunk
+    signing_env = worker_signing_env(csc, settings, tmp_path, queue=queue, HOCBA_SIGNING_CHUNK=str(CHUNK))
     worker = None
     with django_db_blocker.unblock():
         try:
