@@ -32,7 +32,6 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import IO, Any
 
 from cryptography import x509
@@ -159,8 +158,7 @@ def _unsafe_name(name: str) -> bool:
         return True
     if any(ord(c) < 32 for c in name) or re.match(r"^[A-Za-z]:", name):
         return True
-    parts = PurePosixPath(name).parts
-    return any(p in ("..", ".") for p in parts) or name.endswith("/") or "//" in name
+    return any(part in ("", ".", "..") for part in name.split("/"))  # also a folder ("a/") and "a//b"
 
 
 def _screen(zf: zipfile.ZipFile, limits: Limits) -> dict[str, zipfile.ZipInfo]:
