@@ -77,6 +77,7 @@ class AuditAction(models.TextChoices):
     YEAR_RECORD_CORRECTION_APPROVED = "year_record_correction_approved", _("Year record correction approved")
     YEAR_RECORD_REVOKED = "year_record_revoked", _("Year record revoked")
     YEAR_RECORD_SIGNED = "year_record_signed", _("Year record signed")
+    YEAR_RECORD_RENEWED = "year_record_renewed", _("Year record renewed with archive timestamps")
     CERTIFICATE_REGISTERED = "certificate_registered", _("Signing certificate registered")
     CERTIFICATE_REMOVED = "certificate_removed", _("Signing certificate removed")
     SIGNING_BATCH_STARTED = "signing_batch_started", _("Signing batch started")

@@ -53,7 +53,11 @@ from portal.selectors import verification_code_matches
 from signing.selectors import signatures_for
 from transcripts.document import MAX_DOCUMENT_BYTES, DocumentError, year_record_parse
 from transcripts.models import YearRecord
-from transcripts.records.services import year_record_document
+from transcripts.records.services import (
+    content_bytes_of,
+    year_record_archived_document,
+    year_record_document,
+)
 
 from .selectors import issued_record_for, newest_later_version
 
@@ -199,6 +203,23 @@ def issued_xml(entry: IssuedRecord) -> bytes | None:
     return xml
 
 
+def archived_xml(entry: IssuedRecord, issued: bytes) -> bytes:
+    """What the signatures of an issued version are judged on: its latest renewal (archive
+    timestamps added, transcripts.YearRecordRenewal), which carries the issued content byte for byte
+    (the database checks it on insert, and so does this), else the issued document itself."""
+    with entry.school:
+        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).only("xml").first()
+        archived = year_record_archived_document(row) if row is not None else issued
+    if archived != issued and content_bytes_of(archived) != content_bytes_of(issued):
+        log.error(
+            "Issued record %s v%s: a renewal does not carry the issued content",
+            entry.record_id,
+            entry.version,
+        )
+        return issued
+    return archived
+
+
 def _found(method: str, entry: IssuedRecord) -> Verification:
     xml = issued_xml(entry)
     if xml is None:
@@ -225,7 +246,7 @@ def _found(method: str, entry: IssuedRecord) -> Verification:
         entry=entry,
         document=document,
         newer=newer,
-        signatures=signatures_for(xml),
+        signatures=signatures_for(archived_xml(entry, xml)),
     )
 
 

@@ -21,6 +21,7 @@ whole element), so every signature still verifies (signing.profile).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -231,6 +232,26 @@ def archive_timestamp_input(signature: etree._Element, *, before: etree._Element
         if ds_object.find(f"{{{XADES}}}QualifyingProperties") is None:
             parts.append(_exc_c14n(ds_object))
     return b"".join(parts)
+
+
+def proof_until(root: etree._Element) -> dt.datetime | None:
+    """Until when the newest timestamp of every signature can be relied on by itself: the earliest
+    end of validity of the certificates its token carries (the TSA's and its CA's), over the
+    signatures. None when a signature has no timestamp (baseline B: nothing to renew)."""
+    from .timestamps import token_read
+
+    until = None
+    for signature in existing_signatures(root):
+        tokens = [*timestamp_tokens(signature), *timestamp_tokens(signature, "ArchiveTimeStamp")]
+        if not tokens:
+            return None
+        info = token_read(tokens[-1])
+        if info.tsa_cert is None:
+            return None
+        ends = [c.not_valid_after_utc for c in info.certificates] or [info.tsa_cert.not_valid_after_utc]
+        end = min(ends)
+        until = end if until is None else min(until, end)
+    return until
 
 
 def add_archive_timestamps(root: etree._Element, *, timestamper, data: ValidationData) -> int:

@@ -186,3 +186,4 @@ class AssessmentChange(models.Model):
 from .models_book import *  # noqa: E402, F403 -- earlier records attached from other schools
 from .models_pdf import *  # noqa: E402, F403 -- the year records' rendered PDFs
 from .models_records import *  # noqa: E402, F403 -- the year records' models, kept in their own module
+from .models_renewals import *  # noqa: E402, F403 -- issued records renewed by archive timestamps

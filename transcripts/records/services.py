@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,7 +28,14 @@ from schools.models import SchoolClass, SchoolYear
 from transcripts import hooks
 from transcripts.choices import SignatureStep, signature_position
 from transcripts.document import DocumentError, Supersedes, year_record_id, year_record_parse, year_record_xml
-from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordSignature, YearRecordStatus
+from transcripts.models import (
+    StudentYear,
+    YearRecord,
+    YearRecordEvent,
+    YearRecordRenewal,
+    YearRecordSignature,
+    YearRecordStatus,
+)
 from transcripts.permissions import (
     HOMEROOM,
     SYSTEM,
@@ -816,3 +824,59 @@ def year_records_sign(
         return outcome
     outcome.signed.update((record.pk, record) for record, _xml in signed)
     return outcome
+
+
+# --- Renewals (XAdES-LTA): the issued document with archive timestamps -------------------------
+
+
+def content_bytes_of(xml: bytes) -> bytes:
+    """The bytes of the <thongtinhocba> element as they appear in the document."""
+    start = xml.index(b"<thongtinhocba")
+    return xml[start : xml.index(b"</thongtinhocba>", start) + len(b"</thongtinhocba>")]
+
+
+def year_record_archived_document(record: YearRecord) -> bytes:
+    """The record's document as it verifies in the long run: its latest renewal (archive
+    timestamps added), else the issued document (year_record_document)."""
+    latest = YearRecordRenewal.objects.filter(record=record).order_by("-sequence").only("renewed_xml").first()
+    return bytes(latest.renewed_xml) if latest is not None else year_record_document(record)
+
+
+@transaction.atomic
+def year_record_renew(
+    *, school: School, record: YearRecord, renew, actor: User | None = None
+) -> YearRecordRenewal:
+    """Store a renewal of an issued record: `renew(document) -> (document, proof until)` adds the
+    archive timestamps (signing.longterm) to its latest document, with the record's row locked, so two
+    runs renew it once each in turn, never from the same copy. The renewal row and the audit row
+    commit together; the database refuses a renewal of a record that is not issued, one that
+    changes the content, and any change to a stored renewal (migration 0014)."""
+    record = _lock(record)
+    if not record.signatures.filter(position=3).exists():
+        raise ValidationError(_("Only an issued record can be renewed."))
+    current = year_record_archived_document(record)
+    renewed, proof_until = renew(current)
+    if content_bytes_of(renewed) != content_bytes_of(current):
+        raise ValidationError(_("A renewal must not change the record's content."))
+    sequence = (YearRecordRenewal.objects.filter(record=record).aggregate(n=Max("sequence"))["n"] or 0) + 1
+    row = YearRecordRenewal.objects.create(
+        record=record,
+        sequence=sequence,
+        renewed_xml=renewed,
+        sha256=hashlib.sha256(renewed).hexdigest(),
+        proof_until=proof_until,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.YEAR_RECORD_RENEWED,
+        obj=record,
+        summary=_("Year record %(record)s v%(version)d renewed with archive timestamps (renewal %(n)d)")
+        % {"record": record.record_id, "version": record.version, "n": sequence},
+        changes={
+            "sequence": sequence,
+            "sha256": row.sha256,
+            "proof_until": proof_until.isoformat() if proof_until else None,
+        },
+        school=school,
+    )
+    return row
