@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import subprocess
 import urllib.request
 
 import pytest
@@ -25,11 +26,19 @@ from signing.longterm import (
     embedded_values,
     timestamp_tokens,
 )
-from signing.profile import HOMEROOM_TEACHER, PRINCIPAL, ROLES, SEAL, existing_signatures, sign_year_record
+from signing.profile import (
+    HOMEROOM_TEACHER,
+    PRINCIPAL,
+    ROLES,
+    SEAL,
+    existing_signatures,
+    sign_year_record,
+    timestamp_input,
+)
 from signing.timestamps import Timestamper, token_read
 from signing.verify import all_valid, verify_year_record
 from tests.reference.tsa import TsaService
-from tests.signing.xmlsec import write_pems, xmlsec1_results
+from tests.signing.xmlsec import tool, write_pems, xmlsec1_results
 from tests.transcripts.test_document import secondary_record
 from transcripts.document import year_record_xml
 
@@ -110,9 +119,53 @@ def test_each_signature_carries_a_timestamp_over_its_signature_value_and_lt_data
     assert all_valid(reports), [r.problems for r in reports]
     assert [r.level for r in reports] == ["LT", "LT", "LT"]
     assert all(r.timestamp is not None and "TSA" in r.timestamp_authority for r in reports)
-    # The independent verifier: every ds:Signature node, with the dev CA pinned.
+    # The independent verifiers: xmlsec1 on every ds:Signature node, with the dev CA pinned; and
+    # OpenSSL's RFC 3161 check of every token over the exclusive C14N of its SignatureValue.
     pems = write_pems(world.dev, tmp_path / "pems")
     assert xmlsec1_results(xml, pems, tmp_path) == [True, True, True]
+    openssl = tool("openssl", "openssl")
+    for n, signature in enumerate(signatures):
+        (tmp_path / f"value-{n}").write_bytes(timestamp_input(signature))
+        (tmp_path / f"token-{n}.der").write_bytes(timestamp_tokens(signature)[0])
+        check = subprocess.run(
+            [
+                openssl,
+                "ts",
+                "-verify",
+                "-token_in",
+                "-in",
+                str(tmp_path / f"token-{n}.der"),
+                "-data",
+                str(tmp_path / f"value-{n}"),
+                "-CAfile",
+                str(world.tsa.roots_file),
+                "-untrusted",
+                str(world.tsa.data_dir / "ca" / "issuing.pem"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert "Verification: OK" in check.stdout, check.stdout + check.stderr
+    # ...and it refuses a token checked against another signature's value.
+    check = subprocess.run(
+        [
+            openssl,
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            str(tmp_path / "token-0.der"),
+            "-data",
+            str(tmp_path / "value-1"),
+            "-CAfile",
+            str(world.tsa.roots_file),
+            "-untrusted",
+            str(world.tsa.data_dir / "ca" / "issuing.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "Verification: OK" not in check.stdout
 
 
 def test_expired_then_revoked_after_the_timestamp_still_valid_offline_with_the_reasons(world):
