@@ -79,7 +79,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 def school_year_valid(value: str) -> bool:
     """ "2025-2026": four digits, a dash, the next year."""
     match = SCHOOL_YEAR.match(value or "")
-    return bool(match) and int(match.group(2)) == int(match.group(1)) + 1
+    return match is not None and int(match.group(2)) == int(match.group(1)) + 1
 
 
 def safe_name(value: str) -> str:

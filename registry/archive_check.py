@@ -122,6 +122,7 @@ class ArchiveCheck:
     records_checked: int = 0
     signatures_checked: int = 0
     pdfs_checked: int = 0
+    pdf_signatures_checked: int = 0  # PAdES seals on the PDFs (older PDFs have none)
 
     @property
     def ok(self) -> bool:
@@ -142,6 +143,7 @@ class ArchiveCheck:
             "records_checked": self.records_checked,
             "signatures_checked": self.signatures_checked,
             "pdfs_checked": self.pdfs_checked,
+            "pdf_signatures_checked": self.pdf_signatures_checked,
             "findings": [f.as_dict() for f in self.findings],
             "notes": self.notes,
         }
@@ -598,13 +600,14 @@ def _check_pdf(
             _("This PDF embeds other files besides its year record."),
             f"{len(attachments)} attachments",
         )
-    problems = archive_pdf_problems(pdf, trust_roots=roots, crls=crls, tsa_roots=tsa_roots)
-    for problem in problems or ():
+    sealed, problems = archive_pdf_problems(pdf, trust_roots=roots, crls=crls, tsa_roots=tsa_roots)
+    result.pdf_signatures_checked += sealed
+    for problem in problems:
         result.add(
             path,
-            f"pdf_signature:{problem.code}",
-            _("The PDF's own signature does not verify: %(reason)s") % {"reason": problem.code.label},
-            problem.detail,
+            "pdf_signature",
+            _("The PDF's own signature (its seal) does not verify."),
+            problem,
         )
 
 

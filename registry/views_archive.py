@@ -67,7 +67,7 @@ def school_archive(request: SchoolRequest) -> HttpResponse:
 
 
 @require_GET
-def school_archive_download(request: SchoolRequest, school_year: str) -> HttpResponse:
+def school_archive_download(request: SchoolRequest, school_year: str) -> FileResponse:
     """One school year's archive of this school, as a ZIP download (audited)."""
     school = request.school
     if not can_download_school_archive(request.user, school):
@@ -147,7 +147,7 @@ def archives(request: AuthenticatedRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def archive_download(request: AuthenticatedRequest, export_pk: int) -> HttpResponse:
+def archive_download(request: AuthenticatedRequest, export_pk: int) -> FileResponse:
     """A finished archive's file (audited)."""
     export = archive_exports_for(request.user).filter(pk=export_pk).first()
     if export is None:

@@ -55,12 +55,12 @@ class Command(BaseCommand):
                 elif result.ok:
                     summary = _(
                         "Archive intact: %(files)d files, %(records)d year records, "
-                        "%(signatures)d signatures, %(pdfs)d PDFs checked; no problem."
+                        "%(signatures)d signatures, %(pdfs)d PDFs (%(seals)d sealed) checked; no problem."
                     )
                 else:
                     summary = _(
                         "%(problems)d problems in %(bad)d files (%(files)d files, %(records)d year records, "
-                        "%(signatures)d signatures, %(pdfs)d PDFs checked)."
+                        "%(signatures)d signatures, %(pdfs)d PDFs (%(seals)d sealed) checked)."
                     )
                 self.stdout.write(
                     summary
@@ -69,6 +69,7 @@ class Command(BaseCommand):
                         "records": result.records_checked,
                         "signatures": result.signatures_checked,
                         "pdfs": result.pdfs_checked,
+                        "seals": result.pdf_signatures_checked,
                         "problems": len(result.findings),
                         "bad": len(result.paths()),
                     }
