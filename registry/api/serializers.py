@@ -98,6 +98,17 @@ class SignatureOutput(serializers.Serializer):
     signed_at = serializers.DateTimeField(allow_null=True)
     ok = serializers.BooleanField()
     problems = serializers.ListField(child=serializers.CharField())
+    timestamp = serializers.DateTimeField(
+        allow_null=True, help_text="The time the signature's RFC 3161 timestamp proves (null: none that holds)"
+    )
+    level = serializers.ChoiceField(
+        choices=["B", "T", "LT", "LTA"],
+        help_text="B basic, T timestamped, LT with validation data (verifiable offline), LTA archived",
+    )
+    notes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Facts that leave the signature valid: expired_since, revoked_since",
+    )
 
 
 class VerifiedRecordOutput(serializers.Serializer):

@@ -357,6 +357,9 @@ class VerificationView(PartnerView):
                 "signed_at": s.signed_at,
                 "ok": s.ok,
                 "problems": [str(p.code) for p in s.problems],
+                "timestamp": s.timestamp,
+                "level": s.level,
+                "notes": [str(n.code) for n in s.notes],
             }
             for s in result.signatures
         ]
