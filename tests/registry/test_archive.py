@@ -1,3 +1,4 @@
+# ruff: noqa: F811 -- pytest fixtures imported from other test modules are parameters here
 """The archive a department can keep (registry.archive, registry.archive_check): real issued records
 (signed and sealed with the session's CA, PDFs rendered by WeasyPrint) exported to a ZIP and checked
 offline; an edited, removed or added file is named by the check."""
@@ -15,6 +16,7 @@ from django.db import connection
 
 from registry.archive import MANIFEST, MANIFEST_DIGEST, archive_write, scope_school
 from registry.archive_check import archive_check
+from tests.signing.test_batches import confirmed, two_factor  # noqa: F401 -- fixtures
 from tests.signing_kit import issue
 from transcripts.models import YearRecord
 from transcripts.records.pdf import year_record_pdf_render
@@ -416,3 +418,93 @@ def test_asking_for_an_archive_out_of_scope_or_without_a_grant_is_refused_and_wr
     assert not ArchiveExport.objects.exists()
     assert client_as(persona("principal")).get("/so/luu-tru/").status_code == 404
     assert client_as(persona("other_division_officer")).get("/so/luu-tru/").status_code == 200
+
+
+# --- Timestamped (XAdES-T/LT) records and sealed (PAdES) PDFs, through the real batches ----------
+
+
+@pytest.fixture
+def sealed_year(
+    timestamping,
+    homeroom_teacher,
+    principal,
+    school_admin,
+    school,
+    confirmed,
+    certificates,
+    two_factor,
+    approved_class,
+):
+    """8A's two records issued through the three real batches with the reference TSA: every
+    signature timestamped, the chains and CRLs embedded at the seal, the PDFs sealed as PDFs."""
+    from tests.signing.test_batches import start_and_run, teacher_signs, totp_code
+
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    start_and_run(
+        actor=principal,
+        school=school,
+        step="principal",
+        certificate=certificates["principal"],
+        totp=totp_code(principal),
+    )
+    start_and_run(actor=school_admin, school=school, step="seal", certificate=certificates["seal"])
+    connection.set_schema_to_public()
+    return timestamping
+
+
+def _fix_manifest(path, out, changes: dict[str, bytes]):
+    """Replace members and rewrite the manifest's hashes and sizes to match (a careful forger)."""
+    manifest = manifest_of(path)
+    for entry in manifest["files"]:
+        if entry["path"] in changes:
+            entry["sha256"] = hashlib.sha256(changes[entry["path"]]).hexdigest()
+            entry["size"] = len(changes[entry["path"]])
+    data = json.dumps(manifest).encode()
+    replace = {name: (lambda _d, new=new: new) for name, new in changes.items()}
+    replace[MANIFEST] = lambda _d: data
+    replace[MANIFEST_DIGEST] = lambda _d: f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n".encode()
+    return rewrite(path, out, replace=replace)
+
+
+def test_timestamps_tsa_roots_and_sealed_pdfs_are_archived_and_verify_offline(
+    sealed_year, school, tmp_path, settings
+):
+    path = tmp_path / "sealed.zip"
+    call_command(
+        "export_archive", "--year", YEAR, "--school", school.code, "--out", str(path), stdout=io.StringIO()
+    )
+    manifest = manifest_of(path)
+    kinds = [e["kind"] for e in manifest["files"]]
+    assert kinds.count("xml") == 2 and kinds.count("pdf") == 2
+    assert kinds.count("tsa_root") >= 1
+    assert kinds.count("timestamp") >= 6  # each of the three signatures of each record
+    # Checked with nothing of the portal's trust: no roots, no CRL sources, no TSA configured.
+    settings.HOCBA_TRUST_ROOTS = settings.HOCBA_TRUST_CRLS = settings.HOCBA_TSA_TRUST_ROOTS = []
+    settings.HOCBA_TSA_URL = ""
+    result = archive_check(str(path))
+    assert result.ok, [f.line() for f in result.findings]
+    assert result.signatures_checked == 6 and result.pdf_signatures_checked == 2
+
+    # A sealed PDF changed after sealing (the forger fixing the manifest too): named for its seal.
+    pdf_path = first(path, "pdf")
+    with zipfile.ZipFile(path) as z:
+        pdf = z.read(pdf_path)
+    at = pdf.index(b"/MediaBox")
+    digit = next(i for i in range(at, at + 40) if pdf[i : i + 1].isdigit() and pdf[i : i + 1] != b"0")
+    altered = pdf[:digit] + b"0" + pdf[digit + 1 :]
+    result = archive_check(str(_fix_manifest(path, tmp_path / "altered.zip", {pdf_path: altered})))
+    assert {(f.path, f.code) for f in result.findings} == {(pdf_path, "pdf_signature")}
+
+    # A timestamp file swapped for another signature's token: not the one its signature carries.
+    tokens = [e["path"] for e in manifest["files"] if e["kind"] == "timestamp"]
+    with zipfile.ZipFile(path) as z:
+        other = z.read(tokens[1])
+    result = archive_check(str(_fix_manifest(path, tmp_path / "token.zip", {tokens[0]: other})))
+    assert {(f.path, f.code) for f in result.findings} == {(tokens[0], "timestamp_not_in_record")}
+
+    # Without the TSA's root, the timestamps cannot be trusted: every record is named.
+    tsa = [e["path"] for e in manifest["files"] if e["kind"] == "tsa_root"]
+    result = archive_check(str(rewrite(path, tmp_path / "no-tsa.zip", drop=tsa)))
+    xml_paths = {e["path"] for e in manifest["files"] if e["kind"] == "xml"}
+    assert xml_paths <= result.paths()
