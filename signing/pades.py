@@ -211,10 +211,12 @@ def pdf_seal(
     signer_name: str,
     signer_title: str,
     field_box: FieldBox,
+    at: dt.datetime | None = None,
 ) -> bytes:
     """`pdf` signed by the seal (PAdES B-LT: timestamped, validation data in the DSS; B-B plus the
     DSS when no TSA is configured), its stamp drawn in `field_box`. A BackendError when the key's
-    service or the TSA fails (retryable when worth retrying)."""
+    service or the TSA fails (retryable when worth retrying). `at`: the time the stamp prints
+    (now by default; the signature timestamp's time is the TSA's, within a second of it)."""
     timestamper = _timestamper()
     tsa_certs: list[x509.Certificate] = []
     if timestamper is not None:
@@ -250,7 +252,7 @@ def pdf_seal(
         stamp_style=style,
         new_field_spec=fields.SigFieldSpec(sig_field_name=FIELD_NAME, on_page=page, box=(x1, y1, x2, y2)),
     )
-    text = {"name": signer_name, "title": signer_title, "time": local_time_text(trust.now())}
+    text = {"name": signer_name, "title": signer_title, "time": local_time_text(at or trust.now())}
     try:
         out = pdf_signer.sign_pdf(writer, bytes_reserved=RESERVED_BYTES, appearance_text_params=text)
     except TimestampRequestError as error:

@@ -115,6 +115,7 @@ def _record_pdf_seal(batch: SigningBatch, record_pk: int, key: LoadedKey, name: 
             signer_name=name,
             signer_title=title,
             field_box=rendered.seal_box,
+            at=at,
         )
         made.append(SealedPdf(pdf=pdf, signer=name, at=at))
         return made[-1]

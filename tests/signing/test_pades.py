@@ -1,0 +1,223 @@
+# ruff: noqa: F811 -- pytest fixtures imported from other test modules are parameters here
+"""The year record PDF sealed as a PDF (issue 13): a seal batch signs each issued record's PDF.
+
+A class is signed through the real batch path (teacher, principal, seal: signing_batch_run in the
+test's process, as tests/signing/test_batches.py does) with the reference TSA (a real process,
+fixture `timestamping`). The stored PDF is then read by two independent readers:
+
+- poppler's `pdfsig`, with an NSS database in which only the test CA's root is trusted
+  (certutil, Debian's libnss3-tools);
+- pyHanko's validator (validate_pdf_signature), offline, on the test roots and CRLs;
+
+and by our own report (signing.pades.pdf_signature_report), which both callers of the archive and
+the verification page use. One byte changed after signing is reported by all three.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+from portal.models import AuditEntry
+from signing import trust
+from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report, tsa_roots
+from signing.services import signing_batch_run
+from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
+from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
+from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
+from transcripts.models import YearRecord, YearRecordPdf
+from transcripts.pdf.marks import LOCAL_TIME
+
+TIME = re.compile(r"Thời gian ký: (\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2})")
+
+
+def tool(name: str, *args: str | Path, ok: bool = True) -> str:
+    """Run a command-line tool (poppler-utils, libnss3-tools) and return its output."""
+    if shutil.which(name) is None:  # fail, never skip: a quiet skip let a green run check nothing
+        pytest.fail(f"{name} is missing: apt-get install poppler-utils libnss3-tools")
+    result = subprocess.run([name, *map(str, args)], capture_output=True, text=True, timeout=60, check=False)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return unicodedata.normalize("NFC", result.stdout + result.stderr)
+
+
+@pytest.fixture
+def nss_db(tmp_path, signing_trust) -> str:
+    """An NSS database trusting the test CA's root only (what pdfsig validates the chain against)."""
+    folder = tmp_path / "nss"
+    folder.mkdir()
+    tool("certutil", "-N", "-d", f"sql:{folder}", "--empty-password")
+    tool(
+        "certutil",
+        "-A",
+        "-d",
+        f"sql:{folder}",
+        "-n",
+        "hocba-test-root",
+        "-t",
+        "CT,C,C",
+        "-i",
+        signing_trust.roots_file,
+    )
+    return f"sql:{folder}"
+
+
+@pytest.fixture
+def sealed(
+    timestamping,
+    homeroom_teacher,
+    principal,
+    school_admin,
+    school,
+    confirmed,
+    certificates,
+    two_factor,
+    approved_class,
+):
+    """8A's records issued through three real batches; the seal batch sealed their PDFs."""
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    start_and_run(
+        actor=principal,
+        school=school,
+        step="principal",
+        certificate=certificates["principal"],
+        totp=totp_code(principal),
+    )
+    batch = start_and_run(actor=school_admin, school=school, step="seal", certificate=certificates["seal"])
+    connection.set_tenant(school)
+    pdfs = list(
+        YearRecordPdf.objects.filter(record__in=confirmed).select_related("record").order_by("record_id")
+    )
+    assert len(pdfs) == len(confirmed)
+    return batch, pdfs
+
+
+def _report(pdf: bytes):
+    return pdf_signature_report(
+        pdf, trust_roots=trust.trust_roots(), tsa_roots=tsa_roots(), crls=trust.crls()
+    )
+
+
+def _altered(pdf: bytes) -> bytes:
+    """One byte of the signed part changed: a digit of the first page's MediaBox."""
+    at = pdf.index(b"/MediaBox")
+    digit = next(i for i in range(at, at + 40) if pdf[i : i + 1].isdigit() and pdf[i : i + 1] != b"0")
+    changed = bytearray(pdf)
+    changed[digit] = ord("0")
+    return bytes(changed)
+
+
+def test_pdfsig_reads_the_seal_valid_over_the_whole_document_and_a_changed_byte_breaks_it(
+    sealed, school, nss_db, tmp_path
+):
+    _batch, pdfs = sealed
+    row = pdfs[0]
+    assert row.sealed and row.sealed_by == school.name and row.sealed_at is not None
+    path = tmp_path / "sealed.pdf"
+    path.write_bytes(bytes(row.pdf))
+
+    out = tool("pdfsig", "-nssdir", nss_db, path)
+
+    assert out.count("Signature #") == 1, out
+    assert f"Signature Field Name: {FIELD_NAME}" in out
+    assert f"Signer Certificate Common Name: {school.name}" in out
+    assert "Signature Type: ETSI.CAdES.detached" in out
+    assert "Signing Hash Algorithm: SHA-256" in out
+    assert "Total document signed" in out
+    assert "Signature Validation: Signature is Valid." in out
+    assert "Certificate Validation: Certificate is Trusted." in out
+
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(_altered(bytes(row.pdf)))
+    out = tool("pdfsig", "-nssdir", nss_db, altered, ok=False)
+    assert "Signature is Valid" not in out and "Digest Mismatch" in out, out
+
+
+def test_pyhanko_validates_the_seal_offline_with_its_timestamp_and_embedded_validation_data(sealed, school):
+    _batch, pdfs = sealed
+    pdf = bytes(pdfs[0].pdf)
+    reader = PdfFileReader(io.BytesIO(pdf))
+    (signature,) = reader.embedded_signatures
+    dss = DocumentSecurityStore.read_dss(reader)
+    context = _validation_context(trust.trust_roots(), trust.crls(), None)  # no DSS help: the roots
+    ts_context = _validation_context([*trust.trust_roots(), *tsa_roots()], trust.crls(), None)
+
+    status = validate_pdf_signature(
+        signature, signer_validation_context=context, ts_validation_context=ts_context
+    )
+
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    assert status.coverage.name == "ENTIRE_FILE"
+    assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    stamp = status.timestamp_validity
+    assert stamp is not None and stamp.intact and stamp.valid and stamp.trusted
+    # The validation data (LTV): the signer's and the TSA's certificates and their CRLs, in the DSS.
+    names = {c.subject.native.get("common_name", "") for c in dss.load_certs()}
+    assert school.name in names  # the seal's certificate
+    assert any(name.endswith(" TSA") for name in names), names  # the TSA's (reference/tsa)
+    assert len(dss.crls) == 2  # the test CA's issuing CA and the TSA's CA
+    # Our report says the same, and that the time is the timestamp's.
+    (report,) = _report(pdf)
+    assert report.valid and report.intact and report.trusted and report.unchanged, report.problems
+    assert report.signer == school.name and report.timestamped and report.validation_data
+    assert report.time == stamp.timestamp and report.coverage == "entire_file"
+
+    (broken,) = _report(_altered(pdf))
+    assert not broken.valid and not broken.intact
+    assert any("altered" in p for p in broken.problems), broken.problems
+    status = validate_pdf_signature(
+        PdfFileReader(io.BytesIO(_altered(pdf))).embedded_signatures[0],
+        signer_validation_context=context,
+        ts_validation_context=ts_context,
+    )
+    assert not status.intact and not status.bottom_line
+
+
+def test_the_marks_of_the_three_signers_are_on_the_page_of_their_blocks(
+    sealed, school, homeroom_teacher, principal, tmp_path
+):
+    _batch, pdfs = sealed
+    row = pdfs[0]
+    path = tmp_path / "sealed.pdf"
+    path.write_bytes(bytes(row.pdf))
+    pages = int(re.search(r"Pages:\s+(\d+)", tool("pdfinfo", path)).group(1))
+    text = {n: tool("pdftotext", "-f", n, "-l", n, "-enc", "UTF-8", path, "-") for n in range(1, pages + 1)}
+
+    # Page 1: the seal's stamp (its PAdES signature's appearance) beside the principal's mark.
+    assert f"Ký bởi: {school.name}" in text[1]
+    assert f"Chức vụ/Đơn vị: {school.name}" in text[1]
+    assert f"Ký bởi: {principal.full_name}" in text[1]
+    assert "Chức vụ: Hiệu trưởng" in text[1]
+    # The homeroom teacher's block (the secondary form: pages 2 and 3), with the principal's again.
+    assert f"Ký bởi: {homeroom_teacher.full_name}" in text[pages]
+    assert f"Ký bởi: {principal.full_name}" in text[pages]
+    assert "Chức vụ: Giáo viên chủ nhiệm" in text[pages]
+    times = TIME.findall(text[1]) + TIME.findall(text[pages])
+    assert len(times) >= 4
+    # The stamp's time is the seal's, Vietnam time, within the minute the PDF was sealed.
+    sealed_at = row.sealed_at.astimezone(LOCAL_TIME).strftime("%d/%m/%Y %H:%M:%S")
+    assert sealed_at in times
+
+
+def test_a_second_run_seals_nothing_twice_and_the_pdfs_are_audited(sealed, school):
+    batch, pdfs = sealed
+    before = {p.record_id: p.sha256 for p in pdfs}
+    connection.set_schema_to_public()
+    assert signing_batch_run(batch_pk=batch.pk, worker="another") == "not claimed"  # done
+    connection.set_tenant(school)
+    assert {p.record_id: p.sha256 for p in YearRecordPdf.objects.filter(record_id__in=before)} == before
+    entries = AuditEntry.objects.filter(action="year_record_signed", school=school, changes__pdf_sealed=True)
+    assert sorted(int(e.object_id) for e in entries) == sorted(before)
+    assert all(e.changes["batch"] == batch.pk for e in entries)
+    assert not YearRecord.objects.filter(pk__in=before, pdf__sealed=False).exists()
