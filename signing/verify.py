@@ -102,6 +102,12 @@ SIGNATURE_METHODS = {
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 NS = {"ds": DS, "xades": XADES}
 MAX_CHAIN = 5
+# What one signature's unsigned properties may carry before it is refused unread: a record has a
+# dozen certificates and CRLs and an archive timestamp every few years; the archive timestamps'
+# inputs grow with every one before them (quadratic), so their number is bounded.
+MAX_EMBEDDED_CERTIFICATES = 40
+MAX_EMBEDDED_CRLS = 40
+MAX_ARCHIVE_TIMESTAMPS = 40
 
 
 @dataclass(frozen=True)
@@ -590,7 +596,16 @@ def _timestamp_proof(
     proof = _Proof(time=info.time, authority=info.tsa_name)
     deadline = _deadline(info.tsa_cert, chain, crls)
     properties = unsigned_signature_properties(signature)
-    for element in properties.findall(f"{{{XADES141}}}ArchiveTimeStamp"):
+    archives = properties.findall(f"{{{XADES141}}}ArchiveTimeStamp")
+    if len(archives) > MAX_ARCHIVE_TIMESTAMPS:
+        proof.problems.append(
+            Problem(
+                ProblemCode.ARCHIVE_TIMESTAMP_INVALID,
+                f"Signature {k}: {len(archives)} archive timestamps, more than {MAX_ARCHIVE_TIMESTAMPS}",
+            )
+        )
+        return proof
+    for element in archives:
         encapsulated = element.findtext(f"{{{XADES}}}EncapsulatedTimeStamp") or ""
         try:
             token = base64.b64decode("".join(encapsulated.split()), validate=True)
@@ -599,9 +614,8 @@ def _timestamp_proof(
         archive = token_read(token, archive_timestamp_input(signature, before=element), extra_certs=extra)
         why, archive_chain = _token_problems(archive, tsa_roots, extra, crls)
         if not why and archive.time >= deadline:
-            why = [
-                f"made on {archive.time.isoformat()}, after the earlier proof lapsed on {deadline.isoformat()}"
-            ]
+            lapsed = deadline.isoformat()
+            why = [f"made on {archive.time.isoformat()}, after the earlier proof lapsed on {lapsed}"]
         if why:
             proof.problems.append(
                 Problem(
@@ -830,6 +844,9 @@ def _verify_signature(
 
     try:
         embedded_certs, embedded_crls = embedded_values(signature)
+        if len(embedded_certs) > MAX_EMBEDDED_CERTIFICATES or len(embedded_crls) > MAX_EMBEDDED_CRLS:
+            counts = f"{len(embedded_certs)} certificates and {len(embedded_crls)} CRLs"
+            raise ValueError(f"{counts}, more than a record carries")
     except ValueError as error:
         embedded_certs, embedded_crls = [], []
         problems.append(
