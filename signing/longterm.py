@@ -102,7 +102,8 @@ def embedded_values(
     signature: etree._Element,
 ) -> tuple[list[x509.Certificate], list[x509.CertificateRevocationList]]:
     """Every certificate and CRL the signature's unsigned properties carry (LT and LTA data)."""
-    certs, crls = [], []
+    certs: list[x509.Certificate] = []
+    crls: list[x509.CertificateRevocationList] = []
     properties = signature.find(
         f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}UnsignedProperties/"
         f"{{{XADES}}}UnsignedSignatureProperties"

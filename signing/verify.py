@@ -593,6 +593,7 @@ def _timestamp_proof(
     if why:
         code = ProblemCode.TIMESTAMP_INVALID if info.problems else ProblemCode.TIMESTAMP_UNTRUSTED
         return _Proof(problems=[Problem(code, f"Signature {k}: timestamp: {'; '.join(why)}")])
+    assert info.tsa_cert is not None and info.time is not None  # a token without problems has both
     proof = _Proof(time=info.time, authority=info.tsa_name)
     deadline = _deadline(info.tsa_cert, chain, crls)
     properties = unsigned_signature_properties(signature)
@@ -613,9 +614,9 @@ def _timestamp_proof(
             token = b""
         archive = token_read(token, archive_timestamp_input(signature, before=element), extra_certs=extra)
         why, archive_chain = _token_problems(archive, tsa_roots, extra, crls)
-        if not why and archive.time >= deadline:
-            lapsed = deadline.isoformat()
-            why = [f"made on {archive.time.isoformat()}, after the earlier proof lapsed on {lapsed}"]
+        made = archive.time
+        if not why and made is not None and made >= deadline:
+            why = [f"made on {made.isoformat()}, after the earlier proof lapsed on {deadline.isoformat()}"]
         if why:
             proof.problems.append(
                 Problem(
@@ -625,6 +626,7 @@ def _timestamp_proof(
             )
             return proof
         proof.archived += 1
+        assert archive.tsa_cert is not None
         deadline = _deadline(archive.tsa_cert, archive_chain, crls)
     if now >= deadline:
         proof.problems.append(

@@ -36,6 +36,7 @@ class TsaHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET socket's name (typeshed allows bytes for others)
         return f"http://{host}:{port}"
 
 
