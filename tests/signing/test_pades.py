@@ -15,6 +15,7 @@ the verification page use. One byte changed after signing is reported by all thr
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import shutil
@@ -24,15 +25,18 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from portal.models import AuditEntry
 from signing import trust
+from signing.models import BatchState, ItemState, SigningBatch
 from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report, tsa_roots
 from signing.services import signing_batch_run
 from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
+from tests.signing_kit import PIN
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecord, YearRecordPdf
@@ -221,3 +225,44 @@ def test_a_second_run_seals_nothing_twice_and_the_pdfs_are_audited(sealed, schoo
     assert sorted(int(e.object_id) for e in entries) == sorted(before)
     assert all(e.changes["batch"] == batch.pk for e in entries)
     assert not YearRecord.objects.filter(pk__in=before, pdf__sealed=False).exists()
+
+
+def test_a_tsa_down_at_the_pdfs_pauses_the_batch_and_its_next_run_seals_them(
+    sealed, school, settings, timestamping
+):
+    batch, pdfs = sealed
+    records = [p.record_id for p in pdfs]
+    # What a worker that died after the items, before the PDFs, leaves: the batch running with its
+    # lease run out and its confirmation kept, the records issued, their PDFs not made.
+    YearRecordPdf.objects.filter(record_id__in=records).delete()
+    SigningBatch.objects.filter(pk=batch.pk).update(
+        state=BatchState.RUNNING,
+        lease_owner="a-dead-worker",
+        lease_until=timezone.now() - dt.timedelta(seconds=1),
+        secret=trust.seal_secret(PIN),
+        finished_at=None,
+    )
+    settings.HOCBA_TSA_URL = "http://127.0.0.1:9/"  # nothing listens there: connection refused
+    connection.set_schema_to_public()
+
+    assert signing_batch_run(batch_pk=batch.pk, worker="second") == "paused"
+
+    paused = SigningBatch.objects.get(pk=batch.pk)
+    assert paused.state == BatchState.QUEUED and paused.next_attempt_at is not None and paused.retry_reason
+    assert paused.secret is not None  # kept for the next run
+    connection.set_tenant(school)
+    assert not YearRecordPdf.objects.filter(record_id__in=records).exists()  # nothing half-made
+
+    settings.HOCBA_TSA_URL = timestamping.url  # the TSA answers again; the pause is over
+    SigningBatch.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    connection.set_schema_to_public()
+    assert signing_batch_run(batch_pk=batch.pk, worker="third") == "done"
+
+    connection.set_tenant(school)
+    done = SigningBatch.objects.get(pk=batch.pk)
+    assert done.state == BatchState.DONE and done.secret is None
+    assert list(done.items.values_list("state", flat=True)) == [ItemState.DONE] * len(records)
+    for row in YearRecordPdf.objects.filter(record_id__in=records):
+        assert row.sealed
+        (report,) = _report(bytes(row.pdf))
+        assert report.valid and report.timestamped, report.problems
