@@ -317,34 +317,6 @@ def timestamping(tsa_service, settings):
     timestamper_reset()
 
 
-@pytest.fixture(scope="session")
-def tsa_service():
-    """The reference timestamping service (python -m reference.tsa serve), one for the session."""
-    from tests.reference.tsa import TsaService
-
-    service = TsaService()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
-def timestamping(tsa_service, signing_trust, settings):
-    """Signatures timestamped by the reference TSA for this test: HOCBA_TSA_URL on it, its roots
-    pinned for timestamps, its CA's CRL among the CRL sources. Yields the TsaService."""
-    from signing.timestamps import timestamper_reset
-
-    settings.HOCBA_TSA_URL = tsa_service.url
-    settings.HOCBA_TSA_TRUST_ROOTS = [str(tsa_service.roots_file)]
-    settings.HOCBA_TRUST_CRLS = [*settings.HOCBA_TRUST_CRLS, tsa_service.crl_url]
-    signing_trust.reset()
-    timestamper_reset()
-    yield tsa_service
-    timestamper_reset()
-    signing_trust.reset()
-
-
 @pytest.fixture
 def signing_keys(signing_trust, school):
     """PKCS#12 files (PIN SIGNING_PIN) of the test school's signers, issued by the test CA."""

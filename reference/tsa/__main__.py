@@ -34,8 +34,13 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("data in %s; TSA certificate serial %x valid until %s; delay %d ms", args.data,
-             authority.cert.serial_number, authority.cert.not_valid_after_utc.isoformat(), args.delay_ms)
+    log.info(
+        "data in %s; TSA certificate serial %x valid until %s; delay %d ms",
+        args.data,
+        authority.cert.serial_number,
+        authority.cert.not_valid_after_utc.isoformat(),
+        args.delay_ms,
+    )
     log.info("listening on %s", server.url)
     print(f"listening on {server.url}", flush=True)
     try:
@@ -78,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if hasattr(sys.stderr, "reconfigure"):
         sys.stderr.reconfigure(line_buffering=True)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return args.handler(args)
 
 

@@ -63,11 +63,15 @@ def issue_tsa(ca: dev.DevCA, *, name: str, algorithm: str = "ec", not_before=Non
     start = not_before or (_now().replace(microsecond=0) - dt.timedelta(hours=1))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{name} TSA"),
-        ]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                    x509.NameAttribute(NameOID.COMMON_NAME, f"{name} TSA"),
+                ]
+            )
+        )
         .issuer_name(ca.issuing_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -76,9 +80,15 @@ def issue_tsa(ca: dev.DevCA, *, name: str, algorithm: str = "ec", not_before=Non
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -95,16 +105,23 @@ def issue_tsa(ca: dev.DevCA, *, name: str, algorithm: str = "ec", not_before=Non
 class Authority:
     """The TSA of one data directory (created on first use)."""
 
-    def __init__(self, data: Path | str, *, name: str = "Học bạ số (phát triển) Dấu thời gian",
-                 algorithm: str = "ec", lifetime: dt.timedelta = TSA_LIFETIME):
+    def __init__(
+        self,
+        data: Path | str,
+        *,
+        name: str = "Học bạ số (phát triển) Dấu thời gian",
+        algorithm: str = "ec",
+        lifetime: dt.timedelta = TSA_LIFETIME,
+    ):
         self.data = Path(data)
         self.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ca = dev.dev_ca_ensure(self.data / "ca", name)
         cert_file, key_file = self.data / "tsa.pem", self.data / "tsa-key.pem"
         if not cert_file.exists() or not key_file.exists():
             start = _now().replace(microsecond=0) - dt.timedelta(hours=1)
-            key, cert = issue_tsa(self.ca, name=name, algorithm=algorithm, not_before=start,
-                                  not_after=start + lifetime)
+            key, cert = issue_tsa(
+                self.ca, name=name, algorithm=algorithm, not_before=start, not_after=start + lifetime
+            )
             key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
             key_file.chmod(0o600)
             cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
@@ -115,27 +132,33 @@ class Authority:
         self.cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
         self._asn1_cert = asn1_x509.Certificate.load(self.cert.public_bytes(Encoding.DER))
         self._asn1_chain = [asn1_x509.Certificate.load(self.ca.issuing_cert.public_bytes(Encoding.DER))]
-        self._ess = tsp.SigningCertificateV2({
-            "certs": [{
-                "hash_algorithm": {"algorithm": "sha256"},
-                "cert_hash": hashlib.sha256(self._asn1_cert.dump()).digest(),
-                "issuer_serial": {
-                    "issuer": [asn1_x509.GeneralName({"directory_name": self._asn1_cert.issuer})],
-                    "serial_number": self._asn1_cert.serial_number,
-                },
-            }]
-        })
+        self._ess = tsp.SigningCertificateV2(
+            {
+                "certs": [
+                    {
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "cert_hash": hashlib.sha256(self._asn1_cert.dump()).digest(),
+                        "issuer_serial": {
+                            "issuer": [asn1_x509.GeneralName({"directory_name": self._asn1_cert.issuer})],
+                            "serial_number": self._asn1_cert.serial_number,
+                        },
+                    }
+                ]
+            }
+        )
         # Built once and kept as DER: asn1crypto re-encodes a parsed value every time it is put
         # into a new structure (13 ms a token when these were rebuilt), a freshly loaded one not.
         self._cert_ders = [self._asn1_cert.dump(), *(c.dump() for c in self._asn1_chain)]
         self._ess_attr = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [self._ess]}).dump()
         self._tsa_name = asn1_x509.GeneralName({"directory_name": self._asn1_cert.subject}).dump()
-        self._sid = cms.SignerIdentifier({
-            "issuer_and_serial_number": {
-                "issuer": self._asn1_cert.issuer,
-                "serial_number": self._asn1_cert.serial_number,
+        self._sid = cms.SignerIdentifier(
+            {
+                "issuer_and_serial_number": {
+                    "issuer": self._asn1_cert.issuer,
+                    "serial_number": self._asn1_cert.serial_number,
+                }
             }
-        }).dump()
+        ).dump()
         self._lock = threading.Lock()
 
     # --- The CA's publications -----------------------------------------------------------------
@@ -164,11 +187,13 @@ class Authority:
         try:
             request = self._request(request_der)
         except RequestRefused as refused:
-            status = tsp.PKIStatusInfo({
-                "status": "rejection",
-                "status_string": [str(refused)],
-                "fail_info": tsp.PKIFailureInfo({refused.fail_info}),
-            })
+            status = tsp.PKIStatusInfo(
+                {
+                    "status": "rejection",
+                    "status_string": [str(refused)],
+                    "fail_info": tsp.PKIFailureInfo({refused.fail_info}),
+                }
+            )
             return tsp.TimeStampResp({"status": status}).dump()
         token = self.token(request, at=at or _now())
         return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
@@ -200,7 +225,9 @@ class Authority:
             "policy": POLICY,
             "message_imprint": request["message_imprint"],
             "serial_number": int.from_bytes(secrets.token_bytes(16), "big"),
-            "gen_time": core.GeneralizedTime(at.astimezone(dt.UTC).replace(microsecond=at.microsecond // 1000 * 1000)),
+            "gen_time": core.GeneralizedTime(
+                at.astimezone(dt.UTC).replace(microsecond=at.microsecond // 1000 * 1000)
+            ),
             "accuracy": {"seconds": 1},
             "ordering": False,
             "tsa": asn1_x509.GeneralName.load(self._tsa_name),
@@ -208,12 +235,21 @@ class Authority:
         if request["nonce"].native is not None:
             info["nonce"] = request["nonce"]
         tst_info = tsp.TSTInfo(info).dump()
-        signed_attrs = cms.CMSAttributes([
-            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(at.astimezone(dt.UTC).replace(microsecond=0))})]}),
-            cms.CMSAttribute.load(self._ess_attr),
-            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}),
-        ])
+        signed_attrs = cms.CMSAttributes(
+            [
+                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+                cms.CMSAttribute(
+                    {
+                        "type": "signing_time",
+                        "values": [
+                            cms.Time({"utc_time": core.UTCTime(at.astimezone(dt.UTC).replace(microsecond=0))})
+                        ],
+                    }
+                ),
+                cms.CMSAttribute.load(self._ess_attr),
+                cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}),
+            ]
+        )
         to_sign = signed_attrs.dump()
         if isinstance(self.key, rsa.RSAPrivateKey):
             signature = self.key.sign(to_sign, PKCS1v15(), hashes.SHA256())
@@ -221,14 +257,16 @@ class Authority:
         else:
             signature = self.key.sign(to_sign, ec.ECDSA(hashes.SHA256()))
             signature_algorithm = "sha256_ecdsa"
-        signer = cms.SignerInfo({
-            "version": "v1",
-            "sid": cms.SignerIdentifier.load(self._sid),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}),
-            "signed_attrs": signed_attrs,
-            "signature": signature,
-        })
+        signer = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier.load(self._sid),
+                "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}),
+                "signed_attrs": signed_attrs,
+                "signature": signature,
+            }
+        )
         signed_data = {
             "version": "v3",
             "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],

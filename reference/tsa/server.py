@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: TsaHTTPServer
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -59,11 +59,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         authority = self.server.authority
         publications = {
-            "/ca/root.pem": lambda: (authority.ca.root_cert.public_bytes(Encoding.PEM), "application/x-pem-file"),
-            "/ca/issuing.pem": lambda: (authority.ca.issuing_cert.public_bytes(Encoding.PEM), "application/x-pem-file"),
+            "/ca/root.pem": lambda: (
+                authority.ca.root_cert.public_bytes(Encoding.PEM),
+                "application/x-pem-file",
+            ),
+            "/ca/issuing.pem": lambda: (
+                authority.ca.issuing_cert.public_bytes(Encoding.PEM),
+                "application/x-pem-file",
+            ),
             "/ca/tsa.pem": lambda: (authority.cert.public_bytes(Encoding.PEM), "application/x-pem-file"),
             "/ca/crl.der": lambda: (authority.crl().public_bytes(Encoding.DER), "application/pkix-crl"),
         }
@@ -73,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         body, content_type = publications[self.path]()
         self._send(HTTPStatus.OK, body, content_type)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             length = int(self.headers.get("Content-Length") or "0")
         except ValueError:
@@ -87,7 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             return
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/timestamp-query":
-            self._send(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"application/timestamp-query expected\n", "text/plain")
+            self._send(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"application/timestamp-query expected\n", "text/plain"
+            )
             return
         if self.server.delay_ms:
             time.sleep(self.server.delay_ms / 1000)

@@ -99,7 +99,8 @@ class SignatureOutput(serializers.Serializer):
     ok = serializers.BooleanField()
     problems = serializers.ListField(child=serializers.CharField())
     timestamp = serializers.DateTimeField(
-        allow_null=True, help_text="The time the signature's RFC 3161 timestamp proves (null: none that holds)"
+        allow_null=True,
+        help_text="The time the signature's RFC 3161 timestamp proves (null: none that holds)",
     )
     level = serializers.ChoiceField(
         choices=["B", "T", "LT", "LTA"],

@@ -25,8 +25,14 @@ class TsaService(ReferenceProcess):
     what = "The timestamping service"
     error = TsaServiceError
 
-    def __init__(self, data_dir: Path | str | None = None, *, delay_ms: int | None = None,
-                 tsa_days: int | None = None, startup_timeout: float = 20):
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        delay_ms: int | None = None,
+        tsa_days: int | None = None,
+        startup_timeout: float = 20,
+    ):
         options = ["--delay-ms", str(delay_ms)] if delay_ms is not None else []
         if tsa_days is not None:
             options += ["--tsa-days", str(tsa_days)]
