@@ -2,6 +2,7 @@
 
     make bench-signing                   # full run (about 1½ minutes on 2 cores)
     make bench-signing ARGS=--quick      # a short run (fewer iterations, one batch per backend)
+    make bench-signing ARGS=--scale      # batches of 40 and 1,000 at scale: bench/signing_scale.py
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/signing.py [--quick] [--runs N] [--batches R]
 
 One process, one core for the signing (the reference CSC service runs in a process of its own
@@ -31,7 +32,7 @@ and takes the other core while it signs). Every key is loaded once, outside the 
     read from the service's log; the PIN for PKCS#12) → `signing_batch_run` in this process,
     for the class's homeroom teacher with a CSC RSA-2048 credential and with a PKCS#12
     RSA-2048 key file. Timed: confirm + run (start and the OTP are the signer's side), with the
-    time spent inside sign_year_record and the SQL statements counted. Each batch signs a class
+    time spent inside sign_year_records and the SQL statements counted. Each batch signs a class
     of its own (--batches per backend, default 5, 1 with --quick; the backends alternate between
     the two grades); the key cache of signing.keys is emptied before each confirm, so every batch
     unlocks its key once, as a worker does for its first batch. The Celery enqueue is replaced by
@@ -158,7 +159,7 @@ def print_batches(batch_runs: list[BatchRun], rows: list[Row], *, batches: int) 
     ratio = summary[E2E_CSC][0] / summary[E2E_PKCS12][0]
     print(f"  CSC ÷ PKCS#12, confirm + run: {ratio:.2f}×")
     print(
-        "  sign ms/rec: time inside sign_year_record during the batch (key operation included);"
+        "  sign ms/rec: time inside sign_year_records during the batch (key operation included);"
         " SQL/rec: statements a record, with django-tenants' SET search_path (without it)"
     )
     return summary
@@ -168,6 +169,11 @@ def print_batches(batch_runs: list[BatchRun], rows: list[Row], *, batches: int) 
 
 
 def main() -> int:
+    if "--scale" in sys.argv:  # issue 13: whole batches at a province's scale (bench/signing_scale.py)
+        from bench import signing_scale
+
+        sys.argv.remove("--scale")
+        return signing_scale.main()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run: shorter runs, one batch each")
     parser.add_argument("--runs", type=int, help="runs per rate (default 7, 5 with --quick; at least 5)")

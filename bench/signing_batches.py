@@ -26,7 +26,7 @@ class BatchRun:
     start: float
     confirm: float
     run: float
-    signing: float  # of confirm + run, the time inside sign_year_record (the key operation included)
+    signing: float  # of confirm + run, the time inside sign_year_records (the key operation included)
     statements: int  # SQL statements of confirm + run
     search_path: int  # of which django-tenants' SET search_path
     done: int
@@ -151,7 +151,7 @@ def batch_run(
     def timed_sign(*args, **kwargs):
         begun = time.perf_counter()
         try:
-            return sign_year_record(*args, **kwargs)
+            return sign_year_records(*args, **kwargs)
         finally:
             signing[0] += time.perf_counter() - begun
 
@@ -160,8 +160,8 @@ def batch_run(
         statements["search_path"] += sql.startswith("SET search_path")
         return execute(sql, params, many, context)
 
-    sign_year_record = runner.sign_year_record
-    with patched(runner, "sign_year_record", timed_sign), connection.execute_wrapper(count):
+    sign_year_records = runner.sign_year_records  # the runner signs a chunk of records at once
+    with patched(runner, "sign_year_records", timed_sign), connection.execute_wrapper(count):
         started = time.perf_counter()
         services.signing_batch_confirm(
             actor=teacher, school=school, batch=batch, pin="" if otp else PIN, otp=otp

@@ -9,17 +9,18 @@ the raw key rate measured in the same run.
 
 In a throwaway database (bench/support.py): a lower secondary school, a homeroom teacher with a
 PKCS#12 RSA-2048 key file (the development CA) and an RSA-2048 credential at the reference CSC
-service (`python -m reference.csc serve --delay-ms 80`: a real process over HTTP; the delay is
-added to every signHash call), and classes of confirmed year records (tests/signing/world.py:
-the THCS sample record, one per student). Each batch is the homeroom teacher's step over one
-class: `signing_batch_start` → `signing_batch_confirm` (the PIN, or the OTP read from the
-service's log) → `signing_batch_run` in this process (the Celery enqueue replaced by a no-op),
-chunked as configured (HOCBA_SIGNING_CHUNK). Four configurations: PKCS#12 and CSC, each without
-and with a TSA (the reference TSA, `python -m reference.tsa serve [--delay-ms]`: every signature
-timestamped, XAdES-T). For each: --runs batches of --small records (a class) and one of --large
-(a school's worth). Timed: confirm + run (the signer's wait after typing the code) and run alone;
-"records/s" is records ÷ run. Inside the run, the time in sign_year_records (XML, the key, the
-TSA), of which in the TSA, and the SQL statements are counted; the rest is the database work and
+service (`python -m reference.csc serve --delay-ms 80`: a real process over HTTP; the delay is added
+to every signHash call), and classes of confirmed year records (the THCS sample record, one per
+student, made in bulk as tests/signing/world.py makes them one by one). Each batch is the homeroom
+teacher's step over one class: `signing_batch_start` → `signing_batch_confirm` (the PIN, or the OTP
+read from the service's log) → `signing_batch_run` in this process (the Celery enqueue replaced by a
+no-op; the key cache emptied before the run, since a worker is another process and unlocks the key
+itself), chunked as configured (HOCBA_SIGNING_CHUNK). Four configurations: PKCS#12 and CSC, each
+without and with a TSA (the reference TSA, `python -m reference.tsa serve [--delay-ms]`: every
+signature timestamped, XAdES-T). For each: --runs batches of --small records (a class) and one of
+--large (a school's worth). Timed: confirm + run (the signer's wait after typing the code) and run
+alone; "records/s" is records ÷ run. Inside the run, the time in sign_year_records (XML, the key,
+the TSA), of which in the TSA, and the SQL statements are counted; the rest is the database work and
 checks. One signed record of every batch is verified (signing.verify, untimed).
 
 Raw rates, same run: PKCS#12 `key.sign` of a SHA-256 digest; the CSC service's signHash with one
@@ -124,6 +125,72 @@ def raw_rates(*, loaded_p12, csc_client, credential_id, service, small: int) -> 
 profiles: list[str] = []
 
 
+def seed_class(school, teacher, *, tag: str, size: int):
+    """A class of `size` students with year records confirmed (ready for the homeroom teacher's
+    signature): tests/signing/world.py's confirmed_class in bulk, students with temporary codes
+    (the record is the THCS sample; the student rows only hold the class together)."""
+    import dataclasses
+    import datetime as dt
+    import hashlib
+
+    from django.db import connection
+
+    from schools.models import Enrolment, SchoolYear, Student
+    from schools.services import class_create, school_year_open
+    from tests.signing.world import SCHOOL_CODE
+    from tests.transcripts.test_document import secondary_record
+    from transcripts.document import year_record_xml
+    from transcripts.models import YearRecord, YearRecordStatus
+
+    with school:
+        year = SchoolYear.objects.filter(code="2025-2026").first() or school_year_open(
+            code="2025-2026",
+            starts_on=dt.date(2025, 9, 5),
+            ends_on=dt.date(2026, 5, 31),
+            levels=list(school.levels),
+        )
+        school_class = class_create(
+            school_year=year, name=f"8K-{tag}", grade=8, levels=school.levels, homeroom_teacher=teacher
+        )
+        sample = secondary_record()
+        codes = [f"K{tag}{n:04d}" for n in range(1, size + 1)]
+        students = Student.objects.bulk_create(
+            Student(
+                student_code=code,
+                personal_id=None,
+                temporary_code=f"TAM-{code}",
+                full_name=f"Học Sinh {n:04d}",
+                sex=1 + n % 2,
+                date_of_birth=sample.student.date_of_birth,
+            )
+            for n, code in enumerate(codes, start=1)
+        )
+        enrolments = Enrolment.objects.bulk_create(
+            Enrolment(student=student, school_class=school_class, enrolled_on=year.starts_on, number=n)
+            for n, student in enumerate(students, start=1)
+        )
+        records = []
+        for code, enrolment in zip(codes, enrolments, strict=True):
+            document = dataclasses.replace(
+                sample, record_id=f"{SCHOOL_CODE}.{code}.2025-2026", version=1, supersedes=None
+            )
+            xml = year_record_xml(document)
+            records.append(
+                YearRecord(
+                    enrolment=enrolment,
+                    record_id=document.record_id,
+                    version=1,
+                    status=YearRecordStatus.CONFIRMED,
+                    xml=xml,
+                    sha256=hashlib.sha256(xml).hexdigest(),
+                    created_by=teacher,
+                )
+            )
+        YearRecord.objects.bulk_create(records)
+    connection.set_schema_to_public()
+    return school_class
+
+
 def batch_run(
     *, config: str, school, school_class, certificate, teacher, service, credential_id, profile: bool = False
 ) -> Run:
@@ -197,6 +264,7 @@ def batch_run(
             )
         confirm = time.perf_counter() - started
         connection.set_schema_to_public()
+        keys._cache.clear()  # a worker is another process: it unlocks the key (PBKDF2, or info)
         profiler = cProfile.Profile() if profile else None
         started = time.perf_counter()
         if profiler is not None:
@@ -299,7 +367,7 @@ def main() -> int:
         from signing.backends.csc import CscClient
         from signing.backends.pkcs12 import pkcs12_load
         from signing.services import certificate_register_csc, certificate_register_pkcs12, runner
-        from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school
+        from tests.signing.world import homeroom_teacher_for, signing_school
 
         if args.chunk:
             settings.HOCBA_SIGNING_CHUNK = args.chunk
@@ -354,7 +422,7 @@ def main() -> int:
             for name, _tsa, _cert, _cred in configs:
                 for i, size in enumerate(sizes):
                     progress(f"seeding {name}: class {i + 1}/{len(sizes)} of {size} records ...")
-                    classes[(name, i)] = confirmed_class(
+                    classes[(name, i)] = seed_class(
                         school, teacher, tag=f"{tag}{len(classes):02d}", size=size
                     )
             seed_seconds = time.perf_counter() - seed_started

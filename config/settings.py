@@ -330,9 +330,9 @@ HOCBA_TSA_TRUST_ROOTS = env_list("HOCBA_TSA_TRUST_ROOTS", [])
 HOCBA_TSA_TIMEOUT_SECONDS = env_int("HOCBA_TSA_TIMEOUT_SECONDS", 10)
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
-# A batch signs this many records together: one transaction, one call to the key (one signHash
-# for a remote key), one round of timestamps; each record's outcome is still its own.
-HOCBA_SIGNING_CHUNK = env_int("HOCBA_SIGNING_CHUNK", 20)
+# A batch signs this many records together (a class: one chunk): one transaction, one call to the
+# key (one signHash for a remote key), one round of timestamps; each record's outcome is its own.
+HOCBA_SIGNING_CHUNK = env_int("HOCBA_SIGNING_CHUNK", 40)
 # A batch paused by a failing key service (signing.services.runner) fails its remaining records
 # only after this many consecutive retryable failures spanning more than this many seconds.
 HOCBA_SIGNING_RETRY_ATTEMPTS = env_int("HOCBA_SIGNING_RETRY_ATTEMPTS", 8)

@@ -130,7 +130,7 @@ class _Paused(Exception):
 
 def chunk_size() -> int:
     """How many pending items a batch signs together (HOCBA_SIGNING_CHUNK)."""
-    return max(1, int(getattr(settings, "HOCBA_SIGNING_CHUNK", 20)))
+    return max(1, int(getattr(settings, "HOCBA_SIGNING_CHUNK", 40)))
 
 
 def _validation_data(step: str):
