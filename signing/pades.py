@@ -31,7 +31,7 @@ import datetime as dt
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -250,7 +250,9 @@ def pdf_seal(
         signer=_KeySigner(key, cert, chain),
         timestamper=timestamper,
         stamp_style=style,
-        new_field_spec=fields.SigFieldSpec(sig_field_name=FIELD_NAME, on_page=page, box=(x1, y1, x2, y2)),
+        new_field_spec=fields.SigFieldSpec(
+            sig_field_name=FIELD_NAME, on_page=page, box=(round(x1), round(y1), round(x2), round(y2))
+        ),
     )
     text = {"name": signer_name, "title": signer_title, "time": local_time_text(at or trust.now())}
     try:
@@ -277,7 +279,7 @@ class PdfSignatureReport:
     coverage: str = ""  # "entire_file", "entire_revision", "contiguous_block_from_start", ...
     modification: str = ""  # pyHanko's ModificationLevel after the signature
     validation_data: bool = False  # the document has a DSS with certificates and CRLs
-    problems: tuple[str, ...] = field(default_factory=tuple)
+    problems: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -303,15 +305,12 @@ def _validation_context(
     dss: DocumentSecurityStore | None,
 ) -> ValidationContext:
     """Pinned roots, the CRLs given and the document's own validation data (its DSS), offline."""
-    kwargs = {
-        "trust_roots": [_asn1(r) for r in roots],
-        "crls": [asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER)) for crl in crls],
-        "allow_fetching": False,
-        "revinfo_policy": _POLICY,
-    }
+    anchors = [_asn1(r) for r in roots]
+    lists = [asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER)) for crl in crls]
     if dss is not None:
+        kwargs = {"trust_roots": anchors, "crls": lists, "allow_fetching": False, "revinfo_policy": _POLICY}
         return dss.as_validation_context(kwargs)
-    return ValidationContext(**kwargs)
+    return ValidationContext(trust_roots=anchors, crls=lists, allow_fetching=False, revinfo_policy=_POLICY)
 
 
 def _common_name(cert: asn1_x509.Certificate | None) -> str:
@@ -362,7 +361,11 @@ def pdf_signature_report(
             indication = status.trust_problem_indic
             problems.append(
                 "The signer's certificate is not trusted"
-                + (f" ({indication.name.lower()})" if indication is not None else "")
+                + (
+                    f" ({str(getattr(indication, 'name', indication)).lower()})"
+                    if indication is not None
+                    else ""
+                )
             )
         if timestamp is not None and not (timestamp.intact and timestamp.valid and timestamp.trusted):
             problems.append("The signature timestamp does not hold or is not trusted")

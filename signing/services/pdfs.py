@@ -33,8 +33,7 @@ from django.utils.translation import gettext as _
 from portal.choices import AuditAction
 from portal.services import audit_record, connection_tenant_reset, connection_tenant_set
 from transcripts.models import YearRecord
-from transcripts.pdf import RenderedPdf
-from transcripts.records.pdf import SealedPdf, year_record_pdf_render
+from transcripts.pdf.services import RenderedPdf, SealedPdf, year_record_pdf_render
 
 from .. import trust
 from ..backends import BackendError, LoadedKey

@@ -99,16 +99,15 @@ def year_record_pdf_render(*, record_id: int, seal: Sealer | None = None) -> Yea
             "its PDF is made once it is issued."
         )
     xml = year_record_document(record)  # as issued: the sealed document
-    arguments = {
-        "xml": xml,
-        "verify_url": verify_url_for(record.record_id, record.version, code=entry.verification_code_display),
-        "verification_code": entry.verification_code_display,
-    }
+    code = entry.verification_code_display
+    url = verify_url_for(record.record_id, record.version, code=code)
     sealed: SealedPdf | None = None
     if seal is None:
-        pdf = year_record_pdf(year_record_parse(xml), **arguments)
+        pdf = year_record_pdf(year_record_parse(xml), xml=xml, verify_url=url, verification_code=code)
     else:
-        rendered = year_record_pdf_rendered(year_record_parse(xml), **arguments)
+        rendered = year_record_pdf_rendered(
+            year_record_parse(xml), xml=xml, verify_url=url, verification_code=code
+        )
         if rendered.seal_box is None:
             raise ValueError("The form has no seal's block: the PDF cannot be sealed")
         sealed = seal(rendered)
