@@ -35,12 +35,14 @@ from signing import trust
 from signing.models import BatchState, ItemState, SigningBatch
 from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report, tsa_roots
 from signing.services import signing_batch_run
+from tests.signing.test_batch_backends import TOKEN_PIN, seal_token  # noqa: F401
 from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
 from tests.signing_kit import PIN
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf.marks import LOCAL_TIME
+from transcripts.records.pdf import year_record_pdfs_missing
 
 TIME = re.compile(r"Thời gian ký: (\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2})")
 
@@ -266,3 +268,54 @@ def test_a_tsa_down_at_the_pdfs_pauses_the_batch_and_its_next_run_seals_them(
         assert row.sealed
         (report,) = _report(bytes(row.pdf))
         assert report.valid and report.timestamped, report.problems
+
+
+def test_a_seal_on_a_token_seals_the_pdf_through_its_digest_signer(
+    timestamping,
+    homeroom_teacher,
+    principal,
+    school_admin,
+    school,
+    confirmed,
+    certificates,
+    two_factor,
+    approved_class,
+    seal_token,
+    nss_db,
+    tmp_path,
+):
+    """The seal's key on a PKCS#11 token (SoftHSM2): pyHanko's CMS is signed by sign_digest."""
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    start_and_run(
+        actor=principal,
+        school=school,
+        step="principal",
+        certificate=certificates["principal"],
+        totp=totp_code(principal),
+    )
+    start_and_run(actor=school_admin, school=school, step="seal", certificate=seal_token, pin=TOKEN_PIN)
+    connection.set_tenant(school)
+
+    for row in YearRecordPdf.objects.filter(record__in=confirmed):
+        assert row.sealed
+        (report,) = _report(bytes(row.pdf))
+        assert report.valid and report.timestamped and report.signer == school.name, report.problems
+        path = tmp_path / f"{row.record_id}.pdf"
+        path.write_bytes(bytes(row.pdf))
+        assert "Signature Validation: Signature is Valid." in tool("pdfsig", "-nssdir", nss_db, path)
+
+
+def test_the_sweep_leaves_batch_sealed_records_to_their_batch_then_renders_them_unsealed(
+    sealed, school, settings
+):
+    _batch, pdfs = sealed
+    records = sorted(p.record_id for p in pdfs)
+    YearRecordPdf.objects.filter(record_id__in=records).delete()  # as if the batch gave up on them
+    connection.set_schema_to_public()
+
+    # Within HOCBA_PDF_SEAL_GRACE_SECONDS the batch's phase two is the one to make them, sealed.
+    assert year_record_pdfs_missing(grace_seconds=0).get(school.code, []) == []
+    # After it, the sweep queues them: rendered unsealed (with the marks) rather than never.
+    settings.HOCBA_PDF_SEAL_GRACE_SECONDS = 0
+    assert sorted(year_record_pdfs_missing(grace_seconds=0)[school.code]) == records
