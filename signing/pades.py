@@ -76,7 +76,6 @@ LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
 TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
 STAMP_TEXT = "Ký bởi: %(name)s\nChức vụ/Đơn vị: %(title)s\nThời gian ký: %(time)s"
 CONTENT_TYPE = "application/timestamp-query"
-RESERVED_BYTES = 24 * 1024  # the CMS: signer's chain + the timestamp token with the TSA's chain
 
 # A box on a page, in PDF points from the page's lower left corner: (page index, x1, y1, x2, y2).
 FieldBox = tuple[int, float, float, float, float]
@@ -256,7 +255,7 @@ def pdf_seal(
     )
     text = {"name": signer_name, "title": signer_title, "time": local_time_text(at or trust.now())}
     try:
-        out = pdf_signer.sign_pdf(writer, bytes_reserved=RESERVED_BYTES, appearance_text_params=text)
+        out = pdf_signer.sign_pdf(writer, appearance_text_params=text)
     except TimestampRequestError as error:
         raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
     return out.getvalue()
@@ -357,7 +356,7 @@ def pdf_signature_report(
             problems.append("The signed bytes were altered after signing (digest mismatch)")
         elif not status.valid:
             problems.append("The signature value does not verify with the signer's certificate")
-        if not status.trusted:
+        elif not status.trusted:  # (trust is not judged for a signature that does not hold)
             indication = status.trust_problem_indic
             problems.append(
                 "The signer's certificate is not trusted"

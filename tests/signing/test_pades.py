@@ -31,7 +31,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from portal.models import AuditEntry
-from signing import trust
+from signing import ca, trust
 from signing.models import BatchState, ItemState, SigningBatch
 from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report, tsa_roots
 from signing.services import signing_batch_run
@@ -178,6 +178,12 @@ def test_pyhanko_validates_the_seal_offline_with_its_timestamp_and_embedded_vali
     assert report.valid and report.intact and report.trusted and report.unchanged, report.problems
     assert report.signer == school.name and report.timestamped and report.validation_data
     assert report.time == stamp.timestamp and report.coverage == "entire_file"
+
+    # Another CA's root only: intact, but not trusted.
+    stranger = ca.dev_ca("Một CA khác").root_cert
+    (untrusted,) = pdf_signature_report(pdf, trust_roots=[stranger], tsa_roots=tsa_roots(), crls=trust.crls())
+    assert untrusted.intact and not untrusted.trusted and not untrusted.valid
+    assert any("not trusted" in p for p in untrusted.problems), untrusted.problems
 
     (broken,) = _report(_altered(pdf))
     assert not broken.valid and not broken.intact
