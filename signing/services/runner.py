@@ -1,13 +1,23 @@
-"""Running a signing batch (the Celery job's body): the lease, each item in its own transaction, the
-resume sweep, and the queue the jobs go to.
+"""Running a signing batch (the Celery job's body): the lease, the items in chunks, the resume
+sweep, and the queue the jobs go to.
+
+The pending items are signed HOCBA_SIGNING_CHUNK at a time (a class is one chunk): one transaction
+per chunk locks its items, checks the certificate, and hands the records to
+transcripts.records.services.year_records_sign, which locks and checks each record, signs all the
+chunk's documents with one signing.profile.sign_year_records call (one call to the key: one
+signHash for a remote key; one round of timestamps; the seal's long-term validation data), and
+stores every signature; each item is marked done or failed in that same transaction, so each
+record's outcome is recorded exactly once. A record that fails its own checks, its signature or
+its writes fails alone (its writes are undone by a savepoint) and the chunk goes on.
 
 An item fails only for its own reason (its record's state, its signature). When the key's service
-or device fails in a way worth retrying (a BackendError with `retryable`: the remote signing
-service unreachable, failing, busy), the batch pauses instead: the item in hand is rolled back,
-`next_attempt_at` is set (capped exponential back-off with jitter: about 1, 2, 4 ... 60 s), the
-lease is released, and the sweep (or the wake-up message queued with a countdown) takes the batch
-up again when it is due; the database, not the message, says when. Only after
-HOCBA_SIGNING_RETRY_ATTEMPTS consecutive retryable failures spanning more than
+or device, or the TSA, fails in a way worth retrying (a BackendError with `retryable`: the remote
+signing service unreachable, failing, busy), the batch pauses instead: the chunk in hand is rolled
+back, `next_attempt_at` is set (capped exponential back-off with jitter: about 1, 2, 4 ... 60 s),
+the lease is released, and the sweep (or the wake-up message queued with a countdown) takes the
+batch up again when it is due; the database, not the message, says when. The first chunk after a
+pause is one item, so a service that fails again costs the approval one signature, not a chunk.
+Only after HOCBA_SIGNING_RETRY_ATTEMPTS consecutive retryable failures spanning more than
 HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS do the remaining items fail, with the reason.
 """
 
