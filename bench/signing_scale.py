@@ -5,7 +5,8 @@ the raw key rate measured in the same run.
     make bench-signing-scale ARGS="--tsa-delay-ms 80"         # a TSA as far away as the signer
     make bench-signing ARGS=--scale                           # the same, through bench/signing.py
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/signing_scale.py [--delay-ms 80]
-        [--tsa-delay-ms 0] [--small 40] [--large 1000] [--runs 3] [--chunk N] [--quick]
+        [--tsa-delay-ms 0] [--tsa-parallel N] [--small 40] [--large 1000] [--runs 3] [--chunk N]
+        [--quick] [--profile]
 
 In a throwaway database (bench/support.py): a lower secondary school, a homeroom teacher with a
 PKCS#12 RSA-2048 key file (the development CA) and an RSA-2048 credential at the reference CSC
@@ -338,6 +339,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=int, default=80, help="added to every signHash (default 80)")
     parser.add_argument("--tsa-delay-ms", type=int, default=0, help="added to every timestamp (default 0)")
+    parser.add_argument(
+        "--tsa-parallel",
+        type=int,
+        help="timestamp requests in flight (signing.timestamps.PARALLEL, default the module's)",
+    )
     parser.add_argument("--small", type=int, default=40, help="records of a class batch (default 40)")
     parser.add_argument("--large", type=int, default=1000, help="records of a large batch (default 1000)")
     parser.add_argument("--runs", type=int, default=3, help="class batches per configuration (default 3)")
@@ -371,6 +377,8 @@ def main() -> int:
 
         if args.chunk:
             settings.HOCBA_SIGNING_CHUNK = args.chunk
+        if args.tsa_parallel:  # a what-if: Timestamper reads it when made (timestamper_reset below)
+            timestamps.PARALLEL = args.tsa_parallel
         progress(f"starting the reference CSC service (--delay-ms {args.delay_ms}) and TSA ...")
         service = CscService(workdir / "csc", delay_ms=args.delay_ms)
         tsa = TsaService(workdir / "tsa", delay_ms=args.tsa_delay_ms)
@@ -473,7 +481,8 @@ def main() -> int:
         print(f"load average (1, 5, 15 min): {load_before} before the batches, {load_after} after")
         print(
             f"CSC: reference service, --delay-ms {args.delay_ms} on every signHash (RSA-2048);"
-            f" TSA: reference, --delay-ms {args.tsa_delay_ms}; chunk {runner.chunk_size()} records"
+            f" TSA: reference, --delay-ms {args.tsa_delay_ms}, {timestamps.PARALLEL} requests in flight;"
+            f" chunk {runner.chunk_size()} records"
             f" (HOCBA_SIGNING_CHUNK); CSC hashes a call: up to the service's {SAD_MAX}"
         )
         seeded = sum(sizes) * len(configs)
