@@ -51,6 +51,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers import constants as pdf_constants
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import validate_pdf_signature
@@ -154,6 +155,16 @@ class _TsaTimeStamper(TimeStamper):
             raise BackendError("tsa_refused", f"Not a timestamp reply: {error}") from error
 
 
+class _PdfA3Signer(signers.PdfSigner):
+    """pyHanko's PdfSigner keeping the document at PDF 1.7, the base of PDF/A-3 (ISO 32000-1): the
+    PAdES signature declares the ESIC extension (ExtensionLevel 2 of 1.7) only. pyHanko would
+    also declare ISO/TS 32002 for an ECDSA P-256 key, which raises the document to PDF 2.0."""
+
+    def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:
+        pdf_out.ensure_output_version(version=(1, 7))
+        pdf_out.register_extension(pdf_constants.ESIC_EXTENSION_1)
+
+
 def _timestamper() -> _TsaTimeStamper | None:
     """The configured TSA, or None without HOCBA_TSA_URL (then the seal is PAdES B-B: no
     timestamp, the signer's claimed time only; a deployment configures a TSA)."""
@@ -244,7 +255,7 @@ def pdf_seal(
         border_width=1,
         border_color=(0.75, 0.0, 0.0),
     )
-    pdf_signer = signers.PdfSigner(
+    pdf_signer = _PdfA3Signer(
         meta,
         signer=_KeySigner(key, cert, chain),
         timestamper=timestamper,

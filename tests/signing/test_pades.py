@@ -38,6 +38,7 @@ from signing.services import signing_batch_run
 from tests.signing.test_batch_backends import TOKEN_PIN, seal_token  # noqa: F401
 from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
 from tests.signing_kit import PIN
+from tests.transcripts.test_pdf import pdf_streams
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecord, YearRecordPdf
@@ -143,6 +144,14 @@ def test_pdfsig_reads_the_seal_valid_over_the_whole_document_and_a_changed_byte_
     assert "Total document signed" in out
     assert "Signature Validation: Signature is Valid." in out
     assert "Certificate Validation: Certificate is Trusted." in out
+
+    # Still a PDF/A-3b (ISO 32000-1): PDF 1.7 with the PAdES (ESIC) extension, not raised to 2.0,
+    # every font embedded (the stamp's Noto Serif subset too), the metadata unchanged.
+    assert re.search(r"PDF version:\s+1\.7", tool("pdfinfo", path))
+    fonts = tool("pdffonts", path).splitlines()[2:]
+    assert all(" yes yes yes " in line for line in fonts), fonts
+    assert any(line.split()[0].endswith("+NotoSerif-Regular-Identity-H") for line in fonts), fonts  # stamp
+    assert b"/ESIC" in bytes(row.pdf) and b"pdfaid:part" in b"".join(pdf_streams(bytes(row.pdf)))
 
     altered = tmp_path / "altered.pdf"
     altered.write_bytes(_altered(bytes(row.pdf)))
