@@ -37,13 +37,13 @@ from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report,
 from signing.services import signing_batch_run
 from tests.signing.test_batch_backends import TOKEN_PIN, seal_token  # noqa: F401
 from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
-from tests.signing_kit import PIN
+from tests.signing_kit import PIN, sign_step
 from tests.transcripts.test_pdf import pdf_streams
 from tests.transcripts.test_year_close import complete_class  # noqa: F401 -- fixtures used below
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.models import YearRecord, YearRecordPdf
 from transcripts.pdf.marks import LOCAL_TIME
-from transcripts.records.pdf import year_record_pdfs_missing
+from transcripts.records.pdf import year_record_pdfs_missing, year_record_pdfs_render
 
 TIME = re.compile(r"Thời gian ký: (\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2})")
 
@@ -108,6 +108,13 @@ def sealed(
     )
     assert len(pdfs) == len(confirmed)
     return batch, pdfs
+
+
+def signing_trust_seal(school) -> bytes:
+    """The school seal's key file from the session's CA (PIN tests.signing_kit.PIN)."""
+    from tests import signing_kit
+
+    return signing_kit.CURRENT.seal(school.name)
 
 
 def _report(pdf: bytes):
@@ -334,3 +341,25 @@ def test_the_sweep_leaves_batch_sealed_records_to_their_batch_then_renders_them_
     # After it, the sweep queues them: rendered unsealed (with the marks) rather than never.
     settings.HOCBA_PDF_SEAL_GRACE_SECONDS = 0
     assert sorted(year_record_pdfs_missing(grace_seconds=0)[school.code]) == records
+
+
+def test_a_record_sealed_outside_a_batch_gets_the_tasks_pdf_even_after_batch_steps(
+    homeroom_teacher, principal, school_admin, school, confirmed, certificates, two_factor, approved_class
+):
+    """Only the seal signature's own batch decides: a record whose earlier steps were batches and
+    whose seal was made directly is rendered by the task (unsealed, with the marks)."""
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    start_and_run(
+        actor=principal,
+        school=school,
+        step="principal",
+        certificate=certificates["principal"],
+        totp=totp_code(principal),
+    )
+    connection.set_tenant(school)
+    record = YearRecord.objects.get(pk=confirmed[0].pk)
+    sign_step(record, step="seal", actor=school_admin, school=school, p12=signing_trust_seal(school))
+
+    assert year_record_pdfs_render([record.pk]) == [record.pk]
+    assert record.signatures.filter(position=2, batch_item_pk__isnull=False).exists()

@@ -29,12 +29,13 @@ from urllib.parse import quote
 import weasyprint
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from portal.models import IssuedRecord, School
 from portal.selectors import connection_schema_name
 from transcripts.document import year_record_parse
-from transcripts.models import YearRecord, YearRecordPdf
+from transcripts.models import YearRecord, YearRecordPdf, YearRecordSignature
 from transcripts.pdf import RenderedPdf, year_record_pdf, year_record_pdf_rendered
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -138,8 +139,11 @@ def year_record_pdfs_render(record_pks: list[int], *, batch_sealed: bool = False
     from transcripts.tasks import year_record_pdf_render as task
 
     wanted = YearRecord.objects.filter(pk__in=record_pks, pdf__isnull=True)
-    if not batch_sealed:
-        wanted = wanted.exclude(signatures__position=SEAL_POSITION, signatures__batch_item_pk__isnull=False)
+    if not batch_sealed:  # the seal signature itself made by a batch (not an earlier step's)
+        sealed_by_batch = YearRecordSignature.objects.filter(
+            record=OuterRef("pk"), position=SEAL_POSITION, batch_item_pk__isnull=False
+        )
+        wanted = wanted.exclude(Exists(sealed_by_batch))
     ids = list(wanted.order_by("pk").values_list("pk", flat=True))
     headers = {"_schema_name": connection_schema_name()}  # tenant_schemas_celery's header
 
