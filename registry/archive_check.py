@@ -25,11 +25,15 @@ and for its signatures.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -61,6 +65,8 @@ from .archive import (
 from .verification import PdfBomb, pdf_attachments
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# What reading a damaged member raises (a bad CRC, a broken deflate stream, a header that lies).
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error)
 MiB = 1024 * 1024
 
 
@@ -130,6 +136,14 @@ class ArchiveCheck:
 
     def add(self, path: str, code: str, message: str, detail: str = "") -> None:
         self.findings.append(Finding(path, code, message, detail))
+
+    def merge(self, part: ArchiveCheck) -> None:
+        """Add what one record's check found (made here or in a worker process)."""
+        self.findings.extend(part.findings)
+        self.records_checked += part.records_checked
+        self.signatures_checked += part.signatures_checked
+        self.pdfs_checked += part.pdfs_checked
+        self.pdf_signatures_checked += part.pdf_signatures_checked
 
     def paths(self) -> set[str]:
         return {f.path for f in self.findings}
@@ -245,7 +259,7 @@ def _manifest(
         return None
     try:
         data = _read(zf, members[MANIFEST], limits.max_manifest_bytes)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except _READ_ERRORS as error:
         result.add(MANIFEST, "unreadable", _("The manifest cannot be read from the archive."), str(error))
         return None
     digest = hashlib.sha256(data).hexdigest()
@@ -254,7 +268,7 @@ def _manifest(
     else:
         try:
             line = _read(zf, members[MANIFEST_DIGEST], 1024).decode("ascii", "replace").split()
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
+        except _READ_ERRORS as error:
             line = []
             result.add(
                 MANIFEST_DIGEST, "unreadable", _("The manifest's SHA-256 file cannot be read."), str(error)
@@ -332,18 +346,18 @@ def _created_at(manifest: dict[str, Any]) -> dt.datetime | None:
 
 
 def archive_check(
-    file: str | IO[bytes], *, manifest_sha256: str | None = None, limits: Limits | None = None
+    file: str | IO[bytes],
+    *,
+    manifest_sha256: str | None = None,
+    limits: Limits | None = None,
+    jobs: int = 1,
 ) -> ArchiveCheck:
-    """Check an archive file (a path or a binary file object, seekable) offline."""
+    """Check an archive file (a path or a binary file object, seekable) offline; `jobs` worker
+    processes verify the records' signatures (the slow part) side by side."""
     limits = limits or Limits()
     result = ArchiveCheck()
     try:
-        with zipfile.ZipFile(file) as zf:
-            members = _screen(zf, limits)
-            _check(zf, members, limits, result, manifest_sha256)
-    except _Refused as refusal:
-        result.refused = True
-        result.findings = [refusal.finding]
+        zf = zipfile.ZipFile(file)
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -361,6 +375,15 @@ def archive_check(
                 f"{type(error).__name__}: {error}",
             )
         ]
+        return result
+    with zf:
+        try:
+            members = _screen(zf, limits)
+        except _Refused as refusal:
+            result.refused = True
+            result.findings = [refusal.finding]
+            return result
+        _check(zf, members, limits, result, manifest_sha256, jobs)
     return result
 
 
@@ -393,7 +416,7 @@ class _Member:
             return None, False
         try:
             data = _read(self.zf, info, allowed)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        except _READ_ERRORS as error:
             result.add(
                 path, "unreadable", _("This file is damaged in the archive and cannot be read."), str(error)
             )
@@ -419,33 +442,64 @@ class _Member:
         return data, intact
 
 
-def _trust(reader: _Member, entries: list[dict[str, Any]], result: ArchiveCheck):
-    roots: list[x509.Certificate] = []
-    tsa_roots: list[x509.Certificate] = []
-    crls: list[x509.CertificateRevocationList] = []
+@dataclass(frozen=True)
+class _Trust:
+    """The archive's trust files whose hashes hold, as bytes (so a worker process can take them),
+    and the moment the archive was made (what the verifiers judge at)."""
+
+    roots: tuple[bytes, ...] = ()  # PEM
+    tsa_roots: tuple[bytes, ...] = ()  # PEM
+    crls: tuple[bytes, ...] = ()  # DER or PEM
+    at: dt.datetime | None = None
+
+    def loaded(
+        self,
+    ) -> tuple[list[x509.Certificate], list[x509.Certificate], list[x509.CertificateRevocationList]]:
+        key = hashlib.sha256(b"\0".join((*self.roots, b"|", *self.tsa_roots, b"|", *self.crls))).hexdigest()
+        if key not in _LOADED:
+            _LOADED.clear()
+            _LOADED[key] = (
+                [c for pem in self.roots for c in x509.load_pem_x509_certificates(pem)],
+                [c for pem in self.tsa_roots for c in x509.load_pem_x509_certificates(pem)],
+                [_crl(data) for data in self.crls],
+            )
+        return _LOADED[key]
+
+
+_LOADED: dict[str, Any] = {}  # per process: the one archive's trust material, parsed once
+
+
+def _crl(data: bytes) -> x509.CertificateRevocationList:
+    return (
+        x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
+    )
+
+
+def _trust(
+    reader: _Member, entries: list[dict[str, Any]], result: ArchiveCheck, at: dt.datetime | None
+) -> _Trust:
+    found: dict[str, list[bytes]] = {KIND_ROOT: [], KIND_TSA_ROOT: [], KIND_CRL: []}
     for entry in entries:
         kind = entry["kind"]
-        if kind not in (KIND_ROOT, KIND_TSA_ROOT, KIND_CRL):
+        if kind not in found:
             continue
         data, intact = reader.read(entry)
         if data is None or not intact:
             continue  # named already; a changed trust file is not trusted
         try:
             if kind == KIND_CRL:
-                crls.append(
-                    x509.load_pem_x509_crl(data)
-                    if data.lstrip().startswith(b"-----")
-                    else x509.load_der_x509_crl(data)
-                )
-            else:
-                (roots if kind == KIND_ROOT else tsa_roots).extend(x509.load_pem_x509_certificates(data))
+                _crl(data)
+            elif not x509.load_pem_x509_certificates(data):
+                raise ValueError("no certificate")
         except ValueError as error:
             result.add(entry["path"], "unreadable", _("This trust file cannot be read."), str(error)[:200])
-    if not roots:
+            continue
+        found[kind].append(data)
+    if not found[KIND_ROOT]:
         result.add(
             "trust/roots/", "no_roots", _("The archive holds no trust root: no signature can be verified.")
         )
-    return roots, tsa_roots, crls
+    return _Trust(tuple(found[KIND_ROOT]), tuple(found[KIND_TSA_ROOT]), tuple(found[KIND_CRL]), at)
 
 
 def _records(
@@ -455,10 +509,11 @@ def _records(
     groups: dict[tuple[str, str, int], dict[str, list[dict[str, Any]]]] = {}
     for entry in entries:
         if entry["kind"] in (KIND_XML, KIND_PDF, KIND_TIMESTAMP):
+            version = entry.get("version")
             key = (
                 str(entry.get("school", "")),
                 str(entry.get("record_id", "")),
-                int(entry.get("version") or 0),
+                version if isinstance(version, int) else 0,
             )
             groups.setdefault(key, {}).setdefault(entry["kind"], []).append(entry)
     yield from groups.items()
@@ -470,6 +525,7 @@ def _check(
     limits: Limits,
     result: ArchiveCheck,
     pinned: str | None,
+    jobs: int,
 ) -> None:
     manifest = _manifest(zf, members, limits, result, pinned)
     if manifest is None:
@@ -490,32 +546,90 @@ def _check(
     for entry in entries:
         if entry["kind"] == KIND_README:
             reader.read(entry)
-    roots, tsa_roots, crls = _trust(reader, entries, result)
-    at = _created_at(manifest)
-    for (_school, record_id, version), files in _records(entries):
-        xml_entries = files.get(KIND_XML, [])
-        xml = None
-        if len(xml_entries) != 1:
-            for other in files.get(KIND_PDF, []) + files.get(KIND_TIMESTAMP, []):
-                result.add(
-                    other["path"],
-                    "no_record",
-                    _("This file belongs to no year record of the archive."),
-                    f"{len(xml_entries)} XML entries for {record_id} v{version}",
-                )
-        else:
-            xml_entry = xml_entries[0]
-            xml, _intact = reader.read(xml_entry)
-            if xml is not None:
-                _check_xml(xml_entry, xml, roots, tsa_roots, crls, at, result)
-        for pdf_entry in files.get(KIND_PDF, []):
-            pdf, _intact = reader.read(pdf_entry)
-            if pdf is not None and xml_entries:
-                _check_pdf(pdf_entry, pdf, xml_entries[0], roots, tsa_roots, crls, result)
-        for token_entry in files.get(KIND_TIMESTAMP, []):
-            token, _intact = reader.read(token_entry)
-            if token is not None and xml is not None:
-                _check_token(token_entry, token, xml, result)
+    trust = _trust(reader, entries, result, _created_at(manifest))
+    with _Verifiers(jobs) as verifiers:
+        for (_school, record_id, version), files in _records(entries):
+            xml_entries = files.get(KIND_XML, [])
+            xml_entry, xml = None, None
+            if len(xml_entries) != 1:
+                for other in files.get(KIND_PDF, []) + files.get(KIND_TIMESTAMP, []):
+                    result.add(
+                        other["path"],
+                        "no_record",
+                        _("This file belongs to no year record of the archive."),
+                        f"{len(xml_entries)} XML entries for {record_id} v{version}",
+                    )
+            else:
+                xml_entry = xml_entries[0]
+                xml, _intact = reader.read(xml_entry)
+            pdfs = [(e, reader.read(e)[0]) for e in files.get(KIND_PDF, [])]
+            tokens = [(e, reader.read(e)[0]) for e in files.get(KIND_TIMESTAMP, [])]
+            verifiers.submit(
+                result,
+                trust,
+                xml_entry,
+                xml,
+                [(e, d) for e, d in pdfs if d is not None],
+                [(e, d) for e, d in tokens if d is not None],
+            )
+            del xml, pdfs, tokens
+        verifiers.drain(result)
+
+
+def _verify_record(
+    trust: _Trust,
+    xml_entry: dict[str, Any] | None,
+    xml: bytes | None,
+    pdfs: list[tuple[dict[str, Any], bytes]],
+    tokens: list[tuple[dict[str, Any], bytes]],
+) -> ArchiveCheck:
+    """The signatures, the PDFs and the tokens of one record version (the CPU-bound part), on a
+    fresh ArchiveCheck: run here, or in a worker process (everything it takes is bytes)."""
+    part = ArchiveCheck()
+    roots, tsa_roots, crls = trust.loaded()
+    if xml_entry is not None and xml is not None:
+        _check_xml(xml_entry, xml, roots, tsa_roots, crls, trust.at, part)
+    if xml_entry is not None:
+        for pdf_entry, pdf in pdfs:
+            _check_pdf(pdf_entry, pdf, xml_entry, roots, tsa_roots, crls, part)
+    if xml is not None:
+        for token_entry, token in tokens:
+            _check_token(token_entry, token, xml, part)
+    return part
+
+
+class _Verifiers:
+    """Runs _verify_record here (jobs 1) or in `jobs` forked worker processes, at most 2 × jobs
+    records in flight (the parent reads the ZIP; memory stays bounded), results merged in the
+    archive's order so the report is the same whatever the number of jobs."""
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.pending: collections.deque[concurrent.futures.Future[ArchiveCheck]] = collections.deque()
+
+    def __enter__(self) -> _Verifiers:
+        if self.jobs > 1:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.jobs, mp_context=multiprocessing.get_context("fork")
+            )
+        return self
+
+    def submit(self, result: ArchiveCheck, trust: _Trust, *args: Any) -> None:
+        if self.pool is None:
+            result.merge(_verify_record(trust, *args))
+            return
+        self.pending.append(self.pool.submit(_verify_record, trust, *args))
+        while len(self.pending) >= 2 * self.jobs:
+            result.merge(self.pending.popleft().result())
+
+    def drain(self, result: ArchiveCheck) -> None:
+        while self.pending:
+            result.merge(self.pending.popleft().result())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _check_xml(

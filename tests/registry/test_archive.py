@@ -220,6 +220,16 @@ def test_a_pdf_that_embeds_another_xml_is_named(archive, tmp_path):
     assert status == 1 and "manifest.json: " in out
 
 
+def test_worker_processes_find_the_same_as_one(archive, tmp_path):
+    target = first(archive, "xml")
+    pdf = first(archive, "pdf")
+    edited = rewrite(archive, tmp_path / "edited.zip", replace={target: flip_byte_in_content}, drop=[pdf])
+    alone, side_by_side = archive_check(str(edited)), archive_check(str(edited), jobs=3)
+    assert alone.findings and alone.as_dict() == side_by_side.as_dict()
+    status, out = verify(edited, "--jobs", "2")
+    assert status == 1 and f"{target}: " in out and f"{pdf}: " in out
+
+
 def test_the_json_output_lists_findings(archive, tmp_path):
     target = first(archive, "xml")
     edited = rewrite(archive, tmp_path / "edited.zip", replace={target: flip_byte_in_content})

@@ -29,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("file", help="The archive (ZIP).")
         parser.add_argument("--json", action="store_true", help="Print the findings as JSON.")
         parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="Worker processes verifying the signatures side by side (a province's archive: the CPUs).",
+        )
+        parser.add_argument(
             "--manifest-sha256",
             default="",
             help="The manifest's SHA-256 recorded when the archive was made (export_archive prints it).",
@@ -38,7 +44,11 @@ class Command(BaseCommand):
         with translation.override(settings.LANGUAGE_CODE):
             try:
                 with open(options["file"], "rb") as file:
-                    result = archive_check(file, manifest_sha256=options["manifest_sha256"] or None)
+                    result = archive_check(
+                        file,
+                        manifest_sha256=options["manifest_sha256"] or None,
+                        jobs=max(1, min(options["jobs"], 64)),
+                    )
             except OSError as error:
                 raise CommandError(f"{options['file']}: {error}", returncode=2) from error
             if options["json"]:
