@@ -74,6 +74,7 @@ class Run:
     run: float
     signing: float  # inside sign_year_records (XML + key + TSA)
     stamping: float  # of which in Timestamper.stamp_many
+    unlock: float  # in keys.loaded_key during the run (PKCS#12: the file's PBKDF2; CSC: credentials/info)
     statements: int
     signhash: int  # signHash calls the service logged for the batch
     other_calls: int  # other CSC calls (authorize, credentials/info)
@@ -85,6 +86,11 @@ class Run:
     @property
     def rate(self) -> float:
         return self.records / self.run
+
+    @property
+    def warm_rate(self) -> float:
+        """Without the key's unlock: a worker's later batch with the same key and secret."""
+        return self.records / (self.run - self.unlock)
 
 
 def _count(log: str, path: str) -> int:
@@ -220,6 +226,15 @@ def batch_run(
 
     real_sign = runner.sign_year_records
     real_stamp = timestamps.Timestamper.stamp_many
+    real_load = keys.loaded_key
+    unlock = [0.0]
+
+    def timed_load(*args, **kwargs):
+        begun = time.perf_counter()
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            unlock[0] += time.perf_counter() - begun
 
     def timed_sign(*args, **kwargs):
         begun = time.perf_counter()
@@ -243,6 +258,7 @@ def batch_run(
     with (
         patched(runner, "sign_year_records", timed_sign),
         patched(timestamps.Timestamper, "stamp_many", timed_stamp),
+        patched(keys, "loaded_key", timed_load),
         connection.execute_wrapper(count),
     ):
         started = time.perf_counter()
@@ -267,6 +283,7 @@ def batch_run(
         confirm = time.perf_counter() - started
         connection.set_schema_to_public()
         keys._cache.clear()  # a worker is another process: it unlocks the key (PBKDF2, or info)
+        unlock[0] = 0.0  # the confirmation's own unlock is not the run's
         profiler = cProfile.Profile() if profile else None
         started = time.perf_counter()
         if profiler is not None:
@@ -326,6 +343,7 @@ def batch_run(
         run=run,
         signing=signing[0],
         stamping=stamping[0],
+        unlock=unlock[0],
         statements=statements[0],
         signhash=signhash,
         other_calls=other,
@@ -513,22 +531,26 @@ def main() -> int:
             " run = signing_batch_run):"
         )
         print(
-            f"  {'configuration':<15}{'records':>8}{'confirm s':>10}{'run s':>8}{'conf+run s':>11}"
+            f"  {'configuration':<15}{'records':>8}{'confirm s':>10}{'run s':>8}{'unlock s':>9}"
+            f"{'conf+run s':>11}"
             f"{'records/s':>10}{'ms/rec':>8}{'sign ms/rec':>12}{'TSA ms/rec':>11}{'other ms/rec':>13}"
             f"{'SQL/rec':>8}{'signHash':>9}{'other calls':>12}  failed"
         )
         for r in runs:
             per = 1000 / r.records
             print(
-                f"  {r.config:<15}{r.records:>8}{r.confirm:10.3f}{r.run:8.2f}{r.confirm + r.run:11.2f}"
+                f"  {r.config:<15}{r.records:>8}{r.confirm:10.3f}{r.run:8.2f}{r.unlock:9.3f}"
+                f"{r.confirm + r.run:11.2f}"
                 f"{r.rate:10.1f}{r.run * per:8.2f}{(r.signing - r.stamping) * per:12.2f}"
                 f"{r.stamping * per:11.2f}{(r.run - r.signing) * per:13.2f}{r.statements / r.records:8.1f}"
                 f"{r.signhash:>9}{r.other_calls:>12}  {r.failed}{'  * ' + r.note if r.note else ''}"
             )
         print(
-            "  sign ms/rec: inside sign_year_records without the TSA (XML + the key: for CSC the signHash"
-            " round trip); TSA ms/rec: Timestamper.stamp_many; other: the run's database work and checks"
-            " (locks, certificate check, roles, signature rows, status, events, audit, items, recount)"
+            "  unlock: the run's keys.loaded_key (a worker's first batch with a key and secret; later ones"
+            " hit its cache); sign ms/rec: inside sign_year_records without the TSA (XML + the key: for"
+            " CSC the signHash round trip); TSA ms/rec: Timestamper.stamp_many; other: the run's database"
+            " work and checks (locks, certificate check, roles, signature rows, status, events, audit,"
+            " items, recount)"
         )
         print()
         print("Targets:")
@@ -552,10 +574,13 @@ def main() -> int:
                 if not mine:
                     continue
                 rate = statistics.median(r.rate for r in mine)
+                warm = statistics.median(r.warm_rate for r in mine)
                 verdict = "PASS" if rate >= TARGET_LOCAL_RATE else "FAIL"
+                verdict_warm = "PASS" if warm >= TARGET_LOCAL_RATE else "FAIL"
                 print(
                     f"  local key, {name}, batch of {size}: {rate:.1f} records/s (run, median of {len(mine)})"
-                    f" >= {TARGET_LOCAL_RATE:.0f}: {verdict}"
+                    f" >= {TARGET_LOCAL_RATE:.0f}: {verdict}; with the key already unlocked in the worker:"
+                    f" {warm:.1f} {verdict_warm}"
                 )
         for name in ("CSC", "CSC + TSA"):
             mine = [r for r in runs if r.config == name and r.records == args.large]
