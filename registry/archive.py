@@ -39,7 +39,7 @@ import hashlib
 import json
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -270,6 +270,20 @@ def archive_write(
 ) -> ArchiveSummary:
     """Write the archive of `school_year` for `scope` into `out` (a writable binary file object;
     seekable or not). Returns what went in; the file holds the ZIP once this returns."""
+    steps = archive_stream(out, school_year=school_year, scope=scope, now=now)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def archive_stream(
+    out: IO[bytes], *, school_year: str, scope: ArchiveScope, now: dt.datetime | None = None
+) -> Generator[None, None, ArchiveSummary]:
+    """archive_write, one step at a time: yields after each record version is written into `out`
+    (so a response can send the bytes written so far), returns the summary when the ZIP is whole.
+    Closing the generator early closes the ZIP (then incomplete, without its manifest)."""
     if not school_year_valid(school_year):
         raise ValueError(f"Not a school year: {school_year!r}")
     summary = ArchiveSummary(school_year=school_year, created_at=now or timezone.now())
@@ -285,8 +299,9 @@ def archive_write(
             writer.add(f"trust/roots/tsa-{n}.pem", pem, KIND_TSA_ROOT)
         for n, der in enumerate(material.crls, start=1):
             writer.add(f"trust/crls/{n}.crl", der, KIND_CRL)
+        yield
         for school in sorted(scope.schools, key=lambda s: s.code):
-            _write_school(writer, summary, school, school_year)
+            yield from _write_school(writer, summary, school, school_year)
         summary.files = len(writer.entries)
         manifest = {
             "format": FORMAT,
@@ -308,7 +323,9 @@ def archive_write(
     return summary
 
 
-def _write_school(writer: _Writer, summary: ArchiveSummary, school: School, school_year: str) -> None:
+def _write_school(
+    writer: _Writer, summary: ArchiveSummary, school: School, school_year: str
+) -> Generator[None, None, None]:
     folder = safe_name(school.code)
     for batch in _entries(school, school_year):
         pdfs = _pdfs(school, batch)
@@ -323,6 +340,7 @@ def _write_school(writer: _Writer, summary: ArchiveSummary, school: School, scho
             xml = issued_xml(entry)  # exactly the bytes the index says were issued, or None
             if xml is None:
                 summary.missing.append({**about, "reason": "school copy missing or differs from the index"})
+                yield
                 continue
             stem = f"records/{folder}/{safe_name(entry.record_id)}-v{entry.version}"
             writer.add(f"{stem}.xml", xml, KIND_XML, **about)
@@ -345,6 +363,7 @@ def _write_school(writer: _Writer, summary: ArchiveSummary, school: School, scho
                         **about,
                     )
                     summary.timestamps += 1
+            yield
 
 
 def scope_school(school: School) -> ArchiveScope:

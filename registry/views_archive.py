@@ -1,8 +1,8 @@
 """Archives of issued records (registry.archive): the school's page and the Department's.
 
 - /truong/<code>/luu-tru/ (config.urls_school): the school years the school issued records in;
-  its leaders download one year's archive, streamed from a temporary file (a school's year is a
-  few thousand records: built in the request, never held in memory). Let in by the school's
+  its leaders download one year's archive, streamed as it is written (a school's year is a few
+  thousand records: built in the request, record by record, never held in memory). Let in by the school's
   access middleware (404 outside the school, 403 without its data); a teacher gets 403 here.
 - /so/luu-tru/ (config.urls): the Department's (and divisions') archive jobs: ask for the
   province's or a division's archive (a Celery job writes it), list them with their state,
@@ -12,21 +12,22 @@ Thin views (style.md): the rules are in registry.archive_jobs.
 
 from __future__ import annotations
 
-import tempfile
+import io
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.choices import AuditAction
-from portal.models import AuditEntry, Division
+from portal.models import AuditEntry, Division, School, User
 
-from .archive import archive_write, school_year_valid, scope_school
+from .archive import archive_stream, school_year_valid, scope_school
 from .archive_jobs import (
     archive_divisions_for,
     archive_export_downloaded,
@@ -66,9 +67,48 @@ def school_archive(request: SchoolRequest) -> HttpResponse:
     )
 
 
+class _Sink(io.RawIOBase):
+    """A write-only file for zipfile, whose bytes the response takes as they come (not seekable:
+    zipfile then writes each member's sizes after its data)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]  # bytes-like in, as RawIOBase
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def _school_archive_chunks(user: User, school: School, school_year: str) -> Iterator[bytes]:
+    """The ZIP's bytes as the archive is written, record by record: the first bytes leave at
+    once, so a school's thousand records do not hold a silent request open (proxies' timeouts),
+    and nothing but one record is held in memory. The download is audited (with the manifest's
+    SHA-256) once the archive is whole, before its last bytes leave."""
+    sink = _Sink()
+    steps = archive_stream(sink, school_year=school_year, scope=scope_school(school))
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            summary = done.value
+            break
+        if sink.chunks:
+            yield sink.take()
+    school_archive_downloaded(actor=user, school=school, summary=summary)
+    yield sink.take()
+
+
 @require_GET
-def school_archive_download(request: SchoolRequest, school_year: str) -> FileResponse:
-    """One school year's archive of this school, as a ZIP download (audited)."""
+def school_archive_download(request: SchoolRequest, school_year: str) -> StreamingHttpResponse:
+    """One school year's archive of this school, streamed as a ZIP download (audited)."""
     school = request.school
     if not can_download_school_archive(request.user, school):
         raise PermissionDenied
@@ -76,22 +116,10 @@ def school_archive_download(request: SchoolRequest, school_year: str) -> FileRes
         y.school_year for y in school_archive_years(school)
     }:
         raise Http404
-    # On disk past 8 MB, then streamed back by FileResponse (which closes, so deletes, the file).
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 -- FileResponse closes it
-    try:
-        summary = archive_write(spool, school_year=school_year, scope=scope_school(school))
-    except BaseException:
-        spool.close()
-        raise
-    school_archive_downloaded(actor=request.user, school=school, summary=summary)
-    spool.seek(0)
-    response = FileResponse(
-        spool,
-        as_attachment=True,
-        filename=f"luu-tru-hoc-ba-{school.code}-{school_year}.zip",
-        content_type="application/zip",
+    response = StreamingHttpResponse(
+        _school_archive_chunks(request.user, school, school_year), content_type="application/zip"
     )
-    response["X-Manifest-SHA256"] = summary.manifest_sha256
+    response["Content-Disposition"] = f'attachment; filename="luu-tru-hoc-ba-{school.code}-{school_year}.zip"'
     return response
 
 
