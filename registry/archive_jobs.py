@@ -16,6 +16,7 @@ someone who supervises it without a data grant gets 403.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -250,7 +251,8 @@ def archive_export_run(*, export_pk: int) -> ArchiveExport:
         sha256 = _file_sha256(folder / name)
     except Exception as error:  # recorded on the job for the page; the traceback goes to the log
         log.exception("Archive export %s failed", export_pk)
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder itself may be what failed
+            part.unlink(missing_ok=True)
         ArchiveExport.objects.filter(pk=export_pk).update(
             state=ArchiveState.FAILED,
             error=f"{type(error).__name__}: {error}"[:2000],

@@ -358,7 +358,7 @@ def test_the_department_asks_for_the_provinces_archive_and_downloads_it_once_wri
     from portal.choices import AuditAction
     from portal.models import AuditEntry
     from registry.archive_jobs import archive_export_run
-    from registry.models import ArchiveState
+    from registry.models import ArchiveExport, ArchiveState
 
     client = client_as(department_officer)
     export = _request(client, "province", django_capture_on_commit_callbacks)
@@ -371,8 +371,11 @@ def test_the_department_asks_for_the_provinces_archive_and_downloads_it_once_wri
     )
     assert client.get(f"/so/luu-tru/{export.pk}/tai-ve/").status_code == 404  # not written yet
 
-    done = archive_export_run(export_pk=export.pk)  # the Celery task's body
-    assert done.state == ArchiveState.DONE and done.records == 3
+    from registry.tasks import archive_export_run as task
+
+    assert task(export.pk) == ArchiveState.DONE  # the Celery task, run here
+    done = ArchiveExport.objects.get(pk=export.pk)
+    assert done.records == 3 and done.missing == 0
     assert archive_export_run(export_pk=export.pk).finished_at == done.finished_at  # a duplicate: nothing
     path = archive_dir / done.file_name
     assert hashlib.sha256(path.read_bytes()).hexdigest() == done.sha256
@@ -521,3 +524,20 @@ def test_timestamps_tsa_roots_and_sealed_pdfs_are_archived_and_verify_offline(
     result = archive_check(str(rewrite(path, tmp_path / "no-tsa.zip", drop=tsa)))
     xml_paths = {e["path"] for e in manifest["files"] if e["kind"] == "xml"}
     assert xml_paths <= result.paths()
+
+
+def test_a_job_that_cannot_write_its_file_fails_with_the_reason_and_leaves_nothing(
+    client_as, department_officer, issued_year, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    from registry.archive_jobs import archive_export_run
+    from registry.models import ArchiveState
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    settings.HOCBA_ARCHIVE_DIR = str(blocker / "archives")
+    client = client_as(department_officer)
+    export = _request(client, "province", django_capture_on_commit_callbacks)
+    failed = archive_export_run(export_pk=export.pk)
+    assert failed.state == ArchiveState.FAILED and failed.error.startswith("NotADirectoryError")
+    assert client.get(f"/so/luu-tru/{export.pk}/tai-ve/").status_code == 404
+    assert "Lỗi" in client.get("/so/luu-tru/", HTTP_ACCEPT_LANGUAGE="vi").content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -56,8 +57,11 @@ class Command(BaseCommand):
             with open(part, "wb") as file:
                 summary = archive_write(file, school_year=year, scope=scope)
             os.replace(part, out)
+        except OSError as error:
+            raise CommandError(f"Cannot write {out}: {error}") from error
         finally:
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
         self.stdout.write(
             f"{out}: {summary.records} records, {summary.pdfs} PDFs, {summary.timestamps} timestamps, "
             f"{summary.files} files listed, {out.stat().st_size} bytes"
