@@ -21,6 +21,7 @@ pyHanko's CMS helpers check the signature (validate_sig_integrity); asn1crypto d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 import threading
@@ -150,8 +151,20 @@ class TokenInfo:
         return self.tsa_cert.subject.rfc4514_string() if self.tsa_cert is not None else ""
 
 
+@functools.lru_cache(maxsize=256)
+def _cert_of(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+@functools.lru_cache(maxsize=256)
+def _asn1_of(der: bytes) -> asn1_x509.Certificate:
+    # Kept per certificate: asn1crypto caches what it parses on the object (a TSA's certificates
+    # come back in every token).
+    return asn1_x509.Certificate.load(der)
+
+
 def _cert(asn1: asn1_x509.Certificate) -> x509.Certificate:
-    return x509.load_der_x509_certificate(asn1.dump())
+    return _cert_of(asn1.dump())
 
 
 def token_read(
@@ -194,10 +207,14 @@ def token_read(
     sid = signer_info["sid"]
     tsa_cert = None
     for cert in candidates:
-        asn1 = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+        asn1 = _asn1_of(cert.public_bytes(Encoding.DER))
         if sid.name == "issuer_and_serial_number":
             chosen = sid.chosen
-            if chosen["issuer"] == asn1.issuer and chosen["serial_number"].native == asn1.serial_number:
+            # Serial first (an int), then the issuer: the same DER, or equal as names (RFC 5280
+            # comparison, string preparation: slower, only for a matching serial).
+            if chosen["serial_number"].native == asn1.serial_number and (
+                chosen["issuer"].dump() == asn1.issuer.dump() or chosen["issuer"] == asn1.issuer
+            ):
                 tsa_cert = (cert, asn1)
                 break
         elif sid.name == "subject_key_identifier" and sid.chosen.native == asn1.key_identifier:
