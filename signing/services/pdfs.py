@@ -133,9 +133,12 @@ def _record_pdf_seal(batch: SigningBatch, record_pk: int, key: LoadedKey, name: 
         log.exception("Signing batch %s: the PDF of record %s could not be sealed", batch.pk, record_pk)
         reason = str(error)
     log.warning("Signing batch %s: the PDF of record %s is stored unsealed: %s", batch.pk, record_pk, reason)
-    with transaction.atomic():
-        row = year_record_pdf_render(record_id=record_pk)
-        _audit(batch, row, sealed=False, reason=reason)
+    try:
+        with transaction.atomic():
+            row = year_record_pdf_render(record_id=record_pk)
+            _audit(batch, row, sealed=False, reason=reason)
+    except Exception:  # never stops the batch: the missing-PDF sweep tries the record again later
+        log.exception("Signing batch %s: the PDF of record %s could not be rendered", batch.pk, record_pk)
 
 
 def _audit(batch: SigningBatch, row, *, sealed: bool, reason: str) -> None:

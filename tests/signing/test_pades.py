@@ -24,8 +24,10 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import override
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -363,3 +365,32 @@ def test_a_record_sealed_outside_a_batch_gets_the_tasks_pdf_even_after_batch_ste
 
     assert year_record_pdfs_render([record.pk]) == [record.pk]
     assert record.signatures.filter(position=2, batch_item_pk__isnull=False).exists()
+
+
+def test_a_seal_revoked_before_the_pdfs_leaves_them_unsealed_with_the_reason(sealed, school, signing_trust):
+    batch, pdfs = sealed
+    records = [p.record_id for p in pdfs]
+    # The worker died after the items; the seal's certificate is revoked before the PDFs are made.
+    YearRecordPdf.objects.filter(record_id__in=records).delete()
+    SigningBatch.objects.filter(pk=batch.pk).update(
+        state=BatchState.RUNNING,
+        lease_owner="a-dead-worker",
+        lease_until=timezone.now() - dt.timedelta(seconds=1),
+        secret=trust.seal_secret(PIN),
+        finished_at=None,
+    )
+    seal = SigningBatch.objects.get(pk=batch.pk).certificate
+    signing_trust.revoke(x509.load_der_x509_certificate(bytes(seal.certificate)))
+    try:
+        connection.set_schema_to_public()
+        with override("en"):
+            assert signing_batch_run(batch_pk=batch.pk, worker="second") == "done"
+        connection.set_tenant(school)
+        rows = list(YearRecordPdf.objects.filter(record_id__in=records))
+        assert len(rows) == len(records) and not any(r.sealed for r in rows)  # never without its PDF
+        assert all(_report(bytes(r.pdf)) == [] for r in rows)  # no PDF signature at all
+        unsealed = AuditEntry.objects.filter(action="year_record_signed", changes__pdf_sealed=False)
+        assert sorted(int(e.object_id) for e in unsealed) == sorted(records)
+        assert all("revoked" in e.changes["reason"] for e in unsealed), [e.changes for e in unsealed]
+    finally:
+        signing_trust.unrevoke_all()
