@@ -12,10 +12,14 @@ included (the manifest says which):
                                                  status
     manifest.sha256                              the manifest's SHA-256 (`sha256sum -c` reads it)
     records/<school code>/<record id>-v<n>.xml   the sealed document, exactly the issued bytes
+    records/<school code>/<record id>-v<n>.renewed.xml
+                                                 its latest renewal (archive timestamps added,
+                                                 XAdES-LTA), when it has been renewed
     records/<school code>/<record id>-v<n>.pdf   its PDF/A-3b (embeds that XML), when rendered
     timestamps/<school code>/<record id>-v<n>-sig<k>[-<j>].tst
-                                                 each signature's RFC 3161 token, taken from the
-                                                 XML's xades:EncapsulatedTimeStamp (XAdES-T)
+                                                 each signature's RFC 3161 tokens, taken from the
+                                                 xades:EncapsulatedTimeStamp elements (XAdES-T,
+                                                 and the renewal's archive timestamps)
     trust/roots/signer-<n>.pem, tsa-<n>.pem      the roots the signatures and timestamps chain to
     trust/crls/<n>.crl                           the CRLs as read (fresh) when the archive was made
 
@@ -51,7 +55,7 @@ from portal.models import Department, IssuedRecord, School
 from signing.archive.selectors import archive_trust_material
 from transcripts.models import YearRecord, YearRecordPdf
 
-from .verification import issued_xml
+from .verification import archived_xml, issued_xml
 
 FORMAT = "hocba-archive"
 FORMAT_VERSION = 1
@@ -65,13 +69,14 @@ BATCH = 200  # index rows read at a time
 
 # The kinds of file a manifest lists.
 KIND_XML = "xml"
+KIND_RENEWAL = "renewal"
 KIND_PDF = "pdf"
 KIND_TIMESTAMP = "timestamp"
 KIND_ROOT = "root"
 KIND_TSA_ROOT = "tsa_root"
 KIND_CRL = "crl"
 KIND_README = "readme"
-KINDS = (KIND_XML, KIND_PDF, KIND_TIMESTAMP, KIND_ROOT, KIND_TSA_ROOT, KIND_CRL, KIND_README)
+KINDS = (KIND_XML, KIND_RENEWAL, KIND_PDF, KIND_TIMESTAMP, KIND_ROOT, KIND_TSA_ROOT, KIND_CRL, KIND_README)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -115,6 +120,7 @@ class ArchiveSummary:
     records: int = 0  # versions written (XML)
     pdfs: int = 0
     timestamps: int = 0
+    renewals: int = 0
     files: int = 0  # listed in the manifest
     missing: list[dict[str, Any]] = field(default_factory=list)
     manifest_sha256: str = ""
@@ -310,7 +316,12 @@ def archive_stream(
             "scope": scope.as_dict(),
             "created_at": summary.created_at.isoformat(),
             "portal": {"name": portal_name, "url": getattr(settings, "HOCBA_PUBLIC_URL", "")},
-            "counts": {"records": summary.records, "pdfs": summary.pdfs, "timestamps": summary.timestamps},
+            "counts": {
+                "records": summary.records,
+                "renewals": summary.renewals,
+                "pdfs": summary.pdfs,
+                "timestamps": summary.timestamps,
+            },
             "files": writer.entries,
             "missing": summary.missing,
         }
@@ -345,6 +356,13 @@ def _write_school(
             stem = f"records/{folder}/{safe_name(entry.record_id)}-v{entry.version}"
             writer.add(f"{stem}.xml", xml, KIND_XML, **about)
             summary.records += 1
+            # Its latest renewal (archive timestamps, XAdES-LTA), when it has one: the issued
+            # bytes stay as issued (the index's hash, the PDF's attachment); the renewal is what
+            # keeps them verifiable once the first timestamps' certificates lapse.
+            renewed = archived_xml(entry, xml)
+            if renewed != xml:
+                writer.add(f"{stem}.renewed.xml", renewed, KIND_RENEWAL, **about)
+                summary.renewals += 1
             pdf = pdfs.get((entry.record_id, entry.version))
             if pdf is not None:
                 writer.add(f"{stem}.pdf", pdf, KIND_PDF, **about)
@@ -352,7 +370,7 @@ def _write_school(
             else:
                 summary.missing.append({**about, "reason": "PDF not rendered yet"})
             tsa_stem = f"timestamps/{folder}/{safe_name(entry.record_id)}-v{entry.version}"
-            for position, tokens in timestamp_tokens(xml):
+            for position, tokens in timestamp_tokens(renewed):  # the renewal's include the issued ones
                 for j, token in enumerate(tokens, start=1):
                     suffix = "" if len(tokens) == 1 else f"-{j}"
                     writer.add(

@@ -47,12 +47,14 @@ from signing.archive.selectors import (
     archive_record_reports,
 )
 from transcripts.document import MAX_DOCUMENT_BYTES, year_record_parse
+from transcripts.records.services import content_bytes_of
 
 from .archive import (
     FORMAT,
     KIND_CRL,
     KIND_PDF,
     KIND_README,
+    KIND_RENEWAL,
     KIND_ROOT,
     KIND_TIMESTAMP,
     KIND_TSA_ROOT,
@@ -82,6 +84,7 @@ class Limits:
     max_bytes: dict[str, int] = field(
         default_factory=lambda: {
             KIND_XML: MAX_DOCUMENT_BYTES,
+            KIND_RENEWAL: MAX_DOCUMENT_BYTES,
             KIND_PDF: 20 * MiB,
             KIND_TIMESTAMP: 1 * MiB,
             KIND_ROOT: 1 * MiB,
@@ -508,7 +511,7 @@ def _records(
     """The record files grouped by (school, record id, version), in manifest order."""
     groups: dict[tuple[str, str, int], dict[str, list[dict[str, Any]]]] = {}
     for entry in entries:
-        if entry["kind"] in (KIND_XML, KIND_PDF, KIND_TIMESTAMP):
+        if entry["kind"] in (KIND_XML, KIND_RENEWAL, KIND_PDF, KIND_TIMESTAMP):
             version = entry.get("version")
             key = (
                 str(entry.get("school", "")),
@@ -552,7 +555,9 @@ def _check(
             xml_entries = files.get(KIND_XML, [])
             xml_entry, xml = None, None
             if len(xml_entries) != 1:
-                for other in files.get(KIND_PDF, []) + files.get(KIND_TIMESTAMP, []):
+                for other in (
+                    files.get(KIND_PDF, []) + files.get(KIND_TIMESTAMP, []) + files.get(KIND_RENEWAL, [])
+                ):
                     result.add(
                         other["path"],
                         "no_record",
@@ -562,6 +567,7 @@ def _check(
             else:
                 xml_entry = xml_entries[0]
                 xml, _intact = reader.read(xml_entry)
+            renewals = [(e, reader.read(e)[0]) for e in files.get(KIND_RENEWAL, [])]
             pdfs = [(e, reader.read(e)[0]) for e in files.get(KIND_PDF, [])]
             tokens = [(e, reader.read(e)[0]) for e in files.get(KIND_TIMESTAMP, [])]
             verifiers.submit(
@@ -569,10 +575,11 @@ def _check(
                 trust,
                 xml_entry,
                 xml,
+                [(e, d) for e, d in renewals if d is not None],
                 [(e, d) for e, d in pdfs if d is not None],
                 [(e, d) for e, d in tokens if d is not None],
             )
-            del xml, pdfs, tokens
+            del xml, renewals, pdfs, tokens
         verifiers.drain(result)
 
 
@@ -580,6 +587,7 @@ def _verify_record(
     trust: _Trust,
     xml_entry: dict[str, Any] | None,
     xml: bytes | None,
+    renewals: list[tuple[dict[str, Any], bytes]],
     pdfs: list[tuple[dict[str, Any], bytes]],
     tokens: list[tuple[dict[str, Any], bytes]],
 ) -> ArchiveCheck:
@@ -593,8 +601,11 @@ def _verify_record(
         for pdf_entry, pdf in pdfs:
             _check_pdf(pdf_entry, pdf, xml_entry, roots, tsa_roots, crls, part)
     if xml is not None:
+        for renewal_entry, renewed in renewals:
+            _check_renewal(renewal_entry, renewed, xml, roots, tsa_roots, crls, trust.at, part)
+        carried = [xml, *(renewed for _e, renewed in renewals)]
         for token_entry, token in tokens:
-            _check_token(token_entry, token, xml, part)
+            _check_token(token_entry, token, carried, part)
     return part
 
 
@@ -640,9 +651,11 @@ def _check_xml(
     crls: list[x509.CertificateRevocationList],
     at: dt.datetime | None,
     result: ArchiveCheck,
+    *,
+    counted: bool = True,
 ) -> None:
     path = entry["path"]
-    result.records_checked += 1
+    result.records_checked += 1 if counted else 0
     try:
         document = year_record_parse(xml)
     except Exception as error:  # DocumentError, or anything a hostile file provokes: a finding, never a crash
@@ -725,9 +738,13 @@ def _check_pdf(
         )
 
 
-def _check_token(entry: dict[str, Any], token: bytes, xml: bytes, result: ArchiveCheck) -> None:
+def _check_token(entry: dict[str, Any], token: bytes, documents: list[bytes], result: ArchiveCheck) -> None:
     position = entry.get("signature")
-    carried = dict(timestamp_tokens(xml)).get(position if isinstance(position, int) else -1, [])
+    carried = [
+        t
+        for document in documents
+        for t in dict(timestamp_tokens(document)).get(position if isinstance(position, int) else -1, [])
+    ]
     if token not in carried:
         result.add(
             entry["path"],
@@ -735,3 +752,28 @@ def _check_token(entry: dict[str, Any], token: bytes, xml: bytes, result: Archiv
             _("This timestamp is not the one its year record's signature carries."),
             f"signature {position!r} carries {len(carried)} tokens, none equal to this file",
         )
+
+
+def _check_renewal(
+    entry: dict[str, Any],
+    renewed: bytes,
+    xml: bytes,
+    roots: list[x509.Certificate],
+    tsa_roots: list[x509.Certificate],
+    crls: list[x509.CertificateRevocationList],
+    at: dt.datetime | None,
+    result: ArchiveCheck,
+) -> None:
+    """A renewal carries the issued content byte for byte, and its signatures (with their archive
+    timestamps) verify as the issued document's do."""
+    try:
+        same = content_bytes_of(renewed) == content_bytes_of(xml)
+    except ValueError:
+        same = False
+    if not same:
+        result.add(
+            entry["path"],
+            "renewal_content",
+            _("This renewed copy does not carry the issued year record's content byte for byte."),
+        )
+    _check_xml(entry, renewed, roots, tsa_roots, crls, at, result, counted=False)

@@ -541,3 +541,45 @@ def test_a_job_that_cannot_write_its_file_fails_with_the_reason_and_leaves_nothi
     assert failed.state == ArchiveState.FAILED and failed.error.startswith("NotADirectoryError")
     assert client.get(f"/so/luu-tru/{export.pk}/tai-ve/").status_code == 404
     assert "Lỗi" in client.get("/so/luu-tru/", HTTP_ACCEPT_LANGUAGE="vi").content.decode()
+
+
+# --- Renewed records (XAdES-LTA archive timestamps) ---------------------------------------------
+
+
+def test_a_renewed_record_is_archived_with_its_renewal_and_a_tampered_renewal_is_named(
+    timestamping, homeroom_teacher, principal, school, records, tmp_path, settings
+):
+    record = issue(records[0], homeroom_teacher=homeroom_teacher, principal=principal, school=school)
+    connection.set_schema_to_public()
+    call_command(
+        "archive_timestamp", "--school", school.code, "--all", stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    path = tmp_path / "renewed.zip"
+    call_command(
+        "export_archive", "--year", YEAR, "--school", school.code, "--out", str(path), stdout=io.StringIO()
+    )
+    manifest = manifest_of(path)
+    renewal = next(e for e in manifest["files"] if e["kind"] == "renewal")
+    assert renewal["record_id"] == record.record_id and renewal["path"].endswith("-v1.renewed.xml")
+    # Three signature timestamps and three archive timestamps.
+    assert sum(1 for e in manifest["files"] if e["kind"] == "timestamp") == 6
+    settings.HOCBA_TRUST_ROOTS = settings.HOCBA_TRUST_CRLS = settings.HOCBA_TSA_TRUST_ROOTS = []
+    result = archive_check(str(path))
+    assert result.ok, [f.line() for f in result.findings]
+    assert result.records_checked == 1 and result.signatures_checked == 6
+
+    def other_content(data: bytes) -> bytes:  # a renewal that says something else
+        return flip_byte_in_content(data)
+
+    forged = archive_check(
+        str(
+            _fix_manifest(
+                path,
+                tmp_path / "forged.zip",
+                {renewal["path"]: other_content(zipfile.ZipFile(path).read(renewal["path"]))},
+            )
+        )
+    )
+    codes = {f.code for f in forged.findings if f.path == renewal["path"]}
+    assert "renewal_content" in codes and any(c.startswith("signature:") for c in codes)
+    assert forged.paths() == {renewal["path"]}
