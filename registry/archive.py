@@ -165,6 +165,8 @@ Tệp nén này chứa mọi học bạ năm học đã ban hành của năm h�
 
 - records/<mã trường>/<mã học bạ>-v<phiên bản>.xml: học bạ đã ký số (giáo viên chủ nhiệm,
   hiệu trưởng, con dấu của trường), đúng từng byte như khi ban hành;
+- records/<mã trường>/<mã học bạ>-v<phiên bản>.renewed.xml: bản gia hạn mới nhất (thêm dấu thời
+  gian lưu trữ XAdES-LTA, nội dung học bạ giữ nguyên từng byte), nếu học bạ đã được gia hạn;
 - records/<mã trường>/<mã học bạ>-v<phiên bản>.pdf: bản PDF/A-3b, đính kèm chính tệp XML đó;
 - timestamps/: dấu thời gian RFC 3161 của từng chữ ký (khi chữ ký có dấu thời gian);
 - trust/roots/: chứng thư gốc tin cậy (của người ký và của dịch vụ cấp dấu thời gian);
