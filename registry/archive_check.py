@@ -539,7 +539,8 @@ def _check(
     for name in members:
         if name not in listed and name not in (MANIFEST, MANIFEST_DIGEST):
             result.add(name, "not_listed", _("This file is not listed in the manifest."))
-    for item in manifest.get("missing") or []:
+    missing = manifest.get("missing")
+    for item in missing if isinstance(missing, list) else []:
         if isinstance(item, dict):
             result.notes.append(
                 f"{item.get('record_id', '?')} v{item.get('version', '?')} ({item.get('school', '?')}): "
