@@ -7,6 +7,7 @@ Reads the ZIP only: no network, no database, no file written. Exit status 0 when
 from __future__ import annotations
 
 import json
+import logging
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -41,6 +42,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # pyHanko logs each path it cannot build with a traceback; the findings already say it,
+        # once, per file.
+        logging.getLogger("pyhanko").setLevel(logging.ERROR)
         with translation.override(settings.LANGUAGE_CODE):
             try:
                 with open(options["file"], "rb") as file:
