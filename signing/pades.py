@@ -33,6 +33,7 @@ import io
 import os
 import tempfile
 import threading
+import time
 import unicodedata
 import warnings
 from collections.abc import Sequence
@@ -216,13 +217,29 @@ class _PdfA3Signer(signers.PdfSigner):
         pdf_out.register_extension(pdf_constants.ESIC_EXTENSION_1)
 
 
+TSA_KEPT_SECONDS = 600  # how long a process keeps a TSA's token for the size and the certificates
+_stampers: dict[tuple[str, float], tuple[float, _TsaTimeStamper]] = {}
+_stampers_lock = threading.Lock()
+
+
 def _timestamper() -> _TsaTimeStamper | None:
     """The configured TSA, or None without HOCBA_TSA_URL (then the seal is PAdES B-B: no
-    timestamp, the signer's claimed time only; a deployment configures a TSA)."""
+    timestamp, the signer's claimed time only; a deployment configures a TSA).
+
+    One per process and URL for TSA_KEPT_SECONDS: pyHanko keeps in it the token it asks for to
+    size the signature (which also gives us the TSA's certificates for the DSS), so a batch's
+    PDFs cost one TSA round trip each, not two; a TSA that renews its certificate is seen within
+    ten minutes (each signature's own token carries the TSA's certificate meanwhile)."""
     url = (getattr(settings, "HOCBA_TSA_URL", "") or "").strip()
     if not url:
         return None
-    return _TsaTimeStamper(url, float(getattr(settings, "HOCBA_TSA_TIMEOUT_SECONDS", 10)))
+    key = (url, float(getattr(settings, "HOCBA_TSA_TIMEOUT_SECONDS", 10)))
+    with _stampers_lock:
+        made, stamper = _stampers.get(key, (0.0, None))
+        if stamper is None or time.monotonic() - made > TSA_KEPT_SECONDS:
+            stamper = _TsaTimeStamper(*key)
+            _stampers[key] = (time.monotonic(), stamper)
+        return stamper
 
 
 def tsa_roots() -> tuple[x509.Certificate, ...]:
