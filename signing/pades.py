@@ -112,12 +112,18 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def stamp_font() -> Path:
-    """Noto Serif cut down to STAMP_UNICODES, made once per process (a temporary file). pyHanko
+    """Noto Serif cut down to STAMP_UNICODES, made once (a file in the temporary directory named
+    by the font's and the cut's hash, written atomically: workers and restarts share it). pyHanko
     subsets the stamp's font again for every PDF it signs: fontTools takes about 0.3 s on the
     whole Noto Serif (mostly its layout tables, for Greek, Cyrillic, ...), a few ms on this one."""
     global _font_path
     with _font_lock:
-        if _font_path is None or not _font_path.exists():
+        if _font_path is not None and _font_path.exists():
+            return _font_path
+        source = FONT.read_bytes()
+        digest = hashlib.sha256(source + repr(STAMP_UNICODES).encode() + b"no-layout").hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"hocba-stamp-font-{digest}.ttf"
+        if not path.exists():
             from fontTools import subset
 
             options = subset.Options()
@@ -131,11 +137,13 @@ def stamp_font() -> Path:
             subsetter = subset.Subsetter(options)
             subsetter.populate(unicodes=STAMP_UNICODES)
             subsetter.subset(font)
-            handle, name = tempfile.mkstemp(prefix="hocba-stamp-font-", suffix=".ttf")
+            handle, name = tempfile.mkstemp(prefix="hocba-stamp-font-", suffix=".part", dir=path.parent)
             os.close(handle)
             subset.save_font(font, name, options)
-            _font_path = Path(name)
-        return _font_path
+            os.chmod(name, 0o644)  # a public font: readable by the portal's other processes
+            os.replace(name, path)
+        _font_path = path
+        return path
 
 
 def local_time_text(moment: dt.datetime) -> str:
