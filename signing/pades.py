@@ -30,8 +30,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import io
-import os
-import tempfile
 import threading
 import time
 import unicodedata
@@ -62,7 +60,7 @@ with warnings.catch_warnings():
     # output is read included), about a key type the portal never uses. Silenced for this import
     # only; the module is cached, so later importers of pyHanko stay quiet too.
     warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.pdf_utils.text import TextBoxStyle
@@ -101,7 +99,7 @@ STAMP_UNICODES = (
     *range(0x2010, 0x2027),
 )
 _font_lock = threading.Lock()
-_font_path: Path | None = None
+_font_bytes: bytes | None = None
 
 # A box on a page, in PDF points from the page's lower left corner: (page index, x1, y1, x2, y2).
 FieldBox = tuple[int, float, float, float, float]
@@ -111,19 +109,13 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
 
 
-def stamp_font() -> Path:
-    """Noto Serif cut down to STAMP_UNICODES, made once (a file in the temporary directory named
-    by the font's and the cut's hash, written atomically: workers and restarts share it). pyHanko
+def stamp_font() -> bytes:
+    """Noto Serif cut down to STAMP_UNICODES, made once per process and kept in memory. pyHanko
     subsets the stamp's font again for every PDF it signs: fontTools takes about 0.3 s on the
     whole Noto Serif (mostly its layout tables, for Greek, Cyrillic, ...), a few ms on this one."""
-    global _font_path
+    global _font_bytes
     with _font_lock:
-        if _font_path is not None and _font_path.exists():
-            return _font_path
-        source = FONT.read_bytes()
-        digest = hashlib.sha256(source + repr(STAMP_UNICODES).encode() + b"no-layout").hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / f"hocba-stamp-font-{digest}.ttf"
-        if not path.exists():
+        if _font_bytes is None:
             from fontTools import subset
 
             options = subset.Options()
@@ -137,13 +129,25 @@ def stamp_font() -> Path:
             subsetter = subset.Subsetter(options)
             subsetter.populate(unicodes=STAMP_UNICODES)
             subsetter.subset(font)
-            handle, name = tempfile.mkstemp(prefix="hocba-stamp-font-", suffix=".part", dir=path.parent)
-            os.close(handle)
-            subset.save_font(font, name, options)
-            os.chmod(name, 0o644)  # a public font: readable by the portal's other processes
-            os.replace(name, path)
-        _font_path = path
-        return path
+            out = io.BytesIO()
+            subset.save_font(font, out, options)
+            _font_bytes = out.getvalue()
+        return _font_bytes
+
+
+@dataclass(frozen=True)
+class _StampFontFactory(GlyphAccumulatorFactory):
+    """pyHanko's font engine factory over stamp_font()'s bytes (its own opens a file by name)."""
+
+    def create_font_engine(self, writer, obj_stream=None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=io.BytesIO(stamp_font()),
+            font_size=self.font_size,
+            obj_stream=obj_stream,
+        )
 
 
 def local_time_text(moment: dt.datetime) -> str:
@@ -327,7 +331,7 @@ def pdf_seal(
     )
     style = TextStampStyle(
         stamp_text=STAMP_TEXT,
-        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(stamp_font())), font_size=9, leading=12),
+        text_box_style=TextBoxStyle(font=_StampFontFactory(str(FONT)), font_size=9, leading=12),
         border_width=1,
         border_color=(0.75, 0.0, 0.0),
     )
