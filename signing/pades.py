@@ -315,9 +315,10 @@ def pdf_seal(
         except TimestampRequestError as error:
             raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
     page, x1, y1, x2, y2 = field_box
-    certs, crls = _validation_data(
-        [cert, *chain, *trust.trust_roots(), *tsa_certs, *tsa_roots()], trust.crls()
-    )
+    path = [cert, *chain, *tsa_certs]
+    issuers = {c.issuer for c in path}
+    roots = [r for r in (*trust.trust_roots(), *tsa_roots()) if r.subject in issuers]  # theirs only
+    certs, crls = _validation_data([*path, *roots], trust.crls())
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     # The validation data, in the revision the signature covers (see the module's docstring).
     DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=certs, crls=crls)
