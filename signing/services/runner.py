@@ -15,8 +15,10 @@ or device, or the TSA, fails in a way worth retrying (a BackendError with `retry
 signing service unreachable, failing, busy), the batch pauses instead: the chunk in hand is rolled
 back, `next_attempt_at` is set (capped exponential back-off with jitter: about 1, 2, 4 ... 60 s),
 the lease is released, and the sweep (or the wake-up message queued with a countdown) takes the
-batch up again when it is due; the database, not the message, says when. The first chunk after a
-pause is one item, so a service that fails again costs the approval one signature, not a chunk.
+batch up again when it is due; the database, not the message, says when. After a pause the TSA
+(if any) is asked for a timestamp before the key signs anything, and the first chunk is one item,
+so a service that is still down costs a remote approval no signature, and one that fails again
+at most one, not a chunk's.
 Only after HOCBA_SIGNING_RETRY_ATTEMPTS consecutive retryable failures spanning more than
 HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS do the remaining items fail, with the reason.
 """
@@ -156,6 +158,16 @@ def _validation_data(step: str):
     return current() if current is not None else None
 
 
+def _tsa_probe() -> None:
+    """After a pause, ask the TSA (when one is configured) for a timestamp before the key signs
+    anything: while it is still down the batch pauses again without spending a remote approval's
+    signatures on records whose timestamps would fail (the chunk would roll back, but the service
+    has counted its signHash). Raises the TSA's BackendError."""
+    stamper = timestamps.timestamper()
+    if stamper is not None:
+        stamper.stamp(b"hocba: is the timestamping service back?")
+
+
 def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_facts: dict) -> int:
     """Sign a chunk of items in one transaction (the school's schema is active): lock the items
     still pending, check the certificate once, and let transcripts' year_records_sign lock and
@@ -268,6 +280,12 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
         "certificate_serial": batch.certificate.serial,
     }
     recovering = batch.retry_count > 0
+    if recovering and pending:
+        try:
+            _tsa_probe()
+        except BackendError as error:
+            if error.retryable:
+                return _pause(batch_pk, worker, error)
     size = chunk_size()
     connection_tenant_set(school)
     try:

@@ -203,3 +203,61 @@ def test_a_remote_batch_signs_its_chunk_with_one_signhash_call(
     assert outcome == ["done"] and states(batch) == [ItemState.DONE, ItemState.DONE]
     for record in confirmed:
         assert YearRecord.objects.get(pk=record.pk).status == S.SIGNED_PRINCIPAL
+
+
+def test_a_tsa_outage_costs_a_remote_approval_one_chunk_and_no_more(
+    homeroom_teacher,
+    principal,
+    school,
+    confirmed,
+    certificates,
+    two_factor,
+    approved_class,
+    csc,
+    principal_remote,
+    timestamping,
+    settings,
+):
+    """Through a remote key the service counts a chunk's signHash even when the TSA then fails and
+    the chunk rolls back. The approval covers the records plus one chunk; after a pause the TSA is
+    asked first, so while it is still down a retry spends nothing, and the batch finishes with its
+    approval once the TSA is back."""
+    from signing.timestamps import timestamper_reset
+
+    school_class, _ = approved_class
+    teacher_signs(homeroom_teacher, school, certificates, school_class)
+    batch = signing_batch_start(
+        actor=principal, school=school, step="principal", certificate=principal_remote
+    )
+    otp = csc.otp_for(principal_remote.csc_credential_id)
+    signing_batch_confirm(actor=principal, school=school, batch=batch, otp=otp, totp=totp_code(principal))
+    # The approval: the 2 records and a spare of one chunk (here the 2 records): 4 signatures.
+    settings.HOCBA_TSA_URL = f"http://127.0.0.1:{_closed_port()}/"
+    timestamper_reset()
+    client = CscClient(csc.url, csc.client_secret)
+    outcome: list[str] = []
+
+    def due() -> None:
+        SigningBatch.objects.filter(pk=batch.pk).update(
+            next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+        )
+
+    assert signhash_calls(csc, client, lambda: outcome.append(run(batch))) == 1  # 2 signatures spent
+    due()
+    assert signhash_calls(csc, client, lambda: outcome.append(run(batch))) == 0  # the TSA asked first
+    assert outcome == ["paused", "paused"]
+    assert SigningBatch.objects.get(pk=batch.pk).retry_count == 2
+    assert states(batch) == [ItemState.PENDING, ItemState.PENDING]
+    assert not YearRecordSignature.objects.filter(record__in=confirmed, position=2).exists()
+
+    settings.HOCBA_TSA_URL = timestamping.url
+    timestamper_reset()
+    due()
+    assert signhash_calls(csc, client, lambda: outcome.append(run(batch))) == 2  # one item, then the rest
+    assert outcome[-1] == "done" and states(batch) == [ItemState.DONE, ItemState.DONE]
+    for record in confirmed:
+        document = bytes(YearRecordSignature.objects.get(record=record, position=2).signed_xml)
+        reports = verify_year_record(
+            document, trust_roots=trust.trust_roots(), crls=trust.crls(), tsa_roots=trust.tsa_roots()
+        )
+        assert [r.problems for r in reports] == [(), ()]
