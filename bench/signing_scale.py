@@ -361,7 +361,7 @@ def main() -> int:
     parser.add_argument(
         "--tsa-parallel",
         type=int,
-        help="timestamp requests in flight (signing.timestamps.PARALLEL, default the module's)",
+        help="timestamp requests in flight (HOCBA_TSA_PARALLEL, default the setting's)",
     )
     parser.add_argument("--small", type=int, default=40, help="records of a class batch (default 40)")
     parser.add_argument("--large", type=int, default=1000, help="records of a large batch (default 1000)")
@@ -396,8 +396,8 @@ def main() -> int:
 
         if args.chunk:
             settings.HOCBA_SIGNING_CHUNK = args.chunk
-        if args.tsa_parallel:  # a what-if: Timestamper reads it when made (timestamper_reset below)
-            timestamps.PARALLEL = args.tsa_parallel
+        if args.tsa_parallel:  # the setting the Timestamper is made with (timestamper_reset below)
+            settings.HOCBA_TSA_PARALLEL = args.tsa_parallel
         progress(f"starting the reference CSC service (--delay-ms {args.delay_ms}) and TSA ...")
         service = CscService(workdir / "csc", delay_ms=args.delay_ms)
         tsa = TsaService(workdir / "tsa", delay_ms=args.tsa_delay_ms)
@@ -516,7 +516,7 @@ def main() -> int:
         print(f"load average (1, 5, 15 min): {load_before} before the batches, {load_after} after")
         print(
             f"CSC: reference service, --delay-ms {args.delay_ms} on every signHash (RSA-2048);"
-            f" TSA: reference, --delay-ms {args.tsa_delay_ms}, {timestamps.PARALLEL} requests in flight;"
+            f" TSA: reference, --delay-ms {args.tsa_delay_ms}, {settings.HOCBA_TSA_PARALLEL or timestamps.PARALLEL} requests in flight;"
             f" chunk {runner.chunk_size()} records"
             f" (HOCBA_SIGNING_CHUNK); CSC hashes a call: up to the service's {SAD_MAX}"
         )
