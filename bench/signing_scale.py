@@ -514,9 +514,10 @@ def main() -> int:
             f" · lxml {version('lxml')} · httpx {version('httpx')}"
         )
         print(f"load average (1, 5, 15 min): {load_before} before the batches, {load_after} after")
+        in_flight = settings.HOCBA_TSA_PARALLEL or timestamps.PARALLEL
         print(
             f"CSC: reference service, --delay-ms {args.delay_ms} on every signHash (RSA-2048);"
-            f" TSA: reference, --delay-ms {args.tsa_delay_ms}, {settings.HOCBA_TSA_PARALLEL or timestamps.PARALLEL} requests in flight;"
+            f" TSA: reference, --delay-ms {args.tsa_delay_ms}, {in_flight} requests in flight;"
             f" chunk {runner.chunk_size()} records"
             f" (HOCBA_SIGNING_CHUNK); CSC hashes a call: up to the service's {SAD_MAX}"
         )
