@@ -19,8 +19,10 @@ the archive's roots and CRLs (trust/, the files whose hashes hold) at the archiv
 and is the version the manifest says; each PDF embeds exactly that XML (read as the public
 verification page reads uploads: qpdf under limits, registry.verification.pdf_attachments) and,
 when this portal seals PDFs (signing.pades), its PDF signature holds; each timestamp file is the
-token its record's signature carries. A record whose XML changed is named twice: for its SHA-256
-and for its signatures.
+token its record's signature carries; a renewal (XAdES-LTA) carries the issued content byte for
+byte and verifies too. A record whose XML changed is named twice: for its SHA-256 and for its
+signatures. The verifying (the slow part, ~120 ms a record) can run in `jobs` forked processes;
+the parent alone reads the ZIP, and the report is the same.
 """
 
 from __future__ import annotations
