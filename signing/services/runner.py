@@ -44,13 +44,13 @@ from transcripts.records.services import year_records_sign
 
 from .. import keys, timestamps, trust
 from ..backends import BackendError, KeyLoadError, LoadedKey
+from ..longterm import signing_extras
 from ..models import (
     BatchState,
     ItemState,
     SigningBatch,
     SigningBatchItem,
     SigningCertificate,
-    SigningStep,
 )
 from ..profile import SigningError, sign_year_records
 from .certificates import certificate_refusal, key_error_message
@@ -145,19 +145,6 @@ def chunk_size() -> int:
     return max(1, int(getattr(settings, "HOCBA_SIGNING_CHUNK", 40)))
 
 
-def _validation_data(step: str):
-    """What the seal adds to every signature so that the record verifies offline (XAdES-LT,
-    signing.longterm), as of now; None for the other steps."""
-    if step != SigningStep.SEAL:
-        return None
-    try:
-        from .. import longterm
-    except ImportError:  # pragma: no cover - the long-term module is part of the same release
-        return None
-    current = getattr(longterm, "validation_data_current", None)
-    return current() if current is not None else None
-
-
 def _tsa_probe() -> None:
     """After a pause, ask the TSA (when one is configured) for a timestamp before the key signs
     anything: while it is still down the batch pauses again without spending a remote approval's
@@ -195,7 +182,9 @@ def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_f
             refusal = certificate_refusal(key.cert, key.chain)
             if refusal:
                 raise ValidationError(refusal)
-            stamper, validation = timestamps.timestamper(), _validation_data(batch.step)
+            # The TSA's timestamp on every signature and, at the seal, the validation data of all
+            # the record's signatures (XAdES-T, LT: signing.longterm.signing_extras).
+            extras = signing_extras(batch.step)
 
             def sign_many(documents: list[bytes]) -> list:
                 return sign_year_records(
@@ -204,8 +193,7 @@ def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_f
                     cert=key.cert,
                     chain=key.chain,
                     role=batch.step,
-                    timestamper=stamper,
-                    validation_data=validation,
+                    **extras,
                 )
 
             outcome = year_records_sign(
