@@ -15,7 +15,7 @@
   embed_validation_info does): the signature then covers the whole file, so a reader says "the
   document has not been changed since it was signed" (poppler's "Total document signed"), and a
   later archive timestamp may still add a revision of its own. Everything comes from the
-  configuration (trust.trust_roots, HOCBA_TSA_TRUST_ROOTS, trust.crls): nothing is fetched.
+  configuration (trust.trust_roots, trust.tsa_roots, trust.crls): nothing is fetched.
 
 The key is what signing.backends gives: a `cryptography` private key, or a DigestSigner (a PKCS#11
 token, a CSC remote service) that signs a SHA-256 digest; `_KeySigner` hands pyHanko's CMS
@@ -254,17 +254,6 @@ def _timestamper() -> _TsaTimeStamper | None:
         return stamper
 
 
-def tsa_roots() -> tuple[x509.Certificate, ...]:
-    """The TSA's roots (HOCBA_TSA_TRUST_ROOTS): trusted for timestamps, beside the signers' roots."""
-    files = getattr(settings, "HOCBA_TSA_TRUST_ROOTS", ()) or ()
-    if isinstance(files, (str, Path)):
-        files = [files]
-    found: list[x509.Certificate] = []
-    for file in files:
-        found.extend(x509.load_pem_x509_certificates(Path(file).read_bytes()))
-    return tuple(found)
-
-
 def _validation_data(
     certs: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
 ) -> tuple[list[asn1_x509.Certificate], list[asn1_crl.CertificateList]]:
@@ -317,7 +306,7 @@ def pdf_seal(
     page, x1, y1, x2, y2 = field_box
     path = [cert, *chain, *tsa_certs]
     issuers = {c.issuer for c in path}
-    roots = [r for r in (*trust.trust_roots(), *tsa_roots()) if r.subject in issuers]  # theirs only
+    roots = [r for r in (*trust.trust_roots(), *trust.tsa_roots()) if r.subject in issuers]  # theirs only
     certs, crls = _validation_data([*path, *roots], trust.crls())
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     # The validation data, in the revision the signature covers (see the module's docstring).
@@ -437,7 +426,8 @@ def pdf_signature_report(
     reports = []
     for sig in embedded:
         context = _validation_context(trust_roots, crls, dss)
-        ts_context = _validation_context([*trust_roots, *tsa_roots], crls, dss)
+        # A timestamp's certificate must chain to a TSA root, never to a signers' root (signing.trust).
+        ts_context = _validation_context(tsa_roots, crls, dss)
         problems: list[str] = []
         try:
             status = validate_pdf_signature(

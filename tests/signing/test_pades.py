@@ -35,7 +35,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from portal.models import AuditEntry
 from signing import ca, trust
 from signing.models import BatchState, ItemState, SigningBatch
-from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report, tsa_roots
+from signing.pades import FIELD_NAME, _validation_context, pdf_signature_report
 from signing.services import signing_batch_run
 from tests.signing.test_batch_backends import TOKEN_PIN, seal_token  # noqa: F401
 from tests.signing.test_batches import confirmed, start_and_run, teacher_signs, totp_code, two_factor  # noqa: F401
@@ -121,7 +121,7 @@ def signing_trust_seal(school) -> bytes:
 
 def _report(pdf: bytes):
     return pdf_signature_report(
-        pdf, trust_roots=trust.trust_roots(), tsa_roots=tsa_roots(), crls=trust.crls()
+        pdf, trust_roots=trust.trust_roots(), tsa_roots=trust.tsa_roots(), crls=trust.crls()
     )
 
 
@@ -175,7 +175,7 @@ def test_pyhanko_validates_the_seal_offline_with_its_timestamp_and_embedded_vali
     (signature,) = reader.embedded_signatures
     dss = DocumentSecurityStore.read_dss(reader)
     context = _validation_context(trust.trust_roots(), trust.crls(), None)  # no DSS help: the roots
-    ts_context = _validation_context([*trust.trust_roots(), *tsa_roots()], trust.crls(), None)
+    ts_context = _validation_context([*trust.trust_roots(), *trust.tsa_roots()], trust.crls(), None)
 
     status = validate_pdf_signature(
         signature, signer_validation_context=context, ts_validation_context=ts_context
@@ -199,7 +199,9 @@ def test_pyhanko_validates_the_seal_offline_with_its_timestamp_and_embedded_vali
 
     # Another CA's root only: intact, but not trusted.
     stranger = ca.dev_ca("Một CA khác").root_cert
-    (untrusted,) = pdf_signature_report(pdf, trust_roots=[stranger], tsa_roots=tsa_roots(), crls=trust.crls())
+    (untrusted,) = pdf_signature_report(
+        pdf, trust_roots=[stranger], tsa_roots=trust.tsa_roots(), crls=trust.crls()
+    )
     assert untrusted.intact and not untrusted.trusted and not untrusted.valid
     assert any("not trusted" in p for p in untrusted.problems), untrusted.problems
 

@@ -22,7 +22,7 @@ from portal.choices import Role
 from portal.models import RoleAssignment, User
 from signing import timestamps, trust
 from signing.models import BatchState, ItemState, SigningBatch
-from signing.pades import pdf_signature_report, tsa_roots
+from signing.pades import pdf_signature_report
 from signing.services import certificate_register_pkcs12, signing_batch_confirm, signing_batch_start
 from tests.conftest import PASSWORD, SIGNING_PIN
 from tests.reference.tsa import TsaService
@@ -144,7 +144,7 @@ def test_a_worker_killed_while_sealing_the_pdfs_leaves_each_record_one_sealed_pd
                     (report,) = pdf_signature_report(
                         bytes(row.pdf),
                         trust_roots=trust.trust_roots(),
-                        tsa_roots=tsa_roots(),
+                        tsa_roots=trust.tsa_roots(),
                         crls=trust.crls(),
                     )
                     assert report.valid and report.timestamped, report.problems
