@@ -329,6 +329,9 @@ HOCBA_TSA_URL = env_str("HOCBA_TSA_URL", "")
 HOCBA_TSA_TRUST_ROOTS = env_list("HOCBA_TSA_TRUST_ROOTS", [])
 HOCBA_TSA_TIMEOUT_SECONDS = env_int("HOCBA_TSA_TIMEOUT_SECONDS", 10)
 HOCBA_TSA_PARALLEL = env_int("HOCBA_TSA_PARALLEL", 16)  # timestamp requests in flight per batch
+# A record sealed by a batch gets its PDF sealed by that batch; the missing-PDF sweep renders one
+# (unsealed) only after this long without it (a batch that never came back).
+HOCBA_PDF_SEAL_GRACE_SECONDS = env_int("HOCBA_PDF_SEAL_GRACE_SECONDS", 3 * 3600)
 # A signing job holds its batch this long between two signatures; past it, the batch is resumed.
 HOCBA_SIGNING_LEASE_SECONDS = env_int("HOCBA_SIGNING_LEASE_SECONDS", 60)
 # A batch signs this many records together (a class: one chunk): one transaction, one call to the

@@ -196,6 +196,10 @@ def key_error_message(error: Exception) -> str:
         "protocol": _("The remote signing service answered something the portal does not understand."),
         "unauthorised_client": _("The remote signing service refused the portal; tell the operators."),
         "device_error": _("The signing token or HSM is not answering."),
+        "tsa_unavailable": _(
+            "The timestamping service cannot be reached; the batch waits and tries again by itself."
+        ),
+        "tsa_refused": _("The timestamping service refused to timestamp the signatures; tell the operators."),
         "no_library": _("The token's software (PKCS#11 library) is not installed on the server."),
         "wrong_deployment_key": _(
             "The stored key file cannot be opened with this server's key; tell the operators."
