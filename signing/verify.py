@@ -174,24 +174,21 @@ def _asn1_crl(der: bytes) -> asn1_crl.CertificateList:
 # need not, and an unknown signer status must not hide a revoked issuer. CRL freshness is logged by
 # signing.trust, not enforced (a stale CRL is still its issuer's last word): a CRL is usable for a
 # century after its thisUpdate.
-_POLICY = CertRevTrustPolicy(
-    RevocationCheckingPolicy(
-        ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
-        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
-    ),
-    freshness=dt.timedelta(days=36500),
-    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
-)
+def _revocation_policy(*, retroactive: bool) -> CertRevTrustPolicy:
+    return CertRevTrustPolicy(
+        RevocationCheckingPolicy(
+            ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
+            intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+        ),
+        freshness=dt.timedelta(days=36500),
+        freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+        retroactive_revinfo=retroactive,
+    )
+
+
+_POLICY = _revocation_policy(retroactive=False)
 # At a proven time (a timestamp's): the same, and a CRL issued after that time still speaks of it.
-_POLICY_AT = CertRevTrustPolicy(
-    RevocationCheckingPolicy(
-        ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
-        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
-    ),
-    freshness=dt.timedelta(days=36500),
-    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
-    retroactive_revinfo=True,
-)
+_POLICY_AT = _revocation_policy(retroactive=True)
 # Validity not judged (structure only): a tolerance wider than any certificate's life.
 _ANY_TIME = dt.timedelta(days=365 * 500)
 
