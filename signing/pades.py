@@ -27,6 +27,7 @@ builder either one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import hashlib
 import io
@@ -269,10 +270,23 @@ def _validation_data(
     )
 
 
+def _outside_event_loop(function, *args, **kwargs):
+    """Call one of pyHanko's synchronous functions, which run their coroutines with asyncio.run:
+    that refuses when this thread already runs an event loop (Playwright's sync API leaves one in
+    the main thread, and an async caller has one), so then the call runs on a thread of its own
+    (as signing.verify does for pyhanko-certvalidator)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
 def _tsa_certificates(timestamper: _TsaTimeStamper) -> list[x509.Certificate]:
     """The TSA's own certificates, from a token it issues over a dummy digest (pyHanko asks for
     one anyway to size the signature; it is cached per timestamper)."""
-    token = asyncio.run(timestamper.async_dummy_response("sha256"))
+    token = _outside_event_loop(asyncio.run, timestamper.async_dummy_response("sha256"))
     signed_data = token["content"]
     return [
         x509.load_der_x509_certificate(choice.chosen.dump())
@@ -340,7 +354,7 @@ def pdf_seal(
         "time": local_time_text(at or trust.now()),
     }
     try:
-        out = pdf_signer.sign_pdf(writer, appearance_text_params=text)
+        out = _outside_event_loop(pdf_signer.sign_pdf, writer, appearance_text_params=text)
     except TimestampRequestError as error:
         raise BackendError("tsa_refused", f"Timestamp refused: {error}") from error
     return out.getvalue()
@@ -430,8 +444,11 @@ def pdf_signature_report(
         ts_context = _validation_context(tsa_roots, crls, dss)
         problems: list[str] = []
         try:
-            status = validate_pdf_signature(
-                sig, signer_validation_context=context, ts_validation_context=ts_context
+            status = _outside_event_loop(
+                validate_pdf_signature,
+                sig,
+                signer_validation_context=context,
+                ts_validation_context=ts_context,
             )
         except (SignatureValidationError, ValueError, KeyError, TypeError) as error:
             problem = f"The signature cannot be validated: {error}"
