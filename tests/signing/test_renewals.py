@@ -119,3 +119,22 @@ def test_records_without_timestamps_are_counted_not_renewed(homeroom_teacher, pr
     connection.set_schema_to_public()
     out = run("--school", school.code, "--all", "--dry-run")
     assert "without timestamp (baseline B, not renewable): 1" in out
+
+
+def test_a_renewed_copy_uploaded_is_verified_as_the_issued_one_and_a_changed_one_is_not(
+    issued, school, client
+):
+    from tests.portal.test_verification import log_rows, upload
+
+    run("--school", school.code, "--all")
+    with school:
+        renewed = year_record_archived_document(issued)
+    response = upload(client, "record.xml", renewed)
+    assert response.status_code == 200
+    assert response.content.decode().count('data-level="LTA"') == 3
+    # One byte more in an unsigned property: neither the issued bytes nor a renewal.
+    changed = renewed.replace(
+        b"</xades:UnsignedSignatureProperties>", b" </xades:UnsignedSignatureProperties>", 1
+    )
+    assert upload(client, "record.xml", changed).status_code == 404
+    assert log_rows() == [("upload_xml", "found", ""), ("upload_xml", "not_found", "mismatch")]
