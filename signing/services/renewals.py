@@ -21,6 +21,7 @@ from portal.models import School
 from transcripts.models import YearRecord
 from transcripts.records.services import year_record_archived_document, year_record_renew
 
+from ..backends import BackendError
 from ..longterm import add_archive_timestamps, proof_until, validation_data_current
 from ..timestamps import timestamper
 
@@ -87,4 +88,8 @@ def records_renew(
                 outcome.renewed += 1
             except (ValidationError, ValueError) as error:
                 outcome.failed[label] = str(error)
+            except BackendError as error:  # the TSA: said per record, and a TSA that is down stops the school
+                outcome.failed[label] = str(error)
+                if error.retryable:
+                    break
     return outcome

@@ -138,3 +138,17 @@ def test_a_renewed_copy_uploaded_is_verified_as_the_issued_one_and_a_changed_one
     )
     assert upload(client, "record.xml", changed).status_code == 404
     assert log_rows() == [("upload_xml", "found", ""), ("upload_xml", "not_found", "mismatch")]
+
+
+def test_a_tsa_that_is_down_fails_the_run_with_its_reason_not_a_traceback(issued, school, settings):
+    settings.HOCBA_TSA_URL = "http://127.0.0.1:9/"  # nothing listens there
+    from signing.timestamps import timestamper_reset
+
+    timestamper_reset()
+    err = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("archive_timestamp", "--school", school.code, "--all", stdout=io.StringIO(), stderr=err)
+    timestamper_reset()
+    assert "unreachable" in err.getvalue()
+    with school:
+        assert not YearRecordRenewal.objects.filter(record=issued).exists()
