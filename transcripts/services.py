@@ -61,6 +61,43 @@ class CellError(ValidationError):
     """A value the grade book refuses, with a message for the teacher (in the active language)."""
 
 
+class CellConflict(Exception):
+    """The cell changed on the server since the teacher read it: nothing was written.
+
+    The grade book sends, with each value, the value the cell showed before the edit (`expected`).
+    An edit typed offline and sent later meets whatever was saved meanwhile (by a co-teacher, or
+    by the same teacher on another device); overwriting it silently would lose a score nobody sees
+    again, so the teacher chooses: resend with `expected` = `current` to keep theirs, or take
+    `current`.
+    """
+
+    def __init__(self, *, current: str, yours: str) -> None:
+        self.current = current
+        self.yours = yours
+        super().__init__(
+            _("This cell was changed to “%(current)s” while your change was waiting to be sent.")
+            % {"current": current or _("(empty)")}
+        )
+
+
+def refuse_if_changed(*, old, new, expected: str | None, parser, raw: str) -> None:
+    """Compare-and-set, under the caller's row lock: raise CellConflict when the stored value is
+    neither what the teacher saw (`expected`, parsed as the field parses input) nor already the
+    new value (a repeat of an edit whose answer was lost is not a conflict). No `expected`: no check.
+
+    An `expected` the parser refuses (a tampered page, or a field whose rules changed) can be no
+    stored value: it is a conflict, never a blind write.
+    """
+    if expected is None or old == new:
+        return
+    try:
+        seen = parser(expected)
+    except CellError:
+        raise CellConflict(current=display(old), yours=raw.strip()) from None
+    if old != seen:
+        raise CellConflict(current=display(old), yours=raw.strip())
+
+
 @dataclass(frozen=True)
 class Cell:
     """One editable cell: a student (enrolment), a subject or none (homeroom fields), a term or
@@ -244,16 +281,32 @@ def row_average(row: SubjectTermScores, regular_count: int) -> Decimal | None:
 
 @transaction.atomic
 def assessment_cell_save(
-    *, actor: User, school: School, school_class: SchoolClass, cell: Cell, raw: str
+    *,
+    actor: User,
+    school: School,
+    school_class: SchoolClass,
+    cell: Cell,
+    raw: str,
+    expected: str | None = None,
 ) -> CellSaved:
     """Validate and save one grade-book cell; audit the change. Refusals raise CellError
-    (a bad value, a locked term) or PermissionDenied (not this user's cell)."""
+    (a bad value, a locked term) or PermissionDenied (not this user's cell).
+
+    `expected` is the value the cell showed before the edit (the grade book always sends it):
+    when the stored value is neither that nor already the new value, CellConflict, nothing written.
+    """
     enrolment = Enrolment.objects.filter(pk=cell.enrolment_id, school_class=school_class).first()
     if enrolment is None:
         raise CellError(_("This student is not in this class."))
     if cell.subject_id is None:
         return _homeroom_cell_save(
-            actor=actor, school=school, school_class=school_class, enrolment=enrolment, cell=cell, raw=raw
+            actor=actor,
+            school=school,
+            school_class=school_class,
+            enrolment=enrolment,
+            cell=cell,
+            raw=raw,
+            expected=expected,
         )
     entry = CurriculumEntry.objects.filter(
         school_year_id=school_class.school_year_id, grade=school_class.grade, subject_id=cell.subject_id
@@ -268,10 +321,12 @@ def assessment_cell_save(
     else:
         model, key, term = _secondary_target(entry, cell)
     _refuse_if_locked(school_class, term)
-    value = _value_parser(model, entry, cell.field)(raw)
+    parser = _value_parser(model, entry, cell.field)
+    value = parser(raw)
     row, _created = model.objects.select_for_update().get_or_create(
         enrolment=enrolment, subject_id=cell.subject_id, **key
     )
+    refuse_if_changed(old=getattr(row, cell.field), new=value, expected=expected, parser=parser, raw=raw)
     changed = _apply(actor, row, cell.field, value, enrolment, cell.subject_id)
     average = None
     if model is SubjectTermScores and entry.kind == SubjectKind.SCORED:
@@ -342,7 +397,9 @@ def _apply(actor: User, row, field: str, value, enrolment: Enrolment, subject_id
     return True
 
 
-def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, raw: str) -> CellSaved:
+def _homeroom_cell_save(
+    *, actor, school, school_class, enrolment, cell: Cell, raw: str, expected: str | None
+) -> CellSaved:
     if not can_edit_homeroom(actor, school, school_class):
         raise PermissionDenied(_("Only the class's homeroom teacher enters this."))
     if cell.field in HOMEROOM_FIELDS:
@@ -354,6 +411,7 @@ def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, r
         }.get(cell.field, parse_result_level)
         value = parser(raw)
         row, _created = StudentYear.objects.select_for_update().get_or_create(enrolment=enrolment)
+        refuse_if_changed(old=getattr(row, cell.field), new=value, expected=expected, parser=parser, raw=raw)
     else:
         # TT27 qualities and competencies: field "quality:<code>:level" or "quality:<code>:comment".
         parts = cell.field.split(":")
@@ -369,9 +427,13 @@ def _homeroom_cell_save(*, actor, school, school_class, enrolment, cell: Cell, r
         if cell.period not in (PrimaryPeriod.END1, PrimaryPeriod.END2):
             raise CellError(_("Unknown assessment period."))
         _refuse_if_locked(school_class, PERIOD_TERM[cell.period])
-        value = parse_quality_level(raw) if parts[2] == "level" else parse_comment(raw)
+        parser = parse_quality_level if parts[2] == "level" else parse_comment
+        value = parser(raw)
         quality, _created = QualityAssessment.objects.select_for_update().get_or_create(
             enrolment=enrolment, code=parts[1], period=cell.period
+        )
+        refuse_if_changed(
+            old=getattr(quality, parts[2]), new=value, expected=expected, parser=parser, raw=raw
         )
         changed = _apply(actor, quality, parts[2], value, enrolment, None)
         return CellSaved(value=display(getattr(quality, parts[2])), changed=changed)

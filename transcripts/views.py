@@ -35,7 +35,7 @@ from .selectors import (
     term_is_locked,
     terms_of,
 )
-from .services import Cell, CellError, CellSaved, assessment_cell_save, term_lock_set
+from .services import Cell, CellConflict, CellError, CellSaved, assessment_cell_save, term_lock_set
 from .yearclose import class_summer_close, class_year_close, summer_cell_save
 
 if TYPE_CHECKING:
@@ -64,14 +64,24 @@ def _enrolment_id(request: SchoolRequest) -> int:
     return cast(int, _posted_number(request, "enrolment"))
 
 
+def _expected(request: SchoolRequest) -> str | None:
+    """The value the cell showed before the edit, when the page sent it (it always does)."""
+    return request.POST.get("expected")
+
+
 def _cell_answer(save: Callable[[], CellSaved]) -> JsonResponse:
     """Run one cell save and answer as the grade book's script expects: the value, or why not.
 
     Every refusal is a 4xx with a message in `error` (the script shows it in the cell and does
     not send the value again); only a server that fails (5xx) or cannot be reached is retried.
+    A cell changed meanwhile is a 409 with both values: the teacher chooses, nothing is written.
     """
     try:
         saved = save()
+    except CellConflict as exc:
+        return JsonResponse(
+            {"conflict": True, "current": exc.current, "yours": exc.yours, "error": str(exc)}, status=409
+        )
     except CellError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     except PermissionDenied as exc:
@@ -164,6 +174,7 @@ def cell_save(request: SchoolRequest, class_id: int, subject_code: str) -> JsonR
             school_class=school_class,
             cell=_cell_from(request, entry.subject_id),
             raw=request.POST.get("value", ""),
+            expected=_expected(request),
         )
 
     return _cell_answer(save)
@@ -236,6 +247,7 @@ def homeroom_cell_save(request: SchoolRequest, class_id: int) -> JsonResponse:
                 period=request.POST.get("period") or None,
             ),
             raw=request.POST.get("value", ""),
+            expected=_expected(request),
         )
     )
 
@@ -306,6 +318,7 @@ def summer_cell(request: SchoolRequest, class_id: int) -> JsonResponse:
             enrolment_id=_enrolment_id(request),
             field=request.POST.get("field", ""),
             raw=request.POST.get("value", ""),
+            expected=_expected(request),
         )
     )
 

@@ -41,6 +41,7 @@ from .services import (
     parse_comment_level,
     parse_result_level,
     parse_score,
+    refuse_if_changed,
 )
 
 
@@ -84,9 +85,19 @@ def class_year_close(*, actor: User, school: School, school_class: SchoolClass) 
 
 @transaction.atomic
 def summer_cell_save(
-    *, actor: User, school: School, school_class: SchoolClass, enrolment_id: int, field: str, raw: str
+    *,
+    actor: User,
+    school: School,
+    school_class: SchoolClass,
+    enrolment_id: int,
+    field: str,
+    raw: str,
+    expected: str | None = None,
 ) -> CellSaved:
-    """An August cell: `retake:<subject code>` or `conduct_after_training`."""
+    """An August cell: `retake:<subject code>` or `conduct_after_training`.
+
+    `expected`, as for assessment_cell_save: a cell changed meanwhile raises CellConflict.
+    """
     if not can_edit_homeroom(actor, school, school_class):
         raise PermissionDenied(_("Only the class's homeroom teacher enters this."))
     # Read under a share lock: the August close (FOR UPDATE) waits for this save, or it for the close.
@@ -105,6 +116,14 @@ def summer_cell_save(
         if outcome != Outcome.SUMMER_TRAINING:
             raise CellError(_("This student was not sent to summer re-training."))
         conduct = parse_result_level(raw)
+        year = StudentYear.objects.select_for_update().get(pk=year.pk)
+        refuse_if_changed(
+            old=year.conduct_after_training,
+            new=conduct,
+            expected=expected,
+            parser=parse_result_level,
+            raw=raw,
+        )
         old, year.conduct_after_training = year.conduct_after_training, conduct
         year.save(update_fields=["conduct_after_training"])
         _change(actor, enrolment, None, "studentyear", year.pk, field, old, conduct)
@@ -117,8 +136,16 @@ def summer_cell_save(
     comment_subject = not next(s for s in result.subjects if s.code == code).scored
     retake, _created = Retake.objects.select_for_update().get_or_create(enrolment=enrolment, subject=subject)
     name = "level" if comment_subject else "score"
-    value = parse_comment_level(raw) if comment_subject else parse_score(raw)
+    parser = parse_comment_level if comment_subject else parse_score
+    value = parser(raw)
     old = getattr(retake, name)
+    refuse_if_changed(
+        old=old,
+        new=value,
+        expected=expected,
+        parser=parser,
+        raw=raw,
+    )
     setattr(retake, name, value if value is not None else ("" if comment_subject else None))
     retake.save(update_fields=[name, "updated_at"])
     _change(actor, enrolment, subject.pk, "retake", retake.pk, name, old, value)
