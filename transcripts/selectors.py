@@ -80,7 +80,8 @@ def gradebook_index_books(*, user: User, school: School, school_year_id: int) ->
         subjects = [
             (
                 entry,
-                can_edit_subject(
+                school_class.closed_at is None
+                and can_edit_subject(
                     user, school, school_class, teachers.get((school_class.pk, entry.subject_id))
                 ),
             )

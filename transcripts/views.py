@@ -110,6 +110,8 @@ def gradebook_index(request: SchoolRequest) -> HttpResponse:
         {
             "school_year": year,
             "books": books,
+            # Every class this user opens is approved: no term is "open for entry" for them.
+            "all_closed": bool(books) and all(c.closed_at is not None for c, _s, _h in books),
             "terms": terms_of(school_year_id=year.pk),
             "can_lock": can_lock_terms(request.user, request.school),
         },
@@ -131,7 +133,12 @@ def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpR
     term_one = (PrimaryPeriod.MID1, PrimaryPeriod.END1)  # a primary period's term
     term_number = (1 if period in term_one else 2) if primary else term
     locked = term_is_locked(school_year_id=school_class.school_year_id, number=term_number)
-    editable = can_edit_subject(request.user, request.school, school_class, teacher_id) and not locked
+    # An approved year closes the whole book (the services refuse any write): show it closed,
+    # rather than cells that look editable and refuse only after typing.
+    closed = school_class.closed_at is not None
+    editable = (
+        can_edit_subject(request.user, request.school, school_class, teacher_id) and not locked and not closed
+    )
     return render(
         request,
         "transcripts/gradebook.html",
@@ -144,6 +151,7 @@ def gradebook(request: SchoolRequest, class_id: int, subject_code: str) -> HttpR
             "subject_kinds": SubjectKind,
             "editable": editable,
             "locked": locked,
+            "closed": closed,
         },
     )
 
