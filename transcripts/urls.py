@@ -1,11 +1,12 @@
 from django.urls import path
 
-from . import views, views_records
+from . import views, views_offline, views_records
 
 app_name = "transcripts"
 
 urlpatterns = [
     path("", views.gradebook_index, name="index"),
+    path("sw.js", views_offline.service_worker, name="service_worker"),  # the grade book offline
     path("hoc-ki/<int:term_id>/khoa/", views.term_lock, name="term_lock"),
     path("lop/<int:class_id>/", views.homeroom, name="homeroom"),
     path("lop/<int:class_id>/o/", views.homeroom_cell_save, name="homeroom_cell_save"),
