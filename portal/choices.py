@@ -94,6 +94,7 @@ class AuditAction(models.TextChoices):
     CONSENT_ISSUER_CHANGED = "consent_issuer_changed", _("Consent issuer changed")
     ARCHIVE_DOWNLOADED = "archive_downloaded", _("Archive of issued records downloaded")
     ARCHIVE_EXPORT_REQUESTED = "archive_export_requested", _("Archive of issued records requested")
+    TEACHER_CLASSES_HANDED_OVER = "teacher_classes_handed_over", _("Teacher's classes handed over")
 
 
 # The province's index of issued records (portal.IssuedRecord), its public verifications and the

@@ -111,6 +111,12 @@ def can_open_school_data(user: User, school: School) -> bool:
     return school.division_id is not None and school.division_id in access.data_division_ids
 
 
+def can_manage_teachers(user: User, school: School) -> bool:
+    """Managing the school's teachers: granting their roles and handing a departing teacher's
+    classes to another (the school administrator and the principal, as the delegation rule)."""
+    return bool(access_for(user).roles_in_school(school.pk) & {Role.SCHOOL_ADMIN, Role.PRINCIPAL})
+
+
 # Who signs a year record (transcripts.permissions.can_sign): the homeroom teacher with a
 # key file, the principal or a vice-principal, and the seal's holders (the school administrator).
 SIGNING_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN})

@@ -20,8 +20,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from .choices import DivisionKind, SchoolLevel
+from .choices import DivisionKind, SchoolLevel, ScopeKind
 from .exports import progress_xlsx_response
+from .hooks import classes_across_schools
 from .http import AuthenticatedRequest
 from .models import Department, School
 from .models_progress import COUNTERS
@@ -52,12 +53,25 @@ from .selectors import divisions_for, schools_for, workplaces_for
 
 @login_required
 def home(request: AuthenticatedRequest) -> HttpResponse:
-    """The landing page after login: every place the user holds a role, one click away."""
+    """The landing page after login: every place the user holds a role, one click away, and one
+    list of the user's classes across all the schools where they teach (issue 14: visiting and
+    contract teachers work in several; one query per school, through portal.hooks)."""
+    workplaces = workplaces_for(request.user)
+    schools = [
+        w["place"]
+        for w in workplaces
+        if w["kind"] == ScopeKind.SCHOOL and isinstance(w["place"], School) and w["place"].active
+    ]
+    until = {w["place"].pk: w["until"] for w in workplaces if isinstance(w["place"], School)}
+    classes = classes_across_schools(request.user, schools)
+    for entry in classes:
+        entry["until"] = until.get(entry["school"].pk)
     return render(
         request,
         "portal/home.html",
         {
-            "workplaces": workplaces_for(request.user),
+            "workplaces": workplaces,
+            "classes": classes,
             "department": Department.objects.first(),
             "can_use_admin": can_use_admin(request.user),
         },

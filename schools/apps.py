@@ -14,3 +14,10 @@ class SchoolsConfig(AppConfig):
 
         progress_part_register("schools", progress_counts, PROGRESS_FIELDS)
         progress_years_register(progress_years)
+
+        # A teacher's classes across the schools where they work, on the portal's home page.
+        from portal.hooks import classes_reader_register
+
+        from .selectors import teacher_classes_across
+
+        classes_reader_register(teacher_classes_across)

@@ -9,15 +9,19 @@ and each of them takes the class row lock and refuses a class whose year the pri
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portal.choices import Role
-from portal.permissions import access_for
+from portal.choices import AuditAction, Role
+from portal.models import School, User
+from portal.permissions import access_for, can_manage_teachers
 from portal.progress.services import progress_changed
+from portal.selectors import school_teacher_is_current
+from portal.services import audit_record
 
 from .choices import EnrolmentStatus, Ruleset
 from .curriculum import SUBJECT_NAMES, curriculum_for
@@ -273,3 +277,110 @@ def enrolment_move(*, actor, school, enrolment: Enrolment, to_class: SchoolClass
     # student_enrol below recounts the year (the same year: both classes are of it).
     number = Enrolment.objects.filter(school_class=to_class).count() + 1
     return student_enrol(student=enrolment.student, school_class=to_class, enrolled_on=on, number=number)
+
+
+# --- Handing a departing teacher's classes to another (issue 14) --------------------------------
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """What a hand-over moved: the classes whose homeroom teacher changed, and the teaching
+    assignments (class and subject) given to the new teacher."""
+
+    homeroom_classes: list[str]
+    assignments: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.homeroom_classes) + len(self.assignments)
+
+
+@transaction.atomic
+def teacher_classes_hand_over(
+    *, actor: User, school: School, from_teacher: User, to_teacher: User
+) -> HandOver:
+    """Give all of `from_teacher`'s current-year classes in this school (homeroom classes and
+    teaching assignments) to `to_teacher`, in one step; audited. Call it with the school's schema
+    active.
+
+    For a teacher whose contract or semester has ended, or is about to. Only whoever manages the
+    school's teachers may (the school administrator, the principal); the new teacher must hold a
+    teacher's role here now (and the homeroom teacher's role if homeroom classes move). Classes
+    the principal has approved for the year are not moved (their teachers are history now), and
+    neither is what was done before: scores keep who entered them, signatures who signed.
+    """
+    if not can_manage_teachers(actor, school):
+        raise PermissionDenied(_("Only the school administrator or the principal hands classes over."))
+    if from_teacher.pk == to_teacher.pk:
+        raise ValidationError(_("Choose another teacher to take the classes over."))
+    # The new teacher's roles are locked with the check: a revocation waits for the hand-over.
+    if not school_teacher_is_current(user=to_teacher, school=school):
+        raise ValidationError(
+            _("%(name)s does not teach in this school now: grant them a teacher's role first.")
+            % {"name": to_teacher.get_full_name()}
+        )
+    year = SchoolYear.objects.filter(is_current=True).first()
+    if year is None:
+        raise ValidationError(_("The school has no current school year."))
+    class_ids = set(
+        SchoolClass.objects.filter(school_year=year, closed_at__isnull=True)
+        .filter(homeroom_teacher_id=from_teacher.pk)
+        .values_list("pk", flat=True)
+    ) | set(
+        TeachingAssignment.objects.filter(
+            school_class__school_year=year, school_class__closed_at__isnull=True, teacher_id=from_teacher.pk
+        ).values_list("school_class_id", flat=True)
+    )
+    if not class_ids:
+        raise ValidationError(
+            _("%(name)s has no class of this school year to hand over.")
+            % {"name": from_teacher.get_full_name()}
+        )
+    classes = classes_lock_open(class_ids=class_ids, change="assignments")
+    homeroom = sorted(
+        (c for c in classes.values() if c.homeroom_teacher_id == from_teacher.pk), key=lambda c: c.name
+    )
+    if homeroom and not school_teacher_is_current(
+        user=to_teacher, school=school, roles={Role.HOMEROOM_TEACHER}
+    ):
+        raise ValidationError(
+            _(
+                "%(name)s is not a homeroom teacher in this school: grant them the homeroom teacher's "
+                "role first, or hand the homeroom classes (%(classes)s) to someone who is."
+            )
+            % {"name": to_teacher.get_full_name(), "classes": ", ".join(c.name for c in homeroom)}
+        )
+    assignments = list(
+        TeachingAssignment.objects.select_for_update(no_key=True)
+        .filter(school_class_id__in=list(classes), teacher_id=from_teacher.pk)
+        .select_related("school_class", "subject")
+        .order_by("school_class__name", "subject__code")
+    )
+    for school_class in homeroom:
+        school_class.homeroom_teacher = to_teacher
+        school_class.save(update_fields=["homeroom_teacher"])
+    TeachingAssignment.objects.filter(pk__in=[a.pk for a in assignments]).update(teacher=to_teacher)
+    moved = HandOver(
+        homeroom_classes=[c.name for c in homeroom],
+        assignments=[f"{a.school_class.name}: {a.subject.name}" for a in assignments],
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.TEACHER_CLASSES_HANDED_OVER,
+        obj=from_teacher,
+        summary=_("Classes of %(from)s handed over to %(to)s: %(classes)s")
+        % {
+            "from": from_teacher.get_full_name(),
+            "to": to_teacher.get_full_name(),
+            "classes": ", ".join(moved.homeroom_classes + moved.assignments),
+        },
+        changes={
+            "from": from_teacher.username,
+            "to": to_teacher.username,
+            "homeroom_classes": moved.homeroom_classes,
+            "assignments": moved.assignments,
+        },
+        school=school,
+        division=school.division,
+    )
+    return moved

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -210,11 +210,24 @@ class SigningBatchItem(models.Model):
     reason = models.TextField(blank=True)  # why it failed, in the signer's words
     attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The moment the signer's membership in the school ends (the start of the day after its end
+    # date, in the province's time), copied when the batch starts; None when it has no end. A
+    # contract teacher's batch started before that day cannot sign after it (issue 14): the
+    # runner refuses first, and the check below refuses an item marked signed at or after it.
+    # The copy is per batch, not per certificate: a person's certificate serves all their
+    # schools, each membership with its own end, and a contract that is renewed moves the end.
+    sign_before = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["batch", "position"]
         constraints = [
             models.UniqueConstraint(fields=["batch", "record_pk"], name="signing_item_record_once"),
+            models.CheckConstraint(
+                condition=~Q(state="done")
+                | Q(sign_before__isnull=True)
+                | Q(finished_at__isnull=False, finished_at__lt=F("sign_before")),
+                name="signing_item_signed_before_membership_end",
+            ),
             models.CheckConstraint(
                 condition=Q(state__in=[s.value for s in ItemState]), name="signing_item_state_known"
             ),

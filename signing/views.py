@@ -15,9 +15,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
+
+from portal.permissions import SIGNING_ROLES
+from portal.selectors import memberships_until
 
 from . import services
 from .access import back_url, batch_for, posted_class_for, posted_id
@@ -100,7 +104,13 @@ def my_certificates(request: AuthenticatedRequest) -> HttpResponse:
             _say(request, error)
         except PermissionDenied as error:
             messages.error(request, str(error))
-    certificates = SigningCertificate.objects.filter(user=user, removed_at=None)
+    certificates = list(SigningCertificate.objects.filter(user=user, removed_at=None))
+    # A visiting or contract teacher's certificates sign only while their role in a school lasts:
+    # until the end of its last day there, or the certificate's own end if that comes first.
+    ends = memberships_until(user=user, roles=SIGNING_ROLES)
+    for certificate in certificates:
+        expires = timezone.localdate(certificate.not_after)
+        certificate.signs_until = [(school, min(until, expires)) for school, until in ends]  # type: ignore[attr-defined]
     registered = {c.csc_credential_id for c in certificates if c.csc_credential_id}
     remote, remote_error = [], ""
     if _csc_configured():

@@ -69,6 +69,15 @@ SYSTEM = "system"
 SEAL_HOLDERS = frozenset({Role.SCHOOL_ADMIN, Role.PRINCIPAL})
 
 
+# The school roles that let a user make each signature step (can_sign asks them, with the class
+# for the homeroom teacher's): a signer's right to a step lasts as long as these roles do.
+SIGNING_STEP_ROLES: dict[str, frozenset[str]] = {
+    SignatureStep.HOMEROOM_TEACHER: frozenset({Role.HOMEROOM_TEACHER}),
+    SignatureStep.PRINCIPAL: SCHOOL_LEADER_ROLES,
+    SignatureStep.SEAL: SEAL_HOLDERS,
+}
+
+
 def can_create_year_records(user: User, school: School, school_class: SchoolClass) -> bool:
     """Creating a class's records, asking for a correction: its homeroom teacher or a leader."""
     return can_lock_terms(user, school) or can_edit_homeroom(user, school, school_class)

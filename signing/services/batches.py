@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from portal.choices import AuditAction
 from portal.models import School, User
 from portal.services import audit_record
+from schools.models import SchoolClass
 from transcripts.models import YearRecord
 from transcripts.permissions import can_sign
 from transcripts.records.services import SIGNING_STEPS
@@ -26,7 +27,13 @@ from ..models import (
     SigningStep,
 )
 from . import runner
-from .certificates import _key_error, certificate_objects, certificate_refusal
+from .certificates import (
+    _key_error,
+    certificate_objects,
+    certificate_refusal,
+    membership_ended_message,
+    signing_deadline,
+)
 
 # A remote-signing authorisation covers the batch plus this share of spare signatures (at least
 # 2): a worker that dies after the service signed a hash but before the signature was stored
@@ -100,7 +107,12 @@ def signing_batch_start(
 def _batch_create(
     *, actor: User, school: School, step: str, class_pk, scope_label: str, certificate, records, retry_of=None
 ) -> SigningBatch:
-    """The batch and its items (in the records' order), its audit row, and the OTP asked for."""
+    """The batch and its items (in the records' order), its audit row, and the OTP asked for.
+
+    Each item carries the moment the signer's membership in the school ends (sign_before), read
+    now, in the transaction that checked the signer's right: a batch started before a contract
+    teacher's last day signs nothing after it, whenever the worker gets to it."""
+    deadline = signing_deadline(signer=actor, school=school, step=step)
     batch = SigningBatch.objects.create(
         school=school,
         step=step,
@@ -118,10 +130,13 @@ def _batch_create(
             version=r.version,
             student_name=r.enrolment.student.full_name,
             position=i,
+            sign_before=deadline,
         )
         for i, r in enumerate(records, start=1)
     )
     changes = {"step": step, "records": len(records), "certificate": certificate.fingerprint}
+    if deadline is not None:
+        changes["sign_before"] = deadline.isoformat()
     if retry_of is not None:
         changes["retry_of"] = retry_of.pk
     audit_record(
@@ -183,6 +198,9 @@ def signing_batch_confirm(
             raise PermissionDenied(_("Only the signer who started the batch confirms it."))
         if batch.state != BatchState.AWAITING_CONFIRMATION:
             raise ValidationError(_("This batch has already been confirmed or cancelled."))
+        deadline = batch.items.values_list("sign_before", flat=True).first()
+        if deadline is not None and timezone.now() >= deadline:
+            raise PermissionDenied(membership_ended_message(deadline))
         mark_used = _step_up(actor, totp) if batch.step == SigningStep.PRINCIPAL else None
         certificate = batch.certificate
         expires = None
@@ -251,6 +269,10 @@ def signing_batch_retry(*, actor: User, school: School, batch: SigningBatch) -> 
     """A new batch of the failed records of `batch` that are still waiting for this signature."""
     if batch.signer_id != actor.pk or batch.school_id != school.pk:
         raise PermissionDenied(_("Only the signer who started the batch signs it again."))
+    # The signer's right is asked again (it may have ended since: a contract teacher's last day).
+    school_class = SchoolClass.objects.filter(pk=batch.class_pk).first() if batch.class_pk else None
+    if not can_sign(actor, school, school_class, batch.step):
+        raise PermissionDenied(_("You may not sign this step of these year records."))
     failed = list(batch.items.filter(state=ItemState.FAILED).values_list("record_pk", flat=True))
     before = SIGNING_STEPS[batch.step][1]
     waiting = list(

@@ -15,9 +15,10 @@ from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
 from portal.models import School, User
-from portal.permissions import access_for
+from portal.permissions import access_for, forget_access
+from portal.selectors import membership_end
 from portal.services import audit_record
-from transcripts.permissions import SEAL_HOLDERS
+from transcripts.permissions import SEAL_HOLDERS, SIGNING_STEP_ROLES
 
 from .. import keys, trust
 from ..backends import KeyLoadError, LoadedKey
@@ -86,6 +87,37 @@ def _holder_problem(cert: x509.Certificate, *, user: User | None, school: School
     return ""
 
 
+# --- Memberships that end (visiting and contract teachers, issue 14) -----------------------------
+
+
+def signing_deadline(*, signer: User, school: School, step: str) -> dt.datetime | None:
+    """The moment `signer`'s right to make `step` in `school` ends: the start of the day after
+    the last end date of the roles that give it (in the province's time zone); None when one of
+    them has no end date. Copied onto a batch's items when it starts (SigningBatchItem.sign_before)."""
+    last_day = membership_end(user=signer, school=school, roles=SIGNING_STEP_ROLES[step])
+    if last_day is None:
+        return None
+    return dt.datetime.combine(
+        last_day + dt.timedelta(days=1), dt.time.min, tzinfo=timezone.get_default_timezone()
+    )
+
+
+def membership_ended_message(deadline: dt.datetime) -> str:
+    """Why a batch signs nothing more after its signer's membership ended (said to the signer)."""
+    last_day = timezone.localtime(deadline, timezone.get_default_timezone()).date() - dt.timedelta(days=1)
+    return _(
+        "Your role in this school ended on %(date)s: the records left in this batch were not signed "
+        "(your earlier signatures stay valid)."
+    ) % {"date": last_day.strftime("%d/%m/%Y")}
+
+
+def _holder_is_a_member(user: User) -> bool:
+    """Does the person hold a role in a school now? (Read afresh: roles granted or ended in this
+    request count.)"""
+    forget_access(user)
+    return bool(access_for(user).school_roles)
+
+
 def can_manage_seal(user: User, school: School) -> bool:
     return bool(access_for(user).roles_in_school(school.pk) & SEAL_HOLDERS)
 
@@ -118,6 +150,11 @@ def certificate_register(
         raise ValueError("A certificate is registered with a person or with a school, not both")
     if user is not None and user.pk != actor.pk:
         raise PermissionDenied(_("You can only register your own certificate."))
+    if user is not None and not _holder_is_a_member(user):
+        # A visiting or contract teacher whose memberships have all ended signs nothing any more.
+        raise PermissionDenied(
+            _("You hold no role in a school now: a certificate is registered while you work in one.")
+        )
     if school is not None and not can_manage_seal(actor, school):
         raise PermissionDenied(_("Only the school's administrator or principal registers its seal."))
     fingerprint = trust.fingerprint(cert)

@@ -53,7 +53,7 @@ from ..models import (
     SigningCertificate,
 )
 from ..profile import SigningError, sign_year_records
-from .certificates import certificate_refusal, key_error_message
+from .certificates import certificate_refusal, key_error_message, membership_ended_message
 from .pdfs import batch_pdfs_seal
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,9 @@ def _tsa_probe() -> None:
         stamper.stamp(b"hocba: is the timestamping service back?")
 
 
-def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_facts: dict) -> int:
+def _sign_chunk(
+    batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_facts: dict, now: dt.datetime | None = None
+) -> int:
     """Sign a chunk of items in one transaction (the school's schema is active): lock the items
     still pending, check the certificate once, and let transcripts' year_records_sign lock and
     check each record, sign all their documents with one sign_year_records call (one call to the
@@ -176,6 +178,12 @@ def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_f
             if not items:
                 return 0  # done by an earlier run of this batch
             forget_access(batch.signer)  # roles are read again for every chunk
+            # The signer's membership in the school ended (a contract teacher's last day passed
+            # since the batch started): nothing more is signed with their key here, and the items
+            # fail with the reason, not retried (the database refuses the same: migration 0003).
+            deadline = items[0].sign_before
+            if deadline is not None and (now or timezone.now()) >= deadline:
+                raise ValidationError(membership_ended_message(deadline))
             certificate = SigningCertificate.objects.get(pk=batch.certificate_id)
             if certificate.removed_at is not None:
                 raise ValidationError(_("The certificate was removed during the batch."))
@@ -224,21 +232,24 @@ def _sign_chunk(batch: SigningBatch, item_pks: list[int], key: LoadedKey, cert_f
         if error.retryable:
             raise _Paused(error) from error
         if len(item_pks) > 1:  # e.g. an approval short of the chunk: each item on its own
-            return sum(_sign_chunk(batch, [pk], key, cert_facts) for pk in item_pks)
+            return sum(_sign_chunk(batch, [pk], key, cert_facts, now) for pk in item_pks)
         _fail(item_pks[0], _error_message(error))
     except (ValidationError, PermissionDenied) as error:  # the certificate: every item alike
         for item_pk in item_pks:
             _fail(item_pk, _error_message(error))
     except Exception as error:  # one record's failure never stops the batch
         if len(item_pks) > 1:
-            return sum(_sign_chunk(batch, [pk], key, cert_facts) for pk in item_pks)
+            return sum(_sign_chunk(batch, [pk], key, cert_facts, now) for pk in item_pks)
         log.exception("Signing batch %s, item %s", batch.pk, item_pks[0])
         _fail(item_pks[0], _error_message(error))
     return 0
 
 
-def signing_batch_run(*, batch_pk: int, worker: str) -> str:
-    """Sign the batch's pending items (the Celery task's body); returns what happened, for logs."""
+def signing_batch_run(*, batch_pk: int, worker: str, now: dt.datetime | None = None) -> str:
+    """Sign the batch's pending items (the Celery task's body); returns what happened, for logs.
+
+    `now` stands for the clock in the check of the signer's membership end (tests: a batch taken
+    up by a worker after the signer's last day); the signatures themselves take the real time."""
     if not _claim(batch_pk, worker):
         return "not claimed"
     batch = SigningBatch.objects.select_related("school", "signer", "certificate").get(pk=batch_pk)
@@ -285,7 +296,7 @@ def signing_batch_run(*, batch_pk: int, worker: str) -> str:
             # the approval, not a chunk's (a signHash that was answered before the TSA failed).
             chunk = pending[at : at + (1 if recovering else size)]
             try:
-                _sign_chunk(batch, chunk, key, cert_facts)
+                _sign_chunk(batch, chunk, key, cert_facts, now)
             except _Paused as paused:
                 connection_tenant_reset()
                 return _pause(batch_pk, worker, paused.error)
