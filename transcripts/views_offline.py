@@ -36,7 +36,8 @@ def _worker_source() -> str:
 def _worker() -> str:
     """The script, after the URLs of the assets it keeps (hashed names in production)."""
     source = _worker_source.__wrapped__() if settings.DEBUG else _worker_source()
-    return f"self.HOCBA_ASSETS = {json.dumps([static(a) for a in ASSETS])};\n{source}"
+    assets = json.dumps([static(a) for a in ASSETS])
+    return f"self.HOCBA_ASSETS = {assets};\nself.HOCBA_STATIC = {json.dumps(settings.STATIC_URL)};\n{source}"
 
 
 @require_safe

@@ -1,9 +1,11 @@
 // The grade book's service worker: the grade-book and homeroom pages of one school, kept for a
 // reload without network. Served by transcripts.views_offline under /truong/<code>/so-diem/ (its
-// scope), with self.HOCBA_ASSETS (the page's script and style sheet) set before this line.
+// scope), with self.HOCBA_ASSETS (the page's script and style sheet) and self.HOCBA_STATIC (where
+// static files are served) set before this line.
 // - A grade-book page (GET navigation): network first; the copy kept is served only when the
 //   network fails. Other pages of the scope (index, records, history) are not touched.
-// - The page's assets: network first too (the HTTP cache answers first anyway), kept at install.
+// - Static files the pages use: network first too (the HTTP cache answers first anyway); the
+//   grade book's own kept at install, the others when a page asks or loads them.
 // - POSTs (cell saves) are not touched: the page keeps its own queue (gradebook.js).
 // What is kept shows students' names: it is cleared when the user signs out (see
 // docs/offline.md), and an entry is kept only from a page the server answered itself (no
@@ -11,6 +13,7 @@
 "use strict";
 const CACHE = "hocba-gradebook-v1";
 const ASSETS = self.HOCBA_ASSETS || [];
+const STATIC = self.HOCBA_STATIC || "/static/";
 const PAGE = /\/so-diem\/(?:\d+\/[^/]+|lop\/\d+)\/$/;
 
 self.addEventListener("install", (event) => {
@@ -45,12 +48,14 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (request.mode === "navigate" && ours(url) && PAGE.test(url.pathname)) event.respondWith(networkFirst(request));
-  else if (url.origin === location.origin && ASSETS.includes(url.pathname + url.search)) event.respondWith(networkFirst(request));
+  else if (url.origin === location.origin && url.pathname.startsWith(STATIC)) event.respondWith(networkFirst(request));
 });
 
-// A page opened before this worker controlled it asks for a copy of itself.
+// A page opened before this worker controlled it asks for a copy of itself and of its static files.
 self.addEventListener("message", (event) => {
-  const url = new URL(String((event.data && event.data.keep) || ""), location.href);
-  if (!ours(url) || !PAGE.test(url.pathname)) return;
-  event.waitUntil(fetch(url.href, { credentials: "same-origin" }).then((r) => keep(new Request(url.href), r)).catch(() => {}));
+  const wanted = (event.data && Array.isArray(event.data.keep) ? event.data.keep : []).slice(0, 50);
+  const urls = wanted.map((u) => new URL(String(u), location.href)).filter((url) =>
+    ours(url) ? PAGE.test(url.pathname) : url.origin === location.origin && url.pathname.startsWith(STATIC));
+  event.waitUntil(Promise.all(urls.map((url) =>
+    fetch(url.href, { credentials: "same-origin" }).then((r) => keep(new Request(url.href), r)).catch(() => {}))));
 });

@@ -29,10 +29,12 @@
 
 function registerWorker(url) {
   "use strict";
-  // The worker keeps this page for a reload without network. The first visit is not served
-  // through it yet, so the page asks it to keep a copy now.
+  // The worker keeps this page for a reload without network. A page that did not come through
+  // it (the first visit) asks it to keep a copy.
+  const served = Boolean(navigator.serviceWorker.controller);
   navigator.serviceWorker.register(url).then(() => navigator.serviceWorker.ready).then((reg) => {
-    if (!navigator.serviceWorker.controller && reg.active) reg.active.postMessage({ keep: location.href });
+    const files = Array.from(document.querySelectorAll("link[rel=stylesheet][href], script[src]"), (n) => n.href || n.src);
+    if (!served && reg.active) reg.active.postMessage({ keep: [location.href].concat(files) });
   }).catch(() => {});
 }
 

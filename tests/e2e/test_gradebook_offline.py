@@ -1,0 +1,192 @@
+"""The grade book survives the connection dropping: cells typed offline wait on the device, survive
+a reload served by the service worker, and reach the database once, in typing order; a cell
+changed meanwhile elsewhere is a conflict the teacher resolves (issue 14)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from portal.models import School, User
+from tests.conftest import PASSWORD, SCHOOLS, student_make
+
+pytestmark = pytest.mark.slow
+
+SCORES = ("regular_1", "regular_2", "regular_3", "regular_4", "mid", "end")
+NAMES = ["Lò Văn An", "Hà Thị Bích", "Sùng A Chư", "Vàng Thị Dung", "Lường Văn Én", "Giàng Thị Gấm"]
+
+
+@pytest.fixture
+def offline_class(django_db_blocker):
+    """Six students in mathematics (six score columns in term I): 30 cells and one row to spare."""
+    from schools.models import SchoolClass, SchoolYear, Subject
+    from schools.services import class_create, student_enrol, teaching_assignment_set
+
+    with django_db_blocker.unblock():
+        school = School.objects.get(code=SCHOOLS["school"][0])
+        teacher = User.objects.get(username="subject_teacher")
+        with school:
+            year = SchoolYear.objects.get(is_current=True)
+            name = f"8N{SchoolClass.objects.filter(name__startswith='8N').count() + 1}"
+            school_class = class_create(school_year=year, name=name, grade=8, levels=school.levels)
+            subject = Subject.objects.get(code="toan")
+            teaching_assignment_set(school_class=school_class, subject=subject, teacher=teacher)
+            enrolments = []
+            for number, full_name in enumerate(NAMES, start=1):
+                student = student_make(f"{name}-{number}", full_name, 1, dt.date(2012, 3, number))
+                enrolments.append(
+                    student_enrol(
+                        student=student, school_class=school_class, enrolled_on=year.starts_on, number=number
+                    )
+                )
+        connection.set_schema_to_public()
+        yield school, school_class, subject, teacher, [e.pk for e in enrolments]
+
+
+def _save_elsewhere(django_db_blocker, school, school_class, subject, teacher, enrolment_id, field, raw):
+    """The same teacher on another device (only the assigned teacher may write this subject)."""
+    from transcripts.services import Cell, assessment_cell_save
+
+    with django_db_blocker.unblock(), school:
+        assessment_cell_save(
+            actor=teacher,
+            school=school,
+            school_class=school_class,
+            cell=Cell(enrolment_id=enrolment_id, field=field, subject_id=subject.pk, term=1),
+            raw=raw,
+        )
+    connection.set_schema_to_public()
+
+
+def _changes(django_db_blocker, school, enrolment_ids) -> list[tuple[int, int, str, str, str]]:
+    from transcripts.models import AssessmentChange
+
+    with django_db_blocker.unblock(), school:
+        rows = list(
+            AssessmentChange.objects.filter(enrolment_id__in=enrolment_ids)
+            .order_by("id")
+            .values_list("id", "enrolment_id", "field", "old", "new")
+        )
+    connection.set_schema_to_public()
+    return rows
+
+
+def _log_in(page, live_url: str) -> None:
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", "subject_teacher")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+
+
+def _open_and_keep(page, url: str) -> None:
+    """Open the book online and wait until the service worker has kept a copy of it."""
+    page.goto(url)
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    kept = page.evaluate(
+        """async () => {
+            for (let i = 0; i < 150; i++) {
+                if (await caches.match(location.href, {ignoreVary: true})) return true;
+                await new Promise((wake) => setTimeout(wake, 100));
+            }
+            return false;
+        }"""
+    )
+    assert kept, "the service worker kept no copy of the page"
+
+
+def _cell(page, row: int, field: str):
+    return page.locator("#gradebook tbody tr").nth(row).locator(f"td.{field}")
+
+
+def _type(page, row: int, field: str, value: str) -> None:
+    _cell(page, row, field).locator("input").click()
+    page.keyboard.type(value)
+    page.keyboard.press("Tab")
+
+
+def test_thirty_cells_typed_offline_survive_a_reload_and_reach_the_database_once_in_order(
+    live_url, browser, offline_class, django_db_blocker
+):
+    school, school_class, subject, teacher, enrolments = offline_class
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    reached = []  # cell saves the browser sent towards the server
+    page.on(
+        "request",
+        lambda r: reached.append(r.post_data) if r.method == "POST" and r.url.endswith("/o/") else None,
+    )
+    _log_in(page, live_url)
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
+    _open_and_keep(page, book)
+    before = _changes(django_db_blocker, school, enrolments)
+    assert before == []
+
+    context.set_offline(True)
+    typed = []  # (row, field, value) in typing order
+    for row in range(5):
+        for column, field in enumerate(SCORES):
+            value = f"{(row + column) % 9 + 1},5" if column % 2 else str((row * 3 + column) % 9 + 1)
+            _type(page, row, field, value)
+            typed.append((row, field, value))
+    assert len(typed) == 30
+    page.locator("#gradebook td.pending").nth(29).wait_for()
+    assert page.locator("#gradebook td.pending").count() == 30
+    assert "Chưa gửi" in _cell(page, 0, "regular_1").locator(".msg").inner_text()
+    assert page.locator("#save-status").inner_text().startswith("30 ")
+
+    # Meanwhile, on another device: two of the typed cells change, and one cell of the sixth row.
+    mine_kept, theirs_kept = (1, "mid"), (3, "end")
+    _save_elsewhere(django_db_blocker, school, school_class, subject, teacher, enrolments[1], "mid", "2")
+    _save_elsewhere(django_db_blocker, school, school_class, subject, teacher, enrolments[3], "end", "3")
+    _save_elsewhere(django_db_blocker, school, school_class, subject, teacher, enrolments[5], "mid", "4")
+    elsewhere = _changes(django_db_blocker, school, enrolments)
+    assert len(elsewhere) == 3
+
+    # Reload, still offline: the page comes from the service worker's copy, not from the server
+    # (the sixth row still shows the value it had when the copy was kept).
+    response = page.reload()
+    assert response is not None and response.from_service_worker
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    assert _cell(page, 5, "mid").locator("input").input_value() == ""
+    page.locator("#gradebook td.pending").nth(29).wait_for()
+    for row, field, value in typed:
+        assert _cell(page, row, field).locator("input").input_value() == value
+    assert reached == []
+
+    context.set_offline(False)
+    page.locator("#gradebook td.conflict").nth(1).wait_for(timeout=30_000)
+    page.wait_for_function(
+        "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
+    )
+    conflict = _cell(page, *mine_kept)
+    assert "2,0" in conflict.locator(".choice").inner_text()  # theirs, and mine
+    assert {(r, f): v for r, f, v in typed}[mine_kept] in conflict.inner_text()
+    conflict.get_by_role("button", name="Giữ giá trị của tôi").click()
+    _cell(page, *theirs_kept).get_by_role("button", name="Giữ giá trị trên máy chủ").click()
+    page.wait_for_function(
+        "!document.querySelector('#gradebook .pending, #gradebook .saving, #gradebook .conflict')",
+        timeout=30_000,
+    )
+    assert page.locator("#save-status").inner_text() == ""
+    assert _cell(page, *theirs_kept).locator("input").input_value() == "3,0"
+
+    # In the database: each typed cell once, in typing order; the one I kept, after my choice;
+    # the one I gave up, never.
+    mine = [c for c in _changes(django_db_blocker, school, enrolments) if c not in elsewhere]
+    expected = [(enrolments[r], f) for r, f, _v in typed if (r, f) not in (mine_kept, theirs_kept)]
+    expected.append((enrolments[mine_kept[0]], mine_kept[1]))
+    assert [(e, f) for _id, e, f, _old, _new in mine] == expected
+    assert [c[0] for c in mine] == sorted(c[0] for c in mine)
+    assert mine[-1][3] == "2,0"  # mine, over theirs
+
+    page.reload()
+    values = {(r, f): _cell(page, r, f).locator("input").input_value() for r, f, _v in typed}
+    for row, field, value in typed:
+        if (row, field) == theirs_kept:
+            assert values[(row, field)] == "3,0"
+        else:
+            assert values[(row, field)].replace(",0", "") == value.replace(",0", "")
+    context.close()
