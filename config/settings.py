@@ -185,6 +185,9 @@ LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]
 USE_I18N = True
 TIME_ZONE = "Asia/Ho_Chi_Minh"
 USE_TZ = True
+# One form for what a person reads, in both languages: 6,5 and dd/mm/yyyy (HH:MM), over Django's
+# three Vietnamese date forms (portal.formats says why; config/formats/ holds them).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -195,6 +198,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# A form refused for its CSRF token (most often: the page stayed open past the session) gets our
+# page, in Vietnamese, saying to reload, instead of Django's English dead end.
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

@@ -11,6 +11,7 @@ from typing import cast
 from urllib.parse import quote
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.admin import UserAdmin
@@ -132,16 +133,30 @@ class SchoolForm(forms.ModelForm):
 @admin.register(School, site=admin_site)
 class SchoolAdmin(ScopedAdmin):
     form = SchoolForm
-    list_display = ("code", "name", "division", "levels", "active")
+    list_display = ("code", "name", "division", "levels_label", "active")
     list_filter = ("active", "division")
     search_fields = ("code", "name")
     list_select_related = ("division",)
 
+    @admin.display(description=gettext_lazy("levels taught"), ordering="levels")
+    def levels_label(self, obj: School) -> str:
+        # The labels, not the codes stored in the array ("lower_secondary"): Django shows an
+        # ArrayField of choices by its raw values.
+        return ", ".join(str(SchoolLevel(level).label) for level in obj.levels)
+
     def get_queryset(self, request):
         return selectors.schools_for(request.user)
 
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj) and "levels" in fields:
+            fields[fields.index("levels")] = "levels_label"  # read only: the labels (see above)
+        return fields
+
     def get_readonly_fields(self, request, obj=None):
-        return ("code",) if obj is not None else ()
+        if obj is None:
+            return ()
+        return ("code",) if self.has_change_permission(request, obj) else ("code", "levels_label")
 
     def save_model(self, request, obj, form, change):
         # Through the services: a new school gets its schema cloned; every change is audited.
@@ -413,11 +428,15 @@ class RoleAssignmentForm(forms.ModelForm):
     def __init__(self, *args, actor: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.actor = actor
-        # The form fields Django makes for the model's choices and foreign keys.
-        role_field = cast(forms.ChoiceField, self.fields["role"])
-        role_field.choices = [(r, Role(r).label) for r in grantable_roles(actor)]
-        school_field = cast("forms.ModelChoiceField[School]", self.fields["school"])
-        school_field.queryset = selectors.schools_for(actor).filter(active=True)
+        # The form fields Django makes for the model's choices and foreign keys. A granted
+        # assignment's page is read-only (never edited: RoleAssignmentAdmin.has_change_permission),
+        # and its form has none of them: opening it was a server error.
+        if "role" in self.fields:
+            role_field = cast(forms.ChoiceField, self.fields["role"])
+            role_field.choices = [(r, Role(r).label) for r in grantable_roles(actor)]
+        if "school" in self.fields:
+            school_field = cast("forms.ModelChoiceField[School]", self.fields["school"])
+            school_field.queryset = selectors.schools_for(actor).filter(active=True)
         if "division" in self.fields:
             division_field = cast("forms.ModelChoiceField[Division]", self.fields["division"])
             division_field.queryset = selectors.divisions_for(actor)
@@ -534,21 +553,39 @@ class RoleAssignmentAdmin(ScopedAdmin):
 
 @admin.register(AuditEntry, site=admin_site)
 class AuditEntryAdmin(ScopedAdmin):
-    list_display = ("at", "actor", "action", "summary", "school", "division")
+    list_display = ("at", "actor", "action", "summary", "school_label", "division_label")
     list_filter = ("action",)
     search_fields = ("summary", "actor__username", "object_id")
     list_select_related = ("actor", "school", "division")
-    readonly_fields = (
+    # The entry's school and division by methods: the model's two fields carry no verbose name
+    # (the admin said "School", "Division"), and naming them there is a migration of the audit log.
+    fields = readonly_fields = (
         "at",
         "actor",
         "action",
-        "object_type",
+        "object_type_label",
         "object_id",
         "summary",
         "changes",
-        "school",
-        "division",
+        "school_label",
+        "division_label",
     )
+
+    @admin.display(description=gettext_lazy("object type"))
+    def object_type_label(self, obj: AuditEntry) -> str:
+        # Stored as a model's label ("portal.school"): shown by the model's name ("trường học").
+        try:
+            return str(apps.get_model(obj.object_type)._meta.verbose_name)
+        except (LookupError, ValueError):
+            return obj.object_type
+
+    @admin.display(description=gettext_lazy("school"), ordering="school__name")
+    def school_label(self, obj: AuditEntry) -> str:
+        return str(obj.school) if obj.school_id else "-"
+
+    @admin.display(description=gettext_lazy("division"), ordering="division__name")
+    def division_label(self, obj: AuditEntry) -> str:
+        return str(obj.division) if obj.division_id else "-"
 
     def get_queryset(self, request):
         return selectors.audit_entries_for(request.user)

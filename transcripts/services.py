@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
+from portal.formats import number_vi
 from portal.models import School, User
 from portal.services import audit_record
 from schools.choices import Ruleset, SubjectKind
@@ -202,11 +203,10 @@ def parse_absences(raw: str) -> int:
 
 
 def display(value) -> str:
-    if value is None:
-        return ""
+    """A cell's value as the grade book shows it: a score with one decimal and a comma ("7,0")."""
     if isinstance(value, Decimal):
-        return f"{value:.1f}".replace(".", ",")
-    return str(value)
+        return number_vi(value, places=1)
+    return "" if value is None else str(value)
 
 
 # --- Saving ----------------------------------------------------------------------------------
