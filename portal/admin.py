@@ -21,7 +21,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -29,6 +28,7 @@ from django.utils.translation import gettext_lazy
 from . import lockout, selectors
 from .accounts import ACCOUNT_FIELDS, user_two_factor_reset, user_update
 from .choices import Role, SchoolLevel
+from .formats import moment_vi
 from .models import AuditEntry, Department, Division, RoleAssignment, School, User
 from .permissions import (
     Decision,
@@ -286,9 +286,7 @@ class PortalUserAdmin(UserAdmin, ScopedAdmin):
         until = lockout.login_locked_until(obj)
         if until is None:
             return "–"
-        return _("locked until %(time)s") % {
-            "time": formats.date_format(timezone.localtime(until), "H:i d/m/Y")
-        }
+        return _("locked until %(time)s") % {"time": moment_vi(until)}
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         target = self.get_object(request, object_id)
