@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from tests.portal.test_admin_vietnamese import visible_text
 from tests.portal.test_verification import issued  # noqa: F401 -- the fixture, used below
 from tests.transcripts.test_gradebook import book_url
 from tests.transcripts.test_homeroom import fill_secondary
+from tests.transcripts.test_pdf import poppler
 from tests.transcripts.test_year_close import complete_class  # noqa: F401
 from tests.transcripts.test_year_records import approved_class, records  # noqa: F401
 from transcripts.document import year_record_parse
@@ -124,9 +124,7 @@ def test_the_pdf_reads_its_averages_with_a_comma_and_its_dates_day_first(issued,
     document = year_record_parse(issued.issued_xml)
     pdf = tmp_path / "record.pdf"
     pdf.write_bytes(year_record_pdf(document, xml=issued.issued_xml, verify_url="https://x/"))
-    text = subprocess.run(
-        ["pdftotext", "-layout", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
+    text = poppler("pdftotext", "-layout", "-enc", "UTF-8", pdf, "-")
     assert re.search(r"Toán\s+7,0\s+7,0\s+7,0", text)
     assert not DOTTED.findall(text)
     assert date_vi(document.student.date_of_birth) in text
@@ -142,4 +140,3 @@ def test_the_admin_shows_moments_day_first(client_as, department_admin, school):
 def _vi(msgid: str) -> str:
     with translation.override("vi"):
         return translation.gettext(msgid)
-
