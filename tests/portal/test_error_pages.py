@@ -79,8 +79,11 @@ def test_an_unknown_admin_page_answers_our_404(client_as, department_admin):
     _assert_our_page(response, 404, "Page not found")
 
 
-def test_an_unknown_api_address_answers_a_404_and_no_server_error(client):
-    assert client.get("/api/khong-co/").status_code == 404
+def test_an_unknown_api_address_answers_a_json_404_in_vietnamese(client):
+    response = client.get("/api/khong-co/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "not_found" and body["message"] != body["message_en"]
 
 
 def test_a_page_visible_but_forbidden_answers_our_403(client_as, subject_teacher):
@@ -117,3 +120,8 @@ def test_the_csrf_page_never_offers_to_reload_another_sites_page(subject_teacher
     )
     assert response.status_code == 403
     assert "evil.example" not in response.content.decode()
+
+
+def test_another_schools_object_in_the_admin_answers_our_404(client_as, school_admin, other_school):
+    response = client_as(school_admin).get(f"/admin/portal/school/{other_school.pk}/change/")
+    _assert_our_page(response, 404, "Page not found")
