@@ -76,6 +76,15 @@ SCHOOL_URL_PREFIX = "truong"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the WSGI process (docs/operations.md, static files): answered here, before
+    # any session or database work, gzip/brotli made once at collectstatic, hashed names cached for
+    # a year. The pages themselves are compressed by GZipMiddleware below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages compressed when the browser asks (a grade book of 40 students: ~80 KB, ~10 KB gzipped;
+    # bench/gradebook_page.py). BREACH: Django's GZipMiddleware pads each response with random
+    # bytes (Django 4.2+), and the CSRF token in a page is masked anew for every response, so the
+    # secret never repeats byte for byte (docs/security.md).
+    "django.middleware.gzip.GZipMiddleware",
     "portal.security.RefuseNulMiddleware",  # before anything queries with the path (a 400, not a 500)
     "portal.middleware.SchoolRouteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -191,7 +200,22 @@ FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+# `manage.py collectstatic` writes here (a deployment runs it at each release).
+STATIC_ROOT = Path(env_str("HOCBA_STATIC_ROOT", str(BASE_DIR / ".data" / "staticfiles")))
+# Hashed names (portal.3f2a9c1b7e04.css) and their .gz/.br made once at collectstatic: WhiteNoise
+# serves them with a one-year immutable Cache-Control. The tests render pages without a
+# collectstatic, so they keep plain names (tests/portal/test_static_files.py runs one).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+if TESTING:
+    # No collectstatic before the tests: WhiteNoise finds the files where they are.
+    WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,107 @@
+"""How pages and static files travel on a slow link: compressed, and static files cached for a year.
+
+The production path (bench/gradebook_page.py measures it): WhiteNoise serves what collectstatic
+made (hashed names, .gz and .br beside each file); GZipMiddleware compresses the pages.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.management import call_command
+from django.test import RequestFactory
+from whitenoise.middleware import WhiteNoiseMiddleware
+
+MANIFEST = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+ONE_YEAR_OR_MORE = 365 * 24 * 3600
+
+
+@pytest.fixture
+def collected(settings, tmp_path):
+    """collectstatic as a deployment runs it, into a folder of this test; WhiteNoise over it."""
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = MANIFEST
+    settings.WHITENOISE_USE_FINDERS = settings.WHITENOISE_AUTOREFRESH = False
+    ignore = ["admin", "rest_framework", "drf_spectacular_sidecar", "fonts"]  # not needed here; slow
+    call_command("collectstatic", interactive=False, verbosity=0, ignore_patterns=ignore)
+    return WhiteNoiseMiddleware(lambda request: pytest.fail(f"{request.path} reached Django"))
+
+
+def _max_age(response) -> int:
+    directives = dict(
+        part.strip().partition("=")[::2] for part in response.headers["Cache-Control"].split(",")
+    )
+    return int(directives["max-age"])
+
+
+def test_a_static_file_with_a_hashed_name_is_cached_for_a_year_as_immutable(collected):
+    url = staticfiles_storage.url("css/portal.css")
+    assert url != "/static/css/portal.css" and url.startswith("/static/css/portal.")
+
+    response = collected(RequestFactory().get(url))
+
+    assert response.status_code == 200
+    assert _max_age(response) >= ONE_YEAR_OR_MORE
+    assert "immutable" in response.headers["Cache-Control"]
+
+
+def test_a_static_file_under_its_plain_name_is_cached_only_briefly(collected):
+    response = collected(RequestFactory().get("/static/css/portal.css"))
+
+    assert response.status_code == 200
+    assert _max_age(response) <= 60
+    assert "immutable" not in response.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_a_static_file_is_sent_compressed_to_a_browser_that_accepts_it(collected, encoding):
+    url = staticfiles_storage.url("js/gradebook.js")
+    plain = collected(RequestFactory().get(url))
+    packed = collected(RequestFactory().get(url, HTTP_ACCEPT_ENCODING=f"{encoding}, deflate"))
+
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == encoding
+    assert int(packed.headers["Content-Length"]) < int(plain.headers["Content-Length"]) / 2
+    assert "Accept-Encoding" in packed.headers["Vary"]
+
+
+def test_the_grade_book_is_sent_gzipped_to_a_browser_that_accepts_it(
+    client_as, subject_teacher, school, secondary_class
+):
+    client = client_as(subject_teacher)
+    url = f"/truong/{school.code}/so-diem/{secondary_class.pk}/toan/?hk=1"
+
+    plain = client.get(url)
+    packed = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+
+    assert plain.status_code == packed.status_code == 200
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    page = gzip.decompress(packed.content).decode()
+    assert 'id="gradebook"' in page and "</html>" in page
+    assert len(packed.content) < len(plain.content) / 3
+
+
+def test_two_compressed_answers_of_the_same_page_differ_in_length_and_token(
+    client_as, subject_teacher, school, secondary_class
+):
+    """BREACH: Django pads each gzipped response with random bytes and masks the CSRF token anew,
+    so an attacker who reflects guesses cannot read the secret off the compressed length."""
+    client = client_as(subject_teacher)
+    url = f"/truong/{school.code}/so-diem/{secondary_class.pk}/toan/?hk=1"
+
+    answers = [client.get(url, HTTP_ACCEPT_ENCODING="gzip") for _i in range(6)]
+
+    assert len({len(a.content) for a in answers}) > 1
+    tokens = set()
+    for answer in answers:
+        page = gzip.decompress(answer.content).decode()
+        start = page.index('name="csrfmiddlewaretoken" value="') + len('name="csrfmiddlewaretoken" value="')
+        tokens.add(page[start : page.index('"', start)])
+    assert len(tokens) == len(answers)
