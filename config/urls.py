@@ -4,6 +4,7 @@ from django.conf import settings
 from django.urls import include, path
 
 from portal.admin import admin_site
+from portal.signout import sign_out
 
 urlpatterns = [
     path("so/kho-hoc-ba/", include("registry.urls_operators")),  # forwarding to the Ministry
@@ -11,6 +12,7 @@ urlpatterns = [
     path("", include("portal.urls")),
     path("tra-cuu/", include("registry.urls")),  # the public verification pages
     path("api/", include("registry.api.urls")),  # the partner API (docs/api.md)
+    path("accounts/logout/", sign_out),  # allauth's, clearing what the browser kept (portal.signout)
     path("accounts/", include("allauth.urls")),
     path("chu-ky-so/", include("signing.urls_account")),
     path("admin/", admin_site.urls),

@@ -190,3 +190,138 @@ def test_thirty_cells_typed_offline_survive_a_reload_and_reach_the_database_once
         else:
             assert values[(row, field)].replace(",0", "") == value.replace(",0", "")
     context.close()
+
+
+def _saves(page) -> list[str]:
+    """The cell saves this page sends (POSTs to a save URL), recorded as they leave."""
+    sent: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/o/") and sent.append(r.post_data))
+    return sent
+
+
+def test_a_value_refused_after_reconnecting_is_shown_and_not_sent_again(live_url, page, offline_class):
+    school, school_class, *_rest = offline_class
+    sent = _saves(page)
+    _log_in(page, live_url)
+    _open_and_keep(page, f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+
+    page.context.set_offline(True)
+    _type(page, 0, "regular_1", "11")
+    _type(page, 0, "regular_2", "7")
+    _cell(page, 0, "regular_2").and_(page.locator(".pending")).wait_for()
+    page.context.set_offline(False)
+
+    _cell(page, 0, "regular_1").and_(page.locator(".error")).wait_for(timeout=30_000)
+    assert "Điểm là số từ 0 đến 10" in _cell(page, 0, "regular_1").locator(".msg").inner_text()
+    _cell(page, 0, "regular_2").and_(page.locator(".saved")).wait_for(timeout=30_000)
+    page.wait_for_timeout(4_000)  # a retry would come after 1 s, then 2 s
+    assert len(sent) == 2, sent
+    assert page.locator("#save-status").inner_text() == ""
+
+    page.reload()  # nothing of the refusal left on the device to send again
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    assert page.locator("#gradebook .pending").count() == 0
+    assert _cell(page, 0, "regular_1").locator("input").input_value() == ""
+    assert len(sent) == 2, sent
+
+
+def test_closing_the_tab_with_unsent_cells_warns_and_reopening_it_sends_them(
+    live_url, browser, offline_class, django_db_blocker
+):
+    school, school_class, _subject, _teacher, enrolments = offline_class
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    _log_in(page, live_url)
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
+    _open_and_keep(page, book)
+    context.set_offline(True)
+    _type(page, 2, "mid", "8,5")
+    _cell(page, 2, "mid").and_(page.locator(".pending")).wait_for()
+
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)
+    assert asked.value.type == "beforeunload"
+    asked.value.accept()  # the teacher leaves anyway
+    page.wait_for_event("close")
+
+    context.set_offline(False)
+    again = context.new_page()
+    again.goto(book)
+    _cell(again, 2, "mid").and_(again.locator(".saved")).wait_for(timeout=30_000)
+    assert _cell(again, 2, "mid").locator("input").input_value() == "8,5"
+    assert [(e, f) for _id, e, f, _o, _n in _changes(django_db_blocker, school, enrolments)] == [
+        (enrolments[2], "mid")
+    ]
+    context.close()
+
+
+def test_another_users_queue_on_this_device_is_neither_shown_nor_sent(live_url, page, offline_class):
+    school, school_class, _subject, teacher, enrolments = offline_class
+    sent = _saves(page)
+    _log_in(page, live_url)
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
+    _open_and_keep(page, book)
+    save_url = page.get_attribute("#gradebook", "data-save-url")
+    # Left on this browser by someone else: the same cell of the same book, another user's id.
+    page.evaluate(
+        """([owner, url, enrolment]) => new Promise((done) => {
+            const open = indexedDB.open("hocba-gradebook", 1);
+            open.onsuccess = () => {
+                const tx = open.result.transaction("queue", "readwrite");
+                tx.objectStore("queue").put({owner, url, enrolment, field: "end", term: "1", period: "",
+                    key: `${url}|${enrolment}|end|1|`, value: "1", expected: "", state: "pending"});
+                tx.oncomplete = () => { open.result.close(); done(); };
+            };
+        })""",
+        [f"{teacher.pk + 100000}|{school.code}", save_url, str(enrolments[0])],
+    )
+    page.reload()
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    _type(page, 1, "end", "6")  # this user's own edit goes through...
+    _cell(page, 1, "end").and_(page.locator(".saved")).wait_for(timeout=30_000)
+    assert len(sent) == 1 and "value=6" in sent[0], sent  # ...and only it
+    assert _cell(page, 0, "end").locator("input").input_value() == ""
+    assert page.locator("#gradebook .pending").count() == 0
+
+
+def test_a_queue_is_not_sent_under_the_session_of_someone_who_signed_in_meanwhile(
+    live_url, browser, page, offline_class
+):
+    school, school_class, *_rest = offline_class
+    sent = _saves(page)
+    _log_in(page, live_url)
+    _open_and_keep(page, f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+    page.context.set_offline(True)
+    _type(page, 4, "regular_3", "5")
+    _cell(page, 4, "regular_3").and_(page.locator(".pending")).wait_for()
+
+    # A colleague signs in on this browser (their session cookie replaces the teacher's).
+    other = browser.new_context()
+    colleague = other.new_page()
+    colleague.goto(f"{live_url}/accounts/login/")
+    colleague.fill("input[name=login]", "colleague")
+    colleague.fill("input[name=password]", PASSWORD)
+    colleague.click("button[type=submit]")
+    colleague.wait_for_url(f"{live_url}/")
+    page.context.add_cookies([c for c in other.cookies() if c["name"] == "sessionid"])
+    other.close()
+
+    page.context.set_offline(False)
+    status = page.locator("#save-status")
+    status.filter(has_text="tài khoản khác").wait_for(timeout=30_000)
+    assert sent == []
+    assert _cell(page, 4, "regular_3").locator("input").input_value() == "5"  # kept for its author
+
+
+def test_signing_out_clears_the_kept_pages_and_the_queue(live_url, page, offline_class):
+    school, school_class, *_rest = offline_class
+    _log_in(page, live_url)
+    _open_and_keep(page, f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+    kept = "async () => [(await caches.keys()).length, (await indexedDB.databases()).map((d) => d.name)]"
+    assert page.evaluate(kept) == [1, ["hocba-gradebook"]]
+
+    with page.expect_navigation():
+        page.locator("form[action$='/accounts/logout/'] button").click()
+    assert page.evaluate(kept) == [0, []]
+    registrations = page.evaluate("async () => (await navigator.serviceWorker.getRegistrations()).length")
+    assert registrations == 0
