@@ -1,5 +1,7 @@
 """Excel export of a dashboard's table: the rows on screen (same filters, same order), the same
-columns with the page's labels, and a totals line.
+columns with the page's labels, and a totals line. Counts and shares are numeric cells (a share
+formatted "0%"): the spreadsheet shows them in its reader's locale and can still add them up, so
+they are not written as the page's text (portal.formats is for text a person reads).
 
 Aggregates only (no named student), so the export is not audited. Text cells a spreadsheet
 would evaluate (=, +, -, @, a tab or a line break first) are typed as plain strings with the
