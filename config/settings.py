@@ -83,7 +83,7 @@ MIDDLEWARE = [
     # Pages compressed when the browser asks (a grade book of 40 students: ~80 KB, ~10 KB gzipped;
     # bench/gradebook_page.py). BREACH: Django's GZipMiddleware pads each response with random
     # bytes (Django 4.2+), and the CSRF token in a page is masked anew for every response, so the
-    # secret never repeats byte for byte (docs/security.md).
+    # secret never repeats byte for byte (docs/operations.md, static files and compression).
     "django.middleware.gzip.GZipMiddleware",
     "portal.security.RefuseNulMiddleware",  # before anything queries with the path (a 400, not a 500)
     "portal.middleware.SchoolRouteMiddleware",
