@@ -158,7 +158,7 @@ function makeQueue(page, messages, tables) {
       if (value === last.expected) {
         entries.splice(entries.indexOf(last), 1);
         write(() => store.then((s) => s.del(last)));
-        show(last, "saved", "");
+        show(last, "", ""); // back to the value it had: nothing to send
         showStatus();
         return;
       }
@@ -328,7 +328,7 @@ function makeQueue(page, messages, tables) {
   async function start() {
     await chain;
     const stored = (await (await store).all()).filter((s) => mine(s) && !entries.some((e) => e.seq === s.seq));
-    entries = entries.concat(stored).sort((a, b) => a.seq - b.seq);
+    entries = entries.concat(stored).sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
     stored.forEach((e) => {
       const input = inputOf(e);
       if (input) input.value = input.dataset.last = e.value;
