@@ -5,6 +5,8 @@ changed meanwhile elsewhere is a conflict the teacher resolves (issue 14)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+import uuid
 
 import pytest
 from django.db import connection
@@ -325,3 +327,85 @@ def test_signing_out_clears_the_kept_pages_and_the_queue(live_url, page, offline
     assert page.evaluate(kept) == [0, []]
     registrations = page.evaluate("async () => (await navigator.serviceWorker.getRegistrations()).length")
     assert registrations == 0
+
+
+@pytest.fixture
+def homeroom_world(django_db_blocker):
+    """A homeroom teacher of their own (a second factor: they sign) and their class of three."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    from portal.choices import Role
+    from portal.models import RoleAssignment
+    from schools.models import SchoolClass, SchoolYear
+    from schools.services import class_create, student_enrol
+
+    tag = uuid.uuid4().hex[:6]
+    with django_db_blocker.unblock():
+        school = School.objects.get(code=SCHOOLS["school"][0])
+        teacher = User.objects.create_user(
+            username=f"gvcn-off-{tag}",
+            password=PASSWORD,
+            full_name="Lò Thị Chủ Nhiệm",
+            email=f"{tag}@test.local",
+        )
+        RoleAssignment.objects.create(user=teacher, role=Role.HOMEROOM_TEACHER, school=school)
+        secret = generate_totp_secret()
+        TOTP.activate(teacher, secret)
+        with school:
+            year = SchoolYear.objects.get(is_current=True)
+            name = f"8H{SchoolClass.objects.filter(name__startswith='8H').count() + 1}"
+            school_class = class_create(
+                school_year=year, name=name, grade=8, levels=school.levels, homeroom_teacher=teacher
+            )
+            enrolments = [
+                student_enrol(
+                    student=student_make(f"{name}-{n}", full_name, 2, dt.date(2012, 4, n)),
+                    school_class=school_class,
+                    enrolled_on=year.starts_on,
+                    number=n,
+                ).pk
+                for n, full_name in enumerate(NAMES[:3], start=1)
+            ]
+        connection.set_schema_to_public()
+    return school, school_class, teacher, secret, enrolments
+
+
+def test_the_homeroom_page_keeps_conduct_typed_offline_and_sends_it_in_order(
+    live_url, page, homeroom_world, django_db_blocker
+):
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    school, school_class, teacher, secret, enrolments = homeroom_world
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=login]", teacher.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/accounts/2fa/authenticate/")
+    page.fill("input[name=code]", format_hotp_value(hotp_value(secret, int(time.time()) // 30)))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+    _open_and_keep(page, f"{live_url}/truong/{school.code}/so-diem/lop/{school_class.pk}/")
+
+    page.context.set_offline(True)
+    typed = [
+        (0, "conduct_term1", "T"),
+        (1, "conduct_term1", "K"),
+        (2, "conduct_term1", "T"),
+        (0, "absences", "2"),
+    ]
+    for row, field, value in typed:
+        _type(page, row, field, value)
+    page.locator("#gradebook .pending").nth(3).wait_for()
+    response = page.reload()
+    assert response is not None and response.from_service_worker
+    page.locator("#gradebook .pending").nth(3).wait_for()
+
+    page.context.set_offline(False)
+    page.wait_for_function(
+        "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
+    )
+    assert page.locator("#gradebook .saved").count() == 4
+    changes = _changes(django_db_blocker, school, enrolments)
+    assert [(e, f, new) for _id, e, f, _old, new in changes] == [
+        (enrolments[row], field, value) for row, field, value in typed
+    ]
