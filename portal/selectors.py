@@ -274,6 +274,7 @@ def school_route_forget(code: str) -> None:
 class StaffMember(TypedDict):
     user: User
     roles: list[str]  # their labels
+    until: dt.date | None  # the last day of their roles here (a contract); None: no end
 
 
 def school_staff(school: School) -> list[StaffMember]:
@@ -285,8 +286,9 @@ def school_staff(school: School) -> list[StaffMember]:
         .select_related("user")
         .order_by("user__full_name", "role")
     ):
-        entry = people.setdefault(a.user_id, {"user": a.user, "roles": []})
+        entry = people.setdefault(a.user_id, {"user": a.user, "roles": [], "until": a.valid_until})
         entry["roles"].append(a.get_role_display())
+        entry["until"] = _later(entry["until"], a.valid_until)
     return list(people.values())
 
 

@@ -221,3 +221,32 @@ def test_the_school_home_offers_the_page_to_its_managers_only(client_as, princip
     home = reverse("schools:home", kwargs={"school_code": school.code})
     assert page_url(school) in client_as(principal).get(home).content.decode()
     assert page_url(school) not in client_as(subject_teacher).get(home).content.decode()
+
+
+def test_the_school_home_shows_each_staff_members_last_day(client_as, principal, subject_teacher, school):
+    ends(subject_teacher, school, today() + dt.timedelta(days=12))
+    home = reverse("schools:home", kwargs={"school_code": school.code})
+    response = client_as(principal).get(home)
+    staff = {p["user"].username: p["until"] for p in response.context["staff"]}
+    assert staff["subject_teacher"] == today() + dt.timedelta(days=12)
+    assert staff["principal"] is None
+    assert (today() + dt.timedelta(days=12)).strftime("%d/%m/%Y") in response.content.decode()
+
+
+def test_the_page_reads_the_same_number_of_queries_however_many_teachers_leave(
+    client_as, principal, subject_teacher, colleague, homeroom_teacher, school
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_as(principal)
+    ends(subject_teacher, school, today() - dt.timedelta(days=1))
+    client.get(page_url(school))  # warm: sessions, the school's route
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(page_url(school)).status_code == 200
+    ends(colleague, school, today() + dt.timedelta(days=3))
+    ends(homeroom_teacher, school, today() + dt.timedelta(days=4))
+    with CaptureQueriesContext(connection) as three:
+        response = client.get(page_url(school))
+    assert len(response.context["rows"]) == 3
+    assert len(three.captured_queries) == len(one.captured_queries)
