@@ -23,6 +23,7 @@ from transcripts.records.services import year_record_confirm
 complete_class = test_year_close.complete_class
 approved_class = test_year_records.approved_class
 records = test_year_records.records
+signed = test_year_records.signed
 
 
 def school_url(school, path: str) -> str:
@@ -97,11 +98,28 @@ def test_the_signing_guide_shows_to_whoever_signs_next_and_the_seal_guide_to_no_
     teacher = client_as(homeroom_teacher).get(class_records_url(school, school_class))
     assert guides_on(teacher) == {"sign_batch"}
     # Nothing waits for the principal's signature yet: no signing guide for them.
-    assert guides_on(client_as(principal).get(class_records_url(school, school_class))) == set()
+    leader = client_as(principal).get(class_records_url(school, school_class))
+    assert leader.status_code == 200
+    assert guides_on(leader) == set()
     # The subject teacher signs nothing and seals nothing, on the school's signing page either.
     signing_page = client_as(subject_teacher).get(school_url(school, "ky-so/"))
     assert signing_page.status_code == 200
     assert guides_on(signing_page) == set()
+
+
+def test_once_the_homeroom_teacher_has_signed_the_signing_guide_moves_to_the_principal(
+    client_as, homeroom_teacher, principal, school_admin, school, approved_class, signed
+):
+    school_class, _ = approved_class
+    assert guides_on(client_as(principal).get(class_records_url(school, school_class))) == {"sign_batch"}
+    # The teacher's other record still waits for confirmation; nothing waits for their signature.
+    assert guides_on(client_as(homeroom_teacher).get(class_records_url(school, school_class))) == {
+        "confirm_class"
+    }
+    # The seal comes after the principal: nothing for the school office yet.
+    office = client_as(school_admin).get(class_records_url(school, school_class))
+    assert office.status_code == 200
+    assert guides_on(office) == set()
 
 
 def test_the_seal_guide_shows_on_the_seal_page_to_the_school_office(client_as, school_admin, school):
