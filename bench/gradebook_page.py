@@ -229,6 +229,7 @@ def main() -> int:
         default=str(ROOT / "docs" / "images" / "gradebook-phone.png"),
         help="where the phone-width screenshot goes ('' for none)",
     )
+    parser.add_argument("--desktop", default="", help="also a screenshot at 1280x900 here (a check)")
     parser.add_argument("--html", default="", help="keep the grade book's HTML here (as the server sent it)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
@@ -335,7 +336,7 @@ def main() -> int:
             book = f"{base}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
             try:
                 cold, warm, with_worker = _browse(
-                    base, book, args.runs, access_log, args.screenshot, args.html
+                    base, book, args.runs, access_log, args.screenshot, args.html, args.desktop
                 )
                 failed = [v.status for v in [*cold, warm, with_worker] if v.status != 200]
                 if failed:
@@ -416,7 +417,7 @@ def _throttled_page(browser, cookies, *, workers: str = "block"):
 
 
 def _browse(
-    base: str, book: str, runs: int, access_log: Path, screenshot: str, html: str
+    base: str, book: str, runs: int, access_log: Path, screenshot: str, html: str, desktop: str
 ) -> tuple[list[Visit], Visit, Visit]:
     """The first visits (a new browser context each), the repeat visit, and the service worker's
     first visit (unthrottled: its own fetches are counted by the server only)."""
@@ -474,6 +475,13 @@ def _browse(
             page.goto(book)
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=screenshot)
+            # Scrolled inside the table: the header row and the names stay in view.
+            page.eval_on_selector("#gradebook", "t => { t.scrollLeft = 260; t.scrollTop = 400; }")
+            scrolled = Path(screenshot)
+            page.screenshot(path=scrolled.with_name(f"{scrolled.stem}-scrolled{scrolled.suffix}"))
+            if desktop:
+                page.set_viewport_size({"width": 1280, "height": 900})
+                page.screenshot(path=desktop)
         context.close()
 
         # What the grade book's service worker (if the page registers one) adds to a first visit.
