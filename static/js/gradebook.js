@@ -296,6 +296,7 @@ function makeQueue(page, messages, tables) {
         // Another tab of this device may have sent some of them meanwhile.
         await chain;
         const kept = new Set((await (await store).all()).map((s) => s.seq));
+        entries.filter((e) => e.seq !== undefined && !kept.has(e.seq)).forEach((e) => show(e, "", ""));
         entries = entries.filter((e) => e.seq === undefined || kept.has(e.seq));
         for (;;) {
           await chain;

@@ -409,3 +409,32 @@ def test_the_homeroom_page_keeps_conduct_typed_offline_and_sends_it_in_order(
     assert [(e, f, new) for _id, e, f, _old, new in changes] == [
         (enrolments[row], field, value) for row, field, value in typed
     ]
+
+
+def test_two_tabs_of_one_book_send_the_queue_once(live_url, browser, offline_class, django_db_blocker):
+    school, school_class, _subject, _teacher, enrolments = offline_class
+    context = browser.new_context(locale="vi-VN")
+    sent: list[str] = []
+    context.on("request", lambda r: r.method == "POST" and r.url.endswith("/o/") and sent.append(r.post_data))
+    first = context.new_page()
+    _log_in(first, live_url)
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1"
+    _open_and_keep(first, book)
+    context.set_offline(True)
+    typed = [(row, field) for row in range(2) for field in SCORES]
+    for row, field in typed:
+        _type(first, row, field, "7")
+    first.locator("#gradebook .pending").nth(len(typed) - 1).wait_for()
+    second = context.new_page()  # the same book in another tab, from the kept copy
+    second.goto(book)
+    second.locator("#gradebook .pending").nth(len(typed) - 1).wait_for()
+
+    context.set_offline(False)
+    for tab in (first, second):
+        tab.wait_for_function(
+            "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
+        )
+    changes = _changes(django_db_blocker, school, enrolments)
+    assert [(e, f) for _id, e, f, _o, _n in changes] == [(enrolments[r], f) for r, f in typed]
+    assert len(sent) == len(typed), sent  # each sent by one tab only (a lock), not once per tab
+    context.close()
