@@ -1,7 +1,7 @@
 """`{% guide "code" %}`: a first-time guide (portal.guides) where a step happens.
 
     {% load guides %}
-    {% guide "sign_batch" when=offer.certificates %}
+    {% guide "open_gradebook" when=editable %}
 
 Renders the guide for the current user unless they have dismissed it, and then only a small
 "Guide" button that reopens it. `when` carries the page's own capability (the view already knows
@@ -43,7 +43,8 @@ def guide(context: template.Context, code: str, when: object = True) -> SafeStri
         # A template's typo, not a visitor's input: fail where the template is tested.
         raise template.TemplateSyntaxError(f"No guide is named {code!r} (portal.guides.GUIDES).")
     request: HttpRequest | None = context.get("request")
-    if not when or request is None or not request.user.is_authenticated:
+    user = getattr(request, "user", None)
+    if not when or request is None or user is None or not user.is_authenticated:
         return SafeString("")
     shown: set[str] = getattr(request, _SHOWN, set())
     if code in shown:
