@@ -57,3 +57,11 @@ def test_a_hostile_address_is_escaped_in_the_guides_forms(client_as, subject_tea
     html = page.content.decode()
     assert 'id="guide-register_certificate"' in html
     assert "<script>alert(1)</script>" not in html
+
+
+@pytest.mark.parametrize("code", ["Sign_batch", "sign batch", "<script>", "", "x" * 41])
+def test_the_database_refuses_a_dismissal_of_no_guide_code(subject_teacher, code):
+    from django.db import DatabaseError, transaction
+
+    with pytest.raises(DatabaseError), transaction.atomic():  # a check violation, or too long
+        GuideDismissal.objects.create(user=subject_teacher, code=code)
