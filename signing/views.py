@@ -130,7 +130,13 @@ def my_certificates(request: AuthenticatedRequest) -> HttpResponse:
     return render(
         request,
         "signing/certificates.html",
-        {"certificates": certificates, "upload": upload, "remote": remote, "remote_error": remote_error},
+        {
+            "certificates": certificates,
+            "signing_ends": ends,
+            "upload": upload,
+            "remote": remote,
+            "remote_error": remote_error,
+        },
     )
 
 

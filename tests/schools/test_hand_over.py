@@ -163,7 +163,9 @@ def test_a_second_hand_over_finds_nothing_left(
         teacher_classes_hand_over(
             actor=principal, school=school, from_teacher=subject_teacher, to_teacher=colleague
         )
-    assert AuditEntry.objects.filter(action=AuditAction.TEACHER_CLASSES_HANDED_OVER).count() == 1
+    assert (
+        AuditEntry.objects.filter(action=AuditAction.TEACHER_CLASSES_HANDED_OVER, school=school).count() == 1
+    )
 
 
 # --- The page -------------------------------------------------------------------------------------

@@ -39,7 +39,11 @@ def nothing_moved(school) -> bool:
             teacher__username__in=["subject_teacher", "colleague"]
         ).exists()
         kept = TeachingAssignment.objects.filter(teacher__username="subject_teacher").count() == 2
-    return not moved and kept and not AuditEntry.objects.filter(action="teacher_classes_handed_over").exists()
+    return (
+        not moved
+        and kept
+        and not AuditEntry.objects.filter(action="teacher_classes_handed_over", school=school).exists()
+    )
 
 
 def test_handing_over_to_another_schools_teacher_finds_nothing(
@@ -140,4 +144,4 @@ def test_a_double_submit_moves_once_and_says_why_the_second_time(
     assert client.post(page_url(school), data).status_code == 302
     second = client.post(page_url(school), data, follow=True, HTTP_ACCEPT_LANGUAGE="vi")
     assert second.status_code == 200
-    assert AuditEntry.objects.filter(action="teacher_classes_handed_over").count() == 1
+    assert AuditEntry.objects.filter(action="teacher_classes_handed_over", school=school).count() == 1
