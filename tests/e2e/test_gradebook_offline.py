@@ -438,3 +438,34 @@ def test_two_tabs_of_one_book_send_the_queue_once(live_url, browser, offline_cla
     assert [(e, f) for _id, e, f, _o, _n in changes] == [(enrolments[r], f) for r, f in typed]
     assert len(sent) == len(typed), sent  # each sent by one tab only (a lock), not once per tab
     context.close()
+
+
+def test_a_save_the_server_fails_holds_the_cells_after_it_so_the_order_is_kept(
+    live_url, page, offline_class, django_db_blocker
+):
+    school, school_class, _subject, _teacher, enrolments = offline_class
+    failures = {"left": 2}
+
+    def failing_once_on_the_third(route):
+        if "field=regular_3" in (route.request.post_data or "") and failures["left"]:
+            failures["left"] -= 1
+            route.fulfill(status=503, content_type="text/html", body="<h1>Service Unavailable</h1>")
+        else:
+            route.continue_()
+
+    page.route("**/o/", failing_once_on_the_third)
+    _log_in(page, live_url)
+    _open_and_keep(page, f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/?hk=1")
+    page.context.set_offline(True)
+    for field in SCORES:
+        _type(page, 0, field, "6")
+    page.locator("#gradebook .pending").nth(len(SCORES) - 1).wait_for()
+    page.context.set_offline(False)
+
+    _cell(page, 0, "regular_3").and_(page.locator(".offline")).wait_for(timeout=30_000)
+    assert _cell(page, 0, "regular_4").and_(page.locator(".pending")).count() == 1  # waits its turn
+    settled = "!document.querySelector('#gradebook .pending, #gradebook .saving, #gradebook .offline')"
+    page.wait_for_function(settled, timeout=30_000)
+    assert failures["left"] == 0
+    changes = _changes(django_db_blocker, school, enrolments)
+    assert [f for _id, _e, f, _o, _n in changes] == list(SCORES)
