@@ -36,6 +36,10 @@ OPEN_GRADEBOOK = Guide(
             "Each score or comment is saved on its own as soon as you leave its cell: "
             "there is no Save button."
         ),
+        _(
+            "If the connection drops, what you type is kept on this device, marked “not sent yet”, "
+            "and sent by itself when the connection returns."
+        ),
         _("You change only the classes and subjects assigned to you; the other cells are there to read."),
         _("Every change is recorded: who made it, when, the old value and the new one."),
     ),

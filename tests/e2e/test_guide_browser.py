@@ -91,7 +91,7 @@ def test_a_teacher_new_to_signing_reads_the_guide_hides_it_and_brings_it_back(
     batch_url = page.url
     guide = page.locator("#guide-sign_batch")
     text = guide.inner_text()
-    assert "Điều không thể làm lại" in text
+    assert "Những điều không thể hoàn tác" in text
     assert "Đã ký thì không rút lại được" in text
     assert guide.locator("a", has_text="Chữ ký số là gì?").get_attribute("href") == "/huong-dan/chu-ky-so/"
     # The picture is taken as most teachers see the page: with scripts on (same session).
