@@ -469,9 +469,25 @@ def _browse(
         for _i in range(runs):
             page.goto("about:blank")
             warm.append(_visit(page, cdp, book, cache=True, access_log=access_log))
+        context.close()
+
+        # What the grade book's service worker (if the page registers one) adds to a first visit.
+        context, page, cdp = _throttled_page(browser, cookies, workers="allow")
+        before = len(_access_lines(access_log))
+        with_worker = _visit(page, cdp, book, cache=True, access_log=access_log)
+        page.evaluate(
+            "() => navigator.serviceWorker && navigator.serviceWorker.getRegistration()"
+            ".then((r) => r && navigator.serviceWorker.ready)"
+        )
+        time.sleep(3)  # the worker's install and its copy of the page
+        _count_server(with_worker, _access_lines(access_log)[before:])
+        context.close()
         if screenshot:
-            # The picture shows the everyday grade book: the first-time guide dismissed.
+            # The picture shows the everyday grade book: the first-time guide dismissed (last: the
+            # dismissal is the teacher's, for every later visit).
+            context, page, cdp = _throttled_page(browser, cookies)
             cdp.send("Network.emulateNetworkConditions", {**UNTHROTTLED})
+            page.goto(book)
             hide = page.locator("section.guide form button[type=submit]")
             if hide.count():
                 hide.first.click()
@@ -486,23 +502,7 @@ def _browse(
             if desktop:
                 page.set_viewport_size({"width": 1280, "height": 900})
                 page.screenshot(path=desktop)
-        context.close()
-
-        # What the grade book's service worker (if the page registers one) adds to a first visit.
-        context, page, cdp = _throttled_page(browser, cookies, workers="allow")
-        before = len(_access_lines(access_log))
-        with_worker = _visit(page, cdp, book, cache=True, access_log=access_log)
-        page.evaluate(
-            "() => navigator.serviceWorker && navigator.serviceWorker.getRegistration()"
-            ".then((r) => r && navigator.serviceWorker.ready)"
-        )
-        time.sleep(3)  # the worker's install and its copy of the page
-        lines = _access_lines(access_log)[before:]
-        with_worker.server_requests = len(lines)
-        with_worker.server_bytes = sum(
-            int(x.rsplit(" ", 1)[-1]) for x in lines if x.rsplit(" ", 1)[-1].isdigit()
-        )
-        context.close()
+            context.close()
         browser.close()
     return cold, warm, with_worker
 
