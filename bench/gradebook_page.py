@@ -499,9 +499,13 @@ def _browse(
             page.eval_on_selector("#gradebook", "t => { t.scrollLeft = 260; t.scrollTop = 400; }")
             scrolled = Path(screenshot)
             page.screenshot(path=scrolled.with_name(f"{scrolled.stem}-scrolled{scrolled.suffix}"))
-            if desktop:
-                page.set_viewport_size({"width": 1280, "height": 900})
-                page.screenshot(path=desktop)
+            context.close()
+        if desktop:
+            context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+            context.add_cookies(cookies)
+            page = context.new_page()
+            page.goto(book)
+            page.screenshot(path=desktop)
             context.close()
         browser.close()
     return cold, warm, with_worker
