@@ -53,16 +53,20 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import ROOT, throwaway_django
 
+if TYPE_CHECKING:  # gunicorn imports this module: no browser library at run time outside _browse
+    from playwright.sync_api import ViewportSize
+
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "bench-only-password-2026"  # noqa: S105 - a throwaway database's teacher
 LATENCY_MS = 400
 THROUGHPUT = 50_000  # bytes/s: 400 kbit/s
-VIEWPORT = {"width": 390, "height": 844}
+VIEWPORT: ViewportSize = {"width": 390, "height": 844}
 UNTHROTTLED = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
 BUDGET_BYTES = 100 * 1024
 BUDGET_INTERACTIVE_COLD = 5.0
@@ -276,6 +280,8 @@ def main() -> int:
                 .order_by("school_class__name")
                 .first()
             )
+            if assignment is None:
+                raise SystemExit("the demo gave the subject teacher no class in Toán")
             school_class = assignment.school_class
             students = Enrolment.objects.filter(school_class=school_class).count()
         connection.set_schema_to_public()
@@ -502,7 +508,7 @@ def _browse(
             context.close()
         if desktop:
             context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-            context.add_cookies(cookies)
+            context.add_cookies(cookies)  # type: ignore[arg-type] # the Cookie dicts it gave
             page = context.new_page()
             page.goto(book)
             page.screenshot(path=desktop)
