@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from .choices import AuditAction, IssuedRecordStatus
 from .db import connection
+from .formats import date_vi
 from .index import personal_id_digest, verification_code_new
 from .models import AuditEntry, Division, IssuedRecord, RoleAssignment, School, User
 from .permissions import can_grant, can_revoke, forget_access
@@ -90,7 +91,7 @@ def _assignment_audit(*, actor: User | None, assignment: RoleAssignment, action:
             "role": assignment.get_role_display(),
             "user": assignment.user,
             "scope": assignment.scope_label,
-            "date": assignment.valid_until,
+            "date": date_vi(assignment.valid_until),
         },
         changes={"old" if action != AuditAction.ROLE_GRANTED else "new": _assignment_snapshot(assignment)},
         school=school,
@@ -206,7 +207,7 @@ def role_assignments_expire(*, today: dt.date | None = None) -> int:
                     "role": a.get_role_display(),
                     "user": a.user,
                     "scope": a.scope_label,
-                    "date": a.valid_until,
+                    "date": date_vi(a.valid_until),
                 },
                 changes={"old": _assignment_snapshot(a)},
                 school=a.school,

@@ -121,6 +121,8 @@ def test_an_ended_role_is_recorded_once_as_expired(subject_teacher, school):
     assert assignment.revoked_at is not None
     entry = AuditEntry.objects.get(action=AuditAction.ROLE_EXPIRED, object_id=str(assignment.pk))
     assert entry.changes["old"]["user"] == subject_teacher.username
+    # Said as a person reads a day (portal.formats), not as ISO.
+    assert (today() - dt.timedelta(days=1)).strftime("%d/%m/%Y") in entry.summary
 
 
 # --- When a membership ends -----------------------------------------------------------------------
