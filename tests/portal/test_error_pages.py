@@ -125,3 +125,8 @@ def test_the_csrf_page_never_offers_to_reload_another_sites_page(subject_teacher
 def test_another_schools_object_in_the_admin_answers_our_404(client_as, school_admin, other_school):
     response = client_as(school_admin).get(f"/admin/portal/school/{other_school.pk}/change/")
     _assert_our_page(response, 404, "Page not found")
+
+
+def test_a_visitor_at_an_unknown_page_inside_a_school_gets_our_404_with_the_sign_in_page(client, school):
+    page = _assert_our_page(client.get(f"/truong/{school.code}/khong-co-trang-nay/"), 404, "Page not found")
+    assert 'href="/accounts/login/"' in page
