@@ -5,7 +5,7 @@ dates in three forms. Every page, the PDF and the admin now write:
 
 - a decimal with a comma: 6,5 and 8,25, with the places the rules gave it (a score or an average
   is a Decimal quantized to a tenth, so 7,0 stays 7,0); no grouping of thousands (a count of
-  records is 1200, not 1.200, which a Vietnamese reader would take for 1,2);
+  records is 1200: the dot Vietnamese puts in 1.200 is the decimal point of the machine form);
 - a day as dd/mm/yyyy, and a moment as dd/mm/yyyy HH:MM in the province's time (Asia/Ho_Chi_Minh).
 
 The same forms hold in English: the records are Vietnamese documents, and an English reader of a

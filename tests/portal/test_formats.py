@@ -53,7 +53,7 @@ HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
         ("Đ", None, "Đ"),  # a grade passes unchanged
         ("CĐ", None, "CĐ"),
         (None, None, ""),
-        (1200, None, "1200"),  # no grouping: 1.200 would read as 1,2
+        (1200, None, "1200"),  # no grouping of thousands (portal.formats)
     ],
 )
 def test_a_number_is_written_with_the_vietnamese_comma(value, places, expected):

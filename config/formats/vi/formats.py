@@ -26,4 +26,4 @@ DATETIME_INPUT_FORMATS = [
 ]
 DECIMAL_SEPARATOR = ","
 THOUSAND_SEPARATOR = "."
-NUMBER_GROUPING = 0  # no grouping, even with USE_THOUSAND_SEPARATOR: 1.200 would read as 1,2 here
+NUMBER_GROUPING = 0  # no grouping of thousands, even with USE_THOUSAND_SEPARATOR (portal.formats)
