@@ -52,6 +52,11 @@ def _step_records(*, school: School, step: str, class_pk: int | None):
     return records.order_by("enrolment__school_class__name", "enrolment__number", "record_id")
 
 
+def _batch_class(batch: SigningBatch) -> SchoolClass | None:
+    """The class a batch was started from (the school's schema is active); None for the school."""
+    return SchoolClass.objects.filter(pk=batch.class_pk).first() if batch.class_pk else None
+
+
 def _step_label(step: str) -> str:
     return str(SigningStep(step).label)
 
@@ -198,9 +203,13 @@ def signing_batch_confirm(
             raise PermissionDenied(_("Only the signer who started the batch confirms it."))
         if batch.state != BatchState.AWAITING_CONFIRMATION:
             raise ValidationError(_("This batch has already been confirmed or cancelled."))
+        # The signer's right is asked again: a contract teacher's role may have ended since the
+        # start (the runner asks again before each chunk; confirming is refused at once).
         deadline = batch.items.values_list("sign_before", flat=True).first()
         if deadline is not None and timezone.now() >= deadline:
             raise PermissionDenied(membership_ended_message(deadline))
+        if not can_sign(actor, school, _batch_class(batch), batch.step):
+            raise PermissionDenied(_("You may not sign this step of these year records."))
         mark_used = _step_up(actor, totp) if batch.step == SigningStep.PRINCIPAL else None
         certificate = batch.certificate
         expires = None
@@ -270,8 +279,7 @@ def signing_batch_retry(*, actor: User, school: School, batch: SigningBatch) -> 
     if batch.signer_id != actor.pk or batch.school_id != school.pk:
         raise PermissionDenied(_("Only the signer who started the batch signs it again."))
     # The signer's right is asked again (it may have ended since: a contract teacher's last day).
-    school_class = SchoolClass.objects.filter(pk=batch.class_pk).first() if batch.class_pk else None
-    if not can_sign(actor, school, school_class, batch.step):
+    if not can_sign(actor, school, _batch_class(batch), batch.step):
         raise PermissionDenied(_("You may not sign this step of these year records."))
     failed = list(batch.items.filter(state=ItemState.FAILED).values_list("record_pk", flat=True))
     before = SIGNING_STEPS[batch.step][1]

@@ -254,3 +254,16 @@ def test_the_certificate_page_says_nothing_of_an_end_for_a_member_without_one(
     page = client_as(principal).get(reverse("signing_account:certificates"), HTTP_ACCEPT_LANGUAGE="vi")
     assert page.status_code == 200
     assert "ký được đến hết ngày" not in page.content.decode()
+
+
+def test_a_batch_cannot_be_confirmed_once_the_signers_role_has_ended(
+    homeroom_teacher, school, confirmed, certificates, approved_class
+):
+    school_class, _ = approved_class
+    membership_ends(homeroom_teacher, school, today())
+    batch = teacher_batch(homeroom_teacher, school, certificates, school_class)
+    membership_ends(homeroom_teacher, school, today() - dt.timedelta(days=1))
+    with pytest.raises(PermissionDenied):
+        signing_batch_confirm(actor=homeroom_teacher, school=school, batch=batch, pin=PIN)
+    batch.refresh_from_db()
+    assert (batch.state, batch.secret) == (BatchState.AWAITING_CONFIRMATION, None)
