@@ -164,10 +164,25 @@ class PartnerClientAdmin(DepartmentAdminOnly):
         return self._issue(request, queryset, revoke_others=True)
 
 
+class KeyRevokedFilter(admin.SimpleListFilter):
+    """Revoked or not, in those words: Django's filter on revoked_at said "Empty", "Not empty"."""
+
+    title = gettext_lazy("revoked")
+    parameter_name = "revoked"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("not revoked")), ("yes", _("revoked"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("no", "yes"):
+            return queryset.filter(revoked_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(PartnerKey, site=admin_site)
 class PartnerKeyAdmin(DepartmentAdminOnly):
     list_display = ("prefix", "client", "created_at", "created_by", "expires_at", "revoked_at", "state")
-    list_filter = ("client", ("revoked_at", admin.EmptyFieldListFilter))
+    list_filter = ("client", KeyRevokedFilter)
     list_select_related = ("client", "created_by")
     readonly_fields = (
         "client",

@@ -115,3 +115,16 @@ def test_a_granted_role_opens_read_only_instead_of_failing(client_as, department
     assignment = principal.role_assignments.first()
     response = client_as(department_admin).get(f"/admin/portal/roleassignment/{assignment.pk}/change/")
     assert response.status_code == 200  # was a server error: the read-only form has no "role"
+
+
+def test_the_roles_are_filtered_in_force_or_revoked_in_those_words(client_as, department_admin, principal):
+    from portal.services import role_assignment_revoke
+
+    role_assignment_revoke(actor=department_admin, assignment=principal.role_assignments.first())
+    client = client_as(department_admin)
+    listing = visible_text(client.get("/admin/portal/roleassignment/").content.decode())
+    assert "Rỗng" not in listing  # Django's "Empty" / "Not empty" on revoked_at
+    in_force = visible_text(client.get("/admin/portal/roleassignment/?revoked=no").content.decode())
+    revoked = visible_text(client.get("/admin/portal/roleassignment/?revoked=yes").content.decode())
+    assert principal.get_full_name() not in in_force.split("Bộ lọc")[0]
+    assert principal.get_full_name() in revoked.split("Bộ lọc")[0]
