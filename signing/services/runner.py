@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.choices import AuditAction
+from portal.formats import moment_vi
 from portal.permissions import forget_access
 from portal.services import audit_record, connection_tenant_reset, connection_tenant_set
 from transcripts.document import DocumentError
@@ -353,7 +354,7 @@ def _pause(batch_pk: int, worker: str, error: BackendError) -> str:
             "records were not signed: %(detail)s"
         ) % {
             "count": failures,
-            "since": timezone.localtime(since).strftime("%H:%M:%S %d/%m/%Y"),
+            "since": moment_vi(since),
             "detail": key_error_message(error),
         }
         SigningBatchItem.objects.filter(batch_id=batch_pk, state=ItemState.PENDING).update(
