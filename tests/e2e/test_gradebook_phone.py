@@ -78,3 +78,15 @@ def test_on_a_phone_a_cell_is_large_enough_to_tap_and_takes_a_score(live_url, ph
     phone.keyboard.type("7,5")
     phone.keyboard.press("Tab")
     phone.locator("#gradebook tbody tr").nth(0).locator("td.mid.saved").wait_for(timeout=10_000)
+
+
+def test_on_a_phone_the_header_wraps_instead_of_pushing_the_page_sideways(live_url, phone, e2e_class):  # noqa: F811
+    school, school_class = e2e_class
+    _open_book(phone, live_url, school, school_class)
+
+    for url in (f"{live_url}/", f"{live_url}/truong/{school.code}/so-diem/"):
+        assert phone.goto(url).status == 200, url
+        assert phone.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"], url
+        sign_out = phone.locator("header.topbar button", has_text="Đăng xuất")
+        box = sign_out.bounding_box()
+        assert box["x"] + box["width"] <= PHONE["width"], url  # reachable without scrolling
