@@ -52,9 +52,13 @@ def _step_records(*, school: School, step: str, class_pk: int | None):
     return records.order_by("enrolment__school_class__name", "enrolment__number", "record_id")
 
 
-def _batch_class(batch: SigningBatch) -> SchoolClass | None:
-    """The class a batch was started from (the school's schema is active); None for the school."""
-    return SchoolClass.objects.filter(pk=batch.class_pk).first() if batch.class_pk else None
+def _batch_class(batch: SigningBatch, school: School) -> SchoolClass | None:
+    """The class a batch was started from, None for the whole school (read in the school's
+    schema, whichever the connection is on: the confirmation is also made from the public one)."""
+    if not batch.class_pk:
+        return None
+    with school:
+        return SchoolClass.objects.filter(pk=batch.class_pk).first()
 
 
 def _step_label(step: str) -> str:
@@ -208,7 +212,7 @@ def signing_batch_confirm(
         deadline = batch.items.values_list("sign_before", flat=True).first()
         if deadline is not None and timezone.now() >= deadline:
             raise PermissionDenied(membership_ended_message(deadline))
-        if not can_sign(actor, school, _batch_class(batch), batch.step):
+        if not can_sign(actor, school, _batch_class(batch, school), batch.step):
             raise PermissionDenied(_("You may not sign this step of these year records."))
         mark_used = _step_up(actor, totp) if batch.step == SigningStep.PRINCIPAL else None
         certificate = batch.certificate
@@ -279,7 +283,7 @@ def signing_batch_retry(*, actor: User, school: School, batch: SigningBatch) -> 
     if batch.signer_id != actor.pk or batch.school_id != school.pk:
         raise PermissionDenied(_("Only the signer who started the batch signs it again."))
     # The signer's right is asked again (it may have ended since: a contract teacher's last day).
-    if not can_sign(actor, school, _batch_class(batch), batch.step):
+    if not can_sign(actor, school, _batch_class(batch, school), batch.step):
         raise PermissionDenied(_("You may not sign this step of these year records."))
     failed = list(batch.items.filter(state=ItemState.FAILED).values_list("record_pk", flat=True))
     before = SIGNING_STEPS[batch.step][1]
