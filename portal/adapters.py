@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
+
+# Internal to allauth (held to 65.x in pyproject.toml): the session's record of how the user signed in.
+from allauth.account.internal.flows.login import get_authentication_records
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -43,6 +48,28 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def authentication_failed(self, request, **credentials: Any) -> None:
         lockout.login_failure_record(login=_login(credentials), address=self.get_client_ip(request) or "")
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """Setting up the second factor right after signing in with the password does not ask for
+        the password again (issue 14: a principal met the password page twice in a row).
+
+        allauth counts only a re-entry as recent; a sign-in with the password within the same
+        window (ACCOUNT_REAUTHENTICATION_TIMEOUT) proves as much. This holds only while the user
+        has no authenticator yet (the enrolment RequireTwoFactorMiddleware sends them to):
+        changing or removing an existing second factor still asks.
+        """
+        required = super().is_reauthentication_required(app=app, **kwargs)
+        request = getattr(self, "request", None)
+        if not required or app != "allauth.mfa" or request is None or not request.user.is_authenticated:
+            return required
+        from allauth.mfa.models import Authenticator
+
+        if Authenticator.objects.filter(user_id=request.user.pk).exists():
+            return True
+        records = [
+            r for r in get_authentication_records(request, request.user) if r.get("method") == "password"
+        ]
+        return not (records and time.time() - records[-1]["at"] < account_settings.REAUTHENTICATION_TIMEOUT)
 
 
 def _login(credentials: dict[str, Any]) -> str:

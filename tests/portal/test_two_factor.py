@@ -86,3 +86,35 @@ def test_nobody_can_sign_up(client):
 def test_authenticators_are_per_user(principal):
     TOTP.activate(principal, generate_totp_secret())
     assert Authenticator.objects.filter(user=principal).count() == 1
+
+
+def _sign_in_with_password(client, user):
+    response = client.post("/accounts/login/", {"login": user.username, "password": PASSWORD})
+    assert response.status_code == 302, response.content
+    return client.get(response["Location"])
+
+
+def test_setting_up_the_second_factor_right_after_signing_in_does_not_ask_for_the_password_again(
+    client, principal
+):
+    sent = _sign_in_with_password(client, principal)
+    assert sent["Location"].startswith("/accounts/2fa/totp/activate/")
+
+    page = client.get(sent["Location"])
+
+    assert page.status_code == 200, page.get("Location")
+
+
+def test_setting_up_the_second_factor_long_after_signing_in_asks_for_the_password(client, principal):
+    from allauth.account import app_settings
+
+    sent = _sign_in_with_password(client, principal)
+    session = client.session
+    records = session["account_authentication_methods"]
+    records[-1]["at"] -= app_settings.REAUTHENTICATION_TIMEOUT + 1
+    session["account_authentication_methods"] = records
+    session.save()
+
+    page = client.get(sent["Location"])
+
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/reauthenticate/")
