@@ -11,6 +11,7 @@ import gzip
 import pytest
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.management import call_command
+from django.http import HttpResponseNotFound
 from django.test import RequestFactory
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -19,6 +20,8 @@ MANIFEST = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 ONE_YEAR_OR_MORE = 365 * 24 * 3600
+# The admin's, the API's and the PDF fonts' files: 2 minutes of brotli, and nothing these tests read.
+NOT_NEEDED_HERE = ["admin", "rest_framework", "drf_spectacular_sidecar", "fonts"]
 
 
 @pytest.fixture
@@ -27,8 +30,7 @@ def collected(settings, tmp_path):
     settings.STATIC_ROOT = tmp_path
     settings.STORAGES = MANIFEST
     settings.WHITENOISE_USE_FINDERS = settings.WHITENOISE_AUTOREFRESH = False
-    ignore = ["admin", "rest_framework", "drf_spectacular_sidecar", "fonts"]  # not needed here; slow
-    call_command("collectstatic", interactive=False, verbosity=0, ignore_patterns=ignore)
+    call_command("collectstatic", interactive=False, verbosity=0, ignore_patterns=NOT_NEEDED_HERE)
     return WhiteNoiseMiddleware(lambda request: pytest.fail(f"{request.path} reached Django"))
 
 
@@ -105,3 +107,40 @@ def test_two_compressed_answers_of_the_same_page_differ_in_length_and_token(
         start = page.index('name="csrfmiddlewaretoken" value="') + len('name="csrfmiddlewaretoken" value="')
         tokens.add(page[start : page.index('"', start)])
     assert len(tokens) == len(answers)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../config/settings.py",
+        "/static/%2e%2e/config/settings.py",
+        "/static/css/portal.css%00.txt",
+        "/static/css/portal.css\x00",
+        "/static/staticfiles.json/../../manage.py",
+    ],
+)
+def test_a_hostile_static_path_is_answered_404_by_the_portal_not_a_file_or_a_500(client, path):
+    response = client.get(path)
+
+    assert response.status_code in (400, 404)
+    assert b"SECRET_KEY" not in response.content and b"DJANGO_SETTINGS_MODULE" not in response.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/../config/settings.py", "/static/css/portal.css\x00", "/static/css/../../manage.py"],
+)
+def test_after_collectstatic_a_hostile_static_path_is_no_file_it_serves(settings, tmp_path, path):
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = MANIFEST
+    settings.WHITENOISE_USE_FINDERS = settings.WHITENOISE_AUTOREFRESH = False
+    call_command("collectstatic", interactive=False, verbosity=0, ignore_patterns=NOT_NEEDED_HERE)
+    passed_on = []
+    middleware = WhiteNoiseMiddleware(
+        lambda request: passed_on.append(request.path) or HttpResponseNotFound()
+    )
+
+    response = middleware(RequestFactory().get(path))
+
+    assert response.status_code == 404
+    assert passed_on  # not a file of WhiteNoise's: Django answers (its 404, or RefuseNul's 400)
