@@ -7,8 +7,12 @@ made (hashed names, .gz and .br beside each file); GZipMiddleware compresses the
 from __future__ import annotations
 
 import gzip
+import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
+from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.management import call_command
 from django.http import HttpResponseNotFound
@@ -144,3 +148,15 @@ def test_after_collectstatic_a_hostile_static_path_is_no_file_it_serves(settings
 
     assert response.status_code == 404
     assert passed_on  # not a file of WhiteNoise's: Django answers (its 404, or RefuseNul's 400)
+
+
+def test_every_static_file_a_template_names_exists():
+    """In production a missing one is a 500 on every page that names it (the manifest has no entry
+    for it), while the tests, without collectstatic, would render the plain name without a word."""
+    named = set()
+    for folder in django_settings.TEMPLATES[0]["DIRS"]:
+        for template in Path(folder).rglob("*.html"):
+            named |= set(re.findall(r"""{% static ['"]([^'"]+)['"]""", template.read_text(encoding="utf-8")))
+
+    assert {"css/portal.css", "js/gradebook.js"} <= named
+    assert [name for name in sorted(named) if not finders.find(name)] == []
