@@ -160,3 +160,16 @@ def test_every_static_file_a_template_names_exists():
 
     assert {"css/portal.css", "js/gradebook.js"} <= named
     assert [name for name in sorted(named) if not finders.find(name)] == []
+
+
+def test_after_collectstatic_the_grade_book_links_the_hashed_files_it_is_served(
+    collected, client_as, subject_teacher, school, secondary_class
+):
+    page = client_as(subject_teacher).get(f"/truong/{school.code}/so-diem/{secondary_class.pk}/toan/?hk=1")
+
+    assert page.status_code == 200
+    linked = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.content.decode())
+    assert any(re.fullmatch(r"/static/css/portal\.[0-9a-f]{12}\.css", url) for url in linked), linked
+    assert any(re.fullmatch(r"/static/js/gradebook\.[0-9a-f]{12}\.js", url) for url in linked), linked
+    for url in linked:
+        assert collected(RequestFactory().get(url)).status_code == 200, url
