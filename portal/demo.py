@@ -12,9 +12,11 @@ prints.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from .choices import DivisionKind, Role, SchoolLevel
 from .db import connection
@@ -52,6 +54,8 @@ class DemoUser:
     scope: str = ""  # division or school code; empty for the department
     is_manager: bool = False
     data_access: bool = False
+    # A contract that ends: the role's last day is this many days after the demo is made.
+    ends_in_days: int | None = None
 
 
 DEMO_USERS = [
@@ -84,7 +88,9 @@ DEMO_USERS = [
     DemoUser("gdtx.phogiamdoc", "Đinh Thị Loan", Role.VICE_PRINCIPAL, "gdtx-lc"),
     DemoUser("gdtx.gvcn", "Hà Thị Nguyệt", Role.HOMEROOM_TEACHER, "gdtx-lc"),
     # A visiting teacher who teaches in two schools: one person, two memberships.
-    DemoUser("gv.thinhgiang", "Lò Văn Páo", Role.SUBJECT_TEACHER, "gdtx-lc"),
+    # A visiting teacher on a semester's contract at the centre (issue 14): his classes there are
+    # on his home page with the contract's last day, and on the centre's hand-over page.
+    DemoUser("gv.thinhgiang", "Lò Văn Páo", Role.SUBJECT_TEACHER, "gdtx-lc", ends_in_days=20),
     DemoUser("gv.thinhgiang", "Lò Văn Páo", Role.SUBJECT_TEACHER, "thpt-so1"),
 ]
 
@@ -140,6 +146,9 @@ def demo_province_seed(*, stdout=None) -> bool:
             school=schools.get(demo_user.scope),
             is_manager=demo_user.is_manager,
             data_access=demo_user.data_access,
+            valid_until=None
+            if demo_user.ends_in_days is None
+            else timezone.localdate() + dt.timedelta(days=demo_user.ends_in_days),
         )
     _two_factor_seed(users.values())
     return True
