@@ -20,6 +20,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.formats import moment_vi
 from signing import keys, trust
 from signing.backends import BackendError, KeyLoadError, backend_for, registered_backends
 from signing.backends.csc import CscClient, CscError, csc_load
@@ -241,7 +242,7 @@ def test_a_service_down_for_longer_than_the_limit_fails_the_remaining_records_wi
     assert ended.state == BatchState.DONE and ended.secret is None
     # The count starts afresh for a later "sign the failed records again"; the reason stays.
     assert (ended.retry_count, ended.retrying_since, ended.next_attempt_at) == (0, None, None)
-    since = timezone.localtime(first_failure).strftime("%H:%M:%S %d/%m/%Y")
+    since = moment_vi(first_failure)  # the one form a person reads (portal.formats)
     reason = (
         f"Dịch vụ ký số lỗi 4 lần liên tiếp từ {since}; các hồ sơ còn lại chưa được ký: "
         "Không kết nối được dịch vụ ký số từ xa; hãy thử lại sau."
