@@ -250,8 +250,17 @@ function makeQueue(page, messages, tables) {
       return true;
     }
     entries.splice(entries.indexOf(e), 1);
-    await write(() => store.then((s) => s.del(e)));
-    if (!response.ok || data === null || data.error !== undefined) {
+    const refused = !response.ok || data === null || data.error !== undefined;
+    if (refused && !input) {
+      // Refused, for a cell that is not on this page (another term or period of the book, typed
+      // before moving here): the refusal stays on this device, never sent again, until the
+      // cell's own page shows it (start), so that no refused value vanishes unseen.
+      Object.assign(e, { state: "refused", reason: (data && data.error) || `${messages.refused} (${response.status})` });
+      await write(() => store.then((s) => s.put(e)));
+    } else {
+      await write(() => store.then((s) => s.del(e)));
+    }
+    if (refused) {
       // Refused: say why, in the cell; the typed value stays in the input, so that the teacher
       // sees what was refused and can correct it.
       let reason = data && data.error;
@@ -328,7 +337,16 @@ function makeQueue(page, messages, tables) {
   // Resume: what this user left unsent on this device, on this page, shown and sent again.
   async function start() {
     await chain;
-    const stored = (await (await store).all()).filter((s) => mine(s) && !entries.some((e) => e.seq === s.seq));
+    const found = (await (await store).all()).filter((s) => mine(s) && !entries.some((e) => e.seq === s.seq));
+    // Refusals kept for a cell of another page: shown once on the cell's own page, then dropped.
+    found.filter((e) => e.state === "refused").forEach((e) => {
+      const input = inputOf(e);
+      if (!input) return;
+      input.value = input.dataset.last = e.value;
+      show(e, "error", e.reason);
+      write(() => store.then((s) => s.del(e)));
+    });
+    const stored = found.filter((e) => e.state !== "refused");
     entries = entries.concat(stored).sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
     stored.forEach((e) => {
       const input = inputOf(e);

@@ -227,6 +227,46 @@ def test_a_value_refused_after_reconnecting_is_shown_and_not_sent_again(live_url
     assert len(sent) == 2, sent
 
 
+def test_a_refusal_met_on_another_terms_page_waits_on_the_device_for_its_own_page(
+    live_url, page, offline_class
+):
+    # Typed offline in term I, sent from term II's page (same book, same queue): the refused
+    # cell is not on the page that meets the refusal; it is shown on its own page, once.
+    school, school_class, *_rest = offline_class
+    sent = _saves(page)
+    page.on("dialog", lambda dialog: dialog.accept())  # leaving with unsent cells asks first
+    _log_in(page, live_url)
+    book = f"{live_url}/truong/{school.code}/so-diem/{school_class.pk}/toan/"
+    _open_and_keep(page, book + "?hk=2")
+    _open_and_keep(page, book + "?hk=1")
+
+    page.context.set_offline(True)
+    _type(page, 1, "regular_1", "11")
+    _type(page, 1, "regular_2", "7")
+    _cell(page, 1, "regular_2").and_(page.locator(".pending")).wait_for()
+    page.goto(book + "?hk=2")  # served by the service worker
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    # The queue is loaded (asynchronously): the status line counts the two cells waiting.
+    page.wait_for_function("document.querySelector('#save-status').textContent !== ''")
+    page.context.set_offline(False)
+
+    page.wait_for_function("document.querySelector('#save-status').textContent === ''", timeout=30_000)
+    assert len(sent) == 2, sent
+    page.goto(book + "?hk=1")
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    refused = _cell(page, 1, "regular_1")
+    refused.and_(page.locator(".error")).wait_for(timeout=10_000)
+    assert "Điểm là số từ 0 đến 10" in refused.locator(".msg").inner_text()
+    assert refused.locator("input").input_value() == "11"
+    assert _cell(page, 1, "regular_2").locator("input").input_value() == "7,0"
+
+    page.reload()  # shown once: nothing of it left on the device, and never sent again
+    page.wait_for_selector("#gradebook[data-ready='1']")
+    assert _cell(page, 1, "regular_1").and_(page.locator(".error")).count() == 0
+    assert _cell(page, 1, "regular_1").locator("input").input_value() == ""
+    assert len(sent) == 2, sent
+
+
 def test_closing_the_tab_with_unsent_cells_warns_and_reopening_it_sends_them(
     live_url, browser, offline_class, django_db_blocker
 ):
