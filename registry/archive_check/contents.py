@@ -1,29 +1,6 @@
-"""Checking an archive of issued records offline (registry.archive makes them): what is wrong, by file.
-
-`archive_check(file)` opens the ZIP (nothing is extracted to disk, nothing fetched, no database
-read) and answers an `ArchiveCheck`: a list of findings, each naming the file it is about, with a
-message for people (translated: Vietnamese by default) and the technical detail in English.
-
-First the ZIP as a whole, before any member is decompressed; a hostile archive is refused
-(`refused`) with the reason and nothing more is read: not a ZIP; more members than
-`Limits.max_entries`; a member name that is absolute, climbs out ('..'), uses a backslash or a
-drive, or repeats; an encrypted member or an unknown compression; a member larger than its kind
-allows, or compressed more than `Limits.max_ratio` times (a zip bomb); a total beyond
-`Limits.max_total_bytes`. Reading a member is bounded by its declared size (zipfile stops
-there and checks the CRC), so no member inflates past the limits checked here.
-
-Then the manifest: present, well formed, equal to manifest.sha256 (and to `manifest_sha256`
-when the keeper recorded it elsewhere). Every listed file present, with its size and SHA-256;
-no member outside the list. Each year record (XML) verifies with signing's verifier against ONLY
-the archive's roots and CRLs (trust/, the files whose hashes hold) at the archive's creation time
-and is the version the manifest says; each PDF embeds exactly that XML (read as the public
-verification page reads uploads: qpdf under limits, registry.verification.pdf_attachments) and,
-when this portal seals PDFs (signing.pades), its PDF signature holds; each timestamp file is the
-token its record's signature carries; a renewal (XAdES-LTA) carries the issued content byte for
-byte and verifies too. A record whose XML changed is named twice: for its SHA-256 and for its
-signatures. The verifying (the slow part, ~120 ms a record) can run in `jobs` forked processes;
-the parent alone reads the ZIP, and the report is the same.
-"""
+"""What the archive holds, checked file by file: each record's XML and its signatures against only
+the archive's own trust, each PDF's embedded XML and seal, each timestamp token, each renewal.
+The verifying (the slow part) can run in forked worker processes; the parent alone reads the ZIP."""
 
 from __future__ import annotations
 
@@ -31,14 +8,11 @@ import collections
 import concurrent.futures
 import datetime as dt
 import hashlib
-import json
 import multiprocessing
-import re
 import zipfile
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from django.utils.translation import gettext as _
@@ -48,11 +22,10 @@ from signing.archive.selectors import (
     archive_pdf_problems,
     archive_record_reports,
 )
-from transcripts.document import MAX_DOCUMENT_BYTES, year_record_parse
+from transcripts.document import year_record_parse
 from transcripts.records.services import content_bytes_of
 
-from .archive import (
-    FORMAT,
+from ..archive import (
     KIND_CRL,
     KIND_PDF,
     KIND_README,
@@ -61,335 +34,13 @@ from .archive import (
     KIND_TIMESTAMP,
     KIND_TSA_ROOT,
     KIND_XML,
-    KINDS,
     MANIFEST,
     MANIFEST_DIGEST,
     timestamp_tokens,
 )
-from .verification import PdfBomb, pdf_attachments
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-# What reading a damaged member raises (a bad CRC, a broken deflate stream, a header that lies).
-_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error)
-MiB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What an archive may hold before it is refused unread (a province's year fits well within)."""
-
-    max_entries: int = 1_500_000
-    max_total_bytes: int = 200 * 1024 * MiB
-    max_manifest_bytes: int = 512 * MiB
-    max_ratio: int = 200  # uncompressed / compressed, for members over 1 MiB
-    # Per kind of member: a year record is at most the parser's limit; a PDF well under 20 MiB.
-    max_bytes: dict[str, int] = field(
-        default_factory=lambda: {
-            KIND_XML: MAX_DOCUMENT_BYTES,
-            KIND_RENEWAL: MAX_DOCUMENT_BYTES,
-            KIND_PDF: 20 * MiB,
-            KIND_TIMESTAMP: 1 * MiB,
-            KIND_ROOT: 1 * MiB,
-            KIND_TSA_ROOT: 1 * MiB,
-            KIND_CRL: 64 * MiB,
-            KIND_README: 1 * MiB,
-        }
-    )
-
-    def for_name(self, name: str) -> int:
-        """The size allowed for a member, by what its name says it is (before the manifest is read)."""
-        if name == MANIFEST:
-            return self.max_manifest_bytes
-        if name == MANIFEST_DIGEST:
-            return 1024
-        return max(self.max_bytes.values())
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing wrong with one file of the archive."""
-
-    path: str
-    code: str
-    message: str  # for people, in the active language (Vietnamese by default)
-    detail: str = ""  # technical, English
-
-    def line(self) -> str:
-        return f"{self.path}: {self.message}" + (f" ({self.detail})" if self.detail else "")
-
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "code": self.code, "message": self.message, "detail": self.detail}
-
-
-@dataclass
-class ArchiveCheck:
-    """The answer: refused (hostile or unreadable), or checked with its findings."""
-
-    refused: bool = False
-    findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what the archive itself declares missing
-    school_year: str = ""
-    files_checked: int = 0
-    records_checked: int = 0
-    signatures_checked: int = 0
-    pdfs_checked: int = 0
-    pdf_signatures_checked: int = 0  # PAdES seals on the PDFs (older PDFs have none)
-
-    @property
-    def ok(self) -> bool:
-        return not self.refused and not self.findings
-
-    def add(self, path: str, code: str, message: str, detail: str = "") -> None:
-        self.findings.append(Finding(path, code, message, detail))
-
-    def merge(self, part: ArchiveCheck) -> None:
-        """Add what one record's check found (made here or in a worker process)."""
-        self.findings.extend(part.findings)
-        self.records_checked += part.records_checked
-        self.signatures_checked += part.signatures_checked
-        self.pdfs_checked += part.pdfs_checked
-        self.pdf_signatures_checked += part.pdf_signatures_checked
-
-    def paths(self) -> set[str]:
-        return {f.path for f in self.findings}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "refused": self.refused,
-            "school_year": self.school_year,
-            "files_checked": self.files_checked,
-            "records_checked": self.records_checked,
-            "signatures_checked": self.signatures_checked,
-            "pdfs_checked": self.pdfs_checked,
-            "pdf_signatures_checked": self.pdf_signatures_checked,
-            "findings": [f.as_dict() for f in self.findings],
-            "notes": self.notes,
-        }
-
-
-class _Refused(Exception):
-    def __init__(self, path: str, code: str, message: str, detail: str = ""):
-        super().__init__(detail or message)
-        self.finding = Finding(path, code, message, detail)
-
-
-def _unsafe_name(name: str) -> bool:
-    if not name or len(name) > 512 or "\\" in name or "\x00" in name or name.startswith("/"):
-        return True
-    if any(ord(c) < 32 for c in name) or re.match(r"^[A-Za-z]:", name):
-        return True
-    return any(part in ("", ".", "..") for part in name.split("/"))  # also a folder ("a/") and "a//b"
-
-
-def _screen(zf: zipfile.ZipFile, limits: Limits) -> dict[str, zipfile.ZipInfo]:
-    """Every member's name and declared sizes, checked before anything is decompressed."""
-    infos = zf.infolist()
-    if len(infos) > limits.max_entries:
-        raise _Refused(
-            "-",
-            "too_many_entries",
-            _("The archive holds too many files to be an archive of year records: refused unread."),
-            f"{len(infos)} members, at most {limits.max_entries}",
-        )
-    members: dict[str, zipfile.ZipInfo] = {}
-    total = 0
-    for info in infos:
-        name = info.filename
-        if _unsafe_name(name) or info.is_dir():
-            raise _Refused(
-                name[:200] or "-",
-                "unsafe_path",
-                _("A file name in the archive is unsafe (absolute, '..', a drive): refused unread."),
-                f"member name {name[:200]!r}",
-            )
-        if name in members:
-            raise _Refused(
-                name,
-                "duplicate_path",
-                _("A file appears twice in the archive: refused unread."),
-                "duplicate member",
-            )
-        if info.flag_bits & 0x1:
-            raise _Refused(name, "encrypted", _("A file in the archive is encrypted: refused unread."))
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise _Refused(
-                name,
-                "compression",
-                _("A file in the archive uses a compression this check does not read: refused unread."),
-                f"compression method {info.compress_type}",
-            )
-        allowed = limits.for_name(name)
-        if info.file_size > allowed:
-            raise _Refused(
-                name,
-                "too_large",
-                _("A file in the archive is far larger than any file of an archive: refused unread."),
-                f"{info.file_size} bytes declared, at most {allowed}",
-            )
-        if info.file_size > MiB and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise _Refused(
-                name,
-                "zip_bomb",
-                _("A file in the archive is compressed beyond reason (a zip bomb): refused unread."),
-                f"{info.file_size} bytes from {info.compress_size}",
-            )
-        total += info.file_size
-        if total > limits.max_total_bytes:
-            raise _Refused(
-                name,
-                "too_large",
-                _("The archive is larger than this check reads: refused unread."),
-                f"more than {limits.max_total_bytes} bytes declared in all",
-            )
-        members[name] = info
-    return members
-
-
-def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """A member's bytes (at most its declared size, which _screen bounded); BadZipFile on a bad CRC."""
-    with zf.open(info) as member:
-        return member.read(min(info.file_size, limit) + 1)
-
-
-def _manifest(
-    zf: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
-    limits: Limits,
-    result: ArchiveCheck,
-    pinned: str | None,
-) -> dict[str, Any] | None:
-    if MANIFEST not in members:
-        result.add(MANIFEST, "missing", _("The archive has no manifest: nothing in it can be checked."))
-        return None
-    try:
-        data = _read(zf, members[MANIFEST], limits.max_manifest_bytes)
-    except _READ_ERRORS as error:
-        result.add(MANIFEST, "unreadable", _("The manifest cannot be read from the archive."), str(error))
-        return None
-    digest = hashlib.sha256(data).hexdigest()
-    if MANIFEST_DIGEST not in members:
-        result.add(MANIFEST_DIGEST, "missing", _("The manifest's SHA-256 file is missing."))
-    else:
-        try:
-            line = _read(zf, members[MANIFEST_DIGEST], 1024).decode("ascii", "replace").split()
-        except _READ_ERRORS as error:
-            line = []
-            result.add(
-                MANIFEST_DIGEST, "unreadable", _("The manifest's SHA-256 file cannot be read."), str(error)
-            )
-        if line and (line[0].lower() != digest or line[1:] not in ([MANIFEST], [f"*{MANIFEST}"])):
-            result.add(
-                MANIFEST,
-                "sha256_mismatch",
-                _("The manifest was changed: its SHA-256 is not the one recorded in manifest.sha256."),
-                f"manifest.json is {digest}, manifest.sha256 says {' '.join(line)[:100]}",
-            )
-    if pinned and pinned.lower() != digest:
-        result.add(
-            MANIFEST,
-            "sha256_not_pinned",
-            _("The manifest is not the one recorded when the archive was made (its SHA-256 differs)."),
-            f"manifest.json is {digest}, expected {pinned.lower()}",
-        )
-    try:
-        manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        result.add(MANIFEST, "invalid", _("The manifest is not valid JSON."), str(error)[:200])
-        return None
-    if (
-        not isinstance(manifest, dict)
-        or manifest.get("format") != FORMAT
-        or not isinstance(manifest.get("files"), list)
-    ):
-        result.add(MANIFEST, "invalid", _("The manifest is not the manifest of an archive of year records."))
-        return None
-    if manifest.get("format_version") != 1:
-        result.add(
-            MANIFEST,
-            "format_version",
-            _("The manifest's format version is not one this portal reads."),
-            f"format_version {manifest.get('format_version')!r}",
-        )
-        return None
-    return manifest
-
-
-def _entries(manifest: dict[str, Any], result: ArchiveCheck) -> list[dict[str, Any]]:
-    """The manifest's file entries that are well formed (others are findings on the manifest)."""
-    good, seen = [], set()
-    for n, entry in enumerate(manifest["files"]):
-        path = entry.get("path") if isinstance(entry, dict) else None
-        if (
-            not isinstance(path, str)
-            or _unsafe_name(path)
-            or path in (MANIFEST, MANIFEST_DIGEST)
-            or path in seen
-            or not isinstance(entry.get("sha256"), str)
-            or not _HEX64.match(entry["sha256"])
-            or not isinstance(entry.get("size"), int)
-            or entry.get("kind") not in KINDS
-        ):
-            result.add(
-                MANIFEST,
-                "invalid_entry",
-                _("An entry of the manifest is malformed."),
-                f"files[{n}]: {json.dumps(entry, ensure_ascii=False)[:200]}",
-            )
-            continue
-        seen.add(path)
-        good.append(entry)
-    return good
-
-
-def _created_at(manifest: dict[str, Any]) -> dt.datetime | None:
-    try:
-        value = dt.datetime.fromisoformat(str(manifest.get("created_at")))
-    except ValueError:
-        return None
-    return value if value.tzinfo is not None else None
-
-
-def archive_check(
-    file: str | IO[bytes],
-    *,
-    manifest_sha256: str | None = None,
-    limits: Limits | None = None,
-    jobs: int = 1,
-) -> ArchiveCheck:
-    """Check an archive file (a path or a binary file object, seekable) offline; `jobs` worker
-    processes verify the records' signatures (the slow part) side by side."""
-    limits = limits or Limits()
-    result = ArchiveCheck()
-    try:
-        zf = zipfile.ZipFile(file)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        ValueError,
-        NotImplementedError,
-    ) as error:
-        result.refused = True
-        result.findings = [
-            Finding(
-                "-",
-                "not_a_zip",
-                _("The file is not a readable ZIP archive."),
-                f"{type(error).__name__}: {error}",
-            )
-        ]
-        return result
-    with zf:
-        try:
-            members = _screen(zf, limits)
-        except _Refused as refusal:
-            result.refused = True
-            result.findings = [refusal.finding]
-            return result
-        _check(zf, members, limits, result, manifest_sha256, jobs)
-    return result
+from ..verification import PdfBomb, pdf_attachments
+from .container import _created_at, _entries, _manifest, _read
+from .report import _READ_ERRORS, ArchiveCheck, Limits
 
 
 class _Member:
