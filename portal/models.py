@@ -283,5 +283,6 @@ class AuditEntry(models.Model):
 
 from .models_copies import CopyLog  # noqa: E402, F401 -- the log of copies handed out (public schema)
 from .models_guides import GuideDismissal  # noqa: E402, F401 -- the guides each user has dismissed (public schema)
+from .models_jobs import PdfDue  # noqa: E402, F401 -- the PDFs due, the queue of PDF work as a fact (public schema)
 from .models_progress import ProgressWeek, SchoolProgress  # noqa: E402, F401 -- progress per school (public schema)
 from .models_verification import IssuedRecord, VerificationLog  # noqa: E402, F401 -- public-schema models in their own module

@@ -175,6 +175,9 @@ class SigningBatch(models.Model):
     retry_count = models.PositiveSmallIntegerField(default=0)
     retrying_since = models.DateTimeField(null=True, blank=True)
     retry_reason = models.TextField(blank=True)
+    # The resume sweep queued a message for the batch; it queues none again before this time (a
+    # claim clears it), so a stale batch gets one message per sweep period, not one per sweep.
+    enqueued_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("started at"), default=timezone.now)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
