@@ -213,6 +213,42 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Year record PDFs and issued XML copies (transcripts.records.storage): write-once objects named by
+# school, record, version and SHA-256; the SHA-256 stays in the database and is checked on every
+# read. The filesystem under .data/documents by default (`make run` needs nothing set); S3-compatible
+# object storage (django-storages' S3Storage) when HOCBA_DOCUMENTS_S3_BUCKET is set. The keys come
+# from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the instance's role), never from this file.
+# docs/operations.md, "Documents".
+HOCBA_DOCUMENTS_S3_BUCKET = env_str("HOCBA_DOCUMENTS_S3_BUCKET", "")
+if HOCBA_DOCUMENTS_S3_BUCKET:
+    STORAGES["documents"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": HOCBA_DOCUMENTS_S3_BUCKET,
+            "endpoint_url": env_str("HOCBA_DOCUMENTS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("HOCBA_DOCUMENTS_S3_REGION", "") or None,
+            "location": env_str("HOCBA_DOCUMENTS_S3_PREFIX", ""),
+            "default_acl": None,  # private: the bucket's policy decides, nothing is public-read
+            "querystring_auth": True,
+            "file_overwrite": False,  # write-once (the service checks too)
+        },
+    }
+else:
+    _documents_dir = env_str("HOCBA_DOCUMENTS_DIR", "")
+    if not _documents_dir and TESTING:
+        # One temporary directory per test session, inherited by the workers the tests start.
+        import os
+        import tempfile
+
+        _documents_dir = os.environ["HOCBA_DOCUMENTS_DIR"] = tempfile.mkdtemp(prefix="hocba-documents-")
+    STORAGES["documents"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": _documents_dir or str(BASE_DIR / ".data" / "documents"),
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
+    }
 if TESTING:
     # No collectstatic before the tests: WhiteNoise finds the files where they are.
     WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True

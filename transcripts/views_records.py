@@ -10,6 +10,7 @@ the bytes leave (domain.md §1).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -30,7 +31,14 @@ from .choices import SignatureStep
 from .models import YearRecord, YearRecordStatus
 from .permissions import HOMEROOM, can_create_year_records, can_decide_on_records, can_make_step
 from .records.pdf import ISSUED_LIKE
-from .records.selectors import class_record_rows, rendered_pdf_ids, year_record_pdf_bytes
+from .records.selectors import (
+    DocumentTampered,
+    DocumentUnavailable,
+    class_record_rows,
+    rendered_pdf_ids,
+    year_record_pdf_bytes,
+    year_record_xml_copy_bytes,
+)
 from .records.services import (
     CORRECTABLE,
     year_record_confirm,
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
 
 
 S = YearRecordStatus
+log = logging.getLogger(__name__)
 
 
 # Helpers ------------------------------------------------------------------------------------
@@ -241,14 +250,43 @@ def _hand_out(
     return response
 
 
+def _unavailable(request: SchoolRequest, record: YearRecord, exc: DocumentUnavailable) -> HttpResponse:
+    """A stored document missing or not matching its SHA-256: never served; said (503), logged."""
+    log.error(
+        "Download refused: %s v%s in %s (user %s): %s",
+        record.record_id,
+        record.version,
+        request.school.code,
+        request.user.pk,
+        exc,
+    )
+    return render(
+        request,
+        "transcripts/records_document_unavailable.html",
+        {
+            "record": record,
+            "tampered": isinstance(exc, DocumentTampered),
+            "class_url": _class_url(request, record.enrolment.school_class_id),
+        },
+        status=503,
+    )
+
+
 @require_GET
 def record_xml(request: SchoolRequest, record_pk: int) -> HttpResponse:
-    """The record version's document as it stands: with the signatures it has so far."""
+    """The record version's document as it stands: with the signatures it has so far; an issued
+    version's stored copy (checked against its SHA-256) once its documents are stored."""
     try:
         record = record_for(request, record_pk, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
-    return _hand_out(request, record, year_record_document(record), CopyFormat.XML, "application/xml")
+    try:
+        xml = year_record_xml_copy_bytes(record)
+    except DocumentUnavailable as exc:
+        return _unavailable(request, record, exc)
+    if xml is None:
+        xml = year_record_document(record)
+    return _hand_out(request, record, xml, CopyFormat.XML, "application/xml")
 
 
 @require_GET
@@ -258,7 +296,10 @@ def record_pdf(request: SchoolRequest, record_pk: int) -> HttpResponse:
         record = record_for(request, record_pk, capability=Capability.VIEW)
     except PermissionDenied as exc:
         return _refused(request, exc)
-    pdf = year_record_pdf_bytes(record)
+    try:
+        pdf = year_record_pdf_bytes(record)
+    except DocumentUnavailable as exc:
+        return _unavailable(request, record, exc)
     if pdf is None:
         return render(
             request,

@@ -14,6 +14,8 @@ from schools.models import Enrolment
 from tests.conftest import student_make
 from tests.transcripts import test_year_close, test_year_records
 from transcripts.models import YearRecord, YearRecordEvent, YearRecordPdf, YearRecordStatus
+from transcripts.records.documents import record_document_name
+from transcripts.records.storage import document_put
 
 S = YearRecordStatus
 # Fixtures shared with the year records' tests: an approved 8A (two students promoted, two waiting
@@ -44,8 +46,11 @@ def fresh(school, record) -> YearRecord:
 
 
 def store_pdf(record, data: bytes = FAKE_PDF) -> YearRecordPdf:
+    """A PDF stored as the renderer stores one: its bytes in the documents storage, its row here."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    stored = document_put(record_document_name(record, sha256=sha256, kind="pdf"), data)
     return YearRecordPdf.objects.create(
-        record=record, pdf=data, sha256=hashlib.sha256(data).hexdigest(), renderer="test"
+        record=record, name=stored.name, size=stored.size, sha256=sha256, renderer="test"
     )
 
 

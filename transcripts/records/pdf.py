@@ -21,7 +21,6 @@ Who renders it (issue 13, "the PDF sealed as a PDF"):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -37,6 +36,8 @@ from portal.selectors import connection_schema_name
 from transcripts.document import year_record_parse
 from transcripts.models import YearRecord, YearRecordPdf, YearRecordSignature
 from transcripts.pdf import RenderedPdf, year_record_pdf, year_record_pdf_rendered
+
+from .documents import year_record_documents_store
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 RENDERER = f"weasyprint {weasyprint.__version__}"
@@ -113,10 +114,14 @@ def year_record_pdf_render(*, record_id: int, seal: Sealer | None = None) -> Yea
             raise ValueError("The form has no seal's block: the PDF cannot be sealed")
         sealed = seal(rendered)
         pdf = sealed.pdf
+    # The bytes go to the documents storage before the row that names them (a row never names a
+    # missing object; an object whose row then rolls back is harmless: write-once, same name).
+    stored = year_record_documents_store(record, pdf=pdf, xml=xml)
     return YearRecordPdf.objects.create(
         record=record,
-        pdf=pdf,
-        sha256=hashlib.sha256(pdf).hexdigest(),
+        name=stored.name,
+        size=stored.size,
+        sha256=stored.sha256,
         rendered_at=timezone.now(),
         renderer=RENDERER,
         sealed=sealed is not None,

@@ -10,11 +10,22 @@ from django.db.models import Count, F, Q
 from schools.choices import EnrolmentStatus
 from schools.models import Enrolment, SchoolClass
 from transcripts.document import year_record_parse
-from transcripts.models import StudentYear, YearRecord, YearRecordEvent, YearRecordPdf, YearRecordStatus
+from transcripts.models import (
+    StudentYear,
+    YearRecord,
+    YearRecordEvent,
+    YearRecordPdf,
+    YearRecordStatus,
+    YearRecordXml,
+)
 from transcripts.rules.codec import SUMMER_OUTCOMES
 from transcripts.selectors import active_enrolments
 
 from .snapshot import results_are_final
+from .storage import DocumentMissing as DocumentMissing  # the storage's refusals, re-exported
+from .storage import DocumentTampered as DocumentTampered  # for the apps above (the public face)
+from .storage import DocumentUnavailable as DocumentUnavailable
+from .storage import document_get
 
 S = YearRecordStatus
 
@@ -77,9 +88,22 @@ def rendered_pdf_ids(rows: list[RecordRow]) -> set[int]:
 
 
 def year_record_pdf_bytes(record: YearRecord) -> bytes | None:
-    """The record version's stored PDF/A-3b, or None before it is rendered."""
-    stored = YearRecordPdf.objects.filter(record=record).first()
-    return bytes(stored.pdf) if stored is not None else None
+    """The record version's stored PDF/A-3b, or None before it is rendered.
+
+    Read from the documents storage and checked against the SHA-256 its row records: raises
+    DocumentUnavailable (DocumentMissing, DocumentTampered) rather than return other bytes.
+    """
+    stored = YearRecordPdf.objects.filter(record=record).only("name", "sha256").first()
+    return document_get(stored.name, stored.sha256) if stored is not None else None
+
+
+def year_record_xml_copy_bytes(record: YearRecord) -> bytes | None:
+    """The issued version's XML as handed out for download: its stored copy (YearRecordXml, made
+    with its PDF), checked against the SHA-256 its row records; None when the version has no copy
+    (not issued yet, or issued and not yet rendered: the caller serves the database's document).
+    Raises DocumentUnavailable as year_record_pdf_bytes does."""
+    stored = YearRecordXml.objects.filter(record=record).only("name", "sha256").first()
+    return document_get(stored.name, stored.sha256) if stored is not None else None
 
 
 def record_versions_where(pairs: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
