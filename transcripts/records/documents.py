@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 
 from portal.selectors import connection_schema_name
-from transcripts.models import YearRecord, YearRecordXml
+from transcripts.choices import SignatureStep, signature_position
+from transcripts.models import YearRecord, YearRecordSignature, YearRecordXml
 
 from .storage import StoredDocument, document_name, document_put
+
+SEAL_POSITION = signature_position(SignatureStep.SEAL)
 
 
 def record_document_name(record: YearRecord, *, sha256: str, kind: str) -> str:
@@ -36,7 +39,9 @@ def year_record_documents_store(record: YearRecord, *, pdf: bytes, xml: bytes) -
     stored = document_put(
         record_document_name(record, sha256=hashlib.sha256(pdf).hexdigest(), kind="pdf"), pdf
     )
-    if not YearRecordXml.objects.filter(record=record).exists():
+    sealed = YearRecordSignature.objects.filter(record=record, position=SEAL_POSITION).exists()
+    # Only a sealed version's document is a download copy (the database checks it is the seal's).
+    if sealed and not YearRecordXml.objects.filter(record=record).exists():
         copy = document_put(
             record_document_name(record, sha256=hashlib.sha256(xml).hexdigest(), kind="xml"), xml
         )
