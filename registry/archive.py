@@ -54,6 +54,7 @@ from lxml import etree
 from portal.models import Department, IssuedRecord, School
 from signing.archive.selectors import archive_trust_material
 from transcripts.models import YearRecord, YearRecordPdf
+from transcripts.records.selectors import DocumentUnavailable, document_get
 
 from .verification import archived_xml, issued_xml
 
@@ -254,8 +255,10 @@ def _entries(school: School, school_year: str) -> Iterable[list[IssuedRecord]]:
         yield batch
 
 
-def _pdfs(school: School, batch: list[IssuedRecord]) -> dict[tuple[str, int], bytes]:
-    """The stored PDFs of these versions (one query), from the school's schema."""
+def _pdfs(school: School, batch: list[IssuedRecord]) -> dict[tuple[str, int], bytes | DocumentUnavailable]:
+    """The stored PDFs of these versions (one query, then the documents storage), from the school's
+    schema: each one's bytes, checked against its SHA-256, or why it cannot be read (missing from
+    the storage, changed there: never put in the archive)."""
     wanted = {(e.record_id, e.version) for e in batch}
     with school:
         pks = {
@@ -265,12 +268,16 @@ def _pdfs(school: School, batch: list[IssuedRecord]) -> dict[tuple[str, int], by
             ).values_list("pk", "record_id", "version")
             if (record_id, version) in wanted
         }
-        return {
-            pks[record_pk]: bytes(pdf)
-            for record_pk, pdf in YearRecordPdf.objects.filter(record_id__in=list(pks)).values_list(
-                "record_id", "pdf"
-            )
-        }
+        stored = list(  # read here, on the school's schema
+            YearRecordPdf.objects.filter(record_id__in=list(pks)).values_list("record_id", "name", "sha256")
+        )
+    found: dict[tuple[str, int], bytes | DocumentUnavailable] = {}
+    for record_pk, name, sha256 in stored:
+        try:
+            found[pks[record_pk]] = document_get(name, sha256)
+        except DocumentUnavailable as error:
+            found[pks[record_pk]] = error
+    return found
 
 
 def archive_write(
@@ -366,7 +373,9 @@ def _write_school(
                 writer.add(f"{stem}.renewed.xml", renewed, KIND_RENEWAL, **about)
                 summary.renewals += 1
             pdf = pdfs.get((entry.record_id, entry.version))
-            if pdf is not None:
+            if isinstance(pdf, DocumentUnavailable):
+                summary.missing.append({**about, "reason": f"PDF {pdf.reason} in the document storage"})
+            elif pdf is not None:
                 writer.add(f"{stem}.pdf", pdf, KIND_PDF, **about)
                 summary.pdfs += 1
             else:

@@ -9,6 +9,7 @@ copy handed out to a person), and the XML must still hash to what the index says
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -17,8 +18,9 @@ from django.db.models import QuerySet
 
 from portal.models import IssuedRecord
 from portal.selectors import personal_id_digest
+from registry.verification import issued_xml
 from transcripts.models import YearRecord
-from transcripts.records.selectors import year_record_pdf_bytes
+from transcripts.records.selectors import year_record_pdf_bytes, year_record_xml_copy_bytes
 
 from ..models_api import PartnerKey
 from .services import KEY_MARK, PREFIX_LENGTH, key_digest
@@ -74,7 +76,23 @@ def issued_record_of(*, personal_id: str, record_id: str, version: int) -> Issue
 
 
 def issued_pdf(entry: IssuedRecord) -> bytes | None:
-    """The version's stored PDF/A-3b from the school's schema, or None (not rendered yet)."""
+    """The version's stored PDF/A-3b from the school's schema, or None (not rendered yet); read from
+    the documents storage and checked against its SHA-256 (DocumentUnavailable otherwise)."""
     with entry.school:
         row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).first()
         return year_record_pdf_bytes(row) if row is not None else None
+
+
+def issued_xml_copy(entry: IssuedRecord) -> bytes | None:
+    """The version's issued XML as handed out: its stored copy (checked against its SHA-256, and
+    that against the index's), or, before its copy is stored, the school's own document
+    (registry.verification.issued_xml: None when missing or not the issued bytes)."""
+    with entry.school:
+        row = YearRecord.objects.filter(record_id=entry.record_id, version=entry.version).first()
+        copy = year_record_xml_copy_bytes(row) if row is not None else None
+    if copy is None:
+        return issued_xml(entry)
+    if hashlib.sha256(copy).hexdigest() != entry.sha256:  # the database's guard says it cannot be
+        log.error("Issued record %s v%s: its stored XML is not indexed", entry.record_id, entry.version)
+        return None
+    return copy

@@ -10,6 +10,7 @@ are personal data (law 91/2025), and a record id alone (sequential) must not ope
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,13 +33,14 @@ from rest_framework.views import APIView
 from portal.models import Division, IssuedRecord, School
 from portal.progress.selectors import progress_by_division, progress_by_school, progress_years
 from portal.selectors import personal_id_digest
-from registry.verification import VerifyUploadLimit, issued_xml, max_upload_bytes, verify_upload
+from registry.verification import VerifyUploadLimit, max_upload_bytes, verify_upload
+from transcripts.records.selectors import DocumentUnavailable
 
 from .auth import ClientRateThrottle, HasPurpose, HasScope, PartnerKeyAuthentication, purpose_of
 from .choices import Scope
 from .consent import Consent, consent_check
 from .errors import ApiError, error_body
-from .selectors import issued_pdf, issued_record_of, issued_records_of, personal_id_valid
+from .selectors import issued_pdf, issued_record_of, issued_records_of, issued_xml_copy, personal_id_valid
 from .serializers import (
     COMMON_ERRORS,
     CONSENT_PARAMETER,
@@ -53,6 +55,8 @@ from .serializers import (
     errors,
 )
 from .services import api_call_log
+
+log = logging.getLogger(__name__)
 
 
 class FirstRenderer(BaseContentNegotiation):
@@ -238,7 +242,15 @@ class RecordDocumentView(PartnerView):
                 _("No issued record of the consenting person has this id and version."),
                 status_code=404,
             )
-        data = self.document(entry)
+        try:
+            data = self.document(entry)
+        except DocumentUnavailable as error:  # missing from the storage or changed there: never served
+            log.error("API download refused: %s v%s: %s", entry.record_id, entry.version, error)
+            raise ApiError(
+                "document_unavailable",
+                _("This record's stored document cannot be handed out now; the portal's operators are told."),
+                status_code=503,
+            ) from error
         if data is None:
             raise ApiError(
                 "document_not_ready",
@@ -256,7 +268,7 @@ class RecordDocumentView(PartnerView):
         return response
 
 
-_DOCUMENT_ERRORS = errors(*COMMON_ERRORS, 404)
+_DOCUMENT_ERRORS = errors(*COMMON_ERRORS, 404, 503)
 
 
 class RecordXmlView(RecordDocumentView):
@@ -275,7 +287,7 @@ class RecordXmlView(RecordDocumentView):
         return super().get(request, record_id, version)
 
     def document(self, entry: IssuedRecord) -> bytes | None:
-        return issued_xml(entry)
+        return issued_xml_copy(entry)
 
 
 class RecordPdfView(RecordDocumentView):
