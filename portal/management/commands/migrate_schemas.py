@@ -6,6 +6,12 @@ no-op run should not: each school records the digest of the migrations applied t
 digest differs from the migrations on disk. A school's digest is written as soon as its own
 migration finishes, so an interrupted run resumes where it stopped. `--all-schemas` visits every
 school regardless (after restoring a schema from a backup, say).
+
+A migration that only changes the structure is run by Django once, in the template schema,
+while its SQL is captured; that SQL is then replayed in each school over one connection, one
+transaction per school (portal.migrate_fast). The schools it cannot serve (RunPython, a
+failure, a school that stands elsewhere) are migrated one by one by django-tenants' executor,
+as before; `--per-school` sends every school there.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from django_tenants.signals import schema_migrated
 from django_tenants.utils import get_public_schema_name
 
 from portal.db import connection
+from portal.migrate_fast import Script, school_schemas_migrate, template_migrate
 from portal.models import School
 from portal.provisioning import migration_state_current, template_schema_ensure
 
@@ -36,6 +43,11 @@ class Command(MigrateSchemasCommand):
             "--all-schemas",
             action="store_true",
             help="Visit every school schema, even those already recorded as current.",
+        )
+        parser.add_argument(
+            "--per-school",
+            action="store_true",
+            help="Migrate each school with Django, one by one, instead of replaying the template's SQL.",
         )
 
     def handle(self, *args, **options):
@@ -63,7 +75,23 @@ class Command(MigrateSchemasCommand):
         if options.get("shared"):
             return None
 
-        state = template_schema_ensure(verbosity=options.get("verbosity", 1))
+        verbosity = options.get("verbosity", 1)
+        # SyncCommon.handle fills in self.args/self.options/self.executor, which both the
+        # capturing migrate and the executor are given.
+        super(MigrateSchemasCommand, self).handle(*args, **dict(options, tenant=True, shared=False))
+        scripts = {}
+        if not options.get("per_school"):
+            captured = template_migrate(args=self.args, options=self.options)
+            if isinstance(captured, Script):
+                scripts[captured.before] = captured
+                if verbosity >= 1:
+                    self.stdout.write(
+                        f"Template {settings.TENANT_BASE_SCHEMA} migrated; {len(captured.statements)} "
+                        "statements captured to replay in each school."
+                    )
+            elif captured is not None and verbosity >= 1:
+                self.stdout.write(f"Schools will be migrated one by one: {captured}.")
+        state = template_schema_ensure(verbosity=verbosity)
         connection.set_schema_to_public()
         schools = School.objects.order_by("pk")
         if not options.get("all_schemas"):
@@ -77,8 +105,26 @@ class Command(MigrateSchemasCommand):
             )
         if not pending:
             return None
-        # SyncCommon.handle fills in self.args/self.options/self.executor for the executor.
-        super(MigrateSchemasCommand, self).handle(*args, **dict(options, tenant=True, shared=False))
+        if not options.get("per_school"):
+            report = school_schemas_migrate(
+                pending,
+                args=self.args,
+                options=self.options,
+                scripts=scripts,
+                say=(lambda line: self.stdout.write(f"  {line}")) if verbosity >= 1 else (lambda line: None),
+            )
+            if verbosity >= 1:
+                self.stdout.write(
+                    f"{len(report.replayed)} school schemas migrated by replaying captured SQL, "
+                    f"{len(report.captured)} by Django while capturing, "
+                    f"{len(report.per_school)} left to migrate one by one."
+                )
+                for reason in sorted(set(report.reasons.values())):
+                    count = sum(1 for r in report.reasons.values() if r == reason)
+                    self.stdout.write(f"  {count} one by one: {reason}")
+            pending = report.per_school
+            if not pending:
+                return None
         if self.executor is None and len(pending) > 1:
             self.executor = "multiprocessing"
         _record_state.state = state
