@@ -44,6 +44,9 @@ class RuleSet:
     kind: str
     evaluate: Callable[[Any], Any]
     first_year_by_grade: Mapping[int, int]
+    # "secondary" only: the same rules on plain numbers (tt22.evaluate_in_tenths's signature),
+    # for a province's batch, which reads scores straight into tenths.
+    evaluate_in_tenths: Callable[..., Any] | None = None
 
     @property
     def first_year(self) -> int:
@@ -67,6 +70,7 @@ TT22 = RuleSet(
     kind="secondary",
     evaluate=tt22.evaluate,
     first_year_by_grade=_SECONDARY_ROADMAP,
+    evaluate_in_tenths=tt22.evaluate_in_tenths,
 )
 TT43 = RuleSet(
     code=tt43.CODE,
@@ -74,6 +78,7 @@ TT43 = RuleSet(
     kind="secondary",
     evaluate=tt43.evaluate,
     first_year_by_grade=_SECONDARY_ROADMAP,
+    evaluate_in_tenths=tt43.evaluate_in_tenths,
 )
 
 RULESETS: Mapping[str, RuleSet] = {ruleset.code: ruleset for ruleset in (TT22, TT43, TT27)}

@@ -7,12 +7,12 @@ parameter, not a copy: a correction to TT22's reading applies here too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from . import tt22
 from .common import Rating
-from .tt22 import SecondaryResult, SecondaryStudent, Title
+from .tt22 import ScoresInTenths, SecondaryResult, SecondaryStudent, Title, YearInTenths
 
 CODE = "tt43"
 CIRCULAR = "Thông tư 43/2021/TT-BGDĐT"
@@ -38,3 +38,17 @@ def title(*, conduct_year: Rating, learning_year: Rating, year_averages: Sequenc
 def evaluate(student: SecondaryStudent) -> SecondaryResult:
     """TT22's evaluation with the thresholds of TT43."""
     return tt22.evaluate(student, min_subjects=MIN_SUBJECTS)
+
+
+def evaluate_in_tenths(
+    scored: Iterable[ScoresInTenths],
+    comments1: Sequence[str],
+    comments2: Sequence[str],
+    *,
+    conduct_year: Rating,
+    absences: int,
+) -> YearInTenths:
+    """TT22's evaluate_in_tenths with the thresholds of TT43."""
+    return tt22.evaluate_in_tenths(
+        scored, comments1, comments2, conduct_year=conduct_year, absences=absences, min_subjects=MIN_SUBJECTS
+    )
