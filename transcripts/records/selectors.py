@@ -25,7 +25,7 @@ from .snapshot import results_are_final
 from .storage import DocumentMissing as DocumentMissing  # the storage's refusals, re-exported
 from .storage import DocumentTampered as DocumentTampered  # for the apps above (the public face)
 from .storage import DocumentUnavailable as DocumentUnavailable
-from .storage import document_get
+from .storage import document_get as document_get  # the checked read, for archives above
 
 S = YearRecordStatus
 
