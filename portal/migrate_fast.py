@@ -166,10 +166,16 @@ class Script:
     before: Applied
     rows: list[MigrationKey]
     statements: list[Statement]
+    batch: str | None = None  # the statements and rows as one text (_batch)
 
     @property
     def after(self) -> Applied:
         return self.before | frozenset(self.rows)
+
+    @property
+    def digest(self) -> str:
+        """The migration_state of a school once the script is replayed in it."""
+        return applied_digest(self.after)
 
 
 @dataclass
@@ -291,6 +297,23 @@ class MigrateReport:
 _UNKNOWN = object()
 
 
+def _batch(script: Script) -> str | None:
+    """The script as one SQL text (parameters inlined), sent in one round trip; None if it has
+    an executemany. Made once per script: the text is the same for every school."""
+    if script.batch is None and all(not many for _sql, _params, many in script.statements):
+        parts = [
+            sql if params is None else connection.ops.compose_sql(sql, params)
+            for sql, params, _many in script.statements
+        ]
+        if script.rows:
+            values = ", ".join(
+                connection.ops.compose_sql("(%s, %s, now())", [app, name]) for app, name in script.rows
+            )
+            parts.append(f"INSERT INTO django_migrations (app, name, applied) VALUES {values}")  # noqa: S608
+        script.batch = ";\n".join(parts)
+    return script.batch
+
+
 def _replay(schema: str, scripts: dict[Applied, Script | str]) -> Script | str | Applied:
     """Replay the script matching `schema`'s applied migrations, in one transaction.
 
@@ -300,20 +323,36 @@ def _replay(schema: str, scripts: dict[Applied, Script | str]) -> Script | str |
     from .models import School
 
     _use_schema(schema)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_schema()")
-            (current,) = cursor.fetchone()
-            if current != schema:  # the search_path did not take: never write elsewhere
-                raise DatabaseError(f"search_path is on {current!r}, not {schema!r}")
-            # The school's row first: a second run at the same time waits here, then finds the
-            # migrations applied and leaves the school alone.
-            list(School.objects.select_for_update(no_key=True).filter(schema_name=schema).values_list("pk"))
-            cursor.execute(f'SELECT app, name FROM "{schema}".django_migrations')  # noqa: S608 - a schema name we hold
-            applied: Applied = frozenset((app, name) for app, name in cursor.fetchall())
-            script = scripts.get(applied, _UNKNOWN)
-            if not isinstance(script, Script):
-                return applied if script is _UNKNOWN else script  # type: ignore[return-value]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # In one statement: where the search_path points, the school's row locked (a second
+        # run at the same time waits here, then finds the migrations applied and leaves the
+        # school alone), and the migrations the school has.
+        cursor.execute(
+            f"""SELECT current_schema(), s.id,
+                       (SELECT coalesce(json_agg(json_build_array(m.app, m.name)), '[]'::json)
+                          FROM "{schema}".django_migrations m)
+                  FROM {School._meta.db_table} s WHERE s.schema_name = %s
+                   FOR NO KEY UPDATE OF s""",  # noqa: S608 - a schema name we hold
+            [schema],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise DatabaseError(f"no school has the schema {schema!r}")
+        current, school_id, rows = row
+        if current != schema:  # the search_path did not take: never write elsewhere
+            raise DatabaseError(f"search_path is on {current!r}, not {schema!r}")
+        applied: Applied = frozenset((app, name) for app, name in rows)
+        script = scripts.get(applied, _UNKNOWN)
+        if not isinstance(script, Script):
+            return applied if script is _UNKNOWN else script  # type: ignore[return-value]
+        record = connection.ops.compose_sql(
+            f"UPDATE {School._meta.db_table} SET migration_state = %s WHERE id = %s",  # noqa: S608
+            [script.digest, school_id],
+        )
+        batch = _batch(script)
+        if batch is not None:
+            cursor.execute(f"{batch};\n{record}" if batch else record)
+        else:
             for sql, params, many in script.statements:
                 if many:
                     cursor.executemany(sql, params)
@@ -323,7 +362,7 @@ def _replay(schema: str, scripts: dict[Applied, Script | str]) -> Script | str |
                 cursor.executemany(
                     "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, now())", script.rows
                 )
-        School.objects.filter(schema_name=schema).update(migration_state=applied_digest(script.after))
+            cursor.execute(record)
     return script
 
 
