@@ -281,10 +281,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.tasks.progress_reconcile",
         "schedule": float(env_int("HOCBA_PROGRESS_RECONCILE_SECONDS", 24 * 3600)),
     },
-    # A PDF whose render was lost with a killed worker is queued again.
+    # The PDFs due (portal.PdfDue) that no message is on its way for and no worker holds: a
+    # message lost, a worker killed mid-render, a failed render's back-off over. One statement on
+    # a public table: cheap enough to run every minute.
     "render-missing-pdfs": {
         "task": "transcripts.tasks.year_record_pdfs_missing",
-        "schedule": 600.0,
+        "schedule": float(env_int("HOCBA_PDF_SWEEP_SECONDS", 60)),
     },
     # Signing batches whose worker died are taken up again once their lease runs out.
     "resume-signing-batches": {
@@ -408,15 +410,29 @@ HOCBA_SIGNING_CHUNK = env_int("HOCBA_SIGNING_CHUNK", 40)
 # only after this many consecutive retryable failures spanning more than this many seconds.
 HOCBA_SIGNING_RETRY_ATTEMPTS = env_int("HOCBA_SIGNING_RETRY_ATTEMPTS", 8)
 HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS = env_int("HOCBA_SIGNING_RETRY_GIVE_UP_SECONDS", 900)
-# The Celery queue of the signing jobs: a province may give signing workers of their own, so a
-# backlog of PDF renderings never delays a principal's batch.
-HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "celery")
-# The relay to the Ministry (registry.tasks) may have its own queue too.
-HOCBA_FORWARD_QUEUE = env_str("HOCBA_FORWARD_QUEUE", "celery")
+# The resume sweep marks a batch it queued and queues it again only after this long (its worker's
+# claim clears the mark), so a batch waiting behind others does not get a message every 15 s.
+HOCBA_SIGNING_ENQUEUED_SECONDS = env_int("HOCBA_SIGNING_ENQUEUED_SECONDS", 300)
+# Each kind of work has its queue and its workers by default (issue 15, docs/operations.md
+# "Workers and queues"): signing jobs, PDF renderings, the relay to the Ministry; the rest (the
+# sweeps, progress, role expiry) on Celery's default queue, "celery". A backlog of PDFs never
+# delays a principal's batch.
+HOCBA_SIGNING_QUEUE = env_str("HOCBA_SIGNING_QUEUE", "signing")
+HOCBA_PDF_QUEUE = env_str("HOCBA_PDF_QUEUE", "pdf")
+HOCBA_FORWARD_QUEUE = env_str("HOCBA_FORWARD_QUEUE", "forwarding")
 CELERY_TASK_ROUTES = {
     "signing.tasks.*": {"queue": HOCBA_SIGNING_QUEUE},
+    "transcripts.tasks.year_record_pdf_*": {"queue": HOCBA_PDF_QUEUE},
     "registry.tasks.*": {"queue": HOCBA_FORWARD_QUEUE},
 }
+# The PDFs due (portal.PdfDue, transcripts.records.pdf): a worker holds a record this long while
+# it renders (past it, killed mid-render, the sweep queues it again); a queued record waits this
+# long for its message before the sweep queues it again (above the longest backlog expected of
+# the PDF workers: a duplicate then costs a claim refused, not a render); one sweep queues at most
+# this many.
+HOCBA_PDF_LEASE_SECONDS = env_int("HOCBA_PDF_LEASE_SECONDS", 300)
+HOCBA_PDF_QUEUED_SECONDS = env_int("HOCBA_PDF_QUEUED_SECONDS", 3600)
+HOCBA_PDF_SWEEP_LIMIT = env_int("HOCBA_PDF_SWEEP_LIMIT", 5000)
 
 # --- Forwarding to the Ministry's repository (registry; docs/ministry-contract.md) ------------
 # The repository's base URL (empty: nothing is sent, messages wait in the outbox), the

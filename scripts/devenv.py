@@ -486,6 +486,12 @@ def system_check() -> None:
         raise SystemExit(1)
 
 
+def _celery_worker(queues: str, *, concurrency: int, name: str) -> list[str]:
+    """A Celery worker pool consuming `queues` (comma-separated)."""
+    return [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info",
+            "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h"]  # fmt: skip
+
+
 def run() -> int:
     """make run: services, signing, migrations, the demo province, then the processes until Ctrl-C."""
     system_check()
@@ -519,7 +525,13 @@ def run() -> int:
             port = env.get("HOCBA_PORT", "8000")
             commands = {
                 "web": [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-                "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
+                # One pool per kind of work (issue 15, docs/operations.md "Workers and queues"): a
+                # backlog of PDFs never delays a principal's batch. Two cores: the renders (CPU)
+                # get one process; signing waits on the key service and the TSA (two batches at
+                # once); the sweeps and the relay to the Ministry share the default pool.
+                "worker": _celery_worker("celery,forwarding", concurrency=1, name="default"),
+                "worker-signing": _celery_worker("signing", concurrency=2, name="signing"),
+                "worker-pdf": _celery_worker("pdf", concurrency=1, name="pdf"),
                 "beat": [
                     PYTHON,
                     "-m",

@@ -36,7 +36,7 @@ def signing_batches_resume() -> int:
 @worker_ready.connect
 def _resume_on_start(sender=None, **kwargs) -> None:
     """A worker that consumes the signing queue looks for batches to take up as it starts."""
-    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "celery")
+    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "signing")
     consumer = getattr(sender, "task_consumer", None)
     consumed = {q.name for q in getattr(consumer, "queues", ())} if consumer is not None else {queue}
     if queue in consumed:

@@ -7,13 +7,14 @@ timestamp and the validation data, signing.pades), before the PDF's row is creat
 PDF is the sealed one from the start and never changes. The transcripts PDF task leaves these
 records alone (transcripts.records.pdf.year_record_pdfs_render skips records sealed by a batch).
 
-Each record is one transaction (render, seal, store, audit), the lease renewed before each, as the
-item loop does. A retryable failure of the key's service or of the TSA (BackendError.retryable)
-is raised: the runner pauses the batch as for an item, and the resume sweep runs the batch again
-later: no item is pending then, so only the PDFs still missing are made. A worker that dies
-leaves the batch to the sweep the same way. A permanent failure for one record (its key refused,
-its certificate revoked meanwhile, the seal refused by the TSA) stores its PDF unsealed (with
-the marks), logged and audited: the record is never left without its PDF.
+Each record is rendered and sealed outside any transaction, then stored with its audit row in one
+short transaction that also completes its row of PDFs due (portal.PdfDue; issue 15), the lease
+renewed before each, as the item loop does. A retryable failure of the key's service or of the TSA
+(BackendError.retryable) is raised: the runner pauses the batch as for an item, and the resume
+sweep runs the batch again later: no item is pending then, so only the PDFs still missing are
+made. A worker that dies leaves the batch to the sweep the same way. A permanent failure for one
+record (its key refused, its certificate revoked meanwhile, the seal refused by the TSA) stores
+its PDF unsealed (with the marks), logged and audited: the record is never left without its PDF.
 
 A CSC (remote) seal authorises the batch's signatures up front: a seal batch makes two per record
 (the XML and the PDF), signing.services.batches asks for that many.
@@ -26,7 +27,6 @@ import logging
 
 from cryptography.x509.oid import NameOID
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -96,8 +96,7 @@ def batch_pdfs_seal(batch: SigningBatch, key: LoadedKey) -> str | None:
 
 
 def _record_pdf_seal(batch: SigningBatch, record_pk: int, key: LoadedKey, name: str, title: str) -> None:
-    """One record's PDF, sealed, in its own transaction (unsealed after a permanent failure)."""
-    made: list[SealedPdf] = []
+    """One record's PDF, sealed, stored in its own transaction (unsealed after a permanent failure)."""
 
     def seal(rendered: RenderedPdf) -> SealedPdf:
         if rendered.seal_box is None:  # year_record_pdf_render checks it first
@@ -116,14 +115,12 @@ def _record_pdf_seal(batch: SigningBatch, record_pk: int, key: LoadedKey, name: 
             field_box=rendered.seal_box,
             at=at,
         )
-        made.append(SealedPdf(pdf=pdf, signer=name, at=at))
-        return made[-1]
+        return SealedPdf(pdf=pdf, signer=name, at=at)
 
-    try:
-        with transaction.atomic():
-            row = year_record_pdf_render(record_id=record_pk, seal=seal)
-            if made:
-                _audit(batch, row, sealed=True, reason="")
+    try:  # rendered and sealed outside any transaction; stored with its audit row in a short one
+        year_record_pdf_render(
+            record_id=record_pk, seal=seal, on_stored=lambda row: _audit(batch, row, sealed=True, reason="")
+        )
         return
     except BackendError as error:
         if error.retryable:
@@ -134,9 +131,9 @@ def _record_pdf_seal(batch: SigningBatch, record_pk: int, key: LoadedKey, name: 
         reason = str(error)
     log.warning("Signing batch %s: the PDF of record %s is stored unsealed: %s", batch.pk, record_pk, reason)
     try:
-        with transaction.atomic():
-            row = year_record_pdf_render(record_id=record_pk)
-            _audit(batch, row, sealed=False, reason=reason)
+        year_record_pdf_render(
+            record_id=record_pk, on_stored=lambda row: _audit(batch, row, sealed=False, reason=reason)
+        )
     except Exception:  # never stops the batch: the missing-PDF sweep tries the record again later
         log.exception("Signing batch %s: the PDF of record %s could not be rendered", batch.pk, record_pk)
 

@@ -100,6 +100,7 @@ def _claim(batch_pk: int, worker: str) -> bool:
             state=BatchState.RUNNING,
             lease_owner=worker,
             lease_until=now + dt.timedelta(seconds=lease_seconds()),
+            enqueued_until=None,  # its message has arrived: from now on the lease says who holds it
         )
     )
 
@@ -392,21 +393,40 @@ def _finish(batch_pk: int, worker: str) -> str:
     return "done"
 
 
+def enqueued_seconds() -> int:
+    """How long a batch the resume sweep queued waits for its message before the sweep queues it
+    again (HOCBA_SIGNING_ENQUEUED_SECONDS)."""
+    return int(getattr(settings, "HOCBA_SIGNING_ENQUEUED_SECONDS", 300))
+
+
 def signing_batches_resume() -> list[int]:
     """Queue again the batches no worker holds: queued or running with the lease run out, and
-    paused batches whose next attempt is due."""
+    paused batches whose next attempt is due; returns their primary keys.
+
+    A batch it queues is marked `enqueued_until` (HOCBA_SIGNING_ENQUEUED_SECONDS) in the
+    transaction that selects it (rows locked by another sweep are skipped), and is not queued
+    again before then: the sweep runs every 15 s, and a batch whose message waits behind others
+    got a new message at every sweep (issue 15). The worker's claim clears the mark."""
     now = timezone.now()
-    stale = list(
-        SigningBatch.objects.filter(state__in=[BatchState.QUEUED, BatchState.RUNNING])
-        .filter(_due(now))
-        .filter(
-            Q(lease_until__lt=now)
-            | Q(lease_until__isnull=True, next_attempt_at__isnull=False)
-            | Q(lease_until__isnull=True, confirmed_at__lt=now - dt.timedelta(seconds=30))
+    with transaction.atomic():
+        stale = list(
+            SigningBatch.objects.select_for_update(skip_locked=True)
+            .filter(state__in=[BatchState.QUEUED, BatchState.RUNNING])
+            .filter(_due(now))
+            .filter(
+                Q(lease_until__lt=now)
+                | Q(lease_until__isnull=True, next_attempt_at__isnull=False)
+                | Q(lease_until__isnull=True, confirmed_at__lt=now - dt.timedelta(seconds=30))
+            )
+            .filter(Q(enqueued_until__isnull=True) | Q(enqueued_until__lt=now))
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        .values_list("pk", flat=True)
-    )
-    for pk in stale:
+        if stale:
+            SigningBatch.objects.filter(pk__in=stale).update(
+                enqueued_until=now + dt.timedelta(seconds=enqueued_seconds())
+            )
+    for pk in stale:  # after the marks are committed (the beat task runs in autocommit)
         signing_batch_enqueue(pk)
     return stale
 
@@ -414,5 +434,5 @@ def signing_batches_resume() -> list[int]:
 def signing_batch_enqueue(batch_pk: int, *, countdown: float | None = None) -> None:
     from ..tasks import signing_batch_run as task
 
-    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "celery")
+    queue = getattr(settings, "HOCBA_SIGNING_QUEUE", "signing")
     task.apply_async(args=[batch_pk], headers={"_schema_name": "public"}, queue=queue, countdown=countdown)

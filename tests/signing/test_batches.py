@@ -216,7 +216,9 @@ def test_a_class_is_signed_by_its_teacher_the_principal_and_the_seal_in_three_ba
     from transcripts import tasks
 
     sent, jobs = [], []
-    monkeypatch.setattr(tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append(args))
+    monkeypatch.setattr(
+        tasks.year_record_pdf_render, "apply_async", lambda args, headers, **_: sent.append(args)
+    )
     monkeypatch.setattr(
         signing_tasks.signing_batch_run, "apply_async", lambda args, **options: jobs.append(args)
     )

@@ -163,7 +163,7 @@ def test_the_helper_queues_one_task_per_record_after_commit(
     monkeypatch.setattr(
         tasks.year_record_pdf_render,
         "apply_async",
-        lambda args, headers: sent.append((args, headers)),
+        lambda args, headers, **_: sent.append((args, headers)),
     )
     year_record_pdf_render(record_id=class_records[0].pk)  # has its PDF: not queued again
 
@@ -286,17 +286,19 @@ def test_the_sweep_queues_the_pdf_of_an_issued_record_that_has_none(
     from transcripts.records.pdf import year_record_pdfs_missing
 
     sent = []
-    monkeypatch.setattr(tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append(args))
+    monkeypatch.setattr(
+        tasks.year_record_pdf_render, "apply_async", lambda args, headers, **_: sent.append(args)
+    )
     first, second = class_records
     year_record_pdf_render(record_id=first.pk)  # rendered: left alone
     connection.set_schema_to_public()
-    # Just issued: the task queued at issue is still on its way.
+    # Just issued: the task queued at issue is still on its way (its due row says so).
     with django_capture_on_commit_callbacks(execute=True):
         assert school.code not in year_record_pdfs_missing()
-    # Issued long enough ago without its PDF (its task was lost): queued again. (Signatures are
-    # append-only, so the clock moves instead of the signing time.)
-    later = timezone.now() + dt.timedelta(minutes=10)
+    # Its message not taken within HOCBA_PDF_QUEUED_SECONDS (lost): queued again, once.
+    later = timezone.now() + dt.timedelta(seconds=record_pdf.queued_seconds() + 1)
     monkeypatch.setattr(timezone, "now", lambda: later)
     with django_capture_on_commit_callbacks(execute=True):
         assert year_record_pdfs_missing().get(school.code) == [second.pk]
-    assert [second.pk] in sent and [first.pk] not in sent
+        assert school.code not in year_record_pdfs_missing()
+    assert sent == [[second.pk]]

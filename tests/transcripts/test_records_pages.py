@@ -129,7 +129,7 @@ def test_create_confirm_correct_approve_revoke_through_the_pages(
     school_class, enrolments = approved_class
     sent = []
     monkeypatch.setattr(
-        tasks.year_record_pdf_render, "apply_async", lambda args, headers: sent.append((args, headers))
+        tasks.year_record_pdf_render, "apply_async", lambda args, headers, **_: sent.append((args, headers))
     )
 
     # Create: not a subject teacher's step; the homeroom teacher's. No PDF yet: it is made at issue.
