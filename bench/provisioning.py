@@ -4,6 +4,7 @@
     make bench-provisioning ARGS=--large        # 1,000 schools
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/hocba REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/provisioning.py [--n N | --large] [--migrate-sample K] [--visit-all-full]
+        [--migration]
 
 Runs in a throwaway database (bench/support.py: hocba_bench_<pid> on the server of DATABASE_URL,
 dropped at the end, also on failure or Ctrl-C; the database DATABASE_URL names is never opened).
@@ -425,6 +426,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help=f"run --all-schemas over all N schools also when N > {VISIT_ALL_FULL_MAX}",
     )
+    parser.add_argument(
+        "--migration",
+        action="store_true",
+        help="then a real migration over the N schools against its SQL replayed (bench/migration.py)",
+    )
     args = parser.parse_args(argv)
     if args.large and args.n is not None and args.n != LARGE_N:
         parser.error("--large means --n 1000; give one or the other")
@@ -529,6 +535,11 @@ def main(argv: list[str]) -> int:
                 "the figures mix two states; run it again"
             )
         report(args, results, machine)
+        if args.migration:
+            from bench.migration import run as migration_run
+
+            connections.close_all()
+            results.problems += migration_run(args.n).problems
     progress(f"dropped database hocba_bench_{MAIN_PID}")
     return 1 if results.problems else 0
 
