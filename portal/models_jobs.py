@@ -11,7 +11,7 @@ PDF. Between the two, who does what is said here:
 - `lease_owner` / `lease_until`: a worker holds the row while it renders (outside any lock); a
   worker killed mid-render lets the lease run out and the sweep queues the row again;
 - `attempts`, `last_error`, `due_at`: a render that raised is tried again after a back-off, with
-  its error kept for the operators (the admin site lists the rows);
+  its error kept for the operators (docs/operations.md, "Workers and queues");
 - `by_batch`: the record was sealed by a signing batch, whose second phase renders and seals its
   PDF (signing.services.pdfs); the row is due only HOCBA_PDF_SEAL_GRACE_SECONDS after `due_at`.
 
