@@ -44,6 +44,9 @@ def pdfs_to_storage(apps, schema_editor):
     YearRecordSignature = apps.get_model("transcripts", "YearRecordSignature")
     YearRecordXml = apps.get_model("transcripts", "YearRecordXml")
     schema = _schema(schema_editor)
+    # The XML copies' foreign keys checked as they are inserted: no trigger event left pending
+    # for the ALTER TABLEs that follow in this transaction.
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     rows = YearRecordPdf.objects.select_related("record").order_by("pk")
     for row in rows.iterator(chunk_size=100):
         data = bytes(row.pdf)
@@ -199,6 +202,11 @@ class Migration(migrations.Migration):
             model_name="yearrecordpdf",
             name="size",
             field=models.PositiveIntegerField(null=True, verbose_name="size (bytes)"),
+        ),
+        # Nullable before it goes, so that migrating backwards adds it back empty and
+        # pdfs_from_storage fills it before NOT NULL is restored.
+        migrations.AlterField(
+            model_name="yearrecordpdf", name="pdf", field=models.BinaryField(null=True, verbose_name="PDF")
         ),
         migrations.RunPython(pdfs_to_storage, pdfs_from_storage),
         migrations.RemoveField(model_name="yearrecordpdf", name="pdf"),
