@@ -237,11 +237,17 @@ if HOCBA_DOCUMENTS_S3_BUCKET:
 else:
     _documents_dir = env_str("HOCBA_DOCUMENTS_DIR", "")
     if not _documents_dir and TESTING:
-        # One temporary directory per test session, inherited by the workers the tests start.
+        # One temporary directory per test session, inherited by the workers the tests start
+        # (made by the first document stored, removed when the process that named it exits).
+        import atexit
         import os
+        import shutil
         import tempfile
 
-        _documents_dir = os.environ["HOCBA_DOCUMENTS_DIR"] = tempfile.mkdtemp(prefix="hocba-documents-")
+        _documents_dir = os.environ["HOCBA_DOCUMENTS_DIR"] = os.path.join(
+            tempfile.gettempdir(), f"hocba-documents-{uuid.uuid4().hex[:12]}"
+        )
+        atexit.register(shutil.rmtree, _documents_dir, ignore_errors=True)
     STORAGES["documents"] = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {
