@@ -62,6 +62,7 @@ from bench.signing_rates import (
     PART_LABELS,
     PARTS,
     PIN,
+    RSA_TARGET_RATIO,
     STUDENTS,
     TARGET_RATIO,
     Row,
@@ -91,13 +92,13 @@ def print_rates(rows: list[Row]) -> None:
     print("(1) and (2): signatures per second, keys loaded once; raw = the key alone on a SHA-256 digest")
     print(
         f"  {'backend':<27}{'XAdES/s':>8}{'ms':>7}{'raw/s':>8}{'ms':>7}{'raw÷XAdES':>10}"
-        f"  target ≤{TARGET_RATIO:.0f}×  {'n XAdES, raw':>13}  verified"
+        f"  target (RSA ≤{RSA_TARGET_RATIO:.0f}×, EC ≤{TARGET_RATIO:.0f}×)  {'n XAdES, raw':>13}  verified"
     )
     for row in rows:
-        verdict = "PASS" if row.ratio <= TARGET_RATIO else "MISS"
+        verdict = f"PASS ≤{row.target:.0f}×" if row.ratio <= row.target else f"MISS >{row.target:.0f}×"
         print(
             f"  {row.name:<27}{row.xades:8.0f}{1000 / row.xades:7.2f}{row.raw_rate:8.0f}"
-            f"{1000 / row.raw_rate:7.3f}{row.ratio:9.1f}×  {verdict:<10}"
+            f"{1000 / row.raw_rate:7.3f}{row.ratio:9.2f}×  {verdict:<27}"
             f"  {row.n_xades:>5}, {row.n_raw:<6}  {row.verified}"
         )
     print()
@@ -117,9 +118,10 @@ def print_rates(rows: list[Row]) -> None:
     print(
         "  parse + XSD: year_record_load of the input; exc-c14n and SHA-256: the references and"
         " SignedInfo; key op: key.sign() as signing.profile calls it (SHA-256 of SignedInfo included;"
-        " CSC: the signHash round trip and the check of the answer); final c14n: the signed document as"
-        " Canonical XML; other: building the signature (its template filled and parsed, Ids, base64),"
-        " placing it, the guards."
+        " CSC: the signHash round trip and the check of the answer); doc C14N: the document as"
+        " Canonical XML (the text path: the input, to check it is canonical; the tree path: the signed"
+        " document); other: building the signature (as text, or its template filled and parsed), Ids,"
+        " base64, splicing it in, the guards."
     )
 
 
@@ -323,11 +325,12 @@ def main() -> int:
             f" Celery enqueues skipped: {len(queued)})"
         )
         print()
-        passed = [row.name for row in rows if row.ratio <= TARGET_RATIO]
-        missed = [row.name for row in rows if row.ratio > TARGET_RATIO]
+        passed = [row.name for row in rows if row.ratio <= row.target]
+        missed = [row.name for row in rows if row.ratio > row.target]
         csc, p12 = summary[E2E_CSC], summary[E2E_PKCS12]
         print(
-            f"Summary: XAdES within {TARGET_RATIO:.0f}× of the raw key rate for {len(passed)} of {len(rows)}"
+            f"Summary: XAdES within {RSA_TARGET_RATIO:.0f}× (RSA) or {TARGET_RATIO:.0f}× (EC) of the raw"
+            f" key rate for {len(passed)} of {len(rows)}"
             f" backends (PASS: {', '.join(passed) or 'none'}; MISS: {', '.join(missed) or 'none'});"
             f" a {STUDENTS}-student class signs in {csc[0]:.2f} s through CSC ({1 / csc[1]:.1f} records/s)"
             f" and {p12[0]:.2f} s through PKCS#12 ({1 / p12[1]:.1f} records/s), confirm + run, median."

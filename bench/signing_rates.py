@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 TARGET_RATIO = 3.0  # the XAdES path within 3× of the raw key rate
+RSA_TARGET_RATIO = 2.0  # issue 15: within 2× for RSA-2048 keys (the key op is slow enough to allow it)
 PIN = "135790"
 SO_PIN = "24681357"
 CSC_SAD_MAX = 1000  # reference.csc MULTISIGN: the most signatures one SAD may cover
@@ -101,6 +102,10 @@ class Row:
     def ratio(self) -> float:
         return self.raw_rate / self.xades
 
+    @property
+    def target(self) -> float:
+        return RSA_TARGET_RATIO if "RSA" in self.name else TARGET_RATIO
+
 
 # --- Where the XAdES time goes ---------------------------------------------------------------------
 
@@ -110,7 +115,7 @@ PART_LABELS = {
     "c14n": "exc-c14n",
     "digest": "SHA-256",
     "key": "key op",
-    "final": "final c14n",
+    "final": "doc C14N",
     "other": "other",
 }
 

@@ -510,3 +510,59 @@ def test_xmlsec1_accepts_digest_signer_signatures(unsigned, mixed_signers, dev, 
             xml, key=LocalDigestSigner(issued.key), cert=issued.cert, chain=issued.chain, role=role
         )
     assert xmlsec1_results(xml, write_pems(dev, tmp_path / "pems"), tmp_path) == [True, True, True]
+
+
+# The two ways of building a signature (signing.profile_text) ------------------------------------
+
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'  # makes the input non-canonical: the tree path
+
+
+class _FixedTimestamper:
+    """A TSA's answers fixed in advance, so that the two paths can be compared byte for byte (the
+    real TSA client and its checks are tests/signing/test_timestamps.py's)."""
+
+    def __init__(self):
+        self.inputs: list[bytes] = []
+
+    def stamp_many(self, data: Sequence[bytes]) -> list[bytes]:
+        self.inputs += data
+        return [b"token over " + d for d in data]
+
+
+def test_the_text_path_serves_the_documents_the_portal_stores(unsigned, rsa_signers):
+    """Canonical XML in, signature after signature: each step is spliced as text, not re-serialised."""
+    from signing.profile import _spliceable
+
+    xml = unsigned
+    for role in ROLES:
+        assert _spliceable(xml, year_record_load(xml)), role
+        issued = rsa_signers[role]
+        xml = sign_year_record(xml, key=issued.key, cert=issued.cert, chain=issued.chain, role=role)
+    assert not _spliceable(DECLARATION + unsigned, year_record_load(DECLARATION + unsigned))
+
+
+@pytest.mark.parametrize("stamped", [False, True], ids=["plain", "timestamped"])
+def test_text_and_tree_paths_write_the_same_bytes(unsigned, rsa_signers, stamped):
+    xml = unsigned
+    for role in ROLES:
+        issued = rsa_signers[role]
+        kw = dict(key=issued.key, cert=issued.cert, chain=issued.chain, role=role, signing_time=WHEN)
+        text_stamps, tree_stamps = _FixedTimestamper(), _FixedTimestamper()
+        by_text = sign_year_record(xml, **kw, timestamper=text_stamps if stamped else None)
+        by_tree = sign_year_record(DECLARATION + xml, **kw, timestamper=tree_stamps if stamped else None)
+        assert by_text == by_tree, role
+        assert text_stamps.inputs == tree_stamps.inputs  # the timestamps are over the same bytes
+        xml = by_text
+
+
+def test_text_path_content_digest_with_comments_and_declarations_in_the_record(unsigned, rsa_signers):
+    """The content's digest is taken from the bytes only when they say it all; a comment anywhere
+    before the content's end (one that mimics the content's start tag, here) sends it to the tree."""
+    issued = rsa_signers["homeroom_teacher"]
+    kw = dict(
+        key=issued.key, cert=issued.cert, chain=issued.chain, role="homeroom_teacher", signing_time=WHEN
+    )
+    start = unsigned.index(b"<thongtinhocba")
+    hostile = unsigned[:start] + b'<!-- <thongtinhocba Id="x"> -->' + unsigned[start:]
+    year_record_load(hostile)
+    assert sign_year_record(hostile, **kw) == reference_sign_year_record(hostile, **kw)
