@@ -25,6 +25,7 @@ from django.test.utils import override_settings
 from django_tenants.signals import schema_migrated
 
 from portal.clone import schema_clone
+from portal.migrate_fast import plan_refusal
 from portal.models import School
 from portal.provisioning import migration_state_current
 
@@ -59,6 +60,18 @@ class Migration(migrations.Migration):
         ),
     ]
 """
+PUBLIC_PYTHON = """
+from django.db import migrations
+
+
+def touch(apps, schema_editor):
+    schema_editor.execute("SELECT 1")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("portal", "{leaf}")]
+    operations = [migrations.RunPython(touch, migrations.RunPython.noop)]
+"""
 FILL_IN_PYTHON = """
 from django.db import migrations
 
@@ -74,19 +87,26 @@ class Migration(migrations.Migration):
 """
 
 
-def migrations_package(tmp_path: Path, second: str, monkeypatch) -> str:
-    """The schools app's migrations and two new ones, as an importable package; its name."""
-    leaf = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes("schools")[0][1]
-    name = f"migfast_{uuid.uuid4().hex[:8]}"
+def copied_migrations(tmp_path: Path, app: str, new: dict[str, str], monkeypatch) -> str:
+    """An app's migrations and new ones ({name: text with {leaf}}), as an importable package."""
+    leaf = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes(app)[0][1]
+    name = f"migfast_{app}_{uuid.uuid4().hex[:8]}"
     package = tmp_path / name
     package.mkdir()
-    source = Path(importlib.import_module("schools.migrations").__file__).parent
+    source = Path(importlib.import_module(f"{app}.migrations").__file__).parent
     for module in source.glob("*.py"):
         shutil.copy(module, package / module.name)
-    (package / "0098_migfast_note.py").write_text(ADD_COLUMN.format(leaf=leaf))
-    (package / "0099_migfast_second.py").write_text(second)
+    for migration, text in new.items():
+        (package / f"{migration}.py").write_text(text.replace("{leaf}", leaf))
     monkeypatch.syspath_prepend(str(tmp_path))
     return name
+
+
+def migrations_package(tmp_path: Path, second: str, monkeypatch) -> str:
+    """The schools app's migrations and two new ones, as an importable package; its name."""
+    return copied_migrations(
+        tmp_path, "schools", {"0098_migfast_note": ADD_COLUMN, "0099_migfast_second": second}, monkeypatch
+    )
 
 
 def migrate(**options) -> str:
@@ -173,8 +193,7 @@ def five_schools(django_db_setup, django_db_blocker):
                         f'ALTER TABLE IF EXISTS "{schema}".schools_student DROP COLUMN IF EXISTS {COLUMN}'
                     )
                     cursor.execute(
-                        f"""DELETE FROM "{schema}".django_migrations
-                            WHERE app = 'schools' AND name LIKE '009%%_migfast%%'"""  # noqa: S608 - our schemas
+                        f"""DELETE FROM "{schema}".django_migrations WHERE name LIKE '%%migfast%%'"""  # noqa: S608 - our schemas
                     )
             School.objects.update(migration_state=migration_state_current())
 
@@ -297,3 +316,67 @@ def test_a_migration_with_runpython_is_run_per_school(five_schools, tmp_path, mo
             students, filled = cursor.fetchone()
         assert students and filled == students
         assert set(School.objects.values_list("migration_state", flat=True)) == {migration_state_current()}
+
+
+def test_a_public_apps_runpython_in_the_same_release_does_not_stop_the_replay(
+    five_schools, tmp_path, monkeypatch
+):
+    # The router runs a public app's operations in the public schema only: in a school such a
+    # migration is a django_migrations row, whatever it holds.
+    schools_package = migrations_package(tmp_path, ADD_INDEX, monkeypatch)
+    portal_package = copied_migrations(
+        tmp_path, "portal", {"0999_migfast_public": PUBLIC_PYTHON}, monkeypatch
+    )
+    with override_settings(MIGRATION_MODULES={"schools": schools_package, "portal": portal_package}):
+        total = School.objects.count()
+
+        output = migrate()
+
+        assert f"{total} school schemas migrated by replaying captured SQL, 0 by Django" in output
+        expected = catalogue(settings.TENANT_BASE_SCHEMA)
+        assert ("portal", "0999_migfast_public") in expected["migrations"]
+        for schema in schemas_by_pk():
+            assert catalogue(schema) == expected, schema
+        assert set(School.objects.values_list("migration_state", flat=True)) == {migration_state_current()}
+
+
+def _refusal(*operations, app: str = "schools", atomic: bool = True) -> str | None:
+    from django.db import migrations
+
+    attributes = {"operations": list(operations), "atomic": atomic}
+    migration = type("Migration", (migrations.Migration,), attributes)("0999_x", app)
+    connection.set_schema("sch_t_th_a")
+    try:
+        return plan_refusal([(migration, False)])
+    finally:
+        connection.set_schema_to_public()
+
+
+def test_what_can_be_replayed_and_what_cannot(db):
+    import uuid as uuid_module
+
+    from django.db import migrations, models
+
+    note = models.CharField(max_length=40, null=True)
+    assert _refusal(migrations.AddField("student", "note", note)) is None
+    assert (
+        _refusal(migrations.AddField("student", "note", models.CharField(max_length=4, default="x"))) is None
+    )
+    assert _refusal(migrations.RunSQL("CREATE INDEX x ON schools_student (full_name)")) is None
+    assert _refusal(migrations.RunPython(migrations.RunPython.noop)) == "RunPython in schools.0999_x"
+    assert _refusal(migrations.RunSQL("UPDATE public.portal_school SET name = name")) == (
+        "RunSQL naming a schema in schools.0999_x"
+    )
+    assert (
+        _refusal(migrations.RunSQL("SET search_path = sch_x")) == "RunSQL naming a schema in schools.0999_x"
+    )
+    assert "default computed in Python" in _refusal(
+        migrations.AddField("student", "token", models.UUIDField(default=uuid_module.uuid4))
+    )
+    assert (
+        _refusal(migrations.AddField("student", "note", note), atomic=False) == "schools.0999_x is not atomic"
+    )
+    hidden = migrations.SeparateDatabaseAndState(database_operations=[migrations.RunPython(print)])
+    assert _refusal(hidden) == "RunPython in schools.0999_x"
+    # A public app's migration does nothing in a school schema: nothing to refuse there.
+    assert _refusal(migrations.RunPython(print), app="portal") is None
