@@ -6,14 +6,14 @@ or secondary (TT22) form by a Django template and printed by WeasyPrint, with:
 - the Noto Serif font shipped in static/fonts (full Vietnamese coverage), loaded by @font-face from
   a file:// URL so that the PDF embeds it (a subset) and reads the same everywhere;
 - the form's stylesheet (templates/transcripts/pdf/year_record.css) parsed once per process and
-  thread with its fonts (one WeasyPrint FontConfiguration, `_printer`), given to every render: only
+  thread with its fonts (one WeasyPrint FontConfiguration, `_printer`), given to every render with
+  a user-agent stylesheet pruned of what the forms never use (`user_agent_stylesheet_text`): only
   the record's own HTML is parsed each time (the issue 15 target: 5 two-page records per second
   per core; what each step costs is in docs/benchmarks.md, "Year record rendering");
 - the XML given (the signed document) embedded as an associated file with relationship /Source,
   so the PDF carries the bytes that the signatures cover and the verifier can check them;
-- a QR code of the verification URL, drawn as inline SVG (vector, sharp at any zoom): one path
-  of a rectangle per run of dark modules in a row, not one per module (WeasyPrint parses and draws
-  the path command by command);
+- a QR code of the verification URL, drawn as inline SVG (vector, sharp at any zoom): one path,
+  a stroke along each run of dark modules in a row;
 - in the homeroom teacher's and the principal's blocks, the visible mark of their signatures
   ("Ký bởi", title, "Thời gian ký"), read from the XAdES signatures of the XML given
   (transcripts.pdf.marks);
@@ -33,6 +33,7 @@ level 9 cost about 30 ms a record for a file no smaller (46.2 KiB at 6, 46.3 at 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import zlib
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 from weasyprint import CSS, HTML, Attachment
+from weasyprint import html as weasyprint_html
+from weasyprint.css.counters import CounterStyle
 from weasyprint.text.fonts import FontConfiguration
 
 from transcripts.document import PrimaryPart, SecondaryPart, YearRecord
@@ -54,6 +57,9 @@ FONT_DIR = Path(settings.BASE_DIR) / "static" / "fonts"
 BASE_URL = FONT_DIR.as_uri() + "/"  # of every render: the stylesheet's font URLs are relative to it
 STYLESHEET = Path(settings.BASE_DIR) / "templates" / "transcripts" / "pdf" / "year_record.css"
 DEFLATE_LEVEL = 6  # zlib's default; pydyf deflates at 9
+# A rule of WeasyPrint's user-agent stylesheet for a pseudo-element of every element, on its own
+# line ("::marker { ... }", "::footnote-call { ... }", the notes' three).
+UNIVERSAL_PSEUDO_RULE = re.compile(r"^::[a-z-]+ \{[^{}]*\}$", re.M)
 TEMPLATES = {"primary": "transcripts/pdf/primary.html", "secondary": "transcripts/pdf/secondary.html"}
 
 # Word forms of the codes the record stores (the form's wording).
@@ -95,7 +101,8 @@ def attachment_name(record: YearRecord) -> str:
 
 def qr_svg(data: str) -> SafeString:
     """`data` as a QR code (error correction M, no quiet zone), an inline <svg> sized by CSS: one
-    path, a rectangle for each run of dark modules in a row."""
+    path, a line one module thick along each run of dark modules in a row (two path commands a
+    run: WeasyPrint parses and draws a path command by command, a module a square was 5 × ~850)."""
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
     code.add_data(data)
     code.make(fit=True)
@@ -111,10 +118,10 @@ def qr_svg(data: str) -> SafeString:
             start = x
             while x < size and row[x]:
                 x += 1
-            runs.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+            runs.append(f"M{start} {y}.5h{x - start}")
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}">'
-        f'<path d="{"".join(runs)}"/></svg>'
+        f'<path d="{"".join(runs)}" fill="none" stroke="#000" stroke-width="1"/></svg>'
     )
     return mark_safe(svg)  # noqa: S308 (numbers only: the QR code's modules)
 
@@ -183,13 +190,35 @@ def _secondary_context(record: YearRecord, part: SecondaryPart) -> dict:
     }
 
 
+def user_agent_stylesheet_text() -> str:
+    """WeasyPrint's HTML5 user-agent stylesheet less its rules for a pseudo-element of every
+    element (::marker, ::footnote-call, ::footnote-marker, ::note-call, ::note-marker,
+    ::note-callback). WeasyPrint computes a style for each of them on every element, six times the
+    ~260 elements of a form, for boxes it never makes: the forms have no list item, no footnote and
+    no note. With them gone the PDF is byte for byte the same, its cascade a third cheaper."""
+    return UNIVERSAL_PSEUDO_RULE.sub("", weasyprint_html.UA)
+
+
 @dataclass(frozen=True)
 class _Printer:
     """What every render reuses: the fonts (loaded into fontconfig and Pango once, with Pango's
-    caches of shaped glyphs) and the form's stylesheet, parsed once."""
+    caches of shaped glyphs), the form's stylesheet and the user agent's, parsed once."""
 
     font_config: FontConfiguration
     stylesheet: CSS
+    user_agent: CSS
+
+
+class _FormHTML(HTML):
+    """A form's HTML, printed with the printer's user-agent stylesheet (WeasyPrint's own tests
+    change it the same way, overriding `_ua_stylesheets`)."""
+
+    def __init__(self, *, string: str, printer: _Printer) -> None:
+        super().__init__(string=string, base_url=BASE_URL)
+        self._printer = printer
+
+    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
+        return [self._printer.user_agent]
 
 
 _printers = threading.local()  # WeasyPrint's font configuration is not meant to be shared by threads
@@ -199,8 +228,13 @@ def _printer() -> _Printer:
     printer = getattr(_printers, "printer", None)
     if printer is None:
         font_config = FontConfiguration()
-        stylesheet = CSS(filename=str(STYLESHEET), base_url=BASE_URL, font_config=font_config)
-        printer = _printers.printer = _Printer(font_config=font_config, stylesheet=stylesheet)
+        printer = _printers.printer = _Printer(
+            font_config=font_config,
+            stylesheet=CSS(filename=str(STYLESHEET), base_url=BASE_URL, font_config=font_config),
+            # Its @counter-style rules go to a throwaway set: every document starts from
+            # WeasyPrint's own copy of them (HTML._ua_counter_style), as before.
+            user_agent=CSS(string=user_agent_stylesheet_text(), counter_style=CounterStyle()),
+        )
     return printer
 
 
@@ -310,7 +344,7 @@ def year_record_pdf_rendered(
         relationship="Source",
     )
     printer = _printer()
-    document = HTML(string=html, base_url=BASE_URL).render(
+    document = _FormHTML(string=html, printer=printer).render(
         font_config=printer.font_config, stylesheets=[printer.stylesheet]
     )
     pdf = document.write_pdf(
