@@ -57,7 +57,8 @@ def database_from_url(url: str) -> dict[str, object]:
     name = unquote(parts.path.lstrip("/")) or "hocba"
     options = {key: values[-1] for key, values in query.items()}
     return {
-        "ENGINE": "django_tenants.postgresql_backend",
+        # django-tenants' backend, issuing SET search_path only when it changes (docs/architecture.md).
+        "ENGINE": "portal.postgresql_backend",
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),

@@ -85,6 +85,10 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
     """django-tenants' connection; `SET search_path` only when the wanted path differs from the
     one provably in effect (see the module's docstring)."""
 
+    # Set by django-tenants' __init__; typed here.
+    _setting_search_path: bool
+    search_path_set_schemas: list[str] | None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._path_connection: Any = None  # the raw connection the two values below describe
         self._path_session: tuple[str, ...] | None = None

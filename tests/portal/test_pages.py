@@ -93,9 +93,9 @@ def test_the_list_pages_cost_a_fixed_number_of_queries(
 ):
     client = client_as(department_officer)
     client.get("/so/")
-    # The dashboards (issue 12): nine and eight statements, each after a SET search_path
-    # (tests/portal/test_dashboards.py counts them exactly, for 3 and 30 schools).
-    with django_assert_max_num_queries(18):
+    # The dashboards (issue 12): nine and eight statements, and no SET search_path (the connection
+    # stays on public; tests/portal/test_dashboards.py counts them exactly, for 3 and 30 schools).
+    with django_assert_max_num_queries(9):
         assert client.get("/so/").status_code == 200
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(8):
         assert client.get("/don-vi/t-div-a/").status_code == 200

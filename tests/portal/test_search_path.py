@@ -66,7 +66,7 @@ def schools(django_db_setup, django_db_blocker) -> Iterator[dict[str, School]]:
             for schema, label in labels.items():
                 cursor.execute(f'DROP TABLE IF EXISTS "{schema}".{PROBE}')  # left by an interrupted run
                 cursor.execute(f'CREATE TABLE "{schema}".{PROBE} (label text NOT NULL)')
-                cursor.execute(f'INSERT INTO "{schema}".{PROBE} VALUES (%s)', [label])
+                cursor.execute(f'INSERT INTO "{schema}".{PROBE} VALUES (%s)', [label])  # noqa: S608 - ours
         try:
             yield found
         finally:
@@ -331,6 +331,8 @@ def test_a_cell_save_issues_one_set(client_as, subject_teacher, school, secondar
     User.objects.count()
 
     with CaptureQueriesContext(connection) as queries:
-        response = post_cell(client, school, secondary_class, enrolment=enrolment, field="regular_2", value="6")
+        response = post_cell(
+            client, school, secondary_class, enrolment=enrolment, field="regular_2", value="6"
+        )
     assert response.status_code == 200, response.content
     assert len(_search_path_sets(queries)) == 1, [q["sql"][:80] for q in queries]

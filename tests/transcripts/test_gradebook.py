@@ -325,7 +325,7 @@ def test_the_grade_book_costs_the_same_queries_for_45_students_as_for_50(
         assert len(client.get(book_url(school, secondary_class)).context["book"].rows) == 50
 
     assert len(at_45) == len(at_50)
-    assert len(at_45) <= 24  # twelve statements, each after django-tenants' SET search_path
+    assert len(at_45) <= 13  # twelve statements at most, after one SET search_path at most
 
 
 def test_a_cell_save_takes_a_handful_of_queries(client_as, subject_teacher, school, secondary_class):
