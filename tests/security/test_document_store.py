@@ -92,7 +92,9 @@ def test_a_forged_pdf_stored_under_its_own_hash_cannot_be_swapped_into_the_row(i
             FORGED_PDF,
         )
         with pytest.raises((InternalError, ProgrammingError)), transaction.atomic():
-            YearRecordPdf.objects.filter(pk=pdf.pk).update(name=forged.name, sha256=forged.sha256, size=forged.size)
+            YearRecordPdf.objects.filter(pk=pdf.pk).update(
+                name=forged.name, sha256=forged.sha256, size=forged.size
+            )
         assert YearRecordPdf.objects.get(pk=pdf.pk).sha256 == pdf.sha256
 
 

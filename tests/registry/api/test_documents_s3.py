@@ -86,7 +86,9 @@ def rendered(issued, school, bucket):
     return issued, pdf, xml
 
 
-def test_the_pdf_and_the_issued_xml_go_to_the_bucket_and_only_their_names_to_the_database(rendered, bucket, school):
+def test_the_pdf_and_the_issued_xml_go_to_the_bucket_and_only_their_names_to_the_database(
+    rendered, bucket, school
+):
     record, pdf, xml = rendered
     assert keys(bucket) == {pdf.name, xml.name}
     assert pdf.name == f"{school.schema_name}/{record.record_id}/v1/{pdf.sha256}.pdf"
