@@ -232,8 +232,9 @@ def _send(records: list[tuple[str, int]]) -> None:
     from transcripts.tasks import year_record_pdf_render as task
 
     queue = pdf_queue()
-    for schema, pk in records:
-        task.apply_async(args=[pk], headers={"_schema_name": schema}, queue=queue)
+    with task.app.producer_or_acquire() as producer:  # one broker connection for them all
+        for schema, pk in records:
+            task.apply_async(args=[pk], headers={"_schema_name": schema}, queue=queue, producer=producer)
 
 
 # Issued versions whose PDF should exist (what the download page calls issued).
