@@ -25,20 +25,39 @@ JSON; the problem after it is translated (Vietnamese by default).
 
 The database is never opened (no system checks, no models), so it runs anywhere the code is.
 
-Memory and time, for a province's 200,000 students: the input is read at once, but parsed one
-student at a time from a window of decoded text (_JsonStream), so it is never all in memory as
-Python objects; each student's output is kept as compact JSON text until the whole batch has
-passed. Scores are read as Decimals straight from the JSON text, never through binary floats.
+Memory and time, for a province's 200,000 students (bench/evaluate.py): the input is read from
+stdin a chunk at a time and parsed one student at a time from a window of decoded text
+(_JsonStream), so memory does not grow with the batch; each student's output is written as it is
+made, to a temporary file (in memory while small), copied to stdout once the whole batch has
+passed. Scores are read as Decimals straight from the JSON text, never through binary floats, and
+a well-formed student goes straight into the rules' integer tenths. A large batch is cut into
+pieces that worker processes evaluate at once (`--jobs`, parallel), in order, with the same bytes
+out.
 
 The package, by sub-domain:
 - batch: the top-level object, the students read, checked and evaluated one by one, the refusal;
-- jsonstream: reading the JSON input a value at a time (_JsonStream);
+- evaluator: one student's JSON read, checked, evaluated and rendered (the stream's and workers');
+- parallel: a large batch cut into pieces evaluated by worker processes, in order;
+- jsonstream: reading the JSON input a value at a time (_JsonStream) from its source (_Source);
 - scores: the shared Decimals of the valid scores, and the JSON number parser that yields them;
 - students: a student's JSON checked against the contract (_Invalid says where), with a fast path;
 - output: each student's result as compact JSON text, and the whole output written.
 """
 
-from .batch import MAX_REPORTED, evaluate_input
+from typing import IO
+
+from .batch import evaluate_input
+from .evaluator import MAX_REPORTED
+from .jsonstream import _Source
 from .output import output_write
 
-__all__ = ["MAX_REPORTED", "evaluate_input", "output_write"]
+
+def input_source(stdin: IO) -> _Source:
+    """The command's input: stdin's bytes, read a chunk at a time (text only if it has no bytes)."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is None:
+        return _Source(data=stdin.read().encode())
+    return _Source(buffer)
+
+
+__all__ = ["MAX_REPORTED", "evaluate_input", "input_source", "output_write"]

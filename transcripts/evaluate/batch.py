@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import tempfile
+from typing import IO
 
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
@@ -11,40 +11,49 @@ from django.utils.translation import ngettext
 
 from transcripts.rules import RuleSet, RuleSetError, ruleset_for
 
-from .jsonstream import _JsonStream
-from .output import _render_primary, _render_secondary
-from .students import _Invalid, _primary_pupil, _secondary_student, _show
+from .evaluator import MAX_REPORTED, _Evaluator
+from .jsonstream import _JsonStream, _Source
+from .parallel import _evaluate_in_parallel
+from .students import _Invalid, _show
 
-# Faulty students named on stderr; the rest are counted.
-MAX_REPORTED = 20
-# Output is joined and encoded this many students at a time.
+# Output is joined and written this many students at a time.
 _OUTPUT_BATCH = 2000
+# Input kept in memory, past it on disk, when the students come before the rule set.
+_SPOOL_IN_MEMORY = 8 << 20
 
 
-def evaluate_input(data: bytes) -> list[bytes]:
-    """The output of every student, as chunks of UTF-8 JSON; CommandError for any fault.
+def evaluate_input(source: _Source, output: IO[bytes], *, jobs: int = 1) -> None:
+    """Evaluate the JSON input read from `source`, writing the output to `output`; CommandError for
+    any fault (and then whatever `output` holds is not the answer: the command writes nothing).
 
     The students are evaluated as they are read, so the rule set must be known by then: when
-    "students" comes before "ruleset" in the object, the students are first only read through (for
-    their syntax) and the input is read a second time.
+    "students" comes before "ruleset" in the object, the input is kept as it is read (in memory,
+    on disk past _SPOOL_IN_MEMORY), the students are only read through (for their syntax), and the
+    input is read a second time from what was kept. `jobs` > 1: processes that evaluate the
+    students of a large batch at the same time (transcripts.evaluate.parallel).
     """
-    ruleset, chunks = _evaluate_pass(data, None)
-    if chunks is None:
-        _, chunks = _evaluate_pass(data, ruleset)
-        assert chunks is not None  # with the rule set known, a pass that returns has evaluated
-    return chunks
+    with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY) as kept:
+        source.tee = kept
+        ruleset, evaluated = _evaluate_pass(_JsonStream(source), None, output, jobs)
+        if not evaluated:
+            kept.seek(0)
+            _, evaluated = _evaluate_pass(_JsonStream(_Source(kept)), ruleset, output, jobs)
+            assert evaluated  # with the rule set known, a pass that returns has evaluated
 
 
-def _evaluate_pass(data: bytes, known: RuleSet | None) -> tuple[RuleSet, list[bytes] | None]:
-    stream = _JsonStream(data)
+def _evaluate_pass(
+    stream: _JsonStream, known: RuleSet | None, output: IO[bytes], jobs: int
+) -> tuple[RuleSet, bool]:
     if stream.peek() != "{":
         stream.value()  # a syntax error is the more useful message
         raise CommandError(_('The input must be a JSON object with the fields "ruleset" and "students".'))
     ruleset = known
-    chunks = None
+    evaluated = False
     problems: list[str] = []
-    seen = set()
+    seen: set[str] = set()
     for key in stream.members():
+        if not seen and not (key == "students" and known is None):
+            stream.source.tee = None  # the rule set comes first (or the input is faulty): one pass
         seen.add(key)
         if key == "ruleset":
             value = stream.value()
@@ -61,10 +70,12 @@ def _evaluate_pass(data: bytes, known: RuleSet | None) -> tuple[RuleSet, list[by
                 for _student in stream.items():
                     pass  # read through: evaluated on the second pass, or not at all
             else:
-                chunks = _evaluate_students(ruleset, stream)
+                _Students(_Evaluator(ruleset), output).evaluate(stream, jobs)
+                evaluated = True
         else:
             stream.value()
             problems.append(_Invalid(_("unexpected field"), key).describe())
+    stream.source.tee = None
     stream.end()
     for key in ("ruleset", "students"):
         if key not in seen:
@@ -72,7 +83,7 @@ def _evaluate_pass(data: bytes, known: RuleSet | None) -> tuple[RuleSet, list[by
     if problems:
         raise CommandError("\n".join(problems))
     assert ruleset is not None  # known, or read: a missing or unknown one is a problem above
-    return ruleset, chunks
+    return ruleset, evaluated
 
 
 def _ruleset(value: object) -> RuleSet:
@@ -87,53 +98,80 @@ def _ruleset(value: object) -> RuleSet:
     )
 
 
-def _evaluate_students(ruleset: RuleSet, stream: _JsonStream) -> list[bytes]:
-    """Read, check and evaluate the students one by one; every faulty student is reported.
+class _Students:
+    """The students array evaluated: the outputs written in order, every fault counted.
 
     After the first fault the rest are only checked, not evaluated, since nothing will be written.
     """
-    read: Callable[[object], tuple[str, object]]
-    render: Callable[[str, Any], str]  # takes what ruleset.evaluate returns (Any) for its kind
-    if ruleset.kind == "secondary":
-        read, render = _secondary_student, _render_secondary
-    else:
-        read, render = _primary_pupil, _render_primary
-    evaluate = ruleset.evaluate
-    chunks: list[bytes] = []
-    batch: list[str] = []
-    problems: list[str] = []
-    faulty = 0
-    index = 0
-    try:
-        for raw in stream.items():
-            try:
-                student_id, student = read(raw)
-            except _Invalid as exc:
-                faulty += 1
-                if faulty <= MAX_REPORTED:
-                    problems.append(exc.describe_student(index, raw))
-            else:
-                if not faulty:
-                    batch.append(render(student_id, evaluate(student)))
-                    if len(batch) == _OUTPUT_BATCH:
-                        chunks.append(",".join(batch).encode())
-                        batch.clear()
-            index += 1
-    except CommandError as exc:  # not JSON: said after the faults found before it
-        problems.append(f"students[{index}]: {exc}")
-        raise CommandError("\n".join(problems)) from None
-    if faulty:
-        if faulty > MAX_REPORTED:
-            rest = faulty - MAX_REPORTED
-            problems.append(
-                ngettext(
-                    "... and %(count)d more student with errors.",
-                    "... and %(count)d more students with errors.",
-                    rest,
+
+    def __init__(self, evaluator: _Evaluator, output: IO[bytes]):
+        self.evaluator = evaluator
+        self.output = output
+        self.index = 0  # students read so far
+        self.faulty = 0
+        self.problems: list[str] = []
+        self._batch: list[str] = []
+        self._written = 0
+
+    def evaluate(self, stream: _JsonStream, jobs: int) -> None:
+        """Read, check and evaluate the students one by one (those of a large batch in `jobs`
+        processes); CommandError naming every faulty student (the first MAX_REPORTED)."""
+        # A second "students" in the object: the last one is the answer, as json.loads would say.
+        self.output.seek(0)
+        self.output.truncate()
+        self.output.write(b'{"students":[')
+        stream.expect("[")
+        student = self.evaluator.student
+        try:
+            if jobs > 1:
+                _evaluate_in_parallel(self, stream, jobs)
+            for raw in stream.items(read=self.index):
+                try:
+                    text = student(raw, evaluate=not self.faulty)
+                except _Invalid as exc:
+                    self.faulty += 1
+                    if self.faulty <= MAX_REPORTED:
+                        self.problems.append(exc.describe_student(self.index, raw))
+                else:
+                    if not self.faulty:
+                        self._batch.append(text)
+                        if len(self._batch) == _OUTPUT_BATCH:
+                            self._flush()
+                self.index += 1
+        except CommandError as exc:  # not JSON: said after the faults found before it
+            self.problems.append(f"students[{self.index}]: {exc}")
+            raise CommandError("\n".join(self.problems)) from None
+        if self.faulty:
+            if self.faulty > MAX_REPORTED:
+                rest = self.faulty - MAX_REPORTED
+                self.problems.append(
+                    ngettext(
+                        "... and %(count)d more student with errors.",
+                        "... and %(count)d more students with errors.",
+                        rest,
+                    )
+                    % {"count": rest}
                 )
-                % {"count": rest}
-            )
-        raise CommandError("\n".join(problems))
-    if batch:
-        chunks.append(",".join(batch).encode())
-    return chunks
+            raise CommandError("\n".join(self.problems))
+        self._flush()
+        self.output.write(b"]}\n")
+
+    def merge(self, count: int, text: bytes, faults: list[tuple[int, str]], faulty: int) -> None:
+        """Count `count` students evaluated elsewhere, in order: their output joined as `text`,
+        their first faults as (position among them, _Invalid.about) and how many were faulty."""
+        for position, about in faults:
+            if len(self.problems) < MAX_REPORTED:
+                self.problems.append(f"students[{self.index + position}]{about}")
+        self.faulty += faulty
+        if not self.faulty and text:
+            self._flush()
+            self.output.write(b"," + text if self._written else text)
+            self._written += count
+        self.index += count
+
+    def _flush(self) -> None:
+        if self._batch:
+            text = ",".join(self._batch).encode()
+            self.output.write(b"," + text if self._written else text)
+            self._written += len(self._batch)
+            self._batch.clear()

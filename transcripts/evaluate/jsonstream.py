@@ -6,7 +6,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from typing import cast
+from typing import IO, cast
 
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
@@ -20,24 +20,53 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+class _Source:
+    """The input's bytes, read a chunk at a time from a binary file, with bytes put back in front.
+
+    `unread` gives back what a reader took and did not use (the parallel path hands the students it
+    did not evaluate back to the stream). `tee`, when set, receives a copy of every chunk read.
+    """
+
+    def __init__(self, file: IO[bytes] | None = None, data: bytes = b""):
+        self._file = file
+        self._back: list[bytes] = [data] if data else []
+        self.tee: IO[bytes] | None = None
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes (more when bytes were put back); b"" at the end."""
+        if self._back:
+            chunk = self._back.pop()
+        elif self._file is not None:
+            chunk = self._file.read(size)
+        else:
+            chunk = b""
+        if self.tee is not None:
+            self.tee.write(chunk)
+        return chunk
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._back.append(data)
+
+
 class _JsonStream:
     """One JSON document in UTF-8 bytes, read a value at a time from a window of decoded text.
 
     json.loads on a province's batch would hold every student as Python objects at once (several
     GB for 200,000 students); here only the current window (about _CHUNK characters) and the value
-    being read are. Members of the top object and items of an array are walked by hand; every
-    value inside them is parsed by json's C scanner. Syntax errors raise CommandError with the
-    line and column in the whole input.
+    being read are, and the input itself is read from its file a chunk at a time. Members of the
+    top object and items of an array are walked by hand; every value inside them is parsed by
+    json's C scanner. Syntax errors raise CommandError with the line and column in the whole input.
     """
 
     _CHUNK = 1 << 20
     # A single value (one student) larger than this is refused rather than read without end.
     _MAX_WINDOW = 64 << 20
 
-    def __init__(self, data: bytes):
-        self._data = memoryview(data)
-        self._next = 3 if data[:3] == codecs.BOM_UTF8 else 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
+    def __init__(self, source: _Source):
+        self.source = source
+        # utf-8-sig: a byte order mark at the very start is dropped (as if absent).
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._eof = False
         self._text = ""
         self._pos = 0
@@ -48,6 +77,14 @@ class _JsonStream:
         self._scan = json.JSONDecoder(
             parse_float=_LITERALS.__getitem__, parse_constant=_reject_constant
         ).raw_decode
+
+    @classmethod
+    def over_text(cls, text: str) -> _JsonStream:
+        """A stream over a document already decoded, whole."""
+        stream = cls(_Source())
+        stream._text = text
+        stream._eof = True
+        return stream
 
     def peek(self) -> str:
         """The next character that is not whitespace ("" at the end)."""
@@ -80,7 +117,7 @@ class _JsonStream:
 
     def members(self) -> Iterator[str]:
         """The keys of an object, one at a time; the caller reads each value."""
-        self._expect("{")
+        self.expect("{")
         if self.peek() == "}":
             self._pos += 1
             return
@@ -88,16 +125,24 @@ class _JsonStream:
             if self.peek() != '"':
                 raise self._error("Expecting property name enclosed in double quotes", self._pos)
             key = cast(str, self.value())  # a JSON string: it starts with a double quote
-            self._expect(":")
+            self.expect(":")
             yield key
             if self._separator("}"):
                 return
 
-    def items(self) -> Iterator[object]:
-        """The items of an array, one at a time."""
-        self._expect("[")
-        if self.peek() == "]":
-            self._pos += 1
+    def items(self, *, read: int | None = None) -> Iterator[object]:
+        """The items of an array, one at a time.
+
+        With `read`, the array's "[" was already read, and that many of its items (elsewhere).
+        """
+        if read is None:
+            self.expect("[")
+            read = 0
+        if not read:
+            if self.peek() == "]":
+                self._pos += 1
+                return
+        elif self._separator("]"):
             return
         while True:
             yield self.value()
@@ -116,29 +161,48 @@ class _JsonStream:
         self._pos += 1
         return found == closing
 
-    def _expect(self, char: str) -> None:
+    def expect(self, char: str) -> None:
         if self.peek() != char:
             raise self._error(f"Expecting '{char}'", self._pos)
         self._pos += 1
+
+    def detach(self) -> bytes:
+        """The input from the current position on that the stream has taken from its source, as
+        bytes, handed to the caller, who reads on from `source` and gives back with
+        `source.unread` and `advance` whatever it does not consume itself."""
+        self._drop_read()
+        buffered, _ = self._decoder.getstate()
+        rest = self._text.encode() + buffered
+        self._text = ""
+        self._decoder.setstate((b"", 0))  # 0: the start, and a byte order mark, are behind
+        return rest
+
+    def advance(self, chars: int, newlines: int, last_line: int) -> None:
+        """Count text read elsewhere since detach: `chars` characters, `newlines` of them line
+        breaks, `last_line` characters after the last break (error messages place by them)."""
+        self._offset += chars
+        if newlines:
+            self._line += newlines
+            self._column = last_line + 1
+        else:
+            self._column += chars
+
+    def _drop_read(self) -> None:
+        """Drop the text before the position, counting its lines for error messages."""
+        read = self._text[: self._pos]
+        if read:
+            newlines = read.count("\n")
+            self.advance(len(read), newlines, len(read) - read.rfind("\n") - 1)
+            self._text = self._text[self._pos :]
+            self._pos = 0
 
     def _more(self) -> bool:
         """Decode the next chunk onto the window, dropping what was read; False at the end."""
         if self._eof:
             return False
-        read = self._text[: self._pos]
-        if read:
-            newlines = read.count("\n")
-            if newlines:
-                self._line += newlines
-                self._column = len(read) - read.rfind("\n")
-            else:
-                self._column += len(read)
-            self._offset += len(read)
-            self._text = self._text[self._pos :]
-            self._pos = 0
-        chunk = self._data[self._next : self._next + self._CHUNK]
-        self._next += len(chunk)
-        self._eof = self._next >= len(self._data)
+        self._drop_read()
+        chunk = self.source.read(self._CHUNK)
+        self._eof = not chunk
         try:
             self._text += self._decoder.decode(chunk, self._eof)
         except UnicodeDecodeError as exc:

@@ -17,15 +17,16 @@ _SCORES: dict[object, Decimal] = dict(zip(_VALID_SCORES, _VALID_SCORES, strict=T
 # one of the shared Decimals (_Literals below) or to an int from 0 to 10, which CPython also
 # shares. So one dict lookup on id() recognises a valid score, without hashing a Decimal, and
 # nothing else can pass (not True, not 11, not 7.25); whatever fails goes to the careful reader.
-_SCORE_BY_ID: dict[int, Decimal] = {id(score): score for score in _VALID_SCORES} | {
-    id(number): _SCORES[number] for number in range(11)
+# The value is the score's number of tenths (7.5 -> 75), which the rules compute with.
+_TENTHS_BY_ID: dict[int, int] = {id(score): tenths for tenths, score in enumerate(_VALID_SCORES)} | {
+    id(number): 10 * number for number in range(11)
 }
-_score_by_id = _SCORE_BY_ID.__getitem__
+_tenths_by_id = _TENTHS_BY_ID.__getitem__
 
 
 class _Literals(dict):
     """JSON number text -> Decimal, for json's parse_float: valid scores come back as the shared
-    Decimals (so _SCORE_BY_ID knows them), anything else as a new Decimal. Never a binary float."""
+    Decimals (so _TENTHS_BY_ID knows them), anything else as a new Decimal. Never a binary float."""
 
     def __missing__(self, text: str) -> Decimal:
         number = Decimal(text)

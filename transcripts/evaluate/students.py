@@ -3,7 +3,7 @@
 Whatever breaks the contract raises _Invalid, which says what is wrong and where, as a JSON path
 built outward as the error rises (`subjects[1].term2.mid: 11 is above 10`). Well-formed secondary
 students, nearly all of a batch, go through a fast path that vouches only for what the careful
-reader would accept.
+reader would accept, and reads them straight into the plain numbers of the rules in tenths.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from transcripts.rules.tt22 import (
     CommentSubject,
     Ratings,
     ScoredSubject,
+    ScoresInTenths,
     SecondaryStudent,
     TermScores,
 )
@@ -36,7 +37,7 @@ from transcripts.rules.tt27 import (
     SubjectLevel,
 )
 
-from .scores import _SCORES, _score_by_id
+from .scores import _SCORES, _tenths_by_id
 
 # More absent sessions than there can be (two a day, every day of a year) is a typing error, such
 # as 4500 for 45.0, not a student to hold back.
@@ -90,11 +91,15 @@ class _Invalid(Exception):
 
     def describe_student(self, index: int, raw: object) -> str:
         """`students[3] (id "HS0042"): subjects[1].term2.mid: 11 is above 10`."""
+        return f"students[{index}]{self.about(raw)}"
+
+    def about(self, raw: object) -> str:
+        """describe_student after the position: ` (id "HS0042"): subjects[1].term2.mid: ...`."""
         # The location is JSON, not prose: it stays untranslated, like the field names in it.
         student_id = raw.get("id") if type(raw) is dict else None
-        who = f"students[{index}]"
+        who = ""
         if type(student_id) is str and student_id:
-            who += f" (id {_show(student_id)})"
+            who = f" (id {_show(student_id)})"
         return f"{who}: {self.describe()}"
 
 
@@ -238,22 +243,29 @@ class _NotPlain(Exception):
     """The fast reader met something it does not vouch for: the careful reader takes over."""
 
 
-def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
-    """A TT22/TT43 student from its JSON, or _Invalid saying what is wrong and where.
+# A well-formed student as _plain_secondary_in_tenths reads it: its id; its subjects in input
+# order, each its code (scored) or (code, term I grade, term II grade) (comment only); the scored
+# subjects' scores in tenths (tt22.ScoresInTenths); the comment grades of term I and of term II;
+# the year's conduct; the absences.
+_PlainSecondary = tuple[
+    str,
+    list[str | tuple[str, CommentGrade, CommentGrade]],
+    list[ScoresInTenths],
+    list[str],
+    list[str],
+    Rating,
+    int,
+]
 
-    Nearly every student of a batch is well formed: _plain_secondary_student reads those with as few
-    operations as it can and accepts only what the careful reader (_checked_secondary_student)
-    would accept; anything unusual, valid or not, is left to the careful reader, which is the one
-    that says what is wrong.
+
+def _plain_secondary_in_tenths(raw: object) -> _PlainSecondary:
+    """A well-formed TT22/TT43 student read straight into plain numbers, for the rules in tenths.
+
+    It accepts only what the careful reader (_secondary_student) would accept, and raises
+    _NotPlain, KeyError or TypeError for anything it does not vouch for, valid or not: the careful
+    reader takes over (tests/transcripts/test_evaluate_stream.py puts every kind of fault to both).
     """
-    try:
-        return _plain_secondary_student(raw)
-    except (_NotPlain, KeyError, TypeError):
-        return _checked_secondary_student(raw)
-
-
-def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
-    if type(raw) is not dict or len(raw) != len(_SECONDARY_STUDENT_FIELDS):
+    if type(raw) is not dict or len(raw) != 4:
         raise _NotPlain
     student_id = raw["id"]
     absences = raw["absences"]
@@ -265,44 +277,76 @@ def _plain_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
         or type(absences) is not int
         or not 0 <= absences <= MAX_ABSENCE_SESSIONS
         or type(conduct) is not dict
-        or len(conduct) != len(_CONDUCT_FIELDS)
+        or len(conduct) != 3
         or type(subjects) is not list
         or not subjects
     ):
         raise _NotPlain
-    ratings = Ratings(_RATINGS[conduct["term1"]], _RATINGS[conduct["term2"]], _RATINGS[conduct["year"]])
-    read: list[ScoredSubject | CommentSubject] = []
+    ratings = _RATINGS
+    if conduct["term1"] not in ratings or conduct["term2"] not in ratings:  # checked, not used
+        raise _NotPlain
+    conduct_year = ratings[conduct["year"]]
+    grades = _COMMENT_GRADES
+    tenths = _tenths_by_id
+    layout: list[str | tuple[str, CommentGrade, CommentGrade]] = []
+    scored: list[ScoresInTenths] = []
+    comments1: list[str] = []
+    comments2: list[str] = []
     codes = set()
     for subject in subjects:
-        if type(subject) is not dict or len(subject) != len(_SCORED_FIELDS):
+        if type(subject) is not dict or len(subject) != 4:
             raise _NotPlain
         code = subject["code"]
-        scored = subject["scored"]
+        kind = subject["scored"]
         if type(code) is not str or not code or code in codes:
             raise _NotPlain
         codes.add(code)
-        if scored is True:
-            read.append(ScoredSubject(code, _plain_term(subject["term1"]), _plain_term(subject["term2"])))
-        elif scored is False:
-            grades = _COMMENT_GRADES
-            read.append(CommentSubject(code, grades[subject["term1"]], grades[subject["term2"]]))
+        if kind is True:
+            one = subject["term1"]
+            two = subject["term2"]
+            if type(one) is not dict or len(one) != 3 or type(two) is not dict or len(two) != 3:
+                raise _NotPlain
+            regular1 = one["regular"]
+            regular2 = two["regular"]
+            if (
+                type(regular1) is not list
+                or len(regular1) < MIN_REGULAR_SCORES
+                or type(regular2) is not list
+                or len(regular2) < MIN_REGULAR_SCORES
+            ):
+                raise _NotPlain
+            # KeyError for anything that is not a valid score (scores._TENTHS_BY_ID).
+            scored.append(
+                (
+                    sum(map(tenths, map(id, regular1))),
+                    len(regular1),
+                    tenths(id(one["mid"])),
+                    tenths(id(one["end"])),
+                    sum(map(tenths, map(id, regular2))),
+                    len(regular2),
+                    tenths(id(two["mid"])),
+                    tenths(id(two["end"])),
+                )
+            )
+            layout.append(code)
+        elif kind is False:
+            grade1 = grades[subject["term1"]]
+            grade2 = grades[subject["term2"]]
+            comments1.append(grade1)
+            comments2.append(grade2)
+            layout.append((code, grade1, grade2))
         else:
             raise _NotPlain
-    return student_id, SecondaryStudent(tuple(read), ratings, absences)
+    return student_id, layout, scored, comments1, comments2, conduct_year, absences
 
 
-def _plain_term(term: object) -> TermScores:
-    if type(term) is not dict or len(term) != len(_TERM_FIELDS):
-        raise _NotPlain
-    regular = term["regular"]
-    if type(regular) is not list or len(regular) < MIN_REGULAR_SCORES:
-        raise _NotPlain
-    # KeyError for anything that is not a valid score.
-    scores = tuple(map(_score_by_id, map(id, regular)))
-    return TermScores(scores, _score_by_id(id(term["mid"])), _score_by_id(id(term["end"])))
+def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    """A TT22/TT43 student from its JSON, or _Invalid saying what is wrong and where.
 
-
-def _checked_secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
+    The careful reader: nearly every student of a batch is well formed and is read by
+    _plain_secondary_in_tenths instead, which accepts only what this one would; anything unusual,
+    valid or not, comes here, and this is the one that says what is wrong.
+    """
     raw = _object(raw)
     student_id = _student_id(raw)
     student = SecondaryStudent(

@@ -9,11 +9,17 @@ The database is never opened (no system checks, no models), so it runs anywhere 
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
 from django.core.management.base import BaseCommand
 
-from transcripts.evaluate import evaluate_input, output_write
+from transcripts.evaluate import evaluate_input, input_source, output_write
+
+# The output is kept in memory up to this size, past it in a temporary file, until every
+# student has passed: only then is anything written on stdout.
+_OUTPUT_IN_MEMORY = 16 << 20
 
 
 class Command(BaseCommand):
@@ -22,10 +28,17 @@ class Command(BaseCommand):
     # Runs without a database server: no system checks (they would inspect models and the DB).
     requires_system_checks: list[str] = []
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=len(os.sched_getaffinity(0)),
+            help="Processes evaluating the students of a large batch at once (default: the CPUs this "
+            "process may use); 1 evaluates them in this process.",
+        )
+
     def handle(self, *args, **options):
-        stdin = getattr(sys.stdin, "buffer", None)
-        data = stdin.read() if stdin is not None else sys.stdin.read().encode()
-        chunks = evaluate_input(data)
-        del data
-        # Only now, when every student has passed, is anything written.
-        output_write(self.stdout, chunks)
+        with tempfile.SpooledTemporaryFile(_OUTPUT_IN_MEMORY) as output:
+            evaluate_input(input_source(sys.stdin), output, jobs=max(1, options["jobs"]))
+            # Only now, when every student has passed, is anything written.
+            output_write(self.stdout, output)
