@@ -4,14 +4,18 @@
     make bench-provisioning ARGS=--large        # 1,000 schools
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/hocba REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/provisioning.py [--n N | --large] [--migrate-sample K] [--visit-all-full]
-        [--migration]
+        [--migration] [--what-if-no-user-fks]
 
 Runs in a throwaway database (bench/support.py: hocba_bench_<pid> on the server of DATABASE_URL,
 dropped at the end, also on failure or Ctrl-C; the database DATABASE_URL names is never opened).
 
 In one run it measures:
 
-1. provisioning N schools by cloning the template schema (schools_provision_from_csv);
+1. provisioning N schools by cloning the template schema (schools_provision_from_csv), with the
+   time per school in buckets of 100 (wall clock, and the server process's CPU time when the
+   server runs on this machine: the CPU figure is what other load on a shared machine disturbs
+   least), the slope of a straight line through them, and the time per school at the 1,000th
+   school against the goal of 0.15 s (measured with --large, else read off the line);
 2. provisioning K schools the way cloning replaces: School row, CREATE SCHEMA, then
    `migrate_schemas --schema <name> --tenant` (K is small because it is slow; the per-school
    figure is extrapolated from K). These K schools are removed again afterwards;
@@ -20,6 +24,10 @@ In one run it measures:
 4. django-tenants' behaviour of visiting every schema: `migrate_schemas --all-schemas` over all
    N schools when N <= 100 (or with --visit-all-full), otherwise extrapolated from
    `migrate_schemas --schema <name> --tenant` timed on 10 schools.
+
+--what-if-no-user-fks replays the clone without the school tables' foreign keys to
+public.portal_user (an experiment, not the shipped schema): each such key adds two triggers to
+portal_user, and every key added re-reads all of them, so that cost grows with the schools.
 
 Which schools a command visited is read from the server, not from the command's output: the
 schools whose django_migrations table was read while it ran (pg_stat_user_tables). Progress goes
@@ -56,6 +64,8 @@ VISIT_SAMPLE = 10  # schools timed one by one with `migrate_schemas --schema X -
 NOOP_REPEATS = 3
 GOAL_SCHOOLS = 1000
 GOAL_PROVISION_SECONDS = 300.0  # 1,000 schools in under 5 minutes
+GOAL_PER_SCHOOL_AT_GOAL = 0.15  # s per school at the 1,000th school, and flat after it
+BUCKET = 100  # schools per bucket of the per-school figures
 GOAL_NOOP_SECONDS = 30.0  # a no-op migrate over 1,000 schools in under 30 seconds
 LEVELS = ("tieu_hoc", "thcs", "thpt", "gdtx", "thcs;thpt", "tieu_hoc;thcs")
 DIVISION_CODE = "bench-div"
@@ -92,6 +102,9 @@ class Results:
     details: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    buckets: list[dict] = field(default_factory=list)  # per-school clone figures per bucket
+    user_triggers: int = 0  # triggers on public.portal_user after the clone
+    first_touch: dict[str, float] = field(default_factory=dict)  # table -> ms
 
 
 def school_csv(n: int, *, width: int) -> bytes:
@@ -142,6 +155,82 @@ def visited_since(before: dict[str, int]) -> int:
     return sum(1 for schema, reads in after.items() if reads > before.get(schema, 0))
 
 
+def backend_cpu_reader():
+    """A function returning the CPU seconds used so far by this connection's server process, or
+    None when the server does not run on this machine (or its /proc entry cannot be read)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    ticks = os.sysconf("SC_CLK_TCK")
+    path = Path(f"/proc/{pid}/stat")
+
+    def read() -> float:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    try:
+        if "postgres" not in Path(f"/proc/{pid}/cmdline").read_text():
+            return None
+        read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return read
+
+
+def fitted_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least squares y = a + b x; returns (a, b)."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def user_fk_triggers() -> int:
+    """How many triggers public.portal_user carries (two per foreign key that references it)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.portal_user'::regclass")
+        return cursor.fetchone()[0]
+
+
+def first_touch_ms(table: str, repeats: int = 5) -> float:
+    """Median time for a fresh connection's first query on `table` (its relation cache entry is
+    built then, triggers included), after a first query on another table warmed the rest."""
+    from django.db import connections
+
+    timings = []
+    for _ in range(repeats):
+        connections.close_all()
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM public.portal_division LIMIT 0")
+            start = time.perf_counter()
+            cursor.execute(f"SELECT 1 FROM public.{table} LIMIT 0")  # noqa: S608 - our own table name
+            timings.append(time.perf_counter() - start)
+    connections.close_all()
+    return statistics.median(timings) * 1000
+
+
+def without_user_fks() -> None:
+    """--what-if-no-user-fks: the clone script, less its foreign keys to public.portal_user."""
+    import portal.clone
+
+    original = portal.clone.template_script
+
+    def stripped(template, state):
+        script = original(template, state)
+        if script is None:
+            return None
+        blocks = script.split("\n\n")
+        return "\n\n".join(b for b in blocks if "REFERENCES public.portal_user" not in b)
+
+    portal.clone.template_script = stripped
+
+
 def measure_clone(n: int, results: Results) -> None:
     from portal.models import School
     from portal.provisioning import schools_provision_from_csv
@@ -149,13 +238,18 @@ def measure_clone(n: int, results: Results) -> None:
     width = max(4, len(str(n)))
     data = school_csv(n, width=width)
     stamps: list[float] = []
+    cpu_stamps: list[float] = []
     step = max(1, n // 10)
+    backend_cpu = backend_cpu_reader()
 
     def on_progress(index, total, school, outcome):
         stamps.append(time.perf_counter())
+        if backend_cpu is not None:
+            cpu_stamps.append(backend_cpu())
         if index % step == 0 or index == total:
             progress(f"cloned {index}/{total} schools ({stamps[-1] - start:.1f} s)")
 
+    cpu_start = backend_cpu() if backend_cpu is not None else 0.0
     start = time.perf_counter()
     report = schools_provision_from_csv(actor=None, data=data, filename="bench.csv", progress=on_progress)
     total = time.perf_counter() - start
@@ -165,6 +259,7 @@ def measure_clone(n: int, results: Results) -> None:
         "1. provision by clone (schools_provision_from_csv)", n, total, "whole CSV run, measured"
     )
     each = [b - a for a, b in zip([start, *stamps], stamps, strict=False)]
+    cpu_each = [b - a for a, b in zip([cpu_start, *cpu_stamps], cpu_stamps, strict=False)]
     # Does cloning slow down as schools accumulate? Compare the first and the last tenth (medians
     # for the note, so that a burst of load from elsewhere on the machine does not decide it).
     tenth = max(1, n // 10)
@@ -182,9 +277,31 @@ def measure_clone(n: int, results: Results) -> None:
         f"Clone, one school: median {statistics.median(each):.3f} s, slowest {each[slowest]:.3f} s "
         f"(school {slowest + 1} of {n}; the first also parses the CSV and prepares the template)."
     )
+    results.buckets = clone_buckets(each, cpu_each)
+    results.user_triggers = user_fk_triggers()
     created = School.objects.filter(code__startswith="bench-").count()
     if created != n:
         results.problems.append(f"clone: {created} School rows instead of {n}")
+
+
+def clone_buckets(each: list[float], cpu_each: list[float]) -> list[dict]:
+    """Per bucket of BUCKET schools (fewer when N is small): mean and median s/school."""
+    n = len(each)
+    size = BUCKET if n >= 2 * BUCKET else max(1, n // 5)
+    buckets = []
+    for first in range(0, n, size):
+        wall = each[first : first + size]
+        cpu = cpu_each[first : first + size] if cpu_each else []
+        buckets.append(
+            {
+                "first": first + 1,
+                "last": first + len(wall),
+                "mean": statistics.fmean(wall),
+                "median": statistics.median(wall),
+                "cpu": statistics.fmean(cpu) if cpu else None,
+            }
+        )
+    return buckets
 
 
 def measure_migrations(k: int, results: Results) -> None:
@@ -341,6 +458,59 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def at_goal(buckets: list[dict], key: str) -> tuple[float, float, str]:
+    """(s/school at the GOAL_SCHOOLS-th school, slope in s/school per 1,000 more schools, how).
+
+    Measured as the median of the bucket holding that school when the run reached it; else read
+    off a straight line through the bucket medians (the first bucket left out when there are
+    others: it also parses the CSV and warms the caches).
+    """
+    points = [b for b in buckets if b[key] is not None]
+    fit_points = points[1:] if len(points) > 2 else points
+    xs = [(b["first"] + b["last"]) / 2 for b in fit_points]
+    ys = [b[key] for b in fit_points]
+    a, b = fitted_line(xs, ys) if len(xs) > 1 else (ys[0], 0.0)
+    for bucket in points:
+        if bucket["first"] <= GOAL_SCHOOLS <= bucket["last"]:
+            return bucket[key], b * 1000, f"measured, schools {bucket['first']}-{bucket['last']}"
+    return a + b * GOAL_SCHOOLS, b * 1000, f"read off the line through {len(xs)} buckets"
+
+
+def report_buckets(results: Results) -> None:
+    buckets = results.buckets
+    has_cpu = buckets[0]["cpu"] is not None
+    say("Clone, per school as schools accumulate (s/school)")
+    say()
+    header = "| schools | mean | median |" + (" server CPU |" if has_cpu else "")
+    say(header)
+    say("|---:|---:|---:|" + ("---:|" if has_cpu else ""))
+    for b in buckets:
+        cpu = f" {b['cpu']:.4f} |" if has_cpu else ""
+        say(f"| {b['first']}-{b['last']} | {b['mean']:.4f} | {b['median']:.4f} |{cpu}")
+    say()
+    for key, label in (("median", "wall clock (median)"), ("cpu", "server CPU (mean)")):
+        if key == "cpu" and not has_cpu:
+            continue
+        if buckets[-1]["last"] < 2 * BUCKET:
+            say(f"- {label}: too few schools to read a line to school {GOAL_SCHOOLS:,} (run --n 300 or more)")
+            continue
+        value, slope, how = at_goal(buckets, key)
+        first = buckets[1][key] if len(buckets) > 2 else buckets[0][key]
+        say(
+            f"- {label}: {value:.3f} s/school at school {GOAL_SCHOOLS:,} ({how}) "
+            f"÷ goal {GOAL_PER_SCHOOL_AT_GOAL:.2f} s = {value / GOAL_PER_SCHOOL_AT_GOAL:.2f}; slope "
+            f"{slope:+.3f} s/school per 1,000 more schools ({slope / first * 100 if first else 0:+.0f} % "
+            f"of the second bucket's {first:.3f} s)"
+        )
+    say(
+        f"- public.portal_user carries {results.user_triggers:,} triggers after the run (two per "
+        "foreign key from a school table to it); every key added re-reads them all"
+    )
+    for table, ms in results.first_touch.items():
+        say(f"- a new connection's first query on {table}: {ms:.1f} ms (median of 5)")
+    say()
+
+
 def report(args, results: Results, machine: dict[str, str]) -> None:
     rows = results.rows
     n = args.n
@@ -362,6 +532,8 @@ def report(args, results: Results, machine: dict[str, str]) -> None:
     for detail in results.details:
         say(detail)
     say()
+    if results.buckets:
+        report_buckets(results)
     clone = rows["clone"]
     noop = rows["noop"]
     visit = rows["visit_all"]
@@ -425,6 +597,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--visit-all-full",
         action="store_true",
         help=f"run --all-schemas over all N schools also when N > {VISIT_ALL_FULL_MAX}",
+    )
+    parser.add_argument(
+        "--what-if-no-user-fks",
+        action="store_true",
+        help="an experiment: clone without the school tables' foreign keys to public.portal_user",
     )
     parser.add_argument(
         "--migration",
@@ -523,8 +700,12 @@ def main(argv: list[str]) -> int:
         )
 
         # Each step after the first gets a fresh server session, as a new command would.
+        if args.what_if_no_user_fks:
+            without_user_fks()
+            machine["cloning"] += ", WITHOUT the foreign keys to public.portal_user (--what-if-no-user-fks)"
         measure_clone(args.n, results)
         connections.close_all()
+        results.first_touch = {table: first_touch_ms(table) for table in ("portal_user", "portal_school")}
         measure_migrations(args.migrate_sample, results)
         connections.close_all()
         measure_noop(args.n, results)
