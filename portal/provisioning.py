@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 from django.db.migrations.loader import MigrationLoader
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django_tenants.utils import schema_exists
 
@@ -84,7 +85,9 @@ def school_provision(
     Returns the school and what happened: "created", "updated" or "unchanged". The row, the
     schema and the audit entry are created in one transaction: a failure leaves nothing.
     """
-    existing = School.objects.filter(code__iexact=spec.code).first()
+    # lower(code), as the unique index school_code_unique_ci has it, so that the index answers
+    # (code__iexact compiles to upper(code) and reads every school: a cost that grows with them).
+    existing = School.objects.alias(code_lower=Lower("code")).filter(code_lower=spec.code.lower()).first()
     if existing is not None:
         before = (existing.name, list(existing.levels), existing.division_id, existing.address)
         after = (spec.name, list(spec.levels), division.pk if division else None, spec.address)
