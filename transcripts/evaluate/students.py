@@ -292,15 +292,15 @@ def _plain_secondary_in_tenths(raw: object) -> _PlainSecondary:
     scored: list[ScoresInTenths] = []
     comments1: list[str] = []
     comments2: list[str] = []
-    codes = set()
+    codes = []
     for subject in subjects:
         if type(subject) is not dict or len(subject) != 4:
             raise _NotPlain
         code = subject["code"]
         kind = subject["scored"]
-        if type(code) is not str or not code or code in codes:
+        if type(code) is not str or not code:
             raise _NotPlain
-        codes.add(code)
+        codes.append(code)
         if kind is True:
             one = subject["term1"]
             two = subject["term2"]
@@ -337,6 +337,8 @@ def _plain_secondary_in_tenths(raw: object) -> _PlainSecondary:
             layout.append((code, grade1, grade2))
         else:
             raise _NotPlain
+    if len(set(codes)) != len(codes):
+        raise _NotPlain  # a code given twice
     return student_id, layout, scored, comments1, comments2, conduct_year, absences
 
 
