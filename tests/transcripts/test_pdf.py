@@ -7,6 +7,7 @@ student under TT22 signed by a vice-principal). The PDF is read back by Debian's
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import re
@@ -21,6 +22,7 @@ import pytest
 from tests.transcripts.test_document import primary_record, secondary_record
 from transcripts.document import YearRecord, year_record_xml
 from transcripts.pdf import attachment_name, year_record_html, year_record_pdf
+from transcripts.pdf.render import user_agent_stylesheet_text
 
 RECORDS = {"primary": primary_record, "secondary": secondary_record}
 VERIFY = "https://hocba.laocai.edu.vn/xac-thuc/{id}/v{version}"
@@ -235,3 +237,66 @@ def test_the_same_record_renders_the_same_bytes():
     # Dates in the PDF are the record's date of issue, and the file ID is a hash of the content.
     assert first == second
     assert b"D:20250528" in first
+
+
+def test_a_record_prints_the_same_after_others_as_in_a_new_printer():
+    # The fonts and stylesheets are kept per process and thread (render._printer): a record printed
+    # after other records is byte for byte the one a new thread (a new printer) prints.
+    primary, secondary = primary_record(), secondary_record()
+    first = year_record_pdf(primary, xml=year_record_xml(primary), verify_url=verify_url(primary))
+    year_record_pdf(secondary, xml=year_record_xml(secondary), verify_url=verify_url(secondary))
+    again = year_record_pdf(primary, xml=year_record_xml(primary), verify_url=verify_url(primary))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        fresh = pool.submit(
+            year_record_pdf, primary, xml=year_record_xml(primary), verify_url=verify_url(primary)
+        ).result()
+
+    assert first == again == fresh
+
+
+def test_the_user_agent_stylesheet_drops_only_the_rules_for_every_elements_pseudo_elements():
+    from weasyprint.html import UA
+
+    pruned = user_agent_stylesheet_text()
+    dropped = (
+        "::marker",
+        "::footnote-call",
+        "::footnote-marker",
+        "::note-call",
+        "::note-marker",
+        "::note-callback",
+    )
+    for name in dropped:
+        # A WeasyPrint that writes them otherwise fails here: the forms would print slower.
+        assert f"\n{name} {{" in UA and f"\n{name} {{" not in pruned, name
+    assert 'br::before { content: "\\A"; white-space: pre-line }' in pruned  # an element's own: kept
+    assert pruned.splitlines() == ["" if line.startswith("::") else line for line in UA.splitlines()]
+
+
+def test_a_word_too_long_for_its_column_breaks_inside_the_table(tmp_path):
+    # The forms' tables have fixed columns (table-layout: fixed): a word longer than its cell is
+    # broken across lines, never drawn past the table's right edge into the margin.
+    record = primary_record()
+    word = "Rất" + "chămchỉ" * 30
+    subjects = (dataclasses.replace(record.part.subjects[0], comment=word), *record.part.subjects[1:])
+    record = dataclasses.replace(record, part=dataclasses.replace(record.part, subjects=subjects))
+    path = tmp_path / "long.pdf"
+    path.write_bytes(year_record_pdf(record, xml=year_record_xml(record), verify_url=verify_url(record)))
+
+    page = poppler("pdftotext", "-f", "2", "-l", "2", "-bbox", path, "-")
+    right_edges = [float(x) for x in re.findall(r'<word xMin="[\d.]+" yMin="[\d.]+" xMax="([\d.]+)"', page)]
+    pieces = [w for w in re.findall(r">([^<]*chămchỉ[^<]*)</word>", unicodedata.normalize("NFC", page))]
+
+    assert len(pieces) >= 3  # the word wrapped over lines of its cell
+    assert "".join(pieces) == word
+    assert max(right_edges) <= 595.28 - 14 * 72 / 25.4 + 0.5  # A4 less the right margin (14 mm)
+
+
+def test_every_stream_is_deflated(rendered):
+    # By render._deflate_streams (zlib level 6), or by pydyf when it could not (PDF/A-3 allows a
+    # deflated XMP too, as WeasyPrint writes it).
+    dictionaries = re.findall(rb"(<<(?:(?!>>\s*stream).)*?>>)\s*stream\r?\n", rendered.pdf, re.S)
+
+    assert len(dictionaries) > 5
+    for dictionary in dictionaries:
+        assert b"/Filter /FlateDecode" in dictionary, dictionary[:200]
