@@ -316,11 +316,13 @@ def main() -> int:
             f"{end_to_end / TARGET_SECONDS:.2f}x the target ({verdict})"
         )
     say(f"command CPU time (user + sys, with its workers): {cpu:.2f} s ({cpu / n * 1e6:.1f} us per student)")
-    say(f"command peak memory, {n:,} students: {peak.mib:,.0f} MiB (VmHWM of the command), ")
-    say(f"  {peak.tree_mib:,.0f} MiB with its workers ({peak.processes} processes, VmRSS summed)")
+    say(
+        f"command peak memory, {n:,} students: {peak.mib:,.0f} MiB (the command's VmHWM); "
+        f"{peak.tree_mib:,.0f} MiB with its workers (processes: {peak.processes}, VmRSS summed)"
+    )
     if small:
         say(
-            f"command peak memory, {small:,} students: {small_peak.mib:,.0f} MiB (VmHWM of the command), "
+            f"command peak memory, {small:,} students: {small_peak.mib:,.0f} MiB (the command's VmHWM); "
             f"{small_peak.tree_mib:,.0f} MiB with its workers ({small_seconds:.2f} s, CPU {small_cpu:.2f} s)"
         )
         say(f"memory at {n:,} / at {small:,} students: {peak.mib / small_peak.mib:.2f}x (flat: about 1)")
