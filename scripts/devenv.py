@@ -398,7 +398,7 @@ class Supervisor:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._write = threading.Lock()
-        self.width = 6
+        self.width = 14  # the longest name: "worker-signing"
 
     def start(
         self, name: str, argv: list[str], env: dict[str, str], *, stdout: bool = True
