@@ -10,8 +10,8 @@ in bulk. Then, as at issue, `year_record_pdfs_render(pks)` in each school's tran
 lifecycle calls); the messages it sends are dropped, as if lost, and the clock of this process is
 moved two hours on (the old sweep's 5-minute grace and the new one's queued mark both run out).
 Then the sweep is run --sweeps times in a row, and for each run this prints its wall time, its
-SQL statements (all, and without django-tenants' `SET search_path`), the school schemas it
-touched, and the render messages it queued (counted in the broker, LLEN).
+SQL statements (their time, their number, and without django-tenants' `SET search_path`), the
+school schemas it touched, and the render messages it queued (counted in the broker, LLEN).
 
 It uses only `year_record_pdfs_render` and `year_record_pdfs_missing`, which both versions have,
 so it runs unchanged on the commit before issue 15 (the sweep that visits every school that issued
@@ -182,12 +182,14 @@ def main() -> int:
                     queued = pdf.year_record_pdfs_missing()
                     seconds = time.perf_counter() - started
                 sql = [q["sql"] for q in captured.captured_queries]
+                sql_seconds = sum(float(q["time"]) for q in captured.captured_queries)
                 work = [q for q in sql if not q.lstrip().upper().startswith("SET ")]
                 touched = sum(1 for s in schemas if any(s in q for q in sql))
                 runs.append(
                     (
                         n,
                         seconds,
+                        sql_seconds,
                         len(sql),
                         len(work),
                         touched,
@@ -210,20 +212,21 @@ def main() -> int:
         f" {issued_messages} (dropped, as lost); the clock moved 2 h on; {args.sweeps} sweeps in a row\n"
     )
     print(
-        f"  {'sweep':>5} {'ms':>9} {'statements':>11} {'without SET':>12}"
+        f"  {'sweep':>5} {'ms':>9} {'SQL ms':>8} {'statements':>11} {'without SET':>12}"
         f" {'schools visited':>16} {'queued':>7} {'LLEN +':>7}"
     )
-    for n, seconds, total, work, touched, queued_count, added in runs:
+    for n, seconds, sql_seconds, total, work, touched, queued_count, added in runs:
         print(
-            f"  {n:>5} {seconds * 1000:>9.1f} {total:>11} {work:>12}"
+            f"  {n:>5} {seconds * 1000:>9.1f} {sql_seconds * 1000:>8.1f} {total:>11} {work:>12}"
             f" {touched:>16} {queued_count:>7} {added:>7}"
         )
     first, rest = runs[0], runs[1:]
     if rest:
         print(
-            f"\n  first sweep {first[1] * 1000:.1f} ms, {first[6]} messages; the {len(rest)} after it:"
+            f"\n  first sweep {first[1] * 1000:.1f} ms ({first[2] * 1000:.1f} ms of SQL),"
+            f" {first[7]} messages; the {len(rest)} after it:"
             f" median {statistics.median(r[1] for r in rest) * 1000:.1f} ms,"
-            f" {sum(r[6] for r in rest)} messages in all"
+            f" {sum(r[7] for r in rest)} messages in all"
         )
     return 0
 
