@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import threading
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +237,12 @@ def _printer() -> _Printer:
             # WeasyPrint's own copy of them (HTML._ua_counter_style), as before.
             user_agent=CSS(string=user_agent_stylesheet_text(), counter_style=CounterStyle()),
         )
+        # WeasyPrint copies the fonts to a temporary folder for fontconfig and removes it when the
+        # configuration is collected, which a process's own never is: removed at exit too (not
+        # when the process ends by os._exit, as a Celery prefork child does: 1.8 MB in /tmp).
+        folder = getattr(font_config, "_folder", None)
+        if folder is not None:
+            weakref.finalize(font_config, shutil.rmtree, folder, True)
     return printer
 
 
