@@ -1,5 +1,7 @@
 """Labels for the codes the rules produce, and the grade book's rows."""
 
+import html
+
 from django import template
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -35,8 +37,8 @@ def gradebook_rows(book, editable: bool) -> SafeString:
     markup (field, translated header, attributes) is built once per page and each cell adds only
     its escaped value and the escaped student's name. The markup is the template's, byte for
     byte (static/js/gradebook.js and the e2e tests read it: data-enrolment, data-field, the
-    aria-label, data-average). Every value, name and header goes through conditional_escape, as
-    the template's autoescaping did; only the fixed markup around them is marked safe.
+    aria-label, data-average). Every value, name and header is escaped as the template's
+    autoescaping did (_escape); only the fixed markup around them is marked safe.
     """
     readonly = "" if editable else " readonly"
     columns = []
@@ -54,15 +56,24 @@ def gradebook_rows(book, editable: bool) -> SafeString:
     scored = book.entry.kind == SubjectKind.SCORED
     lines = []
     for number, row in enumerate(book.rows, start=1):
-        name = conditional_escape(row.enrolment.student.full_name)
+        name = _escape(row.enrolment.student.full_name)
         cells = row.cells or {}
         parts = [f'\n<tr data-enrolment="{row.enrolment.pk}"><td class="num">{number}</td>']
         parts.append(f'<td class="name">{name}</td>')
         for field, before_value, before_name, after in columns:
-            parts += (before_value, conditional_escape(cells.get(field, "")), before_name, name, after)
+            parts += (before_value, _escape(cells.get(field, "")), before_name, name, after)
         if scored:
-            parts.append(f'<td class="avg num" data-average>{conditional_escape(row.average)}</td>')
+            parts.append(f'<td class="avg num" data-average>{_escape(row.average)}</td>')
         parts.append("</tr>\n  ")
         lines.append("".join(parts))
     # Safe: the fixed markup above, with every value, name and header escaped.
     return mark_safe("".join(lines))  # noqa: S308
+
+
+def _escape(value: object) -> str:
+    """conditional_escape without its per-call overhead (the lazy-argument check of
+    django.utils.html.escape, which is `SafeString(html.escape(str(text)))`): markup already
+    safe is kept, anything else escaped by the same function. 360 calls a page."""
+    if hasattr(value, "__html__"):
+        return value.__html__()
+    return html.escape(str(value))
