@@ -43,12 +43,12 @@ def gradebook_rows(book, editable: bool) -> SafeString:
     readonly = "" if editable else " readonly"
     columns = []
     for field, header in book.columns:
-        name = conditional_escape(field)
+        code = conditional_escape(field)
         kind = ' class="wide"' if field == "comment" else ' inputmode="decimal" size="4"'
         columns.append(
             (
                 field,
-                f'<td class="cell {name}"><input name="{name}" data-field="{name}" value="',
+                f'<td class="cell {code}"><input name="{code}" data-field="{code}" value="',
                 f'" aria-label="{conditional_escape(header)} · ',
                 f'" autocomplete="off"{readonly}{kind}><span class="msg" role="alert"></span></td>',
             )
