@@ -36,9 +36,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import NOT_PROVIDED
 from django_tenants.signals import schema_migrated
-from django_tenants.utils import get_tenant_base_migrate_command_class
+from django_tenants.utils import get_tenant_base_migrate_command_class, schema_exists
 
 from .db import connection
+from .models import School
 
 MigrationKey = tuple[str, str]
 Applied = frozenset[MigrationKey]
@@ -71,10 +72,18 @@ SCHEMA_ONLY_OPERATIONS: frozenset[type] = frozenset(
     }
 )
 
-# A RunSQL that names a schema (qualified names, search_path) cannot be replayed elsewhere.
-_SCHEMA_REFERENCE = re.compile(
-    r"""(\bsearch_path\b|\bpublic\s*\.|"public"\s*\.|\bsch_\w+|\bschool_template\b)""", re.I
-)
+
+def _schema_reference() -> re.Pattern[str]:
+    """What a RunSQL that names a schema contains: the search_path, the public schema's name
+    before a dot, the template's name, or a school schema's prefix (School.schema_name_for)."""
+    public = re.escape(settings.PUBLIC_SCHEMA_NAME)
+    template = re.escape(settings.TENANT_BASE_SCHEMA)
+    prefix = re.escape(School.schema_name_for("x")[:-1])
+    return re.compile(
+        rf'(\bsearch_path\b|\b{public}\s*\.|"{public}"\s*\.|\b{template}\b|\b{prefix}\w+)', re.I
+    )
+
+
 # Read-only catalogue queries Django's introspection makes while migrating: nothing to replay.
 _CATALOGUE_READ = re.compile(r"\b(pg_catalog\s*\.|information_schema\s*\.|(FROM|JOIN)\s+pg_\w+)", re.I)
 _SIDE_EFFECTS = re.compile(r"\b(setval|nextval|set_config|pg_advisory\w*|lo_\w+)\s*\(", re.I)
@@ -109,7 +118,7 @@ def _operation_refusal(operation, label: str) -> str | None:
         statements = operation.sql if isinstance(operation.sql, list | tuple) else [operation.sql]
         for statement in statements:
             text = statement[0] if isinstance(statement, list | tuple) else statement
-            if _SCHEMA_REFERENCE.search(str(text)):
+            if _schema_reference().search(str(text)):
                 return f"RunSQL naming a schema in {label}"
         return None
     if kind not in SCHEMA_ONLY_OPERATIONS:
@@ -320,8 +329,6 @@ def _replay(schema: str, scripts: dict[Applied, Script | str]) -> Script | str |
     Returns the Script replayed, the reason none can be (known for that state), or the applied
     set when no script is known for it yet (nothing was changed then).
     """
-    from .models import School
-
     _use_schema(schema)
     with transaction.atomic(), connection.cursor() as cursor:
         # In one statement: where the search_path points, the school's row locked (a second
@@ -383,8 +390,6 @@ def school_schemas_migrate(
     others are done, their migration_state recorded, and django-tenants' `schema_migrated`
     signal sent for each after its commit.
     """
-    from .models import School
-
     scripts = dict(scripts or {})
     report = MigrateReport()
     step = max(1, len(schemas) // 10)
@@ -438,8 +443,6 @@ def template_migrate(*, args: Sequence[Any], options: dict[str, Any]) -> Script 
     template_schema_ensure makes or checks it next); the reason when its plan cannot be
     replayed (then it is left to template_schema_ensure, which migrates it).
     """
-    from django_tenants.utils import schema_exists
-
     template = settings.TENANT_BASE_SCHEMA
     connection.set_schema_to_public()
     if not schema_exists(template):
