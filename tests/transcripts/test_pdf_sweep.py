@@ -27,6 +27,7 @@ import psycopg.sql
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -263,6 +264,11 @@ def test_a_render_that_fails_is_kept_with_its_error_and_tried_again_after_a_back
         assert row.attempts == 1 and "is not in the public index" in row.last_error
         assert (row.lease_owner, row.lease_until, row.queued_until) == ("", None, None)
         assert row.due_at > timezone.now() + dt.timedelta(seconds=50)  # the back-off: a minute
+        out = io.StringIO()  # what the operators see
+        call_command("year_record_pdfs_due", "--failing", stdout=out)
+        assert (
+            f"{school.code} {pk}: 1 · " in out.getvalue() and "is not in the public index" in out.getvalue()
+        )
         assert year_record_pdfs_missing() == {}  # not before its back-off is over
         PdfDue.objects.filter(pk=row.pk).update(due_at=timezone.now() - dt.timedelta(seconds=1))
         assert year_record_pdfs_missing() == {school.code: [pk]}
@@ -310,8 +316,6 @@ def test_a_message_for_a_record_another_worker_holds_or_has_made_renders_nothing
 def test_the_command_lists_records_issued_before_the_table_for_the_sweep(
     sweep_school, pdf_queue, broker, django_db_blocker
 ):
-    from django.core.management import call_command
-
     school, tags = sweep_school
     with django_db_blocker.unblock():
         tags.append(uuid.uuid4().hex[:6])

@@ -1,5 +1,6 @@
 """`manage.py year_record_pdfs_due [--school CODE ...]`: list the issued records without a PDF as
-due (portal.PdfDue), school by school.
+due (portal.PdfDue), school by school. `--failing`: print the PDFs whose render failed (attempts,
+next try, last error) and change nothing.
 
 Issue 15 made the PDFs due a public table written when records are issued, and the sweep reads
 only that table. Records issued before the upgrade whose PDF was never made (a render lost with a
@@ -16,6 +17,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from portal.jobs.selectors import pdf_due_failing
 from portal.models import School
 from transcripts.records.pdf import year_record_pdfs_due_fill
 
@@ -25,8 +27,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--school", action="append", default=[], help="A school code (repeatable).")
+        parser.add_argument("--failing", action="store_true", help="Only print the renders that failed.")
 
-    def handle(self, *args, school: list[str], **options):
+    def handle(self, *args, school: list[str], failing: bool = False, **options):
+        if failing:
+            rows = list(pdf_due_failing())
+            for row in rows:
+                self.stdout.write(
+                    f"{row.school.code} {row.record_pk}: {row.attempts} · {row.due_at.isoformat()}"
+                    f" · {row.last_error}"
+                )
+            self.stdout.write(
+                _("PDF renders that failed and are still due: %(count)d.") % {"count": len(rows)}
+            )
+            return
         schools = School.objects.exclude(schema_name="public").order_by("code")
         if school:
             schools = schools.filter(code__in=school)
