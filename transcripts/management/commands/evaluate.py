@@ -9,6 +9,7 @@ The database is never opened (no system checks, no models), so it runs anywhere 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -22,6 +23,14 @@ from transcripts.evaluate import evaluate_input, input_source, output_write
 _OUTPUT_IN_MEMORY = 16 << 20
 
 
+def _cpus() -> int:
+    """The CPUs this process may use; 1 where worker processes cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 class Command(BaseCommand):
     help = "Apply a rule set (tt22, tt43, tt27) to the students read as JSON on stdin; results on stdout."
 
@@ -32,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--jobs",
             type=int,
-            default=len(os.sched_getaffinity(0)),
+            default=_cpus(),
             help="Processes evaluating the students of a large batch at once (default: the CPUs this "
             "process may use); 1 evaluates them in this process.",
         )
