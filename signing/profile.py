@@ -379,7 +379,9 @@ def _prepare(
     if role != ROLES[n - 1]:
         expected = ROLES[n - 1]
         raise SigningError("wrong_order", f"Signature {n} must be the {expected}'s, not the {role}'s")
-    content = _child(root, "thongtinhocba")
+    content, chuky = _child(root, "thongtinhocba"), _child(root, "chuky")
+    if content is None or chuky is None:  # the schema requires both: a guard
+        raise DocumentError("invalid", "A year record has its content and <chuky>")
     content_id = content.get("Id")
     values = []
     for i, element in enumerate(earlier, start=1):
@@ -391,7 +393,6 @@ def _prepare(
         if value is None or value.get("Id") != f"{sig_id}-value":
             raise SigningError("malformed", f"Earlier signature {i} has no SignatureValue of this profile")
         values.append(value)
-    chuky = _child(root, "chuky")
     _check_ids_unique(chuky, content_id, [v.get("Id") for v in values])
     sig_id = signature_id(content_id, n, role)
     when = signing_time.astimezone(dt.UTC).isoformat(timespec="seconds")
