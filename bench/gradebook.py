@@ -100,6 +100,8 @@ class Load:
     errors: int
     client_cpu: float  # seconds of CPU the client processes used in the window
     server_times: list[float]  # gunicorn's own time per request (access log), seconds
+    server_cpu: float  # seconds of CPU gunicorn's workers used in the window (/proc)
+    db_cpu: float  # seconds of CPU the workers' PostgreSQL backends used in the window (/proc)
 
 
 def _client(port: int, path: str, cookie: str, start_at: float, measure_at: float, stop_at: float):
@@ -164,7 +166,7 @@ def _sign_in(port: int, username: str) -> str:
     """Sign in through the login form; the Cookie header of the session."""
     import httpx
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False, timeout=120) as client:
         form = client.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
         if token is None:
@@ -187,7 +189,45 @@ def _server_times(log: Path, start: int, end: int) -> list[float]:
     return [int(line.split()[-1]) / 1e6 for line in lines if "/so-diem/" in line and " 200 " in line]
 
 
-def _load(port: int, path: str, cookie: str, clients: int, warmup: float, duration: float, log: Path) -> Load:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (/proc/<pid>/stat; gone ones count 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _database_backends() -> list[int]:
+    """The PostgreSQL backends on the bench's database (the workers' persistent connections)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    return pids
+
+
+def _load(
+    port: int, path: str, cookie: str, clients: int, warmup: float, duration: float, log: Path, server: int
+) -> Load:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(clients, mp_context=context) as pool:
         # Spawned processes take a moment to start: the clock starts once they all can.
@@ -197,9 +237,13 @@ def _load(port: int, path: str, cookie: str, clients: int, warmup: float, durati
         futures = [
             pool.submit(_client, port, path, cookie, start_at, measure_at, stop_at) for _i in range(clients)
         ]
+        time.sleep(max(0.0, measure_at - time.time() - 0.5))
+        workers, backends = _children(server), _database_backends()
         time.sleep(max(0.0, measure_at - time.time()))
         log_start = log.stat().st_size
+        cpu_start = _cpu_seconds(workers), _cpu_seconds(backends)
         time.sleep(max(0.0, stop_at - time.time()))
+        cpu_end = _cpu_seconds(workers), _cpu_seconds(backends)
         time.sleep(0.2)  # the last responses' lines
         results = [f.result() for f in futures]
         log_end = log.stat().st_size
@@ -210,6 +254,8 @@ def _load(port: int, path: str, cookie: str, clients: int, warmup: float, durati
         errors=sum(r[1] for r in results),
         client_cpu=sum(r[2] for r in results),
         server_times=_server_times(log, log_start, log_end),
+        server_cpu=cpu_end[0] - cpu_start[0],
+        db_cpu=cpu_end[1] - cpu_start[1],
     )
 
 
@@ -262,7 +308,7 @@ def concurrent_clients(
             loads = []
             for clients in counts:
                 say(f"{clients} client(s): {warmup:.0f} s warm-up, {duration:.0f} s measured")
-                load = _load(port, path, cookie, clients, warmup, duration, access_log)
+                load = _load(port, path, cookie, clients, warmup, duration, access_log, server.pid)
                 if not load.latencies:
                     raise RuntimeError(f"no page answered 200 with {clients} clients")
                 loads.append(load)
@@ -302,6 +348,27 @@ def loads_print(loads: list[Load], statements: tuple[int, int]) -> None:
     print(
         "  latency: as each client saw it, the listen queue included; server: gunicorn's time per"
         " request (access log), no queue; client CPU: the load generator's own share"
+    )
+    print(
+        "\n  CPU a request (/proc; what the cores must give whatever else runs):"
+        "\n  clients   gunicorn   PostgreSQL   client     total   → the cores' capacity"
+        "   8 clients' mean wait"
+    )
+    cores = os.cpu_count() or 1
+    for load in loads:
+        n = len(load.latencies) or 1
+        per = [load.server_cpu / n, load.db_cpu / n, load.client_cpu / n]
+        total = sum(per)
+        capacity = cores / total if total else 0.0
+        print(
+            f"  {load.clients:7d}  {per[0] * 1000:6.2f} ms  {per[1] * 1000:6.2f} ms  {per[2] * 1000:6.2f} ms"
+            f"  {total * 1000:6.2f} ms   {capacity:7.0f} req/s"
+            f"   {8 / capacity * 1000 if capacity else 0:7.1f} ms"
+        )
+    print(
+        "  capacity: the cores divided by the CPU a request takes (server, database and client all on"
+        " them); the mean wait of 8 clients in a closed loop at that capacity is 8 ÷ capacity: on a"
+        " quiet machine the p95 lies somewhat above it"
     )
 
 
