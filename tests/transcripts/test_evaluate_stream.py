@@ -6,6 +6,9 @@ worker processes give the very bytes (and refusals) the careful path gives.
   careful reader takes too, with the same output.
 - Random students: the command's output is, byte for byte, the careful reader's students through
   the Decimal rules as they were (test_rules_tenths.reference_evaluate).
+- The compact reader (_compact_secondary, a student read from its text without the JSON parser)
+  takes only texts that are JSON the fast reader reads to the same student: thousands of altered
+  texts, and every doubtful way of writing a field.
 - `--jobs 2` cuts a batch into pieces for worker processes (small pieces here, so that a small
   batch makes many): the output, and every refusal with its positions, are those of `--jobs 1`;
   and once for real, in a subprocess, on a batch of several default pieces.
@@ -29,9 +32,16 @@ from django.utils import translation
 
 from tests.transcripts.test_rules_tenths import reference_evaluate
 from transcripts.evaluate import parallel
-from transcripts.evaluate.jsonstream import _JsonStream
+from transcripts.evaluate.jsonstream import _JsonStream, _reject_constant
 from transcripts.evaluate.output import _render_in_tenths, _render_secondary
-from transcripts.evaluate.students import _Invalid, _NotPlain, _plain_secondary_in_tenths, _secondary_student
+from transcripts.evaluate.scores import _LITERALS
+from transcripts.evaluate.students import (
+    _compact_secondary,
+    _Invalid,
+    _NotPlain,
+    _plain_secondary_in_tenths,
+    _secondary_student,
+)
 from transcripts.rules import tt22
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +167,101 @@ def test_random_students_get_the_bytes_of_the_careful_reader_and_the_decimal_rul
         expected = careful(raw)
         assert expected is not None
         assert fast(raw) == expected
+
+
+# --- The compact reader against the JSON parser ---------------------------------------------------
+
+
+PARSE = json.JSONDecoder(parse_float=_LITERALS.__getitem__, parse_constant=_reject_constant).raw_decode
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_the_compact_reader_reads_what_the_parser_and_the_fast_reader_read():
+    rng = random.Random(5)
+    for index in range(1000):
+        text = compact(random_student(rng, index))
+        parsed = _JsonStream.over_text(text).value()
+        assert _compact_secondary(text, 0) == (_plain_secondary_in_tenths(parsed), len(text))
+
+
+def test_the_compact_reader_takes_no_altered_text_the_parser_would_read_otherwise():
+    # Characters changed, dropped or doubled anywhere: whatever the compact reader still takes
+    # is JSON, ending where it says, that the fast reader reads to the very same student.
+    rng = random.Random(6)
+    alphabet = '{}[],:"0123456789.eE-+ \\tfnrulsTKĐCx'
+    texts = [compact(random_student(rng, index)) for index in range(20)]
+    # Where it matters most: in and around numbers, strings and separators.
+    places = [[at for at, char in enumerate(text) if char in '0123456789.,:"'] for text in texts]
+    taken = 0
+    for _ in range(20000):
+        which = rng.randrange(len(texts))
+        text = texts[which]
+        at = rng.choice(places[which])
+        edit = rng.choice(("change", "drop", "double"))
+        if edit == "change":
+            text = text[:at] + rng.choice(alphabet) + text[at + 1 :]
+        elif edit == "drop":
+            text = text[:at] + text[at + 1 :]
+        else:
+            text = text[:at] + text[at] + text[at:]
+        found = _compact_secondary(text + ",", 0)
+        if found is None:
+            continue
+        taken += 1
+        student, end = found
+        parsed, parsed_end = PARSE(text)  # the command's decoder; raises if not JSON
+        assert end == parsed_end, text
+        assert _plain_secondary_in_tenths(parsed) == student, text
+    assert taken > 200  # digits changed within a score, codes changed: still students
+
+
+@pytest.mark.parametrize(
+    ("written", "instead"),
+    [
+        ('"absences":0}', '"absences":00}'),
+        ('"absences":0}', '"absences":01}'),
+        ('"absences":0}', '"absences":-0}'),
+        ('"absences":0}', '"absences":0.0}'),
+        ('"mid":7.5', '"mid":07.5'),
+        ('"mid":7.5', '"mid":7.50'),
+        ('"mid":7.5', '"mid":7.'),
+        ('"mid":7.5', '"mid":.5'),
+        ('"mid":7.5', '"mid":7.5.5'),
+        ('"mid":7.5', '"mid":75e-1'),
+        ('"regular":[8,9]', '"regular":[8,,9]'),
+        ('"regular":[8,9]', '"regular":[8,9,]'),
+        ('"regular":[8,9]', '"regular":[8]'),
+        ('"code":"toan"', '"code":"to\\u0061n"'),
+        ('"code":"toan"', '"code":"to\\"an"'),
+        ('"code":"toan"', '"code":"to\tan"'),
+        ('"code":"toan"', '"code":""'),
+        ('"code":"ly"', '"code":"toan"'),
+        ('"year":"T"', '"year":"t"'),
+        ('"scored":true', '"scored":True'),
+    ],
+)
+def test_the_compact_reader_leaves_every_doubtful_text_to_the_parser(written, instead):
+    student = {
+        "id": "HS1",
+        "subjects": [
+            {
+                "code": "toan",
+                "scored": True,
+                "term1": {"regular": [8, 9], "mid": 7.5, "end": 8},
+                "term2": {"regular": [8, 9], "mid": 7.5, "end": 8},
+            },
+            {"code": "ly", "scored": False, "term1": "Đ", "term2": "CĐ"},
+        ],
+        "conduct": {"term1": "T", "term2": "T", "year": "T"},
+        "absences": 0,
+    }
+    text = compact(student)
+    assert written in text
+    assert _compact_secondary(text, 0) is not None
+    assert _compact_secondary(text.replace(written, instead, 1), 0) is None
 
 
 # --- Worker processes ---------------------------------------------------------------------------

@@ -125,7 +125,7 @@ class _Students:
         try:
             if jobs > 1:
                 _evaluate_in_parallel(self, stream, jobs)
-            for raw in stream.items(read=self.index):
+            for raw in stream.items(read=self.index, compact=self.evaluator.compact):
                 try:
                     text = student(raw, evaluate=not self.faulty)
                 except _Invalid as exc:

@@ -8,7 +8,14 @@ from typing import Any
 from transcripts.rules import RuleSet
 
 from .output import _render_in_tenths, _render_primary, _render_secondary
-from .students import _Invalid, _NotPlain, _plain_secondary_in_tenths, _primary_pupil, _secondary_student
+from .students import (
+    _compact_secondary,
+    _Invalid,
+    _NotPlain,
+    _plain_secondary_in_tenths,
+    _primary_pupil,
+    _secondary_student,
+)
 
 # Faulty students named on stderr; the rest are counted.
 MAX_REPORTED = 20
@@ -27,6 +34,9 @@ class _Evaluator:
             self._read, self._render = _primary_pupil, _render_primary
         self._evaluate = ruleset.evaluate
         self._in_tenths = ruleset.evaluate_in_tenths
+        # What the stream may read a student with, from its text (students are given as JSON
+        # values otherwise): the compact secondary form, for the rules in tenths.
+        self.compact = _compact_secondary if ruleset.evaluate_in_tenths is not None else None
         # How many students the last call of `students` read (its raws may be an iterator).
         self.counted = 0
 
@@ -35,9 +45,12 @@ class _Evaluator:
         in_tenths = self._in_tenths
         if in_tenths is not None:
             try:
-                student_id, layout, scored, comments1, comments2, conduct, absences = (
-                    _plain_secondary_in_tenths(raw)
-                )
+                if type(raw) is tuple:  # read from its compact text (self.compact)
+                    student_id, layout, scored, comments1, comments2, conduct, absences = raw
+                else:
+                    student_id, layout, scored, comments1, comments2, conduct, absences = (
+                        _plain_secondary_in_tenths(raw)
+                    )
             except (_NotPlain, KeyError, TypeError):
                 pass  # unusual, valid or not: the careful reader's
             else:

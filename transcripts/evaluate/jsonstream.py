@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, cast
 
 from django.core.management.base import CommandError
@@ -130,10 +130,17 @@ class _JsonStream:
             if self._separator("}"):
                 return
 
-    def items(self, *, read: int | None = None) -> Iterator[object]:
+    def items(
+        self,
+        *,
+        read: int | None = None,
+        compact: Callable[[str, int], tuple[tuple, int] | None] | None = None,
+    ) -> Iterator[object]:
         """The items of an array, one at a time.
 
         With `read`, the array's "[" was already read, and that many of its items (elsewhere).
+        With `compact`, an item it reads from the text (a tuple, and where the item's text ends)
+        is given as that tuple, not parsed (students.py: _compact_secondary).
         """
         if read is None:
             self.expect("[")
@@ -145,7 +152,15 @@ class _JsonStream:
         elif self._separator("]"):
             return
         while True:
-            yield self.value()
+            found = None
+            if compact is not None:
+                self.peek()
+                found = compact(self._text, self._pos)
+            if found is not None:
+                item, self._pos = found
+                yield item
+            else:
+                yield self.value()
             if self._separator("]"):
                 return
 

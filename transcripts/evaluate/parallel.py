@@ -168,7 +168,7 @@ def _evaluate_piece(piece: bytes, evaluate: bool) -> _Piece | None:
     # still in the processor's cache), from "[" + the piece without its comma + "]".
     stream = _JsonStream.over_text("[" + rest[1:] + "]")
     try:
-        outputs, faults, faulty = _WORKER.students(stream.items(), evaluate=evaluate)
+        outputs, faults, faulty = _WORKER.students(stream.items(compact=_WORKER.compact), evaluate=evaluate)
         stream.end()
     except (CommandError, RecursionError):  # not JSON, or nested too deep for the decoder
         return None

@@ -342,6 +342,97 @@ def _plain_secondary_in_tenths(raw: object) -> _PlainSecondary:
     return student_id, layout, scored, comments1, comments2, conduct_year, absences
 
 
+# A student exactly as machine-written batches write it: compact JSON, fields in the contract's
+# order, strings without escapes, scores written as 7.5 or 8 (the texts of _TENTHS_BY_TEXT).
+# _compact_secondary reads such a student from its text with one match, without the JSON parser
+# building its objects; anything else (whitespace, another order, 7.50) is parsed as JSON.
+_STRING = r'"([^"\\\x00-\x1f]+)"'  # a JSON string without escapes, non-empty
+_NUMBER = r"([0-9.]+)"
+_TERM = r'\{"regular":\[([0-9.,]+)\],"mid":' + _NUMBER + r',"end":' + _NUMBER + r"\}"
+_SUBJECT = (
+    r'\{"code":'
+    + _STRING
+    + r',"scored":(?:true,"term1":'
+    + _TERM
+    + r',"term2":'
+    + _TERM
+    + r'|false,"term1":"(Đ|CĐ)","term2":"(Đ|CĐ)")\}'
+)
+_SUBJECT_TEXT = re.compile(_SUBJECT)
+_SUBJECT_UNCAPTURED = re.sub(r"\((?!\?)", "(?:", _SUBJECT)
+_STUDENT_TEXT = re.compile(
+    r'\{"id":'
+    + _STRING
+    + r',"subjects":\[('
+    + _SUBJECT_UNCAPTURED
+    + r"(?:,"
+    + _SUBJECT_UNCAPTURED
+    + r")*)\],"
+    r'"conduct":\{"term1":"(?:T|K|Đ|CĐ)","term2":"(?:T|K|Đ|CĐ)","year":"(T|K|Đ|CĐ)"\},"absences":(0|[1-9][0-9]{0,3})\}'
+)
+# The texts of the valid scores, as JSON numbers the parser would read to the same value.
+_TENTHS_BY_TEXT = {f"{tenths // 10}.{tenths % 10}": tenths for tenths in range(101)} | {
+    str(number): 10 * number for number in range(11)
+}
+
+
+def _compact_secondary(text: str, pos: int) -> tuple[_PlainSecondary, int] | None:
+    """The student written compactly at text[pos:], read as _plain_secondary_in_tenths reads its
+    JSON, and where its text ends; None for anything else (the JSON parser's then).
+
+    Whatever this accepts is a JSON object that _plain_secondary_in_tenths accepts with the same
+    result (tests/transcripts/test_evaluate_stream.py puts thousands of altered texts to both).
+    """
+    match = _STUDENT_TEXT.match(text, pos)
+    if match is None:
+        return None
+    student_id, subjects, conduct_year, absences_text = match.groups()
+    absences = int(absences_text)
+    if absences > MAX_ABSENCE_SESSIONS:
+        return None
+    tenths = _TENTHS_BY_TEXT.__getitem__
+    grades = _COMMENT_GRADES
+    layout: list[str | tuple[str, CommentGrade, CommentGrade]] = []
+    scored: list[ScoresInTenths] = []
+    comments1: list[str] = []
+    comments2: list[str] = []
+    codes = []
+    try:
+        for code, regular1, mid1, end1, regular2, mid2, end2, grade1, grade2 in _SUBJECT_TEXT.findall(
+            subjects
+        ):
+            codes.append(code)
+            if grade1:
+                comment1, comment2 = grades[grade1], grades[grade2]
+                comments1.append(comment1)
+                comments2.append(comment2)
+                layout.append((code, comment1, comment2))
+                continue
+            scores1 = regular1.split(",")
+            scores2 = regular2.split(",")
+            if len(scores1) < MIN_REGULAR_SCORES or len(scores2) < MIN_REGULAR_SCORES:
+                return None
+            scored.append(
+                (
+                    sum(map(tenths, scores1)),
+                    len(scores1),
+                    tenths(mid1),
+                    tenths(end1),
+                    sum(map(tenths, scores2)),
+                    len(scores2),
+                    tenths(mid2),
+                    tenths(end2),
+                )
+            )
+            layout.append(code)
+    except KeyError:  # a number that is not the text of a valid score
+        return None
+    if len(set(codes)) != len(codes):
+        return None
+    student = (student_id, layout, scored, comments1, comments2, _RATINGS[conduct_year], absences)
+    return student, match.end()
+
+
 def _secondary_student(raw: object) -> tuple[str, SecondaryStudent]:
     """A TT22/TT43 student from its JSON, or _Invalid saying what is wrong and where.
 
