@@ -31,9 +31,9 @@ stdin a chunk at a time and parsed one student at a time from a window of decode
 made, to a temporary file (in memory while small), copied to stdout once the whole batch has
 passed. Scores are read as Decimals straight from the JSON text, never through binary floats, and
 a well-formed student goes straight into the rules' integer tenths (one written compactly, as
-machines write batches, is read from its text by one regular expression, without the JSON parser). A large batch is cut into
-pieces that worker processes evaluate at once (`--jobs`, parallel), in order, with the same bytes
-out.
+machines write batches, is read from its text by one regular expression, without the JSON
+parser). A large batch is cut into pieces that worker processes evaluate at once (`--jobs`,
+parallel), in order, with the same bytes out.
 
 The package, by sub-domain:
 - batch: the top-level object, the students read, checked and evaluated one by one, the refusal;
