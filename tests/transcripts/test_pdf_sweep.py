@@ -6,8 +6,8 @@ messages to a queue of their own in the test Redis, read back with LLEN and deco
 starts real Celery workers and SIGKILLs the first while it holds a record's lease.
 
 Issued records can never be deleted (a trigger), so these tests work in a school of their own,
-`t-pdf-sweep`, which no other test looks at; what they made is removed after each test with the
-triggers off for that one session (`session_replication_role = replica`).
+`t-pdf-sweep`: what each test made is removed after it, and the school itself after the module,
+with the triggers off for that one session (`session_replication_role = replica`).
 """
 
 from __future__ import annotations
@@ -187,13 +187,51 @@ def _remove(school: School) -> None:
     connection.set_schema_to_public()
 
 
+def _school_drop(school: School) -> None:
+    """The school gone again, schema and public rows (its audit entry is append-only, so the
+    triggers are off for this session only): province-wide pages of later tests do not list it."""
+    from django.apps import apps
+
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            cursor.execute(
+                psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    psycopg.sql.Identifier(school.schema_name)
+                )
+            )
+            for model in apps.get_models():  # the public rows that name it
+                for field in model._meta.concrete_fields:
+                    if field.is_relation and field.related_model is School:
+                        rows = model._base_manager.filter(**{field.name: school})
+                        rows._raw_delete(rows.db)
+            rows = School.objects.filter(pk=school.pk)
+            rows._raw_delete(rows.db)
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+@pytest.fixture(scope="module")
+def _school_of_the_module(django_db_setup, django_db_blocker):
+    """The school these tests work in: provisioned for the module, dropped after it."""
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        school = _sweep_school()
+    try:
+        yield school
+    finally:
+        with django_db_blocker.unblock():
+            _school_drop(school)
+
+
 @pytest.fixture
-def sweep_school(django_db_setup, django_db_blocker):
+def sweep_school(_school_of_the_module, django_db_blocker):
     """The school of these tests, committed, emptied before and after; the table of PDFs due too
     (the sweep takes what is due province-wide: earlier runs' committed records would join ours)."""
     tags: list[str] = []
+    school = _school_of_the_module
     with django_db_blocker.unblock():
-        school = _sweep_school()
         _remove(school)
         PdfDue.objects.all().delete()
         try:
