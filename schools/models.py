@@ -43,7 +43,12 @@ class Term(models.Model):
     number = models.PositiveSmallIntegerField(_("term"), choices=[(1, _("Term I")), (2, _("Term II"))])
     locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
     locked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
 
     class Meta:
@@ -121,6 +126,7 @@ class SchoolClass(models.Model):
     ruleset = models.CharField(_("assessment rules"), max_length=4, choices=Ruleset.choices)
     homeroom_teacher = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
         verbose_name=_("homeroom teacher"),
         null=True,
         blank=True,
@@ -131,7 +137,12 @@ class SchoolClass(models.Model):
     # for the August re-assessment of the students sent to it, closed again by summer_closed_at.
     closed_at = models.DateTimeField(_("year approved at"), null=True, blank=True)
     closed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     summer_closed_at = models.DateTimeField(_("re-assessment closed at"), null=True, blank=True)
 
@@ -243,7 +254,12 @@ class TeachingAssignment(models.Model):
 
     school_class = models.ForeignKey(SchoolClass, on_delete=models.PROTECT, related_name="assignments")
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="+")
-    teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("teaching assignment")

@@ -161,7 +161,12 @@ class AssessmentChange(models.Model):
     """Every change to an assessment cell: who, when, old, new. Append-only (a trigger enforces it)."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     enrolment = models.ForeignKey("schools.Enrolment", on_delete=models.PROTECT, related_name="+")
     # The cell: which table, which row, which field. Subject is kept for the history view.
     subject = models.ForeignKey("schools.Subject", null=True, on_delete=models.PROTECT, related_name="+")

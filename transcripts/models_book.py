@@ -41,7 +41,11 @@ class AttachedRecord(models.Model):
     xml = models.BinaryField(_("XML as issued"))
     attached_at = models.DateTimeField(_("attached at"), default=timezone.now)
     attached_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("attached by")
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("attached by"),
     )
 
     class Meta:

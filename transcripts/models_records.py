@@ -92,7 +92,11 @@ class YearRecord(models.Model):
     correction_reason = models.TextField(_("reason for the correction"), blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     status_changed_at = models.DateTimeField(_("status changed at"), default=timezone.now)
 
@@ -146,7 +150,12 @@ class YearRecordEvent(models.Model):
     to_status = models.CharField(max_length=20, choices=YearRecordStatus.choices)
     # None: the system (a background task), for the steps the transition table allows it.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     at = models.DateTimeField(default=timezone.now, db_index=True)
     note = models.TextField(blank=True)
@@ -185,7 +194,10 @@ class YearRecordSignature(models.Model):
     signed_xml = models.BinaryField()
     sha256 = models.CharField(max_length=64)
     signer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        db_constraint=False,  # a trigger checks it (user_checks_not_foreign_keys)
+        on_delete=models.PROTECT,
+        related_name="+",
     )  # who signed (for the seal: who applied it)
     signer_name = models.CharField(max_length=255)  # as in the certificate
     signer_title = models.CharField(max_length=255, blank=True)
