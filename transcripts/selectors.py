@@ -121,10 +121,6 @@ def active_enrolments(school_class: SchoolClass) -> list[Enrolment]:
     )
 
 
-# The columns of SubjectTermScores a grade book may show or average.
-SCORE_COLUMNS = (*REGULAR_FIELDS, "mid", "end", "level", "comment")
-
-
 def gradebook_for(
     *, school_class: SchoolClass, entry: CurriculumEntry, term: int = 1, period: str = PrimaryPeriod.END1
 ) -> Gradebook:
@@ -154,24 +150,12 @@ def gradebook_for(
         columns += [("mid", _("Mid")), ("end", _("End")), ("comment", _("Comment"))]
     else:
         columns = [("level", _("Pass/Not")), ("comment", _("Comment"))]
-    # Only the columns shown and those the average reads (not the audit time, the ids): the page
-    # of a class of 45 is 315 cells, and its server time is what 8 teachers at once wait on.
-    shown = {name for name, _h in columns} | {"mid", "end", *REGULAR_FIELDS[: entry.regular_count]}
     stored = SubjectTermScores.objects.filter(
         enrolment__in=list(rows), subject_id=entry.subject_id, term=term
-    ).only("enrolment_id", *(name for name in SCORE_COLUMNS if name in shown))
-    # The same few scores repeat across a class (7,0, 8,5…): each is formatted once a page.
-    texts: dict[tuple[type, object], str] = {}
+    )
     for record in stored:
         row = rows[record.enrolment_id]
-        cells = row.cells = {}
-        for name, _h in columns:
-            value = getattr(record, name)
-            key = (type(value), value)
-            text = texts.get(key)
-            if text is None:
-                text = texts[key] = display(value)
-            cells[name] = text
+        row.cells = {name: display(getattr(record, name)) for name, _h in columns}
         if entry.kind == SubjectKind.SCORED:
             row.average = display(row_average(record, entry.regular_count))
     return Gradebook(school_class, entry, columns, list(rows.values()), term=term)
