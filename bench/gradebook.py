@@ -21,12 +21,14 @@ grade book page (term I, Toán) back to back for --duration seconds after --warm
 unmeasured, asking for gzip as a browser does. Printed per N: requests, throughput, p50/p95/p99
 of the latency each client saw (time in gunicorn's listen queue included: 2 workers serve N
 clients), p95 ÷ the 50 ms target, gunicorn's own time per request (its access log, %(D)s:
-from the worker taking the request to the response sent; no queue), and the CPU the load
-generator itself used. The client is the standard library's http.client, one process per
-client (no GIL shared between clients, about a tenth of httpx's CPU per request); it runs on the
-same cores as the server, and its CPU share is printed so the reader can discount it. Sync
-workers close each connection after the response, so every request is a new loopback
-connection, as for gunicorn behind a proxy that does not keep connections to it.
+from the worker taking the request to the response sent; no queue), the CPU the load
+generator itself used, and the CPU a request takes (/proc: gunicorn's workers, their PostgreSQL
+backends, the clients) with the capacity of the cores that gives: on a shared machine the
+latencies swing with the other load, that figure much less. The client is the standard
+library's http.client, one process per client (no GIL shared between clients, and lighter than
+httpx); it runs on the same cores as the server, and its CPU is printed so the reader can
+discount it. Sync workers close each connection after the response, so every request is a new
+loopback connection, as for gunicorn behind a proxy that does not keep connections to it.
 
 The script needs nothing of the code it measures beyond the URLs, the demo seed and the login
 form: it runs unchanged on earlier revisions (the before figures of issue 15).
