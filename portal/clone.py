@@ -7,12 +7,12 @@ process growing to 5 GB. A province has thousands of schools.
 
 So the template schema (structure, functions, triggers, and its rows) is dumped once with
 `pg_dump`, and the dump is replayed for each new school with the schema name replaced: one
-statement batch per school, which does not introspect the catalogue. (It still grows with the
-schools, through the school tables' foreign keys to public.portal_user: docs/architecture.md,
-"Provisioning and migrations".) The template stays the single source: the script is taken
-from it, not from the migrations, and is taken again whenever the template's migration state
-changes. Without a usable pg_dump (none found, or older than the server), django-tenants'
-function is used.
+statement batch per school, which does not introspect the catalogue. (It used to grow with the
+schools through the school tables' foreign keys to public.portal_user, now checked by triggers
+in each school's schema instead: docs/architecture.md, "Provisioning and migrations".) The
+template stays the single source: the script is taken from it, not from the migrations, and is
+taken again whenever the template's migration state changes. Without a usable pg_dump (none
+found, or older than the server), django-tenants' function is used.
 """
 
 from __future__ import annotations
