@@ -161,9 +161,7 @@ def main() -> int:
                 for case in cases:
                     measure(mode, case, args.requests)
 
-        print(
-            f"search_path bench · {platform.node()} · {os.cpu_count()} cores · PostgreSQL {server_version}"
-        )
+        print(f"search_path bench · {platform.node()} · {os.cpu_count()} cores · PostgreSQL {server_version}")
         print(f"{args.rounds} rounds × {args.requests} requests per mode and case, the modes alternating\n")
         header = "  {:<17}{:<22}{:>11}{:>6}{:>14}{:>12}{:>10}"
         print(
