@@ -110,6 +110,11 @@ def migrations_package(tmp_path: Path, second: str, monkeypatch) -> str:
 
 
 def migrate(**options) -> str:
+    # One process: the schools left to migrate one by one go to django-tenants' standard executor,
+    # not its multiprocessing one, which forks this (by now multi-threaded) pytest process with
+    # its connections; a run of the whole suite once read another statement's result there. The
+    # command forks in its own process in production; what is tested here does not depend on it.
+    options.setdefault("executor", "standard")
     out = StringIO()
     call_command("migrate_schemas", interactive=False, verbosity=1, stdout=out, **options)
     connection.set_schema_to_public()
