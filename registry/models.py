@@ -117,3 +117,4 @@ class OutboxMessage(models.Model):
 
 from .models_api import ApiCall, ConsentIssuer, PartnerClient, PartnerKey  # noqa: E402, F401 -- the partner API's tables
 from .models_archive import ArchiveExport, ArchiveScopeKind, ArchiveState  # noqa: E402, F401 -- archive exports
+from .models_privacy import PersonalDataExport, PersonalDataExportChannel  # noqa: E402, F401 -- personal data exports
