@@ -271,6 +271,9 @@ class AuditEntry(models.Model):
     # The scope the entry belongs to, so the admin can show each operator only their own.
     division = models.ForeignKey(Division, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     school = models.ForeignKey(School, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("audit entry")

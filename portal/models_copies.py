@@ -32,6 +32,9 @@ class CopyLog(models.Model):
     version = models.PositiveIntegerField(_("version"))
     format = models.CharField(_("format"), max_length=3, choices=CopyFormat.choices)
     sha256 = models.CharField(_("SHA-256"), max_length=64)
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("copy handed out")

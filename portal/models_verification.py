@@ -119,6 +119,9 @@ class VerificationLog(models.Model):
         IssuedRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="verifications"
     )
     client_digest = models.CharField(max_length=64, blank=True)
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("verification")

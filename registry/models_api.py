@@ -171,6 +171,9 @@ class ApiCall(models.Model):
     # A copy handed out (XML or PDF): the SHA-256 of its bytes, as portal.CopyLog keeps for people.
     sha256 = models.CharField(_("SHA-256 of the copy"), max_length=64, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("API call")

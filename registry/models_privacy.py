@@ -53,6 +53,9 @@ class PersonalDataExport(models.Model):
     sha256 = models.CharField(_("SHA-256 of the ZIP"), max_length=64)
     size = models.PositiveBigIntegerField(_("size (bytes)"))
     files = models.PositiveIntegerField(_("files"))
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("personal data export")

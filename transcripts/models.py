@@ -177,6 +177,9 @@ class AssessmentChange(models.Model):
     # homeroom comment longer than the column once made the save fail after the value was valid).
     old = models.TextField(blank=True)
     new = models.TextField(blank=True)
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("assessment change")

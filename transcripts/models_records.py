@@ -159,6 +159,9 @@ class YearRecordEvent(models.Model):
     )
     at = models.DateTimeField(default=timezone.now, db_index=True)
     note = models.TextField(blank=True)
+    # The hash chain (portal 0021, docs/security.md): set by the database on insert, never here.
+    chain_seq = models.BigIntegerField(editable=False, blank=True)
+    chain_hash = models.BinaryField(editable=False, blank=True)
 
     class Meta:
         verbose_name = _("year record event")
