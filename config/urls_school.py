@@ -13,4 +13,5 @@ urlpatterns = [
     path("hoc-ba/", include("transcripts.urls_book")),
     path("ky-so/", include("signing.urls")),
     path("luu-tru/", include("registry.urls_archive_school")),  # its archive of issued records
+    path("du-lieu-ca-nhan/", include("registry.urls_privacy_school")),  # a student's data, on request
 ]

@@ -117,6 +117,26 @@ def can_manage_teachers(user: User, school: School) -> bool:
     return bool(access_for(user).roles_in_school(school.pk) & {Role.SCHOOL_ADMIN, Role.PRINCIPAL})
 
 
+def can_export_personal_data(user: User, school: School) -> bool:
+    """Handing a student of this school their personal data on request (the Personal Data
+    Protection Law 2025: the data subject's right of access): the school's principal, who answers
+    for the school as the controller; the department administrator under a data grant."""
+    access = access_for(user)
+    if Role.PRINCIPAL in access.roles_in_school(school.pk):
+        return school.active
+    return access.is_department_admin and access.department_data
+
+
+def can_export_personal_data_across_schools(user: User) -> bool:
+    """The same request for a person found in several schools by their personal ID (a student who
+    moved schools): the department administrators holding a data grant (domain.md §2: operators do
+    not read student data without one)."""
+    if not (user.is_active and user.is_authenticated):
+        return False
+    access = access_for(user)
+    return access.is_department_admin and access.department_data
+
+
 # Who signs a year record (transcripts.permissions.can_sign): the homeroom teacher with a
 # key file, the principal or a vice-principal, and the seal's holders (the school administrator).
 SIGNING_ROLES = frozenset({Role.HOMEROOM_TEACHER, Role.PRINCIPAL, Role.VICE_PRINCIPAL, Role.SCHOOL_ADMIN})
