@@ -96,3 +96,9 @@ mutate: $(STAMP)
 
 clean-data:
 	rm -rf .data
+
+# gunicorn's worker models (sync 2-5, gthread 2x4 and 3x2, sync 4 --preload) under the season's
+# request mix at 8, 16 and 32 clients: req/s, p50/p95/p99, memory, connections (≤ 6 minutes).
+.PHONY: bench-web-workers
+bench-web-workers: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/web_workers.py $(ARGS)
