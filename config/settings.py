@@ -76,7 +76,16 @@ TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("HOCBA_MIGRATE_PROCESSES", 2)
 SCHOOL_URL_PREFIX = "truong"
 
 MIDDLEWARE = [
+    # First: the client's address and scheme from a trusted proxy's headers, and only from one
+    # (HOCBA_TRUSTED_PROXIES); everything below, the lock-outs and rate limits included, sees them.
+    "portal.security.TrustedProxyMiddleware",
+    # /healthz and /readyz for the load balancer: no HTTPS redirect, Host check, session or school.
+    "portal.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (CONTENT_SECURITY_POLICY below) and Permissions-Policy on everything,
+    # the static files and the error pages included.
+    "csp.middleware.CSPMiddleware",
+    "portal.security.PermissionsPolicyMiddleware",
     # Static files from the WSGI process (docs/operations.md, static files): answered here, before
     # any session or database work, gzip/brotli made once at collectstatic, hashed names cached for
     # a year. The pages themselves are compressed by GZipMiddleware below.
@@ -256,15 +265,72 @@ else:
             "directory_permissions_mode": 0o750,
         },
     }
+# Not compressed at collectstatic: WhiteNoise's list (images, fonts, archives already compressed)
+# and source maps (read by a developer's tools only; a third of the bytes and of the time).
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [
+    *("jpg", "jpeg", "png", "gif", "webp", "zip", "gz", "tgz", "bz2", "tbz", "xz", "br", "swf"),
+    *("flv", "woff", "woff2", "3gp", "3gpp", "asf", "avi", "m4v", "mov", "mp4", "mpeg", "mpg"),
+    *("webm", "wmv", "map"),
+]
 if TESTING:
     # No collectstatic before the tests: WhiteNoise finds the files where they are.
     WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True
 
 # --- Security ------------------------------------------------------------------------------
+# docs/operations.md, "Production deployment". `manage.py check --deploy` is clean with DEBUG off
+# (tests/test_settings.py runs it).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# The province's reverse proxy ends TLS and says so in X-Forwarded-Proto; its address (or its
+# network) is listed in HOCBA_TRUSTED_PROXIES, and only from there are X-Forwarded-For/-Proto
+# believed (portal.security.TrustedProxyMiddleware removes them from anyone else, so this header
+# cannot be spoofed). config/gunicorn.py gives gunicorn the same list.
+HOCBA_TRUSTED_PROXIES = env_list("HOCBA_TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# allauth's rate limits read REMOTE_ADDR, which the middleware above has already set.
+ALLAUTH_TRUSTED_PROXY_COUNT = 0
+# HTTPS only outside DEBUG (the test suite's client speaks plain HTTP: off there too).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG and not TESTING)
+# The load balancer's plain-HTTP probes (portal.health answers them before the redirect anyway).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# HSTS: a year outside DEBUG. Before a deployment goes back to plain HTTP, set HOCBA_HSTS_SECONDS=0
+# and wait out the old max-age (docs/operations.md). includeSubDomains is off by default: the
+# portal usually lives on a sub-domain of the Department's own domain (hocba.sgd….edu.vn), whose
+# other sub-domains the portal does not control and some of which may still be plain HTTP; turn it
+# on when the portal has a domain of its own. Preload is off: it is a commitment for the whole
+# registrable domain, made by the province's network team, not by this application.
+SECURE_HSTS_SECONDS = env_int("HOCBA_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HOCBA_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# "same-origin": the verification links printed as QR codes carry the record's code in the path,
+# which must never reach another site in a Referer; "no-referrer" would be stricter, but browsers
+# then send "Origin: null" with a same-origin form POST, which Django's CSRF check refuses.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# W005 (includeSubDomains) and W021 (preload) are decisions (above), not omissions.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Content-Security-Policy (django-csp): nothing inline, nothing from another origin. Scripts,
+# styles, images, fonts, fetches and the grade book's service worker (/truong/<code>/so-diem/sw.js)
+# come from the portal itself; data: images for the TOTP QR code and Swagger UI's icons.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 # A form refused for its CSRF token (most often: the page stayed open past the session) gets our
 # page, in Vietnamese, saying to reload, instead of Django's English dead end.
 CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"

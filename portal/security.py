@@ -15,9 +15,11 @@ nothing more.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -88,3 +90,112 @@ class RefuseNulMiddleware:
         if _query_has_nul(request.POST) or _has_nul(names):
             return nul_refusal(request, "form")
         return None
+
+
+# --- Behind the province's reverse proxy ------------------------------------------------------
+
+
+def trusted_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """HOCBA_TRUSTED_PROXIES (addresses or CIDRs) as networks; a bad entry stops the start."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"HOCBA_TRUSTED_PROXIES: {value!r} is not an address or a network."
+            ) from exc
+    return tuple(networks)
+
+
+def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """One X-Forwarded-For entry: an address, perhaps with a port (1.2.3.4:5678, [2001:db8::1]:80)."""
+    value = value.strip()
+    if value.startswith("[") and "]" in value:
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class TrustedProxyMiddleware:
+    """The client's address and scheme, from the proxy's headers only when the proxy is trusted.
+
+    With REMOTE_ADDR in HOCBA_TRUSTED_PROXIES, REMOTE_ADDR becomes the rightmost X-Forwarded-For
+    entry that is not itself a trusted proxy (the entries to its left were written by the client,
+    who can write anything there), and X-Forwarded-Proto (the nearest proxy's, the rightmost
+    value) is kept for SECURE_PROXY_SSL_HEADER. From any other address both headers are removed:
+    a client cannot choose its login lock-out bucket, its verification rate limit, or make a
+    plain-HTTP request look secure. A malformed header is ignored (REMOTE_ADDR stays the proxy's),
+    never an error. Placed first in MIDDLEWARE, so that everything after it sees the client.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.trusted = trusted_networks(getattr(settings, "HOCBA_TRUSTED_PROXIES", []))
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return address is not None and any(address in network for network in self.trusted)
+
+    def _client(self, forwarded_for: str) -> str | None:
+        entries = forwarded_for.split(",")
+        if len(entries) > 64:  # longer than any chain of proxies: made up
+            return None
+        client = None
+        for entry in reversed(entries):
+            address = _parse_address(entry)
+            if address is None:
+                return None  # malformed: ignore the header
+            client = address
+            if not self._is_trusted(address):
+                break
+        return str(client) if client is not None else None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        remote = _parse_address(str(meta.get("REMOTE_ADDR", "")))
+        forwarded_for = meta.pop("HTTP_X_FORWARDED_FOR", None)
+        forwarded_proto = meta.pop("HTTP_X_FORWARDED_PROTO", None)
+        if self._is_trusted(remote):
+            meta["HOCBA_PROXY_ADDR"] = meta.get("REMOTE_ADDR", "")
+            if forwarded_for:
+                client = self._client(str(forwarded_for))
+                if client is not None:
+                    meta["REMOTE_ADDR"] = client
+            if forwarded_proto:
+                proto = str(forwarded_proto).split(",")[-1].strip().lower()
+                if proto in ("http", "https"):
+                    meta["HTTP_X_FORWARDED_PROTO"] = proto
+        return self.get_response(request)
+
+
+# --- Headers SecurityMiddleware does not set --------------------------------------------------
+
+# Browser features no page of the portal uses, switched off for every page and anything it embeds
+# (the TOTP enrolment shows a QR code; nothing reads the camera: the code is typed).
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "geolocation", "gyroscope",
+        "hid", "magnetometer", "microphone", "midi", "payment", "serial", "usb",
+        "xr-spatial-tracking",
+    )
+)  # fmt: skip
+
+
+class PermissionsPolicyMiddleware:
+    """Adds Permissions-Policy (camera, microphone, geolocation… off) to every response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response
