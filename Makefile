@@ -102,3 +102,10 @@ clean-data:
 .PHONY: bench-web-workers
 bench-web-workers: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/web_workers.py $(ARGS)
+
+# The season's load test (issue 16): a province of 20 schools on the production stack (gunicorn,
+# Celery pools, beat, the reference Ministry repository), locust headless for 90 s, then the data
+# check (~5 minutes). ARGS="--workers-matrix sync:2,sync:4,gthread:2x4 --users 60".
+.PHONY: bench-load
+bench-load: $(STAMP)
+	$(PY) scripts/devenv.py exec -- $(PY) bench/load/run.py $(ARGS)
