@@ -18,7 +18,7 @@ its own Redis key prefix; everything it starts is stopped at the end, also on fa
    development CA of this run; no TSA: signatures are XAdES-B, said in the output).
 2. The production stack: gunicorn on config.wsgi (DEBUG off, a secret of its own, static files
    collected into a temporary directory, plain HTTP on 127.0.0.1 with the HTTPS-only settings
-   off: DJANGO_SECURE_COOKIES=0, DJANGO_SECURE_SSL_REDIRECT=0, DJANGO_SECURE_HSTS_SECONDS=0),
+   off: DJANGO_SECURE_COOKIES=0, DJANGO_SECURE_SSL_REDIRECT=0, HOCBA_HSTS_SECONDS=0),
    Celery worker pools as `make run` runs them (signing -c 2; pdf -c 1; celery+forwarding -c 1),
    beat (the relay every HOCBA_FORWARD_RELAY_SECONDS, the sweeps), and the reference Ministry
    repository (its own process, mutual TLS, the schools registered, the run's CA trusted). The
@@ -796,7 +796,7 @@ def main() -> int:
                 # Plain HTTP on loopback: the HTTPS-only settings off (a proxy does TLS in production).
                 DJANGO_SECURE_COOKIES="0",
                 DJANGO_SECURE_SSL_REDIRECT="0",
-                DJANGO_SECURE_HSTS_SECONDS="0",
+                HOCBA_HSTS_SECONDS="0",
                 HOCBA_STATIC_ROOT=str(tmp / "static"),
                 HOCBA_VERIFY_RATE_LIMIT="1000000",
                 HOCBA_MINISTRY_URL=ministry.url + "/",
