@@ -36,3 +36,54 @@ def test_database_urls_with_host_and_password():
 def test_only_postgresql_is_accepted():
     with pytest.raises(ImproperlyConfigured):
         database_from_url("mysql://x@y/z")
+
+
+def _check_deploy(**env: str):
+    """`manage.py check --deploy --fail-level WARNING` under the production settings, as CI runs it."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_SETTINGS"))}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="0",
+        HOCBA_TESTING="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_check_deploy_is_clean_with_the_production_settings():
+    done = _check_deploy()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_check_deploy_fails_when_a_production_setting_is_switched_off():
+    """The check above really runs the deployment checks: without the HTTPS redirect it fails."""
+    done = _check_deploy(DJANGO_SECURE_SSL_REDIRECT="0")
+    assert done.returncode != 0
+    assert "security.W008" in done.stdout + done.stderr
+
+
+def test_the_hsts_and_referrer_decisions():
+    """HSTS for a year without includeSubDomains or preload (config/settings.py says why); the
+    referrer never leaves the site (verification codes travel in paths)."""
+    from django.conf import settings
+
+    assert settings.SECURE_HSTS_SECONDS >= 365 * 24 * 3600
+    assert settings.SECURE_HSTS_INCLUDE_SUBDOMAINS is False and settings.SECURE_HSTS_PRELOAD is False
+    assert settings.SECURE_REFERRER_POLICY in {"same-origin", "no-referrer"}
+    assert settings.SECURE_PROXY_SSL_HEADER == ("HTTP_X_FORWARDED_PROTO", "https")
+    assert settings.MIDDLEWARE[0] == "portal.security.TrustedProxyMiddleware"
