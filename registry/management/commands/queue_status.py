@@ -54,14 +54,14 @@ class Command(BaseCommand):
         try:
             result = queue_status(thresholds=thresholds)
         except (redis.RedisError, DatabaseError) as exc:
-            self.stdout.write(f"UNKNOWN - {_('The queues cannot be read')}: {exc}")
+            reason = _("The queues cannot be read")
+            self.stdout.write(f"UNKNOWN - {reason}: {exc}")
             sys.exit(UNKNOWN)
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False))
         else:
-            self.stdout.write(
-                f"{STATUS_NAMES[result.status]} - {'; '.join(result.problems) or _('nothing waits')}"
-            )
+            problems = "; ".join(result.problems) or _("nothing waits")
+            self.stdout.write(f"{STATUS_NAMES[result.status]} - {problems}")
             for name, length in result.queues.items():
                 self.stdout.write(f"queue {name}: {length}")
             self.stdout.write(f"unacked: {result.unacked}")
