@@ -18,8 +18,11 @@ the users know the portal only by its URLs, forms and answers, as a browser does
 - Officer: a division or department officer (two factors) polls a dashboard every few seconds.
 - Visitor: the public verification page.
 
+$HOCBA_LOAD_SIGN=0: the signing offices only look at the signing page (the worker-model runs).
 $HOCBA_LOAD_MAX_REQUESTS: the run stops after that many requests (the run time is locust's -t).
-At the end, counts by status class go to $HOCBA_LOAD_OUT/status-<pid>.json.
+At the end, counts by status class go to $HOCBA_LOAD_OUT/status-<pid>.json and every request's
+(name, end time, milliseconds, status) to timings-<pid>.json: run.py computes exact percentiles
+from them (locust's own are rounded to two significant digits).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from locust.exception import StopUser
 
 PLAN = json.loads(Path(os.environ["HOCBA_LOAD_PLAN"]).read_text()) if "HOCBA_LOAD_PLAN" in os.environ else {}
 OUT = Path(os.environ.get("HOCBA_LOAD_OUT", "."))
+SIGNING = os.environ.get("HOCBA_LOAD_SIGN", "1") == "1"
 MAX_REQUESTS = int(os.environ.get("HOCBA_LOAD_MAX_REQUESTS", "0") or 0)
 PASSWORD = PLAN.get("password", "")
 PIN = PLAN.get("pin", "")
@@ -51,6 +55,7 @@ SCORES = [f"{n / 2:.1f}".replace(".", ",") for n in range(8, 21)]  # 4,0 … 10,
 
 _lock = threading.Lock()
 _statuses: Counter[str] = Counter()
+_timings: list[tuple[str, float, float, int]] = []  # (name, ended at, ms, status) of every request
 _requests = itertools.count(1)
 _saves_file = None
 
@@ -69,6 +74,7 @@ def _count(request_type, name, response_time, response_length, response=None, ex
     status = getattr(response, "status_code", 0) or 0
     with _lock:
         _statuses[f"{status // 100}xx" if status else "no answer"] += 1
+        _timings.append((name, time.time(), response_time, status))
     if MAX_REQUESTS and next(_requests) == MAX_REQUESTS:
         runner = kw.get("context", {}).get("runner") or _environment.get("env")
         if runner is not None:
@@ -87,6 +93,9 @@ def _keep(environment, **_kw):
 def _write_statuses(**_kw):
     with _lock:
         (OUT / f"status-{os.getpid()}.json").write_text(json.dumps(dict(_statuses)))
+        (OUT / f"timings-{os.getpid()}.json").write_text(json.dumps(_timings))
+        _timings.clear()
+        _statuses.clear()
         if _saves_file is not None:
             _saves_file.flush()
 
@@ -288,7 +297,7 @@ class SigningOffice(HttpUser):
         self.me = _next("offices")
         if not self.me:
             raise StopUser("no school with a class to sign in the plan")
-        self.done = False
+        self.done = not SIGNING
         sign_in(self.client, self.host, self.me["principal"], "principal")
         self.clerk = HttpSession(self.host, self.environment.events.request, self)
         sign_in(self.clerk, self.host, self.me["clerk"], "clerk")

@@ -28,8 +28,10 @@ its own Redis key prefix; everything it starts is stopped at the end, also on fa
    -u --users, -r --spawn-rate, -t --duration, and at most --max-requests requests. The user
    classes (bench/load/locustfile.py): subject teachers saving grade book cells, homeroom
    teachers, one signing office per ready school (the principal signs, the clerk seals), officers
-   polling dashboards, visitors of the verification page. The signing happens in the first run;
-   later runs' offices only look at the signing page.
+   polling dashboards, visitors of the verification page. With one setting, one run, signing
+   included. With several, each is measured with the offices only looking at the signing page
+   (the same load for each, no workers' CPU behind it), then the season's run, signing included,
+   on the first setting.
 4. After the runs: waits (at most --drain seconds) for the signing batches to finish, the PDFs
    to exist and the outbox to empty, then checks the data: every cell a user saw saved (200) holds
    the last value saved for it; every record issued during the run has its PDF, one outbox
@@ -452,19 +454,22 @@ class Row:
 
 @dataclass
 class Run:
+    signing: bool
     setting: str
     seconds: float
     rows: list[Row]
     total: Row
+    work: Row
     statuses: dict
     failures: list[str]
     web_cpu: float = 0.0
 
 
-def locust_run(args, port: int, setting: str, plan_file: Path, out: Path) -> Run:
-    prefix = out / f"locust-{setting.replace(':', '-')}"
+def locust_run(args, port: int, setting: str, plan_file: Path, out: Path, *, signing: bool) -> Run:
+    prefix = out / f"locust-{setting.replace(':', '-')}{'-season' if signing else ''}"
     env = {
         **os.environ,
+        "HOCBA_LOAD_SIGN": "1" if signing else "0",
         "HOCBA_LOAD_PLAN": str(plan_file),
         "HOCBA_LOAD_OUT": str(out),
         "HOCBA_LOAD_MAX_REQUESTS": str(args.max_requests),
@@ -477,7 +482,8 @@ def locust_run(args, port: int, setting: str, plan_file: Path, out: Path) -> Run
     ]  # fmt: skip
     say(f"locust: {args.users} users, {setting}, {args.duration} s or {args.max_requests} requests ...")
     started = time.perf_counter()
-    with (out / f"locust-{setting.replace(':', '-')}.log").open("w") as log:
+    log_name = f"{prefix.name}.log"
+    with (out / log_name).open("w") as log:
         subprocess.run(
             argv,
             cwd=ROOT,
@@ -488,22 +494,19 @@ def locust_run(args, port: int, setting: str, plan_file: Path, out: Path) -> Run
             timeout=args.duration + 900,
         )
     seconds = time.perf_counter() - started
-    rows, total = [], None
-    with open(f"{prefix}_stats.csv", newline="") as handle:
-        for line in csv.DictReader(handle):
-            row = Row(
-                name=line["Name"] if line["Type"] else "Aggregated",
-                count=int(line["Request Count"]),
-                failures=int(line["Failure Count"]),
-                rps=float(line["Requests/s"]),
-                p50=float(line["50%"] or 0),
-                p95=float(line["95%"] or 0),
-                p99=float(line["99%"] or 0),
-            )
-            if line["Name"] == "Aggregated":
-                total = row
-            else:
-                rows.append(row)
+    timings: list = []
+    for timing_file in out.glob("timings-*.json"):
+        timings += json.loads(timing_file.read_text())
+        timing_file.unlink()
+    if not timings:
+        raise SystemExit(f"locust made no request; its log:\n{(out / log_name).read_text()[-3000:]}")
+    window = max(t[1] for t in timings) - min(t[1] - t[2] / 1000 for t in timings)
+    by_name: dict[str, list] = {}
+    for timing in timings:
+        by_name.setdefault(timing[0], []).append(timing)
+    rows = [_row(name, group, window) for name, group in by_name.items()]
+    total = _row("all", timings, window)
+    work = _row("all but sign-in", [t for t in timings if not t[0].startswith("sign-in")], window)
     failures = []
     with contextlib.suppress(FileNotFoundError), open(f"{prefix}_failures.csv", newline="") as handle:
         failures = [
@@ -515,8 +518,31 @@ def locust_run(args, port: int, setting: str, plan_file: Path, out: Path) -> Run
         for key, value in json.loads(status_file.read_text()).items():
             statuses[key] = statuses.get(key, 0) + value
         status_file.unlink()
-    assert total is not None
-    return Run(setting=setting, seconds=seconds, rows=rows, total=total, statuses=statuses, failures=failures)
+    return Run(
+        signing=signing,
+        setting=setting,
+        seconds=seconds,
+        rows=rows,
+        total=total,
+        work=work,
+        statuses=statuses,
+        failures=failures,
+    )
+
+
+def _row(name: str, timings: list, window: float) -> Row:
+    from bench.support import percentile
+
+    ms = [t[2] for t in timings]
+    return Row(
+        name=name,
+        count=len(timings),
+        failures=sum(1 for t in timings if not 200 <= t[3] < 400),
+        rps=len(timings) / window if window else 0.0,
+        p50=percentile(ms, 0.50),
+        p95=percentile(ms, 0.95),
+        p99=percentile(ms, 0.99),
+    )
 
 
 # --- After the runs ------------------------------------------------------------------------------
@@ -820,11 +846,16 @@ def main() -> int:
             celery_start(stack)
             runs = []
             first_started = time.time()
-            for setting in settings_list:
+            # With several settings, each is measured without the signing (the same users otherwise),
+            # then the season's run with the signing on the first setting.
+            plan_runs = [(s, len(settings_list) == 1) for s in settings_list]
+            if len(settings_list) > 1:
+                plan_runs.append((settings_list[0], True))
+            for setting, signing in plan_runs:
                 port = gunicorn_start(stack, setting)
                 say(f"gunicorn {setting} on 127.0.0.1:{port}")
                 cpu_before = _tree_cpu(stack.processes["web"].pid)
-                run = locust_run(args, port, setting, plan_file, out)
+                run = locust_run(args, port, setting, plan_file, out, signing=signing)
                 run.web_cpu = _tree_cpu(stack.processes["web"].pid) - cpu_before
                 runs.append(run)
                 stack.stop("web")
@@ -882,6 +913,15 @@ def work_figures(province: Province, since: float) -> dict:
     sent = OutboxMessage.objects.filter(created_at__gte=start).aggregate(
         first=Min("created_at"), last=Max("sent_at"), n=Max("pk")
     )
+    rendered = []
+    for code in province.signing_schools:
+        from portal.models import School
+        from transcripts.models import YearRecordPdf
+
+        with School.objects.get(code=code):
+            rendered += list(YearRecordPdf.objects.values_list("rendered_at", flat=True))
+    if len(rendered) > 1:
+        figures["pdf"] = (len(rendered), (max(rendered) - min(rendered)).total_seconds())
     count = OutboxMessage.objects.filter(created_at__gte=start).count()
     if sent["first"] and sent["last"]:
         figures["forwarded"] = (count, (sent["last"] - sent["first"]).total_seconds())
@@ -912,47 +952,54 @@ def report(
         f"{args.max_requests} requests per run, loopback; the load generator shares the cores"
     )
     for run in runs:
-        print(f"\n== gunicorn {run.setting}: {run.total.count} requests in {run.seconds:.0f} s ==")
+        what = "the season, signing included" if run.signing else "without the signing"
+        print(f"\n== gunicorn {run.setting}, {what}: {run.total.count} requests in {run.seconds:.0f} s ==")
         print(f"  {'request':<34}{'count':>7}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'fail':>6}")
         for row in sorted(run.rows, key=lambda r: -r.count):
             print(
                 f"  {row.name[:33]:<34}{row.count:7d}{row.rps:8.1f}{row.p50:8.0f}{row.p95:8.0f}"
                 f"{row.p99:8.0f}{row.failures:6d}"
             )
-        t = run.total
-        print(f"  {'all':<34}{t.count:7d}{t.rps:8.1f}{t.p50:8.0f}{t.p95:8.0f}{t.p99:8.0f}{t.failures:6d}")
+        for t in (run.work, run.total):
+            print(
+                f"  {t.name:<34}{t.count:7d}{t.rps:8.1f}{t.p50:8.0f}{t.p95:8.0f}{t.p99:8.0f}{t.failures:6d}"
+            )
         print(f"  statuses: {run.statuses}")
         for failure in run.failures[:10]:
             print(f"  failure: {failure}")
-    print("\nworker model (same load, one run each):")
+    print("\nworker model (same users, one run each; latencies of all requests but the sign-ins):")
+    matrix = [run for run in runs if not run.signing] or runs
     print(
         f"  {'gunicorn':<14}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'cell save p95':>15}"
-        f"{'web CPU/req':>13}{'errors':>8}"
+        f"{'sign-in p50':>13}{'web CPU/req':>13}{'errors':>8}"
     )
-    for run in runs:
+    for run in matrix:
         save = next((r for r in run.rows if r.name == "cell save"), None)
+        password = next((r for r in run.rows if r.name == "sign-in: password"), None)
         per = run.web_cpu / run.total.count * 1000 if run.total.count else 0
         print(
-            f"  {run.setting:<14}{run.total.rps:8.1f}{run.total.p50:8.0f}{run.total.p95:8.0f}"
-            f"{run.total.p99:8.0f}{(save.p95 if save else 0):15.0f}{per:11.1f}ms"
-            f"{run.total.failures + run.statuses.get('5xx', 0):8d}"
+            f"  {run.setting:<14}{run.total.rps:8.1f}{run.work.p50:8.0f}{run.work.p95:8.0f}"
+            f"{run.work.p99:8.0f}{(save.p95 if save else 0):15.0f}{(password.p50 if password else 0):13.0f}"
+            f"{per:11.1f}ms{run.total.failures + run.statuses.get('5xx', 0):8d}"
         )
+    print(
+        "  req/s: every request over the run's window; web CPU/req: gunicorn's processes' CPU (/proc) over"
+        " the requests (the sign-ins' password hashing included)"
+    )
     print("\nwork behind the pages:")
     for run in runs:
         save = next((r for r in run.rows if r.name == "cell save"), None)
         if save:
             print(f"  cell saves ({run.setting}): {save.count} in the run, {save.rps:.1f}/s")
     for key, label in (
-        ("principal", "records signed by principals"),
-        ("seal", "records sealed (XML + PDF rendered and sealed)"),
-        ("forwarded", "records forwarded"),
+        ("principal", "records signed by principals (first confirmation to last batch's end)"),
+        ("seal", "records sealed, XML and PDF (first confirmation to last batch's end)"),
+        ("pdf", "PDFs rendered and sealed (first to last rendered_at)"),
+        ("forwarded", "records forwarded (first queued to last sent)"),
     ):
         if key in work:
             count, seconds = work[key]
-            print(
-                f"  {label}: {count} in {seconds:.1f} s from the first batch's confirmation to the last's"
-                f" end: {count / seconds if seconds else 0:.1f}/s"
-            )
+            print(f"  {label}: {count} in {seconds:.1f} s, {count / seconds if seconds else 0:.1f}/s")
     print(f"  queues drained {drained:.0f} s after the last run")
     print(
         f"  database: {total / 1e6:.0f} MB for {args.schools} schools "
