@@ -45,7 +45,13 @@ def quiet(db):
     """No PDF owed, no message to send or dead, no batch active (in this test's transaction)."""
     PdfDue.objects.all().delete()
     OutboxMessage.objects.filter(
-        state__in=[OutboxState.PENDING, OutboxState.SENDING, OutboxState.DEAD, OutboxState.SENT]
+        state__in=[
+            OutboxState.PENDING,
+            OutboxState.SENDING,
+            OutboxState.DEAD,
+            OutboxState.SENT,
+            OutboxState.WAITING_PERSONAL_ID,
+        ]
     ).update(state=OutboxState.VOID)
     SigningBatch.objects.filter(state__in=[BatchState.QUEUED, BatchState.RUNNING]).update(
         state=BatchState.CANCELLED, lease_owner="", lease_until=None
