@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check sysdeps sysdeps-run messages totp bench-gradebook bench-gradebook-page bench-provisioning bench-render bench-signing bench-signing-scale bench-forwarding bench-dashboard bench-progress typecheck clean-data mutate
+.PHONY: run serve test lint check sysdeps sysdeps-run messages totp bench-gradebook bench-gradebook-page bench-provisioning bench-render bench-signing bench-signing-scale bench-forwarding bench-dashboard bench-progress typecheck clean-data mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml
 # scripts/system-packages.txt) as root, or names them and stops.
 run: $(STAMP) sysdeps-run
 	$(PY) scripts/devenv.py run
+
+# The same processes and data as make run, the web process as production runs it: DEBUG off,
+# gunicorn (config/gunicorn.py) over TLS on https://127.0.0.1:8443 with a certificate from the
+# development CA (.data/ca/root.pem), static files collected and served by WhiteNoise, the secret
+# key made once in .data/secret-key. docs/operations.md, "Production deployment".
+serve: $(STAMP) sysdeps-run
+	$(PY) scripts/devenv.py serve
 
 test: $(STAMP) sysdeps
 	$(PY) scripts/devenv.py exec -- $(PY) -m pytest $(PYTEST_ARGS)

@@ -3,6 +3,7 @@ given, the development signing set-up, and a small supervisor that runs the port
 until one Ctrl-C stops them all.
 
     python scripts/devenv.py run            # make run
+    python scripts/devenv.py serve          # make serve: the same, the web process as in production
     python scripts/devenv.py exec -- CMD    # make test: CMD with the services' URLs in its env
 
 Data lives under .data/ (PostgreSQL in .data/pg, Redis in .data/redis), so a second run reuses
@@ -492,8 +493,100 @@ def _celery_worker(queues: str, *, concurrency: int, name: str) -> list[str]:
             "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h"]  # fmt: skip
 
 
+# --- make serve: the production stack on make run's data ------------------------------------------
+
+SERVE_PORT = 8443
+SECRET_KEY_FILE = DATA / "secret-key"
+HTTPS_CERT = CA_DIR / "https-server.pem"  # the certificate and the issuing CA's (the chain)
+HTTPS_KEY = CA_DIR / "https-server.key"
+
+
+def django_secret_key() -> str:
+    """make serve's DJANGO_SECRET_KEY: made once in .data/secret-key (mode 0600), 64 characters."""
+    SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return SECRET_KEY_FILE.read_text().strip()
+
+
+def development_deployment_key() -> str:
+    """The key `make run` seals secrets with (derived from the development SECRET_KEY in DEBUG,
+    signing.trust.deployment_key): make serve uses it too, so that both open the same .data (the
+    demo's PKCS#12 files and batch secrets). A deployment's HOCBA_DEPLOYMENT_KEY comes from its
+    secret store, never from here."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(b"hocba.deployment-key:development-only-not-secret").digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def https_files() -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1/localhost from the development CA (.data/ca), made on
+    first use and again when it has less than a week left: (certificate chain, key) PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from signing.ca import dev_ca_ensure
+
+    now = dt.datetime.now(dt.UTC)
+    if HTTPS_CERT.exists() and HTTPS_KEY.exists():
+        current = x509.load_pem_x509_certificates(HTTPS_CERT.read_bytes())[0]
+        if current.not_valid_after_utc - now > dt.timedelta(days=7):
+            return HTTPS_CERT, HTTPS_KEY
+    ca = dev_ca_ensure(CA_DIR)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca.issuing_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.issuing_key.public_key()), critical=False
+        )
+        .sign(ca.issuing_key, hashes.SHA256())
+    )
+    descriptor = os.open(HTTPS_KEY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    chain = cert.public_bytes(serialization.Encoding.PEM) + ca.issuing_cert.public_bytes(
+        serialization.Encoding.PEM
+    )
+    _write_atomic(HTTPS_CERT, chain)
+    return HTTPS_CERT, HTTPS_KEY
+
+
 def run() -> int:
     """make run: services, signing, migrations, the demo province, then the processes until Ctrl-C."""
+    return _portal(production=False)
+
+
+def serve() -> int:
+    """make serve: as make run, with the web process as production runs it: DEBUG off, gunicorn
+    (config/gunicorn.py) over TLS from the development CA on https://127.0.0.1:8443, static files
+    collected (hashed, compressed) and served by WhiteNoise."""
+    return _portal(production=True)
+
+
+def _portal(*, production: bool) -> int:
     system_check()
     # Ctrl-C goes to the whole foreground process group; the children are started in their own
     # sessions so that we stop them in order (processes first, then the data services).
@@ -504,8 +597,15 @@ def run() -> int:
         interrupted = True
 
     with services() as env, Supervisor() as supervisor:
-        env.setdefault("DJANGO_DEBUG", "1")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if production:
+            env["DJANGO_DEBUG"] = "0"
+            env["HOCBA_TESTING"] = "0"
+            env.setdefault("DJANGO_SECRET_KEY", django_secret_key())
+            env.setdefault("HOCBA_DEPLOYMENT_KEY", development_deployment_key())
+            env.setdefault("HOCBA_STATIC_ROOT", str(DATA / "staticfiles"))
+        else:
+            env.setdefault("DJANGO_DEBUG", "1")
         try:
             own_csc = not env.get("HOCBA_CSC_URL")
             own_ministry = not env.get("HOCBA_MINISTRY_URL")
@@ -522,9 +622,22 @@ def run() -> int:
             # process loads it, and the demo makes the schools' seal tokens.
             _manage(env, "seed_demo", "--quiet")
             host = env.get("HOCBA_HOST", "127.0.0.1")
-            port = env.get("HOCBA_PORT", "8000")
+            if production:
+                port = env.get("HOCBA_PORT", str(SERVE_PORT))
+                scheme = "https"
+                env.setdefault("HOCBA_PUBLIC_URL", f"https://{host}:{port}")
+                env["HOCBA_BIND"] = f"{host}:{port}"
+                log("Collecting the static files (hashed names, gzip and brotli)...")
+                _manage(env, "collectstatic", "--noinput", "-v", "0")
+                cert, key = https_files()
+                web = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py")]
+                web += ["--certfile", str(cert), "--keyfile", str(key), "config.wsgi:application"]
+            else:
+                port = env.get("HOCBA_PORT", "8000")
+                scheme = "http"
+                web = [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
             commands = {
-                "web": [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+                "web": web,
                 # One pool per kind of work (issue 15, docs/operations.md "Workers and queues"): a
                 # backlog of PDFs never delays a principal's batch. Two cores: the renders (CPU)
                 # get one process; signing waits on the key service and the TSA (two batches at
@@ -551,7 +664,11 @@ def run() -> int:
             signal.signal(signal.SIGTERM, on_signal)
             time.sleep(2)
             _manage(env, "seed_demo")
-            log(f"The portal is up: http://{host}:{port}/   (Ctrl-C stops everything)")
+            log(f"The portal is up: {scheme}://{host}:{port}/   (Ctrl-C stops everything)")
+            if production:
+                log(
+                    f"Its certificate is from the development CA: trust {CA_DIR / 'root.pem'} in the browser."
+                )
             exit_code = 0
             while not interrupted:
                 exited = supervisor.exited()
@@ -585,6 +702,8 @@ def exec_with_services(argv: list[str]) -> int:
 def main() -> int:
     if len(sys.argv) >= 2 and sys.argv[1] == "run":
         return run()
+    if len(sys.argv) >= 2 and sys.argv[1] == "serve":
+        return serve()
     if len(sys.argv) >= 3 and sys.argv[1] == "exec" and sys.argv[2] == "--":
         return exec_with_services(sys.argv[3:])
     print(__doc__)
