@@ -86,6 +86,8 @@ MIDDLEWARE = [
     # the static files and the error pages included.
     "csp.middleware.CSPMiddleware",
     "portal.security.PermissionsPolicyMiddleware",
+    # Up here, so that the responses of the middleware below (a 400 for a NUL) get it too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Static files from the WSGI process (docs/operations.md, static files): answered here, before
     # any session or database work, gzip/brotli made once at collectstatic, hashed names cached for
     # a year. The pages themselves are compressed by GZipMiddleware below.
@@ -103,7 +105,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "portal.middleware.RequireTwoFactorMiddleware",
     "portal.middleware.SchoolAccessMiddleware",
