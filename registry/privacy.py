@@ -134,7 +134,7 @@ def export_subjects_by_personal_id(personal_id: str) -> list[ExportSubject]:
     if not PERSONAL_ID.fullmatch(personal_id or ""):
         raise ValidationError(_("A personal ID number is 12 digits."), code="personal_id")
     found: list[ExportSubject] = []
-    for school in School.objects.order_by("code"):
+    for school in School.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).order_by("code"):
         with school:
             found.extend(
                 ExportSubject(school=school, student_id=pk)
