@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -16,7 +17,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from portal.models import CopyLog, RoleAssignment
+from portal.choices import VerificationMethod, VerificationOutcome
+from portal.models import CopyLog, IssuedRecord, RoleAssignment, VerificationLog
 from portal.selectors import personal_id_digest
 from registry.models import PersonalDataExport
 from registry.privacy import (
@@ -30,6 +32,7 @@ from tests.signing_kit import issue
 from transcripts.models import AssessmentChange, YearRecordPdf
 from transcripts.records.pdf import year_record_pdf_render
 from transcripts.records.services import year_record_copy_log
+from transcripts.records.storage import documents_storage
 
 REASON = "Đơn đề nghị số 12/2026 của phụ huynh"
 
@@ -291,3 +294,49 @@ def test_the_log_is_append_only(principal, school, issued):
         PersonalDataExport.objects.filter(pk=row.pk).update(reason="changed")
     with pytest.raises(DatabaseError), transaction.atomic():
         PersonalDataExport.objects.filter(pk=row.pk).delete()
+
+
+def test_a_document_changed_in_the_store_is_not_handed_over_and_the_zip_says_why(principal, school, issued):
+    record, student = issued
+    connection.set_tenant(school)
+    stored = YearRecordPdf.objects.get(record=record)
+    connection.set_schema_to_public()
+    Path(documents_storage().path(stored.name)).write_bytes(b"%PDF-1.7\n% forged\n%%EOF\n")
+
+    row, out = export(principal, school, student)
+    z = zip_of(out)
+    assert not any(name.endswith(".pdf") for name in z.namelist())
+    assert all(b"forged" not in z.read(name) for name in z.namelist())
+    data = json.loads(z.read("data.json"))
+    assert data["unavailable"] == [
+        {
+            "school": school.code,
+            "record_id": record.record_id,
+            "version": record.version,
+            "kind": "pdf",
+            "reason": "tampered",
+        }
+    ]
+    assert data["schools"][0]["year_records"][0]["pdf"] is None
+    # Only what was handed over is in the copy log: the XML, not the PDF.
+    assert list(
+        CopyLog.objects.filter(actor=principal, record_id=record.record_id).values_list("format", flat=True)
+    ) == ["xml"]
+    assert row.files == len(data["files"]) + 1  # data.json lists every file but itself
+
+
+def test_a_verification_on_the_public_page_is_in_the_access_log(principal, school, issued):
+    record, student = issued
+    entry = IssuedRecord.objects.get(record_id=record.record_id, version=record.version)
+    VerificationLog.objects.create(
+        method=VerificationMethod.QR,
+        record_id=record.record_id,
+        version=record.version,
+        outcome=VerificationOutcome.FOUND,
+        issued_record=entry,
+    )
+    _row, out = export(principal, school, student)
+    data = json.loads(zip_of(out).read("data.json"))
+    (verification,) = [e for e in data["access_log"] if e["event"] == "verification"]
+    assert record.record_id in verification["detail"]
+    assert [e["event"] for e in data["access_log"]].count("copy") == 1  # the earlier copy
