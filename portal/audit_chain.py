@@ -49,7 +49,8 @@ PUBLIC_CHAINS: tuple[str, ...] = (
     "registry_personaldataexport",
 )
 SCHOOL_CHAINS: tuple[str, ...] = ("transcripts_assessmentchange", "transcripts_yearrecordevent")
-TRIGGER = "zz_audit_chain"
+TRIGGER = "zz_audit_chain"  # BEFORE INSERT: the row's place and hash
+HEAD_TRIGGER = "zz_audit_chain_head"  # deferred, at commit: the chain's head
 
 
 class BreakKind:
@@ -173,16 +174,18 @@ def _table_exists(cursor, schema: str, table: str) -> bool:
 
 
 def _trigger_break(cursor, chain: Chain) -> ChainBreak | None:
+    """The chain's two triggers (the row's hash, the head at commit), present and enabled."""
     cursor.execute(
-        "SELECT tgenabled FROM pg_catalog.pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
-        [_qualified(chain.schema, chain.table), TRIGGER],
+        "SELECT tgname, tgenabled FROM pg_catalog.pg_trigger "
+        "WHERE tgrelid = %s::regclass AND tgname IN (%s, %s)",
+        [_qualified(chain.schema, chain.table), TRIGGER, HEAD_TRIGGER],
     )
-    found = cursor.fetchone()
-    if found is not None and found[0] in ("O", "A"):
+    found = dict(cursor.fetchall())
+    if all(found.get(name) in ("O", "A") for name in (TRIGGER, HEAD_TRIGGER)):
         return None
     message = (
         _("the chain trigger is missing: rows inserted now are not chained")
-        if found is None
+        if len(found) < 2
         else _("the chain trigger is disabled: rows inserted now are not chained")
     )
     return ChainBreak(chain.schema, chain.table, BreakKind.TRIGGER_OFF, message, chain.school)

@@ -14,12 +14,16 @@ def _chain(model_name: str, table: str, guard: str) -> list:
 SELECT public.hocba_audit_chain_seal('public.{table}', '{guard}');
 CREATE TRIGGER zz_audit_chain BEFORE INSERT ON public.{table}
     FOR EACH ROW EXECUTE FUNCTION public.hocba_audit_chain();
+CREATE CONSTRAINT TRIGGER zz_audit_chain_head AFTER INSERT ON public.{table}
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION public.hocba_audit_chain_flush();
 ALTER TABLE public.{table} ALTER COLUMN chain_seq SET NOT NULL, ALTER COLUMN chain_hash SET NOT NULL;
 CREATE UNIQUE INDEX {table}_chain_seq ON public.{table} (chain_seq);
 """
     reverse = f"""
 DROP INDEX IF EXISTS public.{table}_chain_seq;
 ALTER TABLE public.{table} ALTER COLUMN chain_seq DROP NOT NULL, ALTER COLUMN chain_hash DROP NOT NULL;
+DROP TRIGGER IF EXISTS zz_audit_chain_head ON public.{table};
 DROP TRIGGER IF EXISTS zz_audit_chain ON public.{table};
 DELETE FROM public.hocba_audit_chain_head WHERE schema_name = 'public' AND table_name = '{table}';
 """

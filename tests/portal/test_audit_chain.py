@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 
 from portal.audit_chain import PUBLIC_CHAINS, SCHOOL_CHAINS, Chain, audit_chain_verify, chain_check
 from portal.choices import AuditAction
@@ -71,7 +71,15 @@ def chain_rows(schema: str, table: str) -> list[tuple[int, int, bytes, str]]:
         return [(i, s, bytes(h), text) for i, s, h, text in cursor.fetchall()]
 
 
+def heads_written() -> None:
+    """What the commit does: the deferred triggers write the chains' heads (the test's transaction
+    is rolled back, never committed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def head(schema: str, table: str) -> tuple[int, bytes] | None:
+    heads_written()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT seq, hash FROM public.hocba_audit_chain_head WHERE schema_name = %s AND table_name = %s",
@@ -160,6 +168,7 @@ def test_the_canonical_text_does_not_depend_on_the_session_settings(sealed, depa
         )
     assert text() == plain
     assert "+00:00" in plain and '"chain_seq"' not in plain and '"chain_hash"' not in plain
+    heads_written()
     assert chain_check(Chain("public", "portal_auditentry"), cursor=connection.cursor())[1] is None
 
 
@@ -186,6 +195,7 @@ def test_the_seal_of_existing_rows_gives_the_hashes_the_trigger_gave(
 
 def test_a_clean_chain_passes_the_command(sealed, department_admin, capsys):
     audit_record(actor=department_admin, action=AuditAction.SCHOOL_CHANGED, obj=sealed, summary="clean")
+    heads_written()
     call_command("audit_verify", "--school", sealed.code)
     call_command("audit_verify", "--public-only")
     out = capsys.readouterr().out
@@ -221,7 +231,9 @@ def test_two_connections_inserting_at_once_make_one_linear_chain(db, django_db_b
             f"CREATE TABLE public.{PROBE} (id bigserial PRIMARY KEY, note text NOT NULL, "
             "chain_seq bigint NOT NULL, chain_hash bytea NOT NULL); "
             f"CREATE TRIGGER zz_audit_chain BEFORE INSERT ON public.{PROBE} "
-            "FOR EACH ROW EXECUTE FUNCTION public.hocba_audit_chain()"
+            "FOR EACH ROW EXECUTE FUNCTION public.hocba_audit_chain(); "
+            f"CREATE CONSTRAINT TRIGGER zz_audit_chain_head AFTER INSERT ON public.{PROBE} "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.hocba_audit_chain_flush()"
         )
         try:
             first = psycopg.connect(_dsn())
@@ -264,3 +276,18 @@ def test_two_connections_inserting_at_once_make_one_linear_chain(db, django_db_b
         finally:
             setup.execute(f"DROP TABLE IF EXISTS public.{PROBE}")
             setup.execute("DELETE FROM public.hocba_audit_chain_head WHERE table_name = %s", [PROBE])
+
+
+def test_a_savepoint_rolled_back_takes_its_rows_out_of_the_chain(sealed, department_admin):
+    def write(summary: str) -> None:
+        audit_record(actor=department_admin, action=AuditAction.SCHOOL_CHANGED, obj=sealed, summary=summary)
+
+    write("kept 1")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write("rolled back")
+        raise RuntimeError
+    write("kept 2")
+    rows = chain_rows("public", "portal_auditentry")
+    assert_linear(rows)
+    assert ['"kept 1"' in rows[-2][3], '"kept 2"' in rows[-1][3]] == [True, True]
+    assert head("public", "portal_auditentry") == (rows[-1][1], rows[-1][2])

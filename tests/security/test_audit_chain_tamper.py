@@ -21,7 +21,7 @@ from portal.audit_chain import BreakKind, audit_chain_heads, audit_chain_verify
 from portal.choices import AuditAction
 from portal.services import audit_record
 from schools.models import Subject
-from tests.portal.test_audit_chain import chain_rows, seal, seal_all
+from tests.portal.test_audit_chain import chain_rows, heads_written, seal, seal_all
 from transcripts.services import Cell, assessment_cell_save
 
 # A row written around every trigger, with the chain columns the attacker chooses.
@@ -39,6 +39,7 @@ def audit_rows(school, department_admin):
         audit_record(
             actor=department_admin, action=AuditAction.SCHOOL_CHANGED, obj=school, summary=f"row {n}"
         )
+    heads_written()
     return [(row_id, seq) for row_id, seq, _h, _t in chain_rows("public", "portal_auditentry")[-4:]]
 
 
@@ -168,6 +169,7 @@ def test_an_edited_row_in_a_school_is_named_with_the_school(school, subject_teac
             cell=Cell(enrolment_id=enrolment.pk, field="end", subject_id=toan, term=1),
             raw="4",
         )
+    heads_written()
     row_id, seq, _h, _t = chain_rows(school.schema_name, "transcripts_assessmentchange")[-2]
     as_superuser("UPDATE transcripts_assessmentchange SET new = '9,0' WHERE id = %s", [row_id])
     connection.set_schema_to_public()

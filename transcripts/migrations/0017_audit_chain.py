@@ -21,12 +21,16 @@ def _chain(model_name: str, table: str, guard: str) -> list:
 SELECT hocba_audit_chain_seal('{table}', '{guard}');
 CREATE TRIGGER zz_audit_chain BEFORE INSERT ON {table}
     FOR EACH ROW EXECUTE FUNCTION hocba_audit_chain();
+CREATE CONSTRAINT TRIGGER zz_audit_chain_head AFTER INSERT ON {table}
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION hocba_audit_chain_flush();
 ALTER TABLE {table} ALTER COLUMN chain_seq SET NOT NULL, ALTER COLUMN chain_hash SET NOT NULL;
 CREATE UNIQUE INDEX {table}_chain_seq ON {table} (chain_seq);
 """
     reverse = f"""
 DROP INDEX IF EXISTS {table}_chain_seq;
 ALTER TABLE {table} ALTER COLUMN chain_seq DROP NOT NULL, ALTER COLUMN chain_hash DROP NOT NULL;
+DROP TRIGGER IF EXISTS zz_audit_chain_head ON {table};
 DROP TRIGGER IF EXISTS zz_audit_chain ON {table};
 DELETE FROM hocba_audit_chain_head WHERE schema_name = current_schema() AND table_name = '{table}';
 """
