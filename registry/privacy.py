@@ -402,7 +402,7 @@ def _school_part(subject: ExportSubject, zip_out: _Zip, gathered: _Gathered) -> 
         AuditEntry.objects.filter(
             Q(object_type="transcripts.yearrecord", object_id__in=[str(pk) for pk in pks])
             | Q(object_type="schools.student", object_id=str(student.pk))
-            | Q(action=AuditAction.SCHOOL_DATA_VIEWED),
+            | Q(action=AuditAction.SCHOOL_DATA_VIEWED, summary__regex=_pages_of(student.pk, enrolments, pks)),
             school=school,
         )
         .select_related("actor")
@@ -567,6 +567,18 @@ def _school_part(subject: ExportSubject, zip_out: _Zip, gathered: _Gathered) -> 
         "year_records": year_records,
         "attached_records": attached_out,
     }
+
+
+def _pages_of(student_pk: int, enrolments: list[Enrolment], record_pks: list[int]) -> str:
+    """A PostgreSQL regular expression matching the school pages that show this student's data:
+    their book, this export's page, their classes' grade books and records, their record versions.
+    Pages opened under a data grant are logged with their path (portal.middleware), one row per
+    page: matching the path keeps the access log to what showed this student, not the whole school."""
+    paths = [f"/hoc-ba/{student_pk}/", f"/du-lieu-ca-nhan/{student_pk}/"]
+    for class_id in sorted({e.school_class_id for e in enrolments}):
+        paths += [f"/so-diem/lop/{class_id}/", f"/so-diem/ho-so/lop/{class_id}/", f"/so-diem/{class_id}/"]
+    paths += [f"/so-diem/ho-so/{pk}/" for pk in record_pks]
+    return "(" + "|".join(paths) + ")"  # letters, digits, '-' and '/': nothing to escape
 
 
 def _person_events(*, digest: str, record_ids: set[str], students: list[str]) -> list[dict[str, Any]]:

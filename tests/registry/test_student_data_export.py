@@ -200,7 +200,8 @@ def test_a_failed_export_leaves_no_log_row_and_no_copy_row(principal, school, is
 
 def test_the_queries_do_not_grow_with_years_subjects_or_records(principal, school, issued):
     """A fixed number of SELECTs per school, each table read once: none per year, subject, version or
-    document (a student with no record reads the same tables, minus those an empty list skips)."""
+    document (a student whose record is not issued reads no more tables than the one with the issued
+    record, its PDF, its signatures and a history)."""
     _record, student = issued
     connection.set_tenant(school)
     bare = Student.objects.get(student_code="CS004")
@@ -340,3 +341,22 @@ def test_a_verification_on_the_public_page_is_in_the_access_log(principal, schoo
     (verification,) = [e for e in data["access_log"] if e["event"] == "verification"]
     assert record.record_id in verification["detail"]
     assert [e["event"] for e in data["access_log"]].count("copy") == 1  # the earlier copy
+
+
+def test_pages_of_the_student_opened_under_a_data_grant_are_in_the_access_log_and_others_are_not(
+    client_as, division_officer, principal, school, issued
+):
+    _record, student = issued
+    RoleAssignment.objects.filter(user=division_officer).update(data_access=True)
+    connection.set_tenant(school)
+    other = Student.objects.exclude(pk=student.pk).get(student_code__in=["CS001", "CS003"])
+    connection.set_schema_to_public()
+    client = client_as(division_officer)
+    assert client.get(f"/truong/{school.code}/hoc-ba/{student.pk}/").status_code == 200
+    assert client.get(f"/truong/{school.code}/hoc-ba/{other.pk}/").status_code == 200
+
+    _row, out = export(principal, school, student)
+    data = json.loads(zip_of(out).read("data.json"))
+    opened = [e for e in data["access_log"] if e["event"] == "school_data_opened"]
+    assert len(opened) == 1 and f"/hoc-ba/{student.pk}/" in opened[0]["detail"]
+    assert "Phạm Chuyên Viên" in opened[0]["who"]
