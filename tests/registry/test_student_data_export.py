@@ -20,7 +20,8 @@ from django.test.utils import CaptureQueriesContext
 from portal.choices import VerificationMethod, VerificationOutcome
 from portal.models import CopyLog, IssuedRecord, RoleAssignment, VerificationLog
 from portal.selectors import personal_id_digest
-from registry.models import PersonalDataExport
+from registry.api.choices import PartnerKind
+from registry.models import ApiCall, PartnerClient, PersonalDataExport
 from registry.privacy import (
     ExportSubject,
     export_reason_clean,
@@ -360,3 +361,21 @@ def test_pages_of_the_student_opened_under_a_data_grant_are_in_the_access_log_an
     opened = [e for e in data["access_log"] if e["event"] == "school_data_opened"]
     assert len(opened) == 1 and f"/hoc-ba/{student.pk}/" in opened[0]["detail"]
     assert "Phạm Chuyên Viên" in opened[0]["who"]
+
+
+def test_partner_api_calls_about_the_person_are_in_the_access_log_and_others_are_not(
+    principal, school, issued
+):
+    _record, student = issued
+    client = PartnerClient.objects.create(name="Cổng tuyển sinh tỉnh", kind=PartnerKind.CITIZEN_APP)
+    about = dict(client=client, method="GET", status_code=200, duration_ms=3)
+    ApiCall.objects.create(
+        path="/api/v1/students/", personal_id_digest=personal_id_digest(student.personal_id), **about
+    )
+    ApiCall.objects.create(
+        path="/api/v1/students/", personal_id_digest=personal_id_digest("010299999999"), **about
+    )
+    _row, out = export(principal, school, student)
+    data = json.loads(zip_of(out).read("data.json"))
+    calls = [e for e in data["access_log"] if e["event"] == "partner_api"]
+    assert [c["who"] for c in calls] == ["Cổng tuyển sinh tỉnh"]
