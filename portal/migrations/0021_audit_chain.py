@@ -24,8 +24,8 @@ One mechanism in public, used by every chained table in every schema:
   insert took 86 s that way).
 - public.hocba_audit_chain_flush(): a deferred constraint trigger on each chained table, run at
   commit: it writes the transaction's last position and hash to the head row (once: the other
-  rows' events find it written). A savepoint rolled back takes its rows, its setting and its
-  head lock with it.
+  rows' events find it written, hocba_audit_chain.f<table oid>). A savepoint rolled back takes
+  its rows, its settings and its head lock with it.
 - Trigger names: zz_audit_chain sorts after every other BEFORE trigger, so the row is hashed as
   it is stored; zz_audit_chain_head.
 - public.hocba_audit_chain_seal(table, guard): chains the rows a table already holds, in id
@@ -117,10 +117,13 @@ CREATE FUNCTION public.hocba_audit_chain_flush() RETURNS trigger
     LANGUAGE plpgsql SECURITY INVOKER AS $$
 DECLARE
     running text := pg_catalog.current_setting('hocba_audit_chain.t' || TG_RELID::bigint, true);
+    flushed_key text := 'hocba_audit_chain.f' || TG_RELID::bigint;
     last_seq bigint;
 BEGIN
-    IF running IS NULL OR running = '' THEN
-        RETURN NULL;  -- the row was written around the chain trigger: the check names it
+    -- Nothing to write: a row written around the chain trigger (the check names it), or the
+    -- head already written by an earlier row's event of this transaction.
+    IF running IS NULL OR running = '' OR running = pg_catalog.current_setting(flushed_key, true) THEN
+        RETURN NULL;
     END IF;
     last_seq := pg_catalog.split_part(running, ':', 1)::bigint;
     UPDATE public.hocba_audit_chain_head AS h
@@ -128,6 +131,7 @@ BEGIN
         hash = pg_catalog.decode(pg_catalog.split_part(running, ':', 2), 'hex'),
         updated_at = pg_catalog.clock_timestamp()
     WHERE h.schema_name = TG_TABLE_SCHEMA AND h.table_name = TG_TABLE_NAME AND h.seq < last_seq;
+    PERFORM pg_catalog.set_config(flushed_key, running, true);
     RETURN NULL;
 END;
 $$;
