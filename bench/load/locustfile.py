@@ -120,7 +120,8 @@ def totp_code(secret: str, at: float | None = None) -> str:
     return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
-_used_steps: dict[str, int] = {}
+# The 30-s window of the code each account last used (run.py's sign-ins included).
+_used_steps: dict[str, int] = dict(PLAN.get("totp_used", {}))
 
 
 def fresh_totp(username: str) -> str:
@@ -140,7 +141,14 @@ def _csrf_from(html: str) -> str:
 
 
 def sign_in(client, base: str, username: str, label: str) -> None:
-    """The login form (allauth), then the code page when the account has two factors."""
+    """The session run.py opened for this account before the run (the morning's sign-in, measured
+    apart), or else the login form (allauth), then the code page when the account has two factors."""
+    session = PLAN.get("sessions", {}).get(username)
+    if session:
+        host = client.base_url.split("://", 1)[1].split(":", 1)[0].split("/", 1)[0]
+        for name, value in session.items():
+            client.cookies.set(name, value, domain=host, path="/")  # as the server's own (host-only)
+        return
     page = client.get("/accounts/login/", name="sign-in: login page")
     answer = client.post(
         "/accounts/login/",
@@ -157,6 +165,12 @@ def sign_in(client, base: str, username: str, label: str) -> None:
         )
     if "sessionid" not in client.cookies:
         raise StopUser(f"{label} {username}: sign-in failed")
+
+
+def csrf_cookie(client) -> str:
+    """The csrftoken cookie's value, as the page's script reads document.cookie (the last set)."""
+    values = [cookie.value for cookie in client.cookies if cookie.name == "csrftoken"]
+    return values[-1] if values else ""
 
 
 _ROW = re.compile(r'<tr data-enrolment="(\d+)">(.*?)</tr>', re.S)
@@ -183,7 +197,7 @@ class _Saver(HttpUser):
             url,
             data=data,
             headers={
-                "X-CSRFToken": self.client.cookies.get("csrftoken", ""),
+                "X-CSRFToken": csrf_cookie(self.client),
                 "Accept": "application/json",
                 "Referer": self.host + url,
             },
