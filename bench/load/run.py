@@ -530,6 +530,7 @@ class Run:
     statuses: dict
     failures: list[str]
     web_cpu: float = 0.0
+    db_cpu: float = 0.0
 
 
 def locust_run(args, port: int, setting: str, plan_file: Path, out: Path, *, signing: bool) -> Run:
@@ -929,9 +930,11 @@ def main() -> int:
                     say("the morning: every account signs in once ...")
                     sign_ins = sessions_open(port, province.plan)
                     plan_file.write_text(json.dumps(province.plan))
-                cpu_before = _tree_cpu(stack.processes["web"].pid)
+                cpu_before, db_before = _tree_cpu(stack.processes["web"].pid), _db_cpu()
                 run = locust_run(args, port, setting, plan_file, out, signing=signing)
                 run.web_cpu = _tree_cpu(stack.processes["web"].pid) - cpu_before
+                # Backends that ended during the run are lost (persistent connections: few).
+                run.db_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in _db_cpu().items())
                 runs.append(run)
                 stack.stop("web")
             drained = drain(province, args.drain)
@@ -959,6 +962,21 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return exit_code
+
+
+def _db_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend on the bench's database (/proc)."""
+    from django.db import connection
+
+    from bench.gradebook import _cpu_seconds
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    return {pid: _cpu_seconds([pid]) for pid in pids}
 
 
 def _tree_cpu(pid: int) -> float:
@@ -1054,19 +1072,22 @@ def report(
     matrix = [run for run in runs if not run.signing] or runs
     print(
         f"  {'gunicorn':<14}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'cell save p95':>15}"
-        f"{'web CPU/req':>13}{'errors':>8}"
+        f"{'web CPU/req':>13}{'DB CPU/req':>12}{'req/s/core':>12}{'errors':>8}"
     )
     for run in matrix:
         save = next((r for r in run.rows if r.name == "cell save"), None)
         per = run.web_cpu / run.total.count * 1000 if run.total.count else 0
+        db = run.db_cpu / run.total.count * 1000 if run.total.count else 0
         print(
             f"  {run.setting:<14}{run.total.rps:8.1f}{run.work.p50:8.0f}{run.work.p95:8.0f}"
             f"{run.work.p99:8.0f}{(save.p95 if save else 0):15.0f}"
-            f"{per:11.1f}ms{run.total.failures + run.statuses.get('5xx', 0):8d}"
+            f"{per:11.1f}ms{db:10.1f}ms{1000 / (per + db) if per + db else 0:12.0f}"
+            f"{run.total.failures + run.statuses.get('5xx', 0):8d}"
         )
     print(
         "  req/s: every request over the run's window; web CPU/req: gunicorn's processes' CPU (/proc) over"
-        " the requests"
+        " the requests; DB CPU/req: the database's backends' (the workers' too, idle in these runs);"
+        " req/s/core: one core's worth of both, what a core gives whatever else runs"
     )
     print("\nwork behind the pages:")
     for run in runs:
