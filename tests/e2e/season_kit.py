@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import os
 import tempfile
@@ -29,7 +31,7 @@ from portal.choices import DivisionKind, Role, SchoolLevel
 from portal.models import Division, RoleAssignment, School, User
 from portal.provisioning import SchoolSpec, school_provision
 from tests.conftest import PASSWORD, student_make
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 from tests.signing_kit import PIN
 
 YEAR = "2025-2026"
@@ -175,6 +177,21 @@ def log_in(page, url: str, user: User, *, codes: Codes, secret: str | None = Non
         page.click("button[type=submit]")
     page.wait_for_url(f"{url}/")
     assert user.full_name in page.locator("header").inner_text()
+
+
+def trusting_chromium(browser, server_cert: Path):
+    """Debian's chromium again, on the running Playwright, trusting one server certificate (its
+    public key), as a browser trusts a province's real certificate: with ignore_https_errors
+    instead, chromium refuses what needs a secure origin, such as the grade book's service worker."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(server_cert.read_bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
+    )
 
 
 def screenshot_dir() -> Path:
