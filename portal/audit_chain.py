@@ -155,13 +155,7 @@ LEFT JOIN public.hocba_audit_chain_head AS h ON h.schema_name = %s AND h.table_n
 
 _BROKEN_ROW = """
 SELECT id, chain_seq, prev_seq FROM (
-    SELECT t.id, t.chain_seq, t.chain_hash,
-           lag(t.chain_seq) OVER w AS prev_seq,
-           public.hocba_audit_chain_step(
-               coalesce(lag(t.chain_hash) OVER w, ''::bytea), t.chain_seq, public.hocba_audit_chain_text(t)
-           ) AS expected
-    FROM {table} AS t
-    WINDOW w AS (ORDER BY t.chain_seq)
+    SELECT t.id, t.chain_seq, lag(t.chain_seq) OVER (ORDER BY t.chain_seq) AS prev_seq FROM {table} AS t
 ) AS walk
 WHERE chain_seq = %s
 LIMIT 1
