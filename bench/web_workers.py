@@ -254,28 +254,39 @@ async def _drive(spec: Drive) -> Outcome:
 
 class ConnectionSampler(threading.Thread):
     """The PostgreSQL backends on the bench's database, sampled every 0.2 s: the most at once, and
-    every backend seen (their CPU is counted from /proc)."""
+    the CPU each one has used, last seen (/proc): a backend that ends (CONN_MAX_AGE) keeps its
+    last figure, so a window's CPU is the sum of the growth of every backend seen in it."""
 
     def __init__(self, conninfo: dict) -> None:
         super().__init__(daemon=True)
         import psycopg
 
         self.conn = psycopg.connect(autocommit=True, **conninfo)
+        self.lock = threading.Lock()
         self.stop = threading.Event()
         self.most = 0
-        self.seen: set[int] = set()
+        self.cpu: dict[int, float] = {}
 
     def now(self) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-        return [row[0] for row in rows]
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            ).fetchall()
+            pids = [row[0] for row in rows]
+            self.most = max(self.most, len(pids))
+            for pid in pids:
+                self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_seconds([pid]))
+            return pids
+
+    def snapshot(self) -> dict[int, float]:
+        self.now()
+        with self.lock:
+            return dict(self.cpu)
 
     def run(self) -> None:
         while not self.stop.is_set():
-            pids = self.now()
-            self.most = max(self.most, len(pids))
-            self.seen.update(pids)
+            self.now()
             self.stop.wait(0.2)
 
     def close(self) -> None:
@@ -332,6 +343,21 @@ class Run:
         )
 
 
+def first_answer(port: int, path: str) -> None:
+    """Until a worker answers `path` (the application loaded): the boot time a deploy waits."""
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=60).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"no worker answered {path} within 120 s")
+
+
 def gunicorn_config(tmp: Path) -> str:
     """The production configuration (config/gunicorn.py) when the revision has one; otherwise an
     empty file (gunicorn's defaults). The command line overrides what the bench varies."""
@@ -369,10 +395,6 @@ def server_times(access: Path, start: int) -> dict[str, list[float]]:
     return times
 
 
-def _cpu_by_pid(pids: set[int] | list[int]) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
-
-
 def measure(
     model: Model,
     *,
@@ -384,6 +406,7 @@ def measure(
     requests: int,
     conninfo: dict,
     cells: dict,
+    static: str,
     say,
 ) -> Run:
     port = free_port()
@@ -412,6 +435,7 @@ def measure(
     sampler = None
     try:
         wait_for_port(port, server, log)
+        first_answer(port, static)
         boot = time.perf_counter() - started
         # Warm-up: every worker loads its templates, routes and connection (unmeasured).
         warm = pool.submit(drive, make_drive(port, 8, max(60, 10 * model.concurrency), cells)).result()
@@ -423,14 +447,13 @@ def measure(
         levels = []
         for clients in counts:
             workers = [*children(server.pid), server.pid]
-            backends = set(sampler.now())
-            before_server, before_db = cpu_seconds(workers), _cpu_by_pid(backends)
+            before_server, before_db = cpu_seconds(workers), sampler.snapshot()
             log_start = access.stat().st_size if access.exists() else 0
             outcome = pool.submit(drive, make_drive(port, clients, requests, cells)).result()
             cells.update(outcome.cells)
             time.sleep(0.2)  # the last responses' lines
             served = server_times(access, log_start)
-            after_db = _cpu_by_pid(backends | sampler.seen)
+            after_db = sampler.snapshot()
             levels.append(
                 Level(
                     clients=clients,
@@ -528,23 +551,27 @@ def report(runs: list[Run], *, counts: list[int], requests: int, keep_alive: boo
     )
     print(
         "  model                           req/s  ÷best   RSS/worker  PSS/worker  PSS all"
-        "  PG conns  boot s   CPU/req ms: gunicorn + PostgreSQL (+ client)"
+        "  PG conns  boot s   CPU/req ms: gunicorn + PostgreSQL (+ client)   cores ÷ CPU"
     )
     for run in runs:
         rss = statistics.fmean(m[0] for m in run.workers_memory) / 1024 if run.workers_memory else 0
         pss = statistics.fmean(m[1] for m in run.workers_memory) / 1024 if run.workers_memory else 0
         pss_all = (sum(m[1] for m in run.workers_memory) + run.master_memory[1]) / 1024
         server, db, client = run.cpu_per_request()
+        capacity = cores / (server + db + client) if server + db + client > 0 else 0.0
         print(
             f"  {run.model.label:<30} {run.score:6.1f}  {run.score / best.score:5.2f}"
             f"   {rss:7.1f} MB  {pss:7.1f} MB  {pss_all:6.0f} MB"
             f"  {run.connections:5d}/{run.model.concurrency:<3d}"
             f" {run.boot:6.1f}   {server * 1000:5.2f} + {db * 1000:5.2f} = {(server + db) * 1000:5.2f}"
-            f"  (+ {client * 1000:4.2f})"
+            f"  (+ {client * 1000:4.2f})   {capacity:6.0f} req/s"
         )
     print(
         "  PG conns: the most open at once / the model's concurrency (a persistent connection per"
-        " worker thread, CONN_MAX_AGE); PSS: shared pages counted once (what a worker really adds)"
+        " worker thread, CONN_MAX_AGE); PSS: shared pages counted once (what a worker really adds);"
+        " boot: from the start to the first answer; cores ÷ CPU: the throughput the cores would give"
+        " if nothing else ran (server, database and client on them), steadier than req/s when"
+        " the machine is shared"
     )
 
     # The recommendation: the best, or near it (within TIE) the one holding fewer connections,
@@ -696,6 +723,7 @@ def main() -> int:
                             requests=args.requests,
                             conninfo=conninfo,
                             cells=cells,
+                            static=static,
                             say=say,
                         )
                     )
