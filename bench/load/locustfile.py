@@ -188,6 +188,14 @@ def cells_of(html: str) -> dict[tuple[int, str], str]:
     return cells
 
 
+def close_connections(user) -> None:
+    """`Connection: close` on every request, as a reverse proxy that does not keep connections to
+    gunicorn sends them (nginx's default). Kept-alive connections would race gthread's keep-alive
+    timeout (2 s): a POST sent as the server closes the idle connection gets no answer, and the
+    client library does not resend a POST (a browser does, on a reused connection)."""
+    user.client.headers["Connection"] = "close"
+
+
 class _Saver(HttpUser):
     abstract = True
     username = ""
@@ -219,6 +227,7 @@ class SubjectTeacher(_Saver):
     wait_time = between(0.5, 2.0)
 
     def on_start(self):
+        close_connections(self)
         self.me = _next("books")
         if not self.me:
             raise StopUser("no grade book in the plan")
@@ -267,6 +276,7 @@ class HomeroomTeacher(_Saver):
     wait_time = between(1.0, 3.0)
 
     def on_start(self):
+        close_connections(self)
         self.me = _next("homerooms")
         if not self.me:
             raise StopUser("no homeroom class in the plan")
@@ -308,12 +318,14 @@ class SigningOffice(HttpUser):
     wait_time = constant(5)
 
     def on_start(self):
+        close_connections(self)
         self.me = _next("offices")
         if not self.me:
             raise StopUser("no school with a class to sign in the plan")
         self.done = not SIGNING
         sign_in(self.client, self.host, self.me["principal"], "principal")
         self.clerk = HttpSession(self.host, self.environment.events.request, self)
+        self.clerk.headers["Connection"] = "close"
         sign_in(self.clerk, self.host, self.me["clerk"], "clerk")
 
     def _batch(self, client, step: str, certificate: int, username: str, totp: bool) -> bool:
@@ -372,6 +384,7 @@ class Officer(HttpUser):
     wait_time = between(3.0, 6.0)
 
     def on_start(self):
+        close_connections(self)
         self.me = _next("officers")
         if not self.me:
             raise StopUser("no officer in the plan")
@@ -387,6 +400,9 @@ class Visitor(HttpUser):
 
     weight = 1
     wait_time = between(2.0, 5.0)
+
+    def on_start(self):
+        close_connections(self)
 
     @task
     def verify(self):
