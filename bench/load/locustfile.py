@@ -217,7 +217,15 @@ class _Saver(HttpUser):
                 return
             value = response.json().get("value")
             self.cells[(data["enrolment"], data["field"])] = value if value is not None else data["value"]
-            _saved({**record, "enrolment": data["enrolment"], "field": data["field"], "value": value})
+            _saved(
+                {
+                    **record,
+                    "enrolment": data["enrolment"],
+                    "field": data["field"],
+                    "value": value,
+                    "at": time.time(),
+                }
+            )
 
 
 class SubjectTeacher(_Saver):

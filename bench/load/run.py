@@ -692,18 +692,18 @@ def data_check(province: Province, out: Path, ministry_state: dict) -> list[Chec
 
     checks = []
     last: dict[tuple, dict] = {}
-    for path in sorted(out.glob("saves-*.jsonl")):
-        for line in path.read_text().splitlines():
-            save = json.loads(line)
-            key = (
-                save["kind"],
-                save["school"],
-                save.get("subject"),
-                save.get("term"),
-                save["enrolment"],
-                save["field"],
-            )
-            last[key] = save  # one user per cell, saving one cell at a time: the file's order is the order
+    saves = [json.loads(line) for path in out.glob("saves-*.jsonl") for line in path.read_text().splitlines()]
+    # By the time each answer came (a cell is one user's in a run; runs follow each other).
+    for save in sorted(saves, key=lambda save: save["at"]):
+        key = (
+            save["kind"],
+            save["school"],
+            save.get("subject"),
+            save.get("term"),
+            save["enrolment"],
+            save["field"],
+        )
+        last[key] = save
     wrong: list[str] = []
     by_school: dict[str, list] = {}
     for key, save in last.items():
