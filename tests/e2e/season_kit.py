@@ -1,9 +1,10 @@
 """What the closing season's browser test (tests/e2e/test_season.py) needs besides the browser.
 
-- `season_world`: a fresh small school of its own (a primary school in a division of its own, one
-  grade 5 class of five pupils, two subjects), its staff, their key files and authenticator apps,
-  committed for the other processes. Data set-up only: every score, approval and signature of
-  the season is made in the browser by the test.
+- `season_database`: a database of the season's own, migrated, and in it (`season_setup`) a fresh
+  small school (a primary school in a division of its own, one grade 5 class of five pupils, two
+  subjects), its staff, their key files and authenticator apps. Data set-up only: every score,
+  approval and signature of the season is made in the browser by the test.
+- `season_records`: the class's year records, read from that database.
 - `Codes`: authenticator codes as a person reads them from the app: never one about to expire,
   never the same code twice for one person (the portal refuses a replayed code).
 - `log_in`: the login form, with the second factor when the account has one.
@@ -15,20 +16,26 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import html
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 from django.db import connection
 
 from portal.choices import DivisionKind, Role, SchoolLevel
-from portal.models import Division, RoleAssignment, School, User
+from portal.models import Department, Division, RoleAssignment, User
 from portal.provisioning import SchoolSpec, school_provision
 from tests.conftest import PASSWORD, student_make
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
@@ -54,27 +61,63 @@ TITLES = {"homeroom_teacher": "Giáo viên chủ nhiệm", "principal": "Hiệu 
 
 
 @dataclass
+class Person:
+    username: str
+    full_name: str
+
+
+@dataclass
 class SeasonWorld:
-    school: School
-    division: Division
+    """What the browser needs to know of the season's school (plain data: it lives in the season's
+    own database, which the test process does not open through the ORM)."""
+
+    school_code: str
+    school_name: str
+    schema_name: str
+    division_code: str
     class_pk: int
     class_name: str
-    users: dict[str, User]
-    secrets: dict[str, str]  # username key: TOTP secret (those who log in with a second factor)
-    record_ids: list[str] = field(default_factory=list)
+    users: dict[str, Person]
+    secrets: dict[str, str]  # who logs in with a second factor: their TOTP secret
 
     @property
     def book(self) -> str:
-        return f"/truong/{self.school.code}/so-diem"
+        return f"/truong/{self.school_code}/so-diem"
 
 
-def season_world(signing_trust, tag: str) -> SeasonWorld:
-    """Provision the season's school and its people (committed; call with the db unblocked)."""
+def school_name(tag: str) -> str:
+    return f"Trường Tiểu học Mùa Thi {tag.upper()}"
+
+
+def key_files(signing_trust, folder: Path, tag: str) -> dict[str, str]:
+    """The signers' PKCS#12 files (PIN tests.signing_kit.PIN) from the session's test CA."""
+    made = {
+        **{key: signing_trust.person(STAFF[key][0], title) for key, title in TITLES.items()},
+        "seal": signing_trust.seal(school_name(tag)),
+    }
+    paths = {}
+    for key, data in made.items():
+        paths[key] = str(folder / f"{key}.p12")
+        Path(paths[key]).write_bytes(data)
+    return paths
+
+
+def season_setup(request_file: str) -> None:
+    """Run in the season's database (manage.py shell): the department if none yet, a division and
+    a primary school of their own, the staff (their key files registered, authenticator apps for
+    those who sign), one grade 5 class of five pupils in two subjects. Writes the SeasonWorld as
+    JSON beside the request."""
     from schools.models import CurriculumEntry, Subject
     from schools.services import class_create, school_year_open, student_enrol, teaching_assignment_set
     from signing.services import certificate_register_pkcs12
 
+    request = json.loads(Path(request_file).read_text())
+    tag, keys = request["tag"], request["keys"]
     connection.set_schema_to_public()
+    if not Department.objects.exists():
+        Department.objects.create(
+            code="T0", name="Sở Giáo dục và Đào tạo Thử Nghiệm", place_name="Thử Nghiệm"
+        )
     division = Division.objects.create(
         code=f"t-mua-{tag}", name=f"UBND Phường Mùa Thi {tag}", kind=DivisionKind.COMMUNE
     )
@@ -82,14 +125,13 @@ def season_world(signing_trust, tag: str) -> SeasonWorld:
         actor=None,
         spec=SchoolSpec(
             code=f"t-mua-{tag}",
-            name=f"Trường Tiểu học Mùa Thi {tag.upper()}",
+            name=school_name(tag),
             levels=(SchoolLevel.PRIMARY,),
             division_code=division.code,
         ),
         division=division,
     )
     users: dict[str, User] = {}
-    secrets: dict[str, str] = {}
     for key, (full_name, role) in STAFF.items():
         user = users[key] = User.objects.create_user(
             username=f"mua-{key.replace('_', '-')}-{tag}",
@@ -105,15 +147,16 @@ def season_world(signing_trust, tag: str) -> SeasonWorld:
         email=f"mua-phong-{tag}@test.local",
     )
     RoleAssignment.objects.create(user=officer, role=Role.DIVISION_OFFICER, division=division)
+    secrets = {}
     for key in ("homeroom_teacher", "principal", "clerk"):  # they sign: a second factor at login
         secrets[key] = generate_totp_secret()
         TOTP.activate(users[key], secrets[key])
-    for key, title in TITLES.items():
+    for key in TITLES:
         certificate_register_pkcs12(
-            actor=users[key], user=users[key], data=signing_trust.person(users[key].full_name, title), pin=PIN
+            actor=users[key], user=users[key], data=Path(keys[key]).read_bytes(), pin=PIN
         )
     certificate_register_pkcs12(
-        actor=users["clerk"], school=school, data=signing_trust.seal(school.name), pin=PIN
+        actor=users["clerk"], school=school, data=Path(keys["seal"]).read_bytes(), pin=PIN
     )
 
     with school:
@@ -138,14 +181,83 @@ def season_world(signing_trust, tag: str) -> SeasonWorld:
             pupil = student_make(f"M{tag}{number:02d}", name, sex, dt.date(2015, 2, number))
             student_enrol(student=pupil, school_class=school_class, enrolled_on=year.starts_on, number=number)
     connection.set_schema_to_public()
-    return SeasonWorld(
-        school=school,
-        division=division,
+    world = SeasonWorld(
+        school_code=school.code,
+        school_name=school.name,
+        schema_name=school.schema_name,
+        division_code=division.code,
         class_pk=school_class.pk,
         class_name=school_class.name,
-        users=users,
+        users={key: Person(u.username, u.full_name) for key, u in users.items()},
         secrets=secrets,
     )
+    Path(request["out"]).write_text(json.dumps(dataclasses.asdict(world)))
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextlib.contextmanager
+def season_database(django_db_blocker, signing_trust, folder: Path, env: dict[str, str]):
+    """A database of the season's own beside the test database (its issued records, index rows,
+    outbox messages and audit rows are no other test's business), migrated, the world set up in
+    it; yields (its URL, the SeasonWorld); dropped at the end. `env`: the trust settings and the
+    deployment key the server and the worker get too."""
+    from django.db import connection as test_connection
+
+    from tests.worker import database_url
+
+    tag = uuid.uuid4().hex[:6]
+    name = f"{test_connection.settings_dict['NAME']}_season"
+    with django_db_blocker.unblock(), test_connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    url = database_url().rsplit("/", 1)
+    url = f"{url[0]}/{name}" + (f"?{url[1].split('?', 1)[1]}" if "?" in url[1] else "")
+    manage_env = {**os.environ, **env, "DATABASE_URL": url, "HOCBA_TESTING": "1", "PYTHONUNBUFFERED": "1"}
+    try:
+        _manage(manage_env, "migrate_schemas", "--noinput", "-v", "0")
+        request = folder / "season-request.json"
+        request.write_text(
+            json.dumps(
+                {"tag": tag, "keys": key_files(signing_trust, folder, tag), "out": str(folder / "world.json")}
+            )
+        )
+        _manage(
+            manage_env,
+            "shell",
+            "-c",
+            f"from tests.e2e.season_kit import season_setup; season_setup({str(request)!r})",
+        )
+        data = json.loads((folder / "world.json").read_text())
+        data["users"] = {key: Person(**person) for key, person in data["users"].items()}
+        yield url, SeasonWorld(**data)
+    finally:
+        with django_db_blocker.unblock(), test_connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def season_records(url: str, world: SeasonWorld) -> list[dict]:
+    """The class's year records as the season's database holds them (plain SQL: a read)."""
+    import psycopg
+    from psycopg import sql
+
+    query = sql.SQL(
+        """SELECT r.id, r.record_id, r.version, r.status, s.full_name
+             FROM {schema}.transcripts_yearrecord r
+             JOIN {schema}.schools_enrolment e ON e.id = r.enrolment_id
+             JOIN {schema}.schools_student s ON s.id = e.student_id
+            WHERE e.school_class_id = %s ORDER BY e.number"""
+    ).format(schema=sql.Identifier(world.schema_name))
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(query, [world.class_pk]).fetchall()
+    names = ("pk", "record_id", "version", "status", "full_name")
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 class Codes:
@@ -166,7 +278,7 @@ class Codes:
             time.sleep(30 - now % 30 + 0.3)
 
 
-def log_in(page, url: str, user: User, *, codes: Codes, secret: str | None = None) -> None:
+def log_in(page, url: str, user: Person, *, codes: Codes, secret: str | None = None) -> None:
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=login]", user.username)
     page.fill("input[name=password]", PASSWORD)
