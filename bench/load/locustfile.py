@@ -156,8 +156,10 @@ def sign_in(client, base: str, username: str, label: str) -> None:
         headers={"Referer": f"{base}/accounts/login/"},
         name="sign-in: password",
     )
-    if "/accounts/2fa/authenticate/" in answer.url:
-        client.post(
+    for _attempt in range(3):  # a code that arrives after its window: the next one, as a person would
+        if "/accounts/2fa/authenticate/" not in answer.url:
+            break
+        answer = client.post(
             "/accounts/2fa/authenticate/",
             data={"code": fresh_totp(username), "csrfmiddlewaretoken": _csrf_from(answer.text)},
             headers={"Referer": f"{base}/accounts/2fa/authenticate/"},
@@ -354,12 +356,18 @@ class SigningOffice(HttpUser):
         if not found:
             return False
         batch = f"{base}{found.group(1)}/"
-        data = {"pin": PIN, "csrfmiddlewaretoken": _csrf_from(answer.text)}
-        if totp:
-            data["totp"] = fresh_totp(username)
-        client.post(
-            batch + "xac-nhan/", data=data, headers={"Referer": self.host + batch}, name="batch confirm"
-        )
+        page_text = answer.text
+        for _attempt in range(3):  # a code that arrives after its window: the next one, as a person would
+            data = {"pin": PIN, "csrfmiddlewaretoken": _csrf_from(page_text)}
+            if totp:
+                data["totp"] = fresh_totp(username)
+            confirmed = client.post(
+                batch + "xac-nhan/", data=data, headers={"Referer": self.host + batch}, name="batch confirm"
+            )
+            page_text = confirmed.text
+            state = client.get(batch + "tien-do/", name="batch progress (poll)").json().get("state")
+            if state != "awaiting":
+                break
         deadline = time.time() + 600
         while time.time() < deadline:
             with client.get(
