@@ -590,7 +590,7 @@ def report(runs: list[Run], *, counts: list[int], requests: int, keep_alive: boo
     gthread = [r for r in runs if r.model.worker_class == "gthread"]
     sync = {r.model.workers: r for r in runs if r.model.worker_class == "sync" and not r.model.preload}
     for run in gthread:
-        peer = sync.get(run.model.concurrency) or max(sync.values(), key=lambda r: r.score, default=None)
+        peer = sync.get(run.model.workers) or max(sync.values(), key=lambda r: r.score, default=None)
         if peer is None:
             continue
         print(
