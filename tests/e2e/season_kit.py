@@ -272,7 +272,7 @@ class Codes:
         while True:
             now = time.time()
             window = int(now) // 30
-            if now % 30 <= 24 and window not in used:
+            if now % 30 <= 20 and window not in used:  # 10 s to type and send it, even loaded
                 used.add(window)
                 return format_hotp_value(hotp_value(secret, window))
             time.sleep(30 - now % 30 + 0.3)
