@@ -59,7 +59,8 @@ def _free_port() -> int:
 
 def production_env(**values: str) -> dict[str, str]:
     """os.environ with the production settings switched on (and the testing ones off)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_SETTINGS_MODULE"))}
+    testing_only = ("PYTEST_", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(testing_only)}
     env.update(
         DJANGO_SETTINGS_MODULE=SERVER_SETTINGS,
         DJANGO_DEBUG="0",

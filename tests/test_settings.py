@@ -46,7 +46,10 @@ def _check_deploy(**env: str):
     import sys
     from pathlib import Path
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_SETTINGS"))}
+    # Not the test process's own switches: DJANGO_ALLOW_ASYNC_UNSAFE (the browser tests set it)
+    # is a deployment warning of its own.
+    testing_only = ("PYTEST_", "DJANGO_SETTINGS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(testing_only)}
     environment.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_DEBUG="0",
