@@ -51,9 +51,10 @@ typecheck: $(STAMP)
 check: $(STAMP)
 	HOCBA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 
+# DJANGO_DEBUG=1: compilemessages reads the settings, which want a secret key outside DEBUG.
 messages: $(STAMP)
-	$(PY) manage.py makemessages -l vi -l en --no-obsolete -i ".venv/*" -i ".data/*" -i "tests/*" -i "bench/*" -i "scripts/*"
-	$(PY) manage.py compilemessages --ignore=.venv
+	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l vi -l en --no-obsolete -i ".venv/*" -i ".data/*" -i "tests/*" -i "bench/*" -i "scripts/*"
+	DJANGO_DEBUG=1 $(PY) manage.py compilemessages --ignore=.venv
 
 # The current TOTP code of a demo account: make totp u=th.hieutruong
 totp: $(STAMP)
