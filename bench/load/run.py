@@ -974,7 +974,7 @@ def _db_cpu() -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend on the bench's database (/proc)."""
     from django.db import connection
 
-    from bench.gradebook import _cpu_seconds
+    from bench.support import cpu_seconds as _cpu_seconds
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -987,7 +987,8 @@ def _db_cpu() -> dict[int, float]:
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its children (gunicorn's arbiter and workers), from /proc."""
-    from bench.gradebook import _children, _cpu_seconds
+    from bench.support import children as _children
+    from bench.support import cpu_seconds as _cpu_seconds
 
     return _cpu_seconds([pid, *_children(pid)])
 
