@@ -277,6 +277,7 @@ def concurrent_clients(
         DJANGO_SECRET_KEY="bench-" + Fernet.generate_key().decode(),
         HOCBA_DEPLOYMENT_KEY=Fernet.generate_key().decode(),
         DJANGO_SECURE_COOKIES="0",  # plain http on 127.0.0.1
+        DJANGO_SECURE_SSL_REDIRECT="0",
         HOCBA_STATIC_ROOT=str(tmp / "static"),
         PYTHONPATH=str(ROOT),  # the revision measured, whatever the virtualenv was installed from
         PYTHONUNBUFFERED="1",

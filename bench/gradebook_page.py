@@ -322,6 +322,7 @@ def main() -> int:
             DJANGO_SECRET_KEY="bench-" + Fernet.generate_key().decode(),
             HOCBA_DEPLOYMENT_KEY=Fernet.generate_key().decode(),
             DJANGO_SECURE_COOKIES="0",  # plain http on 127.0.0.1
+            DJANGO_SECURE_SSL_REDIRECT="0",
             HOCBA_STATIC_ROOT=str(static_root),
             PYTHONUNBUFFERED="1",
         )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from portal.http import SchoolRequest
 
 WORKER = "js/gradebook-sw.js"
-ASSETS = ("js/gradebook.js", "css/portal.css")
+ASSETS = ("js/gradebook.js", "js/portal.js", "css/portal.css")
 
 
 @lru_cache(maxsize=1)

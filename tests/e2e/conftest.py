@@ -106,3 +106,14 @@ def page(browser):
     context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
     yield context.new_page()
     context.close()
+
+
+def wait_until(page, expression: str, *, timeout: float = 30_000) -> None:
+    """page.wait_for_function for pages under the Content-Security-Policy: Playwright's polling
+    turns a string into a function in the page (eval), which script-src 'self' refuses; this polls
+    with page.evaluate (the DevTools protocol, outside the page's CSP)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)

@@ -13,6 +13,7 @@ from django.db import connection
 
 from portal.models import School, User
 from tests.conftest import PASSWORD, SCHOOLS, student_make
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -160,15 +161,14 @@ def test_thirty_cells_typed_offline_survive_a_reload_and_reach_the_database_once
 
     context.set_offline(False)
     page.locator("#gradebook td.conflict").nth(1).wait_for(timeout=30_000)
-    page.wait_for_function(
-        "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
-    )
+    wait_until(page, "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000)
     conflict = _cell(page, *mine_kept)
     assert "2,0" in conflict.locator(".choice").inner_text()  # theirs, and mine
     assert {(r, f): v for r, f, v in typed}[mine_kept] in conflict.inner_text()
     conflict.get_by_role("button", name="Giữ giá trị của tôi").click()
     _cell(page, *theirs_kept).get_by_role("button", name="Giữ giá trị trên máy chủ").click()
-    page.wait_for_function(
+    wait_until(
+        page,
         "!document.querySelector('#gradebook .pending, #gradebook .saving, #gradebook .conflict')",
         timeout=30_000,
     )
@@ -247,10 +247,10 @@ def test_a_refusal_met_on_another_terms_page_waits_on_the_device_for_its_own_pag
     page.goto(book + "?hk=2")  # served by the service worker
     page.wait_for_selector("#gradebook[data-ready='1']")
     # The queue is loaded (asynchronously): the status line counts the two cells waiting.
-    page.wait_for_function("document.querySelector('#save-status').textContent !== ''")
+    wait_until(page, "document.querySelector('#save-status').textContent !== ''")
     page.context.set_offline(False)
 
-    page.wait_for_function("document.querySelector('#save-status').textContent === ''", timeout=30_000)
+    wait_until(page, "document.querySelector('#save-status').textContent === ''", timeout=30_000)
     assert len(sent) == 2, sent
     page.goto(book + "?hk=1")
     page.wait_for_selector("#gradebook[data-ready='1']")
@@ -441,9 +441,7 @@ def test_the_homeroom_page_keeps_conduct_typed_offline_and_sends_it_in_order(
     page.locator("#gradebook .pending").nth(3).wait_for()
 
     page.context.set_offline(False)
-    page.wait_for_function(
-        "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
-    )
+    wait_until(page, "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000)
     assert page.locator("#gradebook .saved").count() == 4
     changes = _changes(django_db_blocker, school, enrolments)
     assert [(e, f, new) for _id, e, f, _old, new in changes] == [
@@ -471,9 +469,7 @@ def test_two_tabs_of_one_book_send_the_queue_once(live_url, browser, offline_cla
 
     context.set_offline(False)
     for tab in (first, second):
-        tab.wait_for_function(
-            "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000
-        )
+        wait_until(tab, "!document.querySelector('#gradebook .pending, #gradebook .saving')", timeout=30_000)
     changes = _changes(django_db_blocker, school, enrolments)
     assert [(e, f) for _id, e, f, _o, _n in changes] == [(enrolments[r], f) for r, f in typed]
     assert len(sent) == len(typed), sent  # each sent by one tab only (a lock), not once per tab
@@ -505,7 +501,7 @@ def test_a_save_the_server_fails_holds_the_cells_after_it_so_the_order_is_kept(
     _cell(page, 0, "regular_3").and_(page.locator(".offline")).wait_for(timeout=30_000)
     assert _cell(page, 0, "regular_4").and_(page.locator(".pending")).count() == 1  # waits its turn
     settled = "!document.querySelector('#gradebook .pending, #gradebook .saving, #gradebook .offline')"
-    page.wait_for_function(settled, timeout=30_000)
+    wait_until(page, settled, timeout=30_000)
     assert failures["left"] == 0
     changes = _changes(django_db_blocker, school, enrolments)
     assert [f for _id, _e, f, _o, _n in changes] == list(SCORES)

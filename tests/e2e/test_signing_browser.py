@@ -16,6 +16,7 @@ from django.db import connection
 
 from signing.services import certificate_register_pkcs12
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import wait_until
 from tests.signing.world import confirmed_class, homeroom_teacher_for, signing_school
 from tests.signing_kit import PIN
 from tests.worker import Worker
@@ -88,13 +89,11 @@ def test_the_homeroom_teacher_signs_the_class_and_the_progress_bar_fills(
     page.click("#confirm-form button[type=submit]")
 
     page.locator("#batch-progress").wait_for()
-    page.wait_for_function(
-        f"document.getElementById('batch-done').textContent === '{RECORDS}'", timeout=60_000
-    )
+    wait_until(page, f"document.getElementById('batch-done').textContent === '{RECORDS}'", timeout=60_000)
     assert page.locator("#batch-failed").inner_text() == "0"
     assert page.locator("#batch-remaining").inner_text() == "0"
     assert page.eval_on_selector("#batch-bar", "bar => [bar.value, bar.max]") == [RECORDS, RECORDS]
-    page.wait_for_function("document.getElementById('batch-state').textContent === 'Đã xong'", timeout=30_000)
+    wait_until(page, "document.getElementById('batch-state').textContent === 'Đã xong'", timeout=30_000)
     assert not page.locator("#batch-retry").is_visible()  # nothing failed: nothing to sign again
     assert not page.locator("#batch-stop").is_visible()  # finished: nothing to stop
     page.screenshot(path=str(tmp_path / "signing-progress.png"), full_page=True)
