@@ -21,7 +21,8 @@ def test_the_worker_is_served_in_the_grade_books_scope_with_its_assets_and_who_i
     assert response["Cache-Control"] == "no-cache, private"  # a new version is picked up at once
     assert response["X-Hocba-User"] == str(subject_teacher.pk)
     body = response.content.decode()
-    assert body.startswith('self.HOCBA_ASSETS = ["/static/js/gradebook.js", "/static/js/portal.js", "/static/css/portal.css"];')
+    assets = '["/static/js/gradebook.js", "/static/js/portal.js", "/static/css/portal.css"]'
+    assert body.startswith(f"self.HOCBA_ASSETS = {assets};")
     assert 'self.HOCBA_STATIC = "/static/";' in body
     assert 'addEventListener("fetch"' in body
 
