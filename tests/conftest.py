@@ -380,3 +380,19 @@ def softhsm_session_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("softhsm")
     softhsm_configure(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """The test session's one Playwright (sync API), shared by every browser test (tests/e2e,
+    tests/production): its event loop runs in this thread, so a second sync_playwright() in the same
+    run is refused ("Sync API inside the asyncio loop")."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    # That loop makes Django refuse ORM calls made by the tests' own fixtures, although nothing
+    # async touches them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as driver:
+        yield driver

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -70,6 +71,21 @@ def production_env(**values: str) -> dict[str, str]:
     )
     env.update(values)
     return env
+
+
+def settings_under(env: dict[str, str], *names: str) -> dict[str, object]:
+    """The values of settings `names` as a process with `env` reads them (a subprocess: the test
+    process's own settings were computed from its environment, which `make test` gives
+    DJANGO_DEBUG=1 through scripts/devenv.py)."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def collected_static(env: dict[str, str]) -> Path:

@@ -87,10 +87,25 @@ def test_the_deployment_checks_fail_when_a_production_setting_is_switched_off(se
 def test_the_hsts_and_referrer_decisions():
     """HSTS for a year without includeSubDomains or preload (config/settings.py says why); the
     referrer never leaves the site (verification codes travel in paths)."""
-    from django.conf import settings
+    from tests.production_stack import production_env, settings_under
 
-    assert settings.SECURE_HSTS_SECONDS >= 365 * 24 * 3600
-    assert settings.SECURE_HSTS_INCLUDE_SUBDOMAINS is False and settings.SECURE_HSTS_PRELOAD is False
-    assert settings.SECURE_REFERRER_POLICY in {"same-origin", "no-referrer"}
-    assert settings.SECURE_PROXY_SSL_HEADER == ("HTTP_X_FORWARDED_PROTO", "https")
-    assert settings.MIDDLEWARE[0] == "portal.security.TrustedProxyMiddleware"
+    # As a deployment reads them (DEBUG off, nothing of the tests'), not as this process did.
+    env = production_env(DJANGO_SETTINGS_MODULE="config.settings")
+    for name in ("HOCBA_HSTS_SECONDS", "HOCBA_HSTS_INCLUDE_SUBDOMAINS", "DJANGO_SECURE_SSL_REDIRECT"):
+        env.pop(name, None)
+    settings = settings_under(
+        env,
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SECURE_REFERRER_POLICY",
+        "SECURE_PROXY_SSL_HEADER",
+        "SECURE_SSL_REDIRECT",
+        "MIDDLEWARE",
+    )
+    assert settings["SECURE_HSTS_SECONDS"] >= 365 * 24 * 3600
+    assert settings["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False and settings["SECURE_HSTS_PRELOAD"] is False
+    assert settings["SECURE_REFERRER_POLICY"] in {"same-origin", "no-referrer"}
+    assert settings["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert settings["SECURE_SSL_REDIRECT"] is True
+    assert settings["MIDDLEWARE"][0] == "portal.security.TrustedProxyMiddleware"

@@ -87,18 +87,11 @@ def live_url(django_db_setup, django_db_blocker, signing_trust, e2e_signing_queu
 
 
 @pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread; Django then refuses ORM
-    # calls made by the test's own fixtures, although nothing async touches them.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
+def browser(playwright_driver):
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make sysdeps` (as root) or install it"
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ SCHOOL = SCHOOLS["school"][0]
 
 
 @pytest.fixture(scope="module")
-def browser(stack, tmp_path_factory):
+def browser(stack, tmp_path_factory, playwright_driver):
     """Chromium trusting the stack's throwaway CA (and only for this browser): an NSS database in
     a HOME of its own, as Chromium on Linux reads trust anchors from ~/.pki/nssdb. Real TLS
     trust, not ignored errors: Chromium registers no service worker (the grade book's) from a
@@ -33,9 +33,6 @@ def browser(stack, tmp_path_factory):
     import shutil
     import subprocess
 
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # as tests/e2e/conftest.py says
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make sysdeps` (as root)"
     home = tmp_path_factory.mktemp("chromium-home")
     nssdb = home / ".pki" / "nssdb"
@@ -47,14 +44,13 @@ def browser(stack, tmp_path_factory):
         [certutil, "-A", "-d", f"sql:{nssdb}", "-n", "stack-ca", "-t", "C,,", "-i", str(stack.ca_file)],
         check=True,
     )
-    with sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-            env={**os.environ, "HOME": str(home)},
-        )
-        yield instance
-        instance.close()
+    instance = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+        env={**os.environ, "HOME": str(home)},
+    )
+    yield instance
+    instance.close()
 
 
 class Watched:

@@ -150,6 +150,7 @@ def test_clients_behind_the_trusted_proxy_have_buckets_of_their_own(client, behi
 @pytest.mark.django_db
 def test_a_spoofed_forwarded_proto_does_not_pass_the_https_redirect(client, behind_proxy):
     behind_proxy.SECURE_SSL_REDIRECT = True
+    behind_proxy.SECURE_HSTS_SECONDS = 365 * 24 * 3600  # as outside DEBUG (`make test` runs with it on)
 
     spoofed = client.get(LOGIN, REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_PROTO="https")
     honest = client.get(LOGIN, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_PROTO="https")
