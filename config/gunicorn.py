@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 
-# The number of web worker processes when HOCBA_WEB_WORKERS is not set. Sync workers, one request
-# each at a time: the grade book's saves and pages are short and bound by PostgreSQL, not by I/O
-# waits. The worker model and this count are measured (bench/, docs/benchmarks.md); change them
-# here, in one place.
-DEFAULT_WEB_WORKERS = 2 * (os.cpu_count() or 1) + 1
+# The number of web worker processes when HOCBA_WEB_WORKERS is not set: sync workers, two a core.
+# Measured (docs/benchmarks.md, "Issue 16": bench/load on the quiet 2-core machine, the season's
+# mix, 40 users): sync 4 workers 24.2 req/s, p95 180 ms; gthread 2 x 4 threads 23.7 req/s, p95
+# 339 ms (and a database connection per thread); sync 2 workers 20.1 req/s, p95 1.2 s (a core
+# idles while its worker waits on PostgreSQL). A fifth worker on 2 cores added ~140 MB and a
+# connection for no gain (bench/web_workers.py). Change the model and count here, in one place.
+DEFAULT_WEB_WORKERS = 2 * (os.cpu_count() or 1)
 DEFAULT_WORKER_CLASS = "sync"
 
 
