@@ -55,7 +55,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import ROOT, percentile, summary_ms, throwaway_django
+from bench.support import ROOT, children, cpu_seconds, percentile, summary_ms, throwaway_django
 
 # Budgets: what a teacher on a school connection should not notice (server side only).
 PAGE_BUDGET_P95 = 0.200
@@ -191,29 +191,6 @@ def _server_times(log: Path, start: int, end: int) -> list[float]:
     return [int(line.split()[-1]) / 1e6 for line in lines if "/so-diem/" in line and " 200 " in line]
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (/proc/<pid>/stat; gone ones count 0)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def _database_backends() -> list[int]:
     """The PostgreSQL backends on the bench's database (the workers' persistent connections)."""
     from django.db import connection
@@ -240,12 +217,12 @@ def _load(
             pool.submit(_client, port, path, cookie, start_at, measure_at, stop_at) for _i in range(clients)
         ]
         time.sleep(max(0.0, measure_at - time.time() - 0.5))
-        workers, backends = _children(server), _database_backends()
+        workers, backends = children(server), _database_backends()
         time.sleep(max(0.0, measure_at - time.time()))
         log_start = log.stat().st_size
-        cpu_start = _cpu_seconds(workers), _cpu_seconds(backends)
+        cpu_start = cpu_seconds(workers), cpu_seconds(backends)
         time.sleep(max(0.0, stop_at - time.time()))
-        cpu_end = _cpu_seconds(workers), _cpu_seconds(backends)
+        cpu_end = cpu_seconds(workers), cpu_seconds(backends)
         time.sleep(0.2)  # the last responses' lines
         results = [f.result() for f in futures]
         log_end = log.stat().st_size
