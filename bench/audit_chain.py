@@ -155,10 +155,10 @@ def main() -> int:
             import django
 
             django.setup()
-            from portal.audit_chain import _WALK
+            from portal.audit_chain import WALK_SQL
 
             began = time.perf_counter()
-            row = conn.execute(_WALK.format(table="s7.chained"), ["s7", "chained"]).fetchone()
+            row = conn.execute(WALK_SQL.format(table="s7.chained"), ["s7", "chained"]).fetchone()
             walk_seconds = time.perf_counter() - began
             checked = row[0]
             assert row[0] >= args.rows and row[3] is None and row[5] == row[0], row  # intact

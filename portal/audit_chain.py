@@ -128,7 +128,7 @@ def _qualified(schema: str, table: str) -> str:
 
 
 # One pass over the chain, in chain_seq order (the unique index), in one snapshot with the head.
-_WALK = """
+WALK_SQL = """
 WITH walk AS (
     SELECT t.id, t.chain_seq, t.chain_hash,
            lag(t.chain_seq) OVER w AS prev_seq,
@@ -194,7 +194,7 @@ def chain_check(chain: Chain, *, cursor) -> tuple[int, ChainBreak | None, ChainB
         return 0, missing, None
     trigger = _trigger_break(cursor, chain)
     table = _qualified(chain.schema, chain.table)
-    cursor.execute(_WALK.format(table=table), [chain.schema, chain.table])
+    cursor.execute(WALK_SQL.format(table=table), [chain.schema, chain.table])
     rows, unchained, last_seq, first_broken, last_hash, head_seq, head_hash = cursor.fetchone()
 
     def found(kind: str, message: str, seq: int | None = None, row_id: int | None = None) -> ChainBreak:

@@ -22,7 +22,8 @@ from portal.permissions import can_export_personal_data
 from schools.models import Student
 
 from .models_privacy import REASON_MAX_LENGTH, PersonalDataExportChannel
-from .privacy import ExportSubject, safe_name, student_data_export
+from .privacy import student_data_export
+from .privacy_gather import ExportSubject, safe_name
 
 if TYPE_CHECKING:
     from portal.http import SchoolRequest

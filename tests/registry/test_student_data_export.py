@@ -22,12 +22,8 @@ from portal.models import CopyLog, IssuedRecord, RoleAssignment, VerificationLog
 from portal.selectors import personal_id_digest
 from registry.api.choices import PartnerKind
 from registry.models import ApiCall, PartnerClient, PersonalDataExport
-from registry.privacy import (
-    ExportSubject,
-    export_reason_clean,
-    export_subjects_by_personal_id,
-    student_data_export,
-)
+from registry.privacy import export_reason_clean, student_data_export
+from registry.privacy_gather import ExportSubject, export_subjects_by_personal_id
 from schools.models import Student, Subject
 from tests.signing_kit import issue
 from transcripts.models import AssessmentChange, YearRecordPdf

@@ -19,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.models import User
 from registry.models_privacy import PersonalDataExportChannel
-from registry.privacy import export_subjects_by_personal_id, student_data_export
+from registry.privacy import student_data_export
+from registry.privacy_gather import export_subjects_by_personal_id
 
 
 class Command(BaseCommand):
